@@ -1,0 +1,24 @@
+"""openai-batch: prompt template + table of data -> OpenAI Batch API jobs -> answers joined back."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("openai-batch")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = ["BatchError", "__version__"]
+
+from .errors import BatchError
+
+
+def __getattr__(name: str) -> Any:
+    # Heavy objects load on first use so that `openai-batch --help` stays fast.
+    if name == "BatchJob":
+        from .batchjob import BatchJob
+
+        return BatchJob
+    raise AttributeError(f"module 'openai_batch' has no attribute {name!r}")

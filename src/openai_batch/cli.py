@@ -1,0 +1,62 @@
+"""The command line: parses arguments and hands them to the library; nothing else lives here.
+
+Commands are registered by import path so `openai-batch --help` does not import pandas, pyarrow
+or openai. Each command module lives in `openai_batch.commands` and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from cyclopts import App, Parameter
+
+from . import __version__
+from .errors import BatchError
+
+app = App(
+    name="openai-batch",
+    help=(
+        "Turn a prompt template and a table of data into OpenAI Batch API jobs, run them, "
+        "and join the answers back to the rows."
+    ),
+    version=__version__,
+    default_parameter=Parameter(negative=()),
+)
+
+utils = App(name="utils", help="Utility commands: estimate cost, validate request files, and more.")
+app.command(utils)
+
+# Each entry: (import path, command name, one-line help with an example).
+app.command(
+    "openai_batch.commands.make:make_batch_file",
+    name="make-batch-file",
+    help="Render a prompt template against every row of a table into request files.\n\n"
+    "Example: openai-batch make-batch-file config.json personas.csv",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: runs a command and turns user errors into a message and an exit code."""
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(tokens, result_action="return_value", exit_on_error=False, print_error=True)
+    except BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:  # cyclopts parse errors were already printed
+        from cyclopts import CycloptsError
+
+        if isinstance(exc, CycloptsError):
+            return 2
+        raise
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
