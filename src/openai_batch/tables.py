@@ -1,0 +1,384 @@
+"""Input tables, read in chunks with every cell as the text the user wrote.
+
+`NA`, `null`, `007` and empty cells must reach the prompt unchanged, so pandas' NA detection and
+type inference are turned off everywhere. Memory stays flat: rows arrive `chunk_rows` at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import BatchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CHUNK_ROWS = 10_000
+_SNIFF_BYTES = 256 * 1024
+
+FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """How to read a data file; recorded so the same rows can be read again for the join."""
+
+    sheet: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    limit: int | None = None
+
+
+@dataclass
+class Table:
+    """An opened data file: its columns now, its rows chunk by chunk."""
+
+    path: Path
+    kind: str
+    columns: list[str]
+    options: TableOptions
+    delimiter: str | None = None
+    total_rows: int | None = None  # known up front for Parquet, else None
+
+    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """DataFrames of str cells (no NaN), in file order, honouring `limit`."""
+        reader = {
+            "csv": self._csv_chunks,
+            "tsv": self._csv_chunks,
+            "excel": self._excel_chunks,
+            "parquet": self._parquet_chunks,
+            "jsonl": self._jsonl_chunks,
+        }[self.kind]
+        remaining = self.options.limit
+        for chunk in reader(chunk_rows):
+            if remaining is not None:
+                if remaining <= 0:
+                    return
+                if len(chunk) > remaining:
+                    chunk = chunk.iloc[:remaining]
+                remaining -= len(chunk)
+            if len(chunk):
+                yield chunk
+
+    # -- CSV / TSV --------------------------------------------------------------------------
+    def _csv_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        try:
+            reader = pd.read_csv(
+                self.path,
+                sep=self.delimiter,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                encoding=self.options.encoding or "utf-8-sig",
+                chunksize=chunk_rows,
+                engine="c",
+                compression="infer",
+                names=self.columns,
+                header=0,
+                skip_blank_lines=True,
+                quoting=csv.QUOTE_MINIMAL,
+                nrows=self.options.limit,
+            )
+            with reader:
+                for chunk in reader:
+                    yield chunk.fillna("")
+        except UnicodeDecodeError as exc:
+            raise _encoding_error(self.path, exc) from None
+        except pd.errors.ParserError as exc:
+            raise BatchError(
+                f"cannot read {self.path}: {exc}",
+                hint="a cell that holds the delimiter or a line break must be in double quotes"
+                + ("" if self.options.delimiter else "; or give --delimiter"),
+            ) from None
+
+    # -- Excel ----------------------------------------------------------------------------
+    def _excel_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        workbook, sheet = _open_sheet(self.path, self.options.sheet)
+        try:
+            rows = sheet.iter_rows(values_only=True)
+            next(rows, None)  # header
+            width = len(self.columns)
+            batch: list[list[str]] = []
+            for values in rows:
+                cells = [_excel_text(v) for v in values[:width]]
+                if not any(cells):
+                    continue
+                cells += [""] * (width - len(cells))
+                batch.append(cells)
+                if len(batch) >= chunk_rows:
+                    yield pd.DataFrame(batch, columns=self.columns, dtype=object)
+                    batch = []
+            if batch:
+                yield pd.DataFrame(batch, columns=self.columns, dtype=object)
+        finally:
+            workbook.close()
+
+    # -- Parquet --------------------------------------------------------------------------
+    def _parquet_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(self.path)
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            arrays = [_arrow_text(batch.column(i), pa, pc) for i in range(batch.num_columns)]
+            table = pa.Table.from_arrays(arrays, names=self.columns)
+            yield table.to_pandas().fillna("")
+
+    # -- JSON Lines -----------------------------------------------------------------------
+    def _jsonl_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        batch: list[list[str]] = []
+        for number, record in _jsonl_records(self.path, self.options.encoding):
+            del number
+            batch.append([_json_text(record.get(c)) for c in self.columns])
+            if len(batch) >= chunk_rows:
+                yield pd.DataFrame(batch, columns=self.columns, dtype=object)
+                batch = []
+        if batch:
+            yield pd.DataFrame(batch, columns=self.columns, dtype=object)
+
+
+def open_table(path: Path, options: TableOptions | None = None) -> Table:
+    """Open a data file and read its header; errors here name the file and the fix."""
+    options = options or TableOptions()
+    if not path.exists():
+        raise BatchError(f"data file not found: {path}")
+    if path.is_dir():
+        raise BatchError(f"{path} is a folder, not a data file.")
+    kind = table_kind(path)
+    if options.limit is not None and options.limit < 1:
+        raise BatchError("--limit must be at least 1.")
+    if kind in ("csv", "tsv"):
+        table = _open_csv(path, kind, options)
+    elif kind == "excel":
+        table = _open_excel(path, options)
+    elif kind == "parquet":
+        table = _open_parquet(path, options)
+    else:
+        table = _open_jsonl(path, options)
+    _check_columns(table)
+    return table
+
+
+def table_kind(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1:
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix in FORMATS:
+        return FORMATS[suffix]
+    if suffix == ".xls":
+        raise BatchError(f"{path}: old .xls workbooks are not supported.", hint="save as .xlsx.")
+    raise BatchError(
+        f"{path}: unknown data file type {suffix or '(no extension)'!r}.",
+        hint="use .csv, .tsv, .xlsx, .parquet or .jsonl (CSV and JSONL may be .gz).",
+    )
+
+
+def _check_columns(table: Table) -> None:
+    seen: dict[str, int] = {}
+    for index, name in enumerate(table.columns, start=1):
+        if name in seen:
+            raise BatchError(
+                f"{table.path}: column {name!r} appears twice (columns {seen[name]} and {index}).",
+                hint="give every column a distinct header.",
+            )
+        seen[name] = index
+    if not table.columns:
+        raise BatchError(f"{table.path} has no header row.", hint="the first row names the columns.")
+
+
+def _open_text(path: Path, encoding: str | None) -> io.TextIOBase:
+    raw: Any = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+    return io.TextIOWrapper(raw, encoding=encoding or "utf-8-sig", newline="")
+
+
+def _open_csv(path: Path, kind: str, options: TableOptions) -> Table:
+    try:
+        with _open_text(path, options.encoding) as fh:
+            sample = fh.read(_SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(path, exc) from None
+    if not sample.strip():
+        raise BatchError(f"{path} is empty.", hint="the first row names the columns.")
+    delimiter = options.delimiter
+    if delimiter == "\\t" or delimiter == "tab":
+        delimiter = "\t"
+    if delimiter is None:
+        delimiter = "\t" if kind == "tsv" else _sniff_delimiter(sample)
+    if len(delimiter) != 1:
+        raise BatchError(f"--delimiter must be one character, not {delimiter!r}.")
+    header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
+    return Table(path, kind, header, options, delimiter=delimiter)
+
+
+def _sniff_delimiter(sample: str) -> str:
+    """Comma unless the header row clearly uses `;`, tab or `|` (European Excel writes `;`)."""
+    first_line = sample.split("\n", 1)[0]
+    try:
+        dialect = csv.Sniffer().sniff(sample[:65536], delimiters=",;\t|")
+        if dialect.delimiter in first_line:
+            return dialect.delimiter
+    except csv.Error:
+        pass
+    counts = {d: first_line.count(d) for d in ",;\t|"}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _encoding_error(path: Path, exc: UnicodeDecodeError) -> BatchError:
+    return BatchError(
+        f"{path} is not valid UTF-8 (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}).",
+        hint="save it as UTF-8, or give its encoding with --encoding (e.g. cp1252 or latin-1).",
+    )
+
+
+def _open_sheet(path: Path, sheet_name: str | None) -> tuple[Any, Any]:
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise BatchError(f"cannot open {path} as an Excel workbook: {exc}") from None
+    if sheet_name is None:
+        return workbook, workbook.worksheets[0]
+    if sheet_name not in workbook.sheetnames:
+        names = ", ".join(repr(n) for n in workbook.sheetnames)
+        workbook.close()
+        raise BatchError(f"{path} has no sheet {sheet_name!r}.", hint=f"its sheets are: {names}.")
+    return workbook, workbook[sheet_name]
+
+
+def _open_excel(path: Path, options: TableOptions) -> Table:
+    workbook, sheet = _open_sheet(path, options.sheet)
+    try:
+        header_row = next(sheet.iter_rows(values_only=True, max_row=1), ())
+    finally:
+        workbook.close()
+    header = [_excel_text(v) for v in header_row]
+    while header and header[-1] == "":
+        header.pop()
+    return Table(path, "excel", header, options)
+
+
+def _excel_text(value: Any) -> str:
+    """A cell as Excel stores it: whole numbers without `.0`, dates in ISO form."""
+    import datetime as dt
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _open_parquet(path: Path, options: TableOptions) -> Table:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:
+        raise BatchError(f"cannot read {path} as Parquet: {exc}") from None
+    total = parquet.metadata.num_rows
+    if options.limit is not None:
+        total = min(total, options.limit)
+    return Table(path, "parquet", list(parquet.schema_arrow.names), options, total_rows=total)
+
+
+def _arrow_text(array: Any, pa: Any, pc: Any) -> Any:
+    """A Parquet column as text; nulls become empty cells."""
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return array
+    if pa.types.is_floating(array.type):
+        # 28.0 -> "28": the number as a person would have typed it.
+        whole = pc.equal(array, pc.floor(array))
+        as_int = pc.cast(pc.if_else(whole, array, 0), pa.int64(), safe=False)
+        return pc.if_else(whole, pc.cast(as_int, pa.string()), pc.cast(array, pa.string()))
+    try:
+        return pc.cast(array, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.array([None if v is None else json.dumps(v) for v in array.to_pylist()])
+
+
+def _jsonl_records(path: Path, encoding: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each line's object; numbers are kept as written (`1.50` stays `1.50`)."""
+    try:
+        with _open_text(path, encoding) as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line, parse_float=_Raw, parse_int=_Raw)
+                except json.JSONDecodeError as exc:
+                    raise BatchError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
+                if not isinstance(record, dict):
+                    raise BatchError(f"{path}, line {number}: each line must be a JSON object.")
+                yield number, record
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(path, exc) from None
+
+
+class _Raw(str):
+    """A JSON number kept as the text it was written as."""
+
+
+def _json_text(value: Any) -> str:
+    """A JSON Lines value as cell text: strings as they are, anything else as its JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and not isinstance(value, _Raw):
+        return str(value)
+    return _dump(value)
+
+
+def _dump(value: Any) -> str:
+    if isinstance(value, _Raw):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_dump(k)}: {_dump(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_dump(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _open_jsonl(path: Path, options: TableOptions) -> Table:
+    columns: list[str] = []
+    for count, (_, record) in enumerate(_jsonl_records(path, options.encoding)):
+        for key in record:
+            if key not in columns:
+                columns.append(key)
+        if count >= 1000:
+            break
+    if not columns:
+        raise BatchError(f"{path} holds no JSON objects.")
+    return Table(path, "jsonl", columns, options)
