@@ -81,9 +81,7 @@ class MakeResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "files": [
-                {**asdict(f), "path": str(f.path)} for f in self.files
-            ],
+            "files": [{**asdict(f), "path": str(f.path)} for f in self.files],
             "requests": self.requests,
             "bytes": self.bytes,
             "template": str(self.template),
@@ -119,7 +117,9 @@ def check_options(opts: MakeOptions) -> None:
             hint=f"use -o {opts.output.with_suffix('.jsonl')}",
         )
     if opts.output.is_dir():
-        raise BatchError(f"output {opts.output} is a folder.", hint="give a file name ending .jsonl")
+        raise BatchError(
+            f"output {opts.output} is a folder.", hint="give a file name ending .jsonl"
+        )
 
 
 class IdMaker:
@@ -258,7 +258,9 @@ class ShardWriter:
         for shard, path in zip(self.shards, self.final_paths(), strict=True):
             files.commit(shard.temp, path)
             infos.append(
-                ShardInfo(path, shard.requests, shard.bytes, shard.digest.hexdigest(), shard.first_row)
+                ShardInfo(
+                    path, shard.requests, shard.bytes, shard.digest.hexdigest(), shard.first_row
+                )
             )
         return infos
 
@@ -309,7 +311,7 @@ def check_first_line(line: str, endpoint: str, template: Template) -> str | None
     if endpoint != "/v1/moderations" and (not isinstance(model, str) or not model.strip()):
         where = template.source or "the template"
         raise BatchError(
-            f"{where} has no \"model\": every request needs one.",
+            f'{where} has no "model": every request needs one.',
             hint='add e.g. "model": "gpt-4o-mini" to the template.',
         )
     return model if isinstance(model, str) else None
@@ -352,7 +354,9 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
     return MakeResult(shards, template_path, data_path, opts.endpoint, model, opts)
 
 
-def preview(template_path: Path, data_path: Path, opts: MakeOptions, n: int) -> list[dict[str, Any]]:
+def preview(
+    template_path: Path, data_path: Path, opts: MakeOptions, n: int
+) -> list[dict[str, Any]]:
     """The first `n` request lines, parsed, without writing anything."""
     table, template = open_inputs(template_path, data_path, opts)
     maker = IdMaker(table, opts.id_column, opts.id_prefix)

@@ -22,10 +22,32 @@ app = App(
     ),
     version=__version__,
     default_parameter=Parameter(negative=()),
+    help_epilogue=(
+        "Examples:\n"
+        "  openai-batch make-batch-file templates/persona_survey.json sample_data/personas.csv\n"
+    ),
 )
 
 utils = App(name="utils", help="Utility commands: estimate cost, validate request files, and more.")
 app.command(utils)
+utils.command(
+    "openai_batch.commands.estimate:estimate",
+    name="estimate",
+    help="Count prompt tokens, output ceiling and batch cost of request files, offline.\n\n"
+    "Example: openai-batch utils estimate batch-requests.jsonl --image-size 2048x683",
+)
+utils.command(
+    "openai_batch.commands.validate:validate",
+    name="validate",
+    help="Check request files for everything the Batch API would reject, before uploading.\n\n"
+    "Example: openai-batch utils validate batch-requests.jsonl",
+)
+utils.command(
+    "openai_batch.commands.chat_complete:chat_complete",
+    name="chat-complete",
+    help="Run a request file through the synchronous API (OpenAI, vLLM, Ollama), Batch-format "
+    "results.\n\nExample: openai-batch utils chat-complete batch-requests.jsonl --concurrency 16",
+)
 
 # Each entry: (import path, command name, one-line help with an example).
 app.command(

@@ -1,4 +1,4 @@
-"""Atomic file writing: a reader never sees a half-written file, and a failure leaves none behind."""
+"""Atomic file writing: no reader sees a half-written file, and a failure leaves none behind."""
 
 from __future__ import annotations
 

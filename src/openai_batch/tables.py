@@ -93,18 +93,19 @@ class Table:
                 chunksize=chunk_rows,
                 engine="c",
                 compression="infer",
-                names=self.columns,
                 header=0,
+                index_col=False,
                 skip_blank_lines=True,
                 quoting=csv.QUOTE_MINIMAL,
                 nrows=self.options.limit,
             )
             with reader:
-                for chunk in reader:
+                while (chunk := _next_chunk(reader)) is not None:
+                    chunk.columns = self.columns  # pandas renames repeated headers; we refuse them
                     yield chunk.fillna("")
         except UnicodeDecodeError as exc:
             raise _encoding_error(self.path, exc) from None
-        except pd.errors.ParserError as exc:
+        except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
             raise BatchError(
                 f"cannot read {self.path}: {exc}",
                 hint="a cell that holds the delimiter or a line break must be in double quotes"
@@ -162,6 +163,17 @@ class Table:
             yield pd.DataFrame(batch, columns=self.columns, dtype=object)
 
 
+def _next_chunk(reader: Any) -> pd.DataFrame | None:
+    """The next chunk; a row with more cells than the header is an error, not silent data loss."""
+    import warnings
+
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return next(reader, None)
+
+
 def open_table(path: Path, options: TableOptions | None = None) -> Table:
     """Open a data file and read its header; errors here name the file and the fix."""
     options = options or TableOptions()
@@ -209,11 +221,14 @@ def _check_columns(table: Table) -> None:
             )
         seen[name] = index
     if not table.columns:
-        raise BatchError(f"{table.path} has no header row.", hint="the first row names the columns.")
+        raise BatchError(
+            f"{table.path} has no header row.", hint="the first row names the columns."
+        )
 
 
 def _open_text(path: Path, encoding: str | None) -> io.TextIOBase:
-    raw: Any = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    raw = opener(path, "rb")
     return io.TextIOWrapper(raw, encoding=encoding or "utf-8-sig", newline="")
 
 
@@ -340,7 +355,9 @@ def _jsonl_records(path: Path, encoding: str | None) -> Iterator[tuple[int, dict
                 try:
                     record = json.loads(line, parse_float=_Raw, parse_int=_Raw)
                 except json.JSONDecodeError as exc:
-                    raise BatchError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
+                    raise BatchError(
+                        f"{path}, line {number}: not valid JSON ({exc.msg})."
+                    ) from None
                 if not isinstance(record, dict):
                     raise BatchError(f"{path}, line {number}: each line must be a JSON object.")
                 yield number, record

@@ -113,7 +113,7 @@ def _context(row: Mapping[str, str]) -> dict[str, Any]:
 
 @dataclass
 class StringSlot:
-    """A JSON string holding placeholders; renders to its escaped inside (the quotes are literal)."""
+    """A JSON string with placeholders; renders to its escaped inside (quotes are literal)."""
 
     path: str
     pieces: list[str | Expr] = field(default_factory=list)  # literal text and expressions
@@ -485,7 +485,9 @@ class _Builder:
         try:
             compiled = self.env.compile_expression(stripped, undefined_to_none=False)
         except TemplateSyntaxError as exc:
-            raise self._unknown(token, f"it is neither a column nor a valid expression ({exc})")
+            raise self._unknown(
+                token, f"it is neither a column nor a valid expression ({exc})"
+            ) from None
         self._check_names(token, f"{self.syntax.var[0]} {stripped} {self.syntax.var[1]}")
         return Expr(label, jinja=compiled)
 
