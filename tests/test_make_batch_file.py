@@ -496,6 +496,18 @@ def test_sharding_by_request_count(tmp_path, capsys):
         assert f"Batch file created: {shard}" in stdout
 
 
+def test_stale_files_from_an_earlier_run_are_pointed_out(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "n\n" + "".join(f"{i}\n" for i in range(4)))
+    out = tmp_path / "reqs.jsonl"
+    template = chat_template(tmp_path, "<<n>>")
+    args = ("make-batch-file", template, data, "-o", out, "-q")
+    assert run_cli(capsys, *args, "--max-requests", "2")[0] == 0
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0
+    assert "reqs-001.jsonl is from an earlier run" in err
+    assert "reqs-002.jsonl is from an earlier run" in err
+
+
 def test_sharding_by_bytes(tmp_path, capsys):
     data = write(tmp_path / "d.csv", "n\n" + "".join(f"{'x' * 100}{i}\n" for i in range(30)))
     out = tmp_path / "reqs.jsonl"

@@ -70,6 +70,7 @@ class MakeResult:
     endpoint: str
     model: str | None
     options: MakeOptions
+    stale: list[Path] = field(default_factory=list)  # older outputs that are not part of this one
 
     @property
     def requests(self) -> int:
@@ -351,7 +352,14 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
         raise
     finally:
         bar.close()
-    return MakeResult(shards, template_path, data_path, opts.endpoint, model, opts)
+    stale = stale_outputs(opts.output, [s.path for s in shards])
+    return MakeResult(shards, template_path, data_path, opts.endpoint, model, opts, stale)
+
+
+def stale_outputs(output: Path, written: list[Path]) -> list[Path]:
+    """Files an earlier run left under the same name that someone might upload by mistake."""
+    candidates = [output, *output.parent.glob(f"{output.stem}-[0-9][0-9][0-9]*{output.suffix}")]
+    return sorted(p for p in candidates if p.exists() and p not in written)
 
 
 def preview(

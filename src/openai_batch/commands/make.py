@@ -10,6 +10,7 @@ from cyclopts import Parameter
 
 from .. import console
 from ..batchfile import MAX_REQUESTS, MakeOptions, MakeResult, make_batch_files, preview
+from ..lifecycle import remember_made
 from ..sizes import parse_size
 from ..tables import TableOptions
 
@@ -116,6 +117,7 @@ def make_batch_file(
             console.say(json.dumps(request, indent=2, ensure_ascii=False))
         return 0
     result = make_batch_files(template, data, opts)
+    remember_made(result)  # ledger: lets get-batch-results find the rows to join (lifecycle)
     report(result, json_output)
     return 0
 
@@ -130,6 +132,8 @@ def report(result: MakeResult, json_output: bool) -> None:
             f"Batch file created: {info.path} "
             f"({info.requests:,} requests, {console.human_bytes(info.bytes)})"
         )
+    for path in result.stale:
+        console.warn(f"{path} is from an earlier run and is not part of this output.")
     if len(result.files) > 1:
         console.say(
             f"{result.requests:,} requests in {len(result.files)} files "
