@@ -153,7 +153,7 @@ def test_bare_placeholders_become_json_values(tmp_path, capsys):
     template = write(
         tmp_path / "t.json",
         '{"model": "m", "temperature": <<T>>, "n": <<N>>, "store": <<B>>, "seed": <<Z>>,'
-        ' "max_tokens": <<N | int * 2>>, "messages": []}',
+        ' "max_tokens": <<N | int * 2>>, "messages": [{"role": "user", "content": "x"}]}',
     )
     out = tmp_path / "o.jsonl"
     code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", out, "-q")
@@ -166,7 +166,7 @@ def test_bare_placeholders_become_json_values(tmp_path, capsys):
         "store": True,
         "seed": None,
         "max_tokens": 24,
-        "messages": [],
+        "messages": [{"role": "user", "content": "x"}],
     }
     assert bodies[1]["n"] == -300.0 and bodies[1]["store"] is False and bodies[1]["seed"] is None
 
@@ -613,3 +613,83 @@ def test_help_lists_commands_and_version(capsys):
     assert "make-batch-file" in out and "Example" in out
     code, out, _ = run_cli(capsys, "--version")
     assert code == 0 and out.strip()[0].isdigit()
+
+
+# --- the checks make-batch-file runs on what it wrote --------------------------------------------
+
+
+def test_seed_fixture_estimate_matches_real_usage(tmp_path, capsys):
+    seed = need_seed()
+    code, stdout, _ = run_cli(
+        capsys,
+        "make-batch-file",
+        seed / "config.json",
+        seed / "simulated_survey_personas.csv",
+        "-o",
+        tmp_path / "o.jsonl",
+        "--image-size",
+        "2048x683",
+        "--json",
+        "-q",
+    )
+    assert code == 0
+    summary = json.loads(stdout)
+    assert summary["estimate"]["prompt_tokens"] == 154_128  # the real usage of that batch
+    assert summary["problems"] == []
+
+
+def test_summary_has_an_estimate_line(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "n\nhello\nworld\n")
+    code, stdout, _ = run_cli(
+        capsys,
+        "make-batch-file",
+        chat_template(tmp_path, "<<n>>"),
+        data,
+        "-o",
+        tmp_path / "o.jsonl",
+        "-q",
+    )
+    assert code == 0
+    assert "Estimate: 2 requests" in stdout and "prompt tokens" in stdout
+
+
+def test_template_the_api_would_reject_is_refused_before_writing(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "n\nhello\n")
+    template = write(
+        tmp_path / "t.json",
+        '{"model": "gpt-4o", "temprature": 1, "messages": [{"role": "bot", "content": "<<n>>"}]}',
+    )
+    code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", tmp_path / "o.jsonl")
+    assert_clean_error(code, err, "body.temprature", "body.messages[0].role")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_review_samples_large_outputs_and_scales_the_estimate(tmp_path, capsys):
+    from openai_batch.review import review_files
+
+    data = write(tmp_path / "d.csv", "n\n" + "".join(f"row {i}\n" for i in range(300)))
+    out = tmp_path / "o.jsonl"
+    assert (
+        run_cli(
+            capsys,
+            "make-batch-file",
+            chat_template(tmp_path, "<<n>>"),
+            data,
+            "-o",
+            out,
+            "-q",
+            "--max-requests",
+            "100",
+        )[0]
+        == 0
+    )
+    files = [(p, 100) for p in sorted(tmp_path.glob("o-*.jsonl"))]
+    exact = review_files(files, k=1000)
+    sampled = review_files(files, k=30)
+    assert exact.checked == 300 and not exact.estimate.sampled
+    assert sampled.checked < 60 and sampled.estimate.sampled
+    assert sampled.estimate.requests == 300
+    assert (
+        abs(sampled.estimate.prompt_tokens - exact.estimate.prompt_tokens)
+        < 0.1 * exact.estimate.prompt_tokens
+    )

@@ -315,7 +315,23 @@ def check_first_line(line: str, endpoint: str, template: Template) -> str | None
             f'{where} has no "model": every request needs one.',
             hint='add e.g. "model": "gpt-4o-mini" to the template.',
         )
+    _check_request(request, template)
     return model if isinstance(model, str) else None
+
+
+def _check_request(request: dict[str, Any], template: Template) -> None:
+    """Every row shares the template's structure: what the API would reject in the first
+    request (a wrong role, an unknown field, a malformed part) it would reject in all of them."""
+    from . import validate
+
+    errors = [p for p in validate.check_line(request, 1) if p.severity == validate.ERROR]
+    if errors:
+        where = template.source or "the template"
+        listed = "\n".join(f"    {p.path}: {p.message}" for p in errors[:10])
+        raise BatchError(
+            f"the API would reject every request {where} makes:\n{listed}",
+            hint="fix the template; `openai-batch make-batch-file ... --preview 1` shows a body.",
+        )
 
 
 def open_inputs(template_path: Path, data_path: Path, opts: MakeOptions) -> tuple[Table, Template]:
@@ -329,6 +345,15 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
     """Render every row into request files; all or nothing."""
     table, template = open_inputs(template_path, data_path, opts)
     maker = IdMaker(table, opts.id_column, opts.id_prefix)
+    from . import fastpath
+
+    if fastpath.wanted(table, template):
+        try:
+            result = fastpath.make_fast(table, template, template_path, data_path, opts)
+            result.stale = stale_outputs(opts.output, [s.path for s in result.files])
+            return result
+        except fastpath.Fallback:
+            pass  # the general path below writes the same bytes, or names the row at fault
     writer = ShardWriter(opts.output, opts.max_requests, opts.max_bytes)
     model: str | None = None
     start = 0

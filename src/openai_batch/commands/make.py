@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from cyclopts import Parameter
 
@@ -55,6 +55,8 @@ def make_batch_file(
     sheet: str | None = None,
     delimiter: str | None = None,
     encoding: str | None = None,
+    image_size: str | None = None,
+    expected_output: int | None = None,
     preview_rows: Annotated[int | None, Parameter(name="--preview")] = None,
     quiet: Annotated[bool, Parameter(alias="-q")] = False,
     json_output: Annotated[bool, Parameter(name="--json")] = False,
@@ -91,6 +93,10 @@ def make_batch_file(
         CSV delimiter (default: detected from the header row; "tab" for tabs).
     encoding
         Text encoding of a CSV/JSONL file (default UTF-8, with or without BOM).
+    image_size
+        For the cost estimate: the size (WxH) of remote images, which are not downloaded.
+    expected_output
+        For the cost estimate: the output tokens you expect per request.
     preview_rows
         Print the first N rendered requests and write nothing.
     quiet
@@ -118,14 +124,25 @@ def make_batch_file(
         return 0
     result = make_batch_files(template, data, opts)
     remember_made(result)  # ledger: lets get-batch-results find the rows to join (lifecycle)
-    report(result, json_output)
+    report(result, json_output, image_size=image_size, expected_output=expected_output)
     return 0
 
 
-def report(result: MakeResult, json_output: bool) -> None:
-    """The summary: one line per file written (or JSON)."""
+def report(result: MakeResult, json_output: bool, **estimate_options: Any) -> None:
+    """The summary: one line per file written, the cost estimate, any doubts (or JSON)."""
+    from ..estimate import summary_line
+    from ..review import review_files
+
+    review = review_files([(f.path, f.requests) for f in result.files], **estimate_options)
     if json_output:
-        console.print_json(result.to_json())
+        console.print_json(
+            {
+                **result.to_json(),
+                "estimate": review.estimate.to_dict(),
+                "checked_requests": review.checked,
+                "problems": [vars(p) for p in review.problems],
+            }
+        )
         return
     for info in result.files:
         console.say(
@@ -139,3 +156,12 @@ def report(result: MakeResult, json_output: bool) -> None:
             f"{result.requests:,} requests in {len(result.files)} files "
             f"({console.human_bytes(result.bytes)})"
         )
+    console.say(f"Estimate: {summary_line(review.estimate)}")
+    for warning in review.estimate.warnings:
+        console.warn(warning)
+    for problem in review.problems[:10]:
+        where = f"line {problem.line}" if problem.line else "a sampled line"
+        console.warn(f"{problem.severity} in {where}: {problem.path}: {problem.message}")
+    if review.errors:
+        paths = " ".join(str(f.path) for f in result.files)
+        console.warn(f"the API may reject some requests; `openai-batch utils validate {paths}`")

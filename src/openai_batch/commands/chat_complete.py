@@ -1,0 +1,140 @@
+"""`openai-batch utils chat-complete`: the CLI face of `chat_complete.run_requests`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from cyclopts import Parameter
+
+from .. import console
+from ..chat_complete import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    RunSummary,
+    run_requests,
+    write_table,
+)
+
+EXIT_SOME_FAILED = 4
+EXIT_INTERRUPTED = 130
+
+
+def chat_complete(
+    file: Path,
+    *,
+    output: Annotated[Path | None, Parameter(alias="-o")] = None,
+    concurrency: Annotated[int, Parameter(alias="-c")] = DEFAULT_CONCURRENCY,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    model: str | None = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    timeout: float = DEFAULT_TIMEOUT,
+    csv: Path | None = None,
+    data: Path | None = None,
+    id_column: str | None = None,
+    id_prefix: str | None = None,
+    quiet: Annotated[bool, Parameter(alias="-q")] = False,
+    json_output: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Run a request file through the synchronous API, writing Batch API-format results.
+
+    Example: openai-batch utils chat-complete batch-requests.jsonl --concurrency 16
+
+    Re-running the same command skips requests already answered and retries the failed ones.
+    Exit status: 0 when every request has an answer, 4 when some failed (their lines are in the
+    output, in the Batch API's error format), 130 when interrupted.
+
+    Parameters
+    ----------
+    file
+        A Batch API request file (.jsonl), e.g. from make-batch-file.
+    output
+        Results file (default: beside FILE, named after it: batch.jsonl gives
+        batch.responses.jsonl).
+    concurrency
+        Requests in flight at once.
+    base_url
+        An OpenAI-compatible server, e.g. http://localhost:8000/v1 for vLLM or
+        http://localhost:11434/v1 for Ollama (default: OPENAI_BASE_URL, else OpenAI).
+    api_key_env
+        Environment variable holding the API key (default OPENAI_API_KEY; a local server
+        given with --base-url needs no key).
+    model
+        Send every request to this model instead of the one in the file.
+    max_retries
+        Retries per request on 429, 5xx, timeouts and dropped connections.
+    timeout
+        Seconds to wait for one answer.
+    csv
+        Also write a table, as get-batch-results --csv does: every input row plus custom_id,
+        status, content, ... and one column per top-level key of JSON answers.
+    data
+        The table the requests were made from (default: the one recorded by make-batch-file).
+    id_column
+        With --data: the column the custom_ids were made from (as make-batch-file --id-column).
+    id_prefix
+        With --data: the custom_id prefix (as make-batch-file --id-prefix).
+    quiet
+        No progress bar.
+    json_output
+        Print the summary as one JSON object.
+    """
+    summary = run_requests(
+        file,
+        output,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        max_retries=max_retries,
+        timeout=timeout,
+        model=model,
+        progress=not quiet,
+    )
+    table = None
+    if csv is not None and summary.output.exists():
+        table = write_table(
+            file, summary.output, csv, data=data, id_column=id_column, id_prefix=id_prefix
+        )
+    report(summary, json_output, table)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return 0 if summary.complete else EXIT_SOME_FAILED
+
+
+def report(summary: RunSummary, json_output: bool, table: Any = None) -> None:
+    if json_output:
+        data = summary.to_json()
+        if table is not None:
+            data["csv"] = {
+                "path": str(table.path),
+                "rows": table.rows,
+                "ok": table.ok,
+                "error": table.error,
+                "missing": table.missing,
+                "columns": table.columns,
+            }
+        console.print_json(data)
+        return
+    answered = summary.already_done + summary.succeeded
+    console.say(f"Answers written to: {summary.output}")
+    if table is not None:
+        console.say(
+            f"Table written to: {table.path} ({table.rows:,} rows: {table.ok:,} ok, "
+            f"{table.error:,} error, {table.missing:,} missing)"
+        )
+        if table.unmatched:
+            console.warn(f"{table.unmatched} answer(s) match no row of the data: check --data")
+    console.say(
+        f"{answered} of {summary.total} requests answered "
+        f"({summary.succeeded} now, {summary.already_done} earlier), {summary.failed} failed"
+    )
+    for custom_id, reason in list(summary.failures.items())[:5]:
+        console.note(f"  {custom_id}: {reason}")
+    if summary.failed > 5:
+        console.note(f"  ... and {summary.failed - 5} more")
+    if summary.interrupted:
+        console.warn(f"interrupted; {summary.not_run} requests not run yet")
+    if not summary.complete:
+        console.note(f"run the same command again to retry the {summary.total - answered} left")
