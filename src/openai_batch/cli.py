@@ -56,6 +56,42 @@ app.command(
     help="Render a prompt template against every row of a table into request files.\n\n"
     "Example: openai-batch make-batch-file config.json personas.csv",
 )
+app.command(
+    "openai_batch.commands.upload:upload_batch_file",
+    name="upload-batch-file",
+    help="Upload request files for the Batch API (checked first; never the same content twice).\n\n"
+    "Example: openai-batch upload-batch-file batch-requests.jsonl",
+)
+app.command(
+    "openai_batch.commands.start:start_batch",
+    name="start-batch",
+    help="Start a batch per uploaded file id or request file (uploads it first if needed).\n\n"
+    "Example: openai-batch start-batch batch-requests.jsonl --description 'persona survey'",
+)
+app.command(
+    "openai_batch.commands.results:get_batch_results",
+    name="get-batch-results",
+    help="Show a batch's status and timeline; when done, write its results in order (and CSV).\n\n"
+    "Example: openai-batch get-batch-results batch-requests.jsonl --wait --csv results.csv",
+)
+app.command(
+    "openai_batch.commands.list:list_batches",
+    name="list-batches",
+    help="List batches, newest first: id, created, status, counts, description.\n\n"
+    "Example: openai-batch list-batches --limit 50 --status in_progress",
+)
+app.command(
+    "openai_batch.commands.cancel:cancel_batch",
+    name="cancel-batch",
+    help="Cancel running batches (the results done so far are kept).\n\n"
+    "Example: openai-batch cancel-batch batch_6708634c0ba081909ca21a5f182ce840",
+)
+app.command(
+    "openai_batch.commands.run:run",
+    name="run",
+    help="Make, upload and start in one command; with --wait also get the results and CSV.\n\n"
+    "Example: openai-batch run config.json personas.csv --wait --csv results.csv",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

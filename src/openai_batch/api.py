@@ -1,0 +1,415 @@
+"""The only module that talks to the service: the client, uploads, batches and downloads.
+
+Every call goes through the official `openai` SDK, which retries 429, 5xx and connection errors
+with backoff and honours `retry-after`/`retry-after-ms`. Whatever still fails comes out of here as
+an `ApiError` with one clear message and a hint; the API key never appears in either.
+
+Configuration (environment, or a `.env` file in the working directory that never overrides a
+variable already set): `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`;
+Azure OpenAI when `AZURE_OPENAI_ENDPOINT` is set (`AZURE_OPENAI_API_KEY` or `OPENAI_API_KEY`,
+`OPENAI_API_VERSION`). `OPENAI_BATCH_MAX_RETRIES` (default 5) and `OPENAI_BATCH_STRICT=1` (check
+every response against the SDK's schema: useful with look-alike servers) tune the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import files
+from .errors import ApiError, BatchError
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types import Batch, FileObject
+
+DEFAULT_MAX_RETRIES = 5
+# Uploads and downloads of 200 MB files on slow links: generous read/write, quick connect.
+TIMEOUT_SECONDS = 900.0
+CONNECT_TIMEOUT_SECONDS = 20.0
+DOWNLOAD_ATTEMPTS = 3
+FINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+KEYS_PAGE = "https://platform.openai.com/api-keys"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A ready client plus what we may say about it (never the key)."""
+
+    client: openai.OpenAI
+    service: str  # base URL: scopes ledger entries to one service
+    azure: bool
+    key_variable: str  # the variable the key came from, for messages
+
+    def describe(self) -> str:
+        return f"Azure OpenAI at {self.service}" if self.azure else self.service
+
+
+def load_dotenv_file() -> None:
+    """Read `.env` from the working directory, never overriding variables already set."""
+    path = Path.cwd() / ".env"
+    if path.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def _max_retries() -> int:
+    raw = _env("OPENAI_BATCH_MAX_RETRIES")
+    if raw is None:
+        return DEFAULT_MAX_RETRIES
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise BatchError(
+            f"OPENAI_BATCH_MAX_RETRIES must be a whole number, not {raw!r}",
+            hint="unset it to use the default of 5 retries",
+        ) from None
+
+
+def connect(*, strict: bool | None = None, max_retries: int | None = None) -> Connection:
+    """The configured client, checked for a key before any request is made."""
+    load_dotenv_file()
+    import httpx2
+    import openai
+
+    if strict is None:
+        strict = _env("OPENAI_BATCH_STRICT") not in (None, "0", "false", "no")
+    retries = _max_retries() if max_retries is None else max_retries
+    timeout = httpx2.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+    endpoint = _env("AZURE_OPENAI_ENDPOINT")
+    if endpoint:
+        return _connect_azure(endpoint, strict=strict, retries=retries, timeout=timeout)
+    key = _env("OPENAI_API_KEY")
+    if key is None:
+        raise ApiError(
+            "no API key: OPENAI_API_KEY is not set",
+            hint=f"create a key at {KEYS_PAGE}, then `export OPENAI_API_KEY=...` "
+            "or put `OPENAI_API_KEY=...` in a .env file in this folder",
+        )
+    try:
+        client = openai.OpenAI(
+            api_key=key,
+            base_url=_env("OPENAI_BASE_URL"),
+            organization=_env("OPENAI_ORG_ID"),
+            project=_env("OPENAI_PROJECT_ID"),
+            max_retries=retries,
+            timeout=timeout,
+            _strict_response_validation=strict,
+        )
+    except openai.OpenAIError as exc:
+        raise ApiError(f"cannot configure the OpenAI client: {redact(str(exc))}") from None
+    service = str(client.base_url).rstrip("/")
+    return Connection(client, service, azure=False, key_variable="OPENAI_API_KEY")
+
+
+def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -> Connection:
+    import openai
+
+    key_variable = "AZURE_OPENAI_API_KEY" if _env("AZURE_OPENAI_API_KEY") else "OPENAI_API_KEY"
+    key = _env(key_variable)
+    if key is None and not _env("AZURE_OPENAI_AD_TOKEN"):
+        raise ApiError(
+            "no API key for Azure OpenAI: AZURE_OPENAI_API_KEY is not set",
+            hint="set AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN), or unset "
+            "AZURE_OPENAI_ENDPOINT to use OpenAI",
+        )
+    version = _env("OPENAI_API_VERSION")
+    if version is None:
+        raise ApiError(
+            "Azure OpenAI needs an API version: OPENAI_API_VERSION is not set",
+            hint="set OPENAI_API_VERSION, e.g. `export OPENAI_API_VERSION=2025-04-01-preview`",
+        )
+    try:
+        client = openai.AzureOpenAI(
+            azure_endpoint=endpoint,
+            api_key=key,
+            api_version=version,
+            max_retries=retries,
+            timeout=timeout,
+            _strict_response_validation=strict,
+        )
+    except (openai.OpenAIError, ValueError) as exc:
+        raise ApiError(f"cannot configure the Azure OpenAI client: {redact(str(exc))}") from None
+    service = str(client.base_url).rstrip("/")
+    return Connection(client, service, azure=True, key_variable=key_variable or "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|[A-Fa-f0-9]{32})\b")
+
+
+def redact(text: str) -> str:
+    """Remove anything that is, or looks like, an API key from a message."""
+    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN"):
+        value = os.environ.get(name)
+        if value and len(value) >= 8:
+            text = text.replace(value, "<redacted>")
+    return _KEY_PATTERN.sub("<redacted>", text)
+
+
+def _server_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    message = None
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        message = inner.get("message") if isinstance(inner, dict) else None
+    return redact(str(message or getattr(exc, "message", None) or exc))
+
+
+def translate(exc: BaseException, what: str, conn: Connection | None = None) -> ApiError:
+    """One clear ApiError for an SDK or transport failure while doing `what`."""
+    import httpx2
+    import openai
+
+    where = conn.describe() if conn else "the API"
+    key_var = conn.key_variable if conn else "OPENAI_API_KEY"
+    if isinstance(exc, openai.AuthenticationError):
+        return ApiError(
+            f"{key_var} was rejected (401) while {what}",
+            hint=f"check the key (environment or .env in this folder); keys are at {KEYS_PAGE}",
+        )
+    if isinstance(exc, openai.PermissionDeniedError):
+        return ApiError(
+            f"permission denied (403) while {what}: {_server_message(exc)}",
+            hint="the key's project may lack access to Files/Batches or this model",
+        )
+    if isinstance(exc, openai.NotFoundError):
+        return ApiError(
+            f"not found (404) while {what}: {_server_message(exc)}",
+            hint="check the id with `openai-batch list-batches`; ids belong to one "
+            "organization and project, and uploads expire after 30 days",
+        )
+    if isinstance(exc, openai.RateLimitError):
+        code = getattr(exc, "code", None)
+        if code == "insufficient_quota":
+            return ApiError(
+                f"insufficient quota (429) while {what}: {_server_message(exc)}",
+                hint="add credit or raise the limit in the billing settings",
+            )
+        return ApiError(
+            f"rate limited (429) while {what}, even after retries: {_server_message(exc)}",
+            hint="wait a minute and run the same command again",
+        )
+    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+        return ApiError(f"the API refused {what} ({exc.status_code}): {_server_message(exc)}")
+    if isinstance(exc, openai.APIStatusError):
+        return ApiError(
+            f"{where} answered {exc.status_code} while {what}, even after retries: "
+            f"{_server_message(exc)}",
+            hint="the service may be having trouble; run the same command again later",
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return ApiError(
+            f"timed out while {what} ({where})",
+            hint="check the network and run the same command again",
+        )
+    if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError | OSError):
+        cause = exc.__cause__ or exc
+        return ApiError(
+            f"could not reach {where} while {what}: {redact(str(cause) or type(cause).__name__)}",
+            hint="check the network (and OPENAI_BASE_URL if set), then run the same command again",
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ApiError(
+            f"{where} sent a response that does not match the API's schema while {what}",
+            hint="unset OPENAI_BATCH_STRICT, or check that OPENAI_BASE_URL is an OpenAI-compatible "
+            "server",
+        )
+    return ApiError(f"{what} failed: {redact(str(exc))}")
+
+
+@contextlib.contextmanager
+def calling(what: str, conn: Connection | None = None) -> Iterator[None]:
+    """Turn any SDK/transport exception raised inside into an ApiError about `what`."""
+    import httpx2
+    import openai
+
+    try:
+        yield
+    except (openai.OpenAIError, httpx2.HTTPError) as exc:
+        raise translate(exc, what, conn) from None
+
+
+def is_not_found(exc: BaseException) -> bool:
+    import openai
+
+    return isinstance(exc, openai.NotFoundError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def upload_file(conn: Connection, path: Path, *, purpose: str = "batch") -> FileObject:
+    """Upload a file, streamed from disk (the SDK rewinds it on a retry)."""
+    with open(path, "rb") as fh, calling(f"uploading {path}", conn):
+        return conn.client.files.create(
+            file=(path.name, fh, "application/jsonl"),
+            purpose=purpose,  # type: ignore[arg-type]
+        )
+
+
+def retrieve_file(conn: Connection, file_id: str) -> FileObject | None:
+    """The file's metadata, or None when the service no longer has it (expired or deleted)."""
+    import openai
+
+    with calling(f"looking up file {file_id}", conn):
+        try:
+            return conn.client.files.retrieve(file_id)
+        except openai.NotFoundError:
+            return None
+
+
+def read_first_line(conn: Connection, file_id: str, limit: int = 16 << 20) -> bytes:
+    """The first line of an uploaded file, without downloading the rest of it."""
+    with (
+        calling(f"reading file {file_id}", conn),
+        conn.client.files.with_streaming_response.content(file_id) as response,
+    ):
+        head = bytearray()
+        for chunk in response.iter_bytes(64 * 1024):
+            head.extend(chunk)
+            if b"\n" in head or len(head) >= limit:
+                break
+    return bytes(head.split(b"\n", 1)[0])
+
+
+def download_file(
+    conn: Connection, file_id: str, dest: Path, *, attempts: int = DOWNLOAD_ATTEMPTS
+) -> Path:
+    """Stream a file to `dest` atomically; a broken transfer is retried and never leaves a part."""
+    import httpx2
+    import openai
+
+    what = f"downloading file {file_id}"
+    for attempt in range(1, attempts + 1):
+        temp = files.temp_path_for(dest)
+        try:
+            with conn.client.files.with_streaming_response.content(file_id) as response:
+                expected = _announced_length(response.headers)
+                written = 0
+                with open(temp, "wb") as fh:
+                    for chunk in response.iter_bytes(1 << 20):
+                        fh.write(chunk)
+                        written += len(chunk)
+                if expected is not None and written != expected:
+                    raise httpx2.RemoteProtocolError(
+                        f"received {written} of {expected} bytes", request=None
+                    )
+            files.commit(temp, dest)
+            return dest
+        except (openai.APIConnectionError, httpx2.TransportError) as exc:
+            files.discard(temp)
+            if attempt == attempts:
+                cause = redact(str(exc) or type(exc).__name__)
+                raise ApiError(
+                    f"the download of file {file_id} broke off {attempts} times ({cause})",
+                    hint="nothing partial was kept; run the same command again",
+                ) from None
+            time.sleep(min(2.0**attempt * 0.25, 8.0))
+        except (openai.OpenAIError, httpx2.HTTPError) as exc:
+            files.discard(temp)
+            raise translate(exc, what, conn) from None
+        except BaseException:
+            files.discard(temp)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _announced_length(headers: Any) -> int | None:
+    if headers.get("content-encoding") not in (None, "identity"):
+        return None
+    raw = headers.get("content-length")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+def create_batch(
+    conn: Connection, input_file_id: str, endpoint: str, metadata: dict[str, str] | None
+) -> Batch:
+    with calling(f"starting a batch for {input_file_id}", conn):
+        return conn.client.batches.create(
+            input_file_id=input_file_id,
+            endpoint=endpoint,  # type: ignore[arg-type]
+            completion_window="24h",
+            metadata=metadata or None,
+        )
+
+
+def retrieve_batch(conn: Connection, batch_id: str) -> Batch:
+    import openai
+
+    try:
+        with calling(f"looking up batch {batch_id}", conn):
+            try:
+                return normalize(conn.client.batches.retrieve(batch_id))
+            except openai.NotFoundError:
+                raise ApiError(
+                    f"no batch {batch_id} at {conn.describe()} (404)",
+                    hint="check the id with `openai-batch list-batches`; batch ids belong to one "
+                    "organization and project",
+                ) from None
+    except ValueError:
+        raise BatchError(f"not a batch id: {batch_id!r}") from None
+
+
+def find_batch(conn: Connection, batch_id: str) -> Batch | None:
+    """Like retrieve_batch, but None when the service does not know the id."""
+    import openai
+
+    with calling(f"looking up batch {batch_id}", conn):
+        try:
+            return normalize(conn.client.batches.retrieve(batch_id))
+        except openai.NotFoundError:
+            return None
+
+
+def cancel_batch(conn: Connection, batch_id: str) -> Batch:
+    import openai
+
+    with calling(f"cancelling batch {batch_id}", conn):
+        try:
+            return normalize(conn.client.batches.cancel(batch_id))
+        except openai.NotFoundError:
+            raise ApiError(
+                f"no batch {batch_id} at {conn.describe()} (404)",
+                hint="check the id with `openai-batch list-batches`",
+            ) from None
+
+
+def iter_batches(conn: Connection, *, page_size: int = 100) -> Iterator[Batch]:
+    """Every batch, newest first, across the API's pages."""
+    with calling("listing batches", conn):
+        for batch in conn.client.batches.list(limit=page_size):
+            yield normalize(batch)
+
+
+def normalize(batch: Batch) -> Batch:
+    """Azure returns "" for absent file ids; make them None like OpenAI does."""
+    if batch.output_file_id == "":
+        batch.output_file_id = None
+    if batch.error_file_id == "":
+        batch.error_file_id = None
+    return batch
+
+
+def is_final(batch: Batch) -> bool:
+    return batch.status in FINAL_STATUSES

@@ -1,0 +1,53 @@
+"""`openai-batch cancel-batch BATCH_ID...`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from cyclopts import Parameter
+
+from .. import api, console, lifecycle
+from ..batchview import batch_json
+from ..errors import BatchError
+from ..ledger import open_ledger
+
+
+def cancel_batch(
+    *batch_ids: str,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Cancel batches: they stop within minutes, keeping the results done so far.
+
+    Example: openai-batch cancel-batch batch_6708634c0ba081909ca21a5f182ce840
+
+    A batch that already finished is left as it is. A request file stands for the batches
+    started from it.
+
+    Parameters
+    ----------
+    batch_ids
+        Batch ids (batch_...), or request files whose batches to cancel.
+    as_json
+        Print the API's batch objects as JSON.
+    """
+    if not batch_ids:
+        raise BatchError("no batch given", hint="openai-batch cancel-batch batch_...")
+    conn = api.connect()
+    out = []
+    with open_ledger() as ledger:
+        resolved = lifecycle.resolve(conn, ledger, batch_ids)
+        for batch_id in resolved.batch_ids:
+            batch = api.retrieve_batch(conn, batch_id)
+            already = api.is_final(batch) or batch.status == "cancelling"
+            if not already:
+                batch = api.cancel_batch(conn, batch_id)
+            ledger.record_batch(conn.service, batch)
+            out.append(batch_json(batch, was_running=not already))
+            if not as_json:
+                if already:
+                    console.say(f"{batch.id}  {batch.status}  (nothing to cancel)")
+                else:
+                    console.say(f"{batch.id}  {batch.status}")
+    if as_json:
+        console.print_json(out)
+    return 0

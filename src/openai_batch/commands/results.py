@@ -1,0 +1,275 @@
+"""`openai-batch get-batch-results BATCH_ID_OR_PATH...`: status, timeline, results, CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from cyclopts import Parameter
+
+from .. import api, batchview, console, lifecycle
+from ..ledger import Ledger, RequestFileRecord, open_ledger
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+EXIT_NOT_ALL_OK = 4
+EXIT_INTERRUPTED = 130
+
+
+def get_batch_results(
+    *targets: str,
+    output: Annotated[Path, Parameter(alias="-o")] = Path("batch-responses.jsonl"),
+    csv: Path | None = None,
+    data: Path | None = None,
+    requests: Path | None = None,
+    id_column: str | None = None,
+    id_prefix: str | None = None,
+    wait: Annotated[bool, Parameter(alias="-w")] = False,
+    poll_interval: float = 5.0,
+    quiet: Annotated[bool, Parameter(alias="-q")] = False,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Show batches' status and timeline; once finished, write every result in request order.
+
+    Example: openai-batch get-batch-results batch-requests.jsonl --wait --csv results.csv
+
+    Output and error lines go together into one file, in the order of the request file
+    (natural custom_id order when it is unknown). Several batches of one request file (retries)
+    merge: the latest success wins. Exit status: 0 when every batch completed and every request
+    succeeded; 4 when a batch failed, expired or was cancelled, or some requests failed (what
+    exists is still written); 130 when Ctrl-C stopped --wait (the batches go on).
+
+    Parameters
+    ----------
+    targets
+        Batch ids (batch_...), or request files: a file stands for every batch started from it
+        (and from retry files made from it).
+    output
+        Where to write the merged results (JSON lines, one per request).
+    csv
+        Also write a table: every input row plus custom_id, status (ok, error, missing),
+        content, finish_reason, refusal, prompt_tokens, completion_tokens, error, and one
+        column per top-level key when the content is a JSON object.
+    data
+        The table the requests were made from (default: the one recorded by make-batch-file).
+    requests
+        The request file, for the order of the results when the ledger does not know it.
+    id_column
+        With --data: the column the custom_ids were made from (as make-batch-file --id-column).
+    id_prefix
+        With --data: the custom_id prefix (as make-batch-file --id-prefix).
+    wait
+        Poll until every batch has finished, with a progress bar. Ctrl-C stops waiting, not
+        the batch.
+    poll_interval
+        Seconds between the first polls; the interval grows to at most a minute.
+    quiet
+        No progress bar.
+    as_json
+        Print the API's batch objects plus what this command adds (files written, counts).
+    """
+    lifecycle.require_batches(targets)
+    conn = api.connect()
+    with open_ledger() as ledger:
+        resolved = lifecycle.resolve(conn, ledger, targets)
+        args = resume_args(resolved.batch_ids, output, csv, data, requests, id_column, id_prefix)
+        batches = follow(conn, ledger, resolved.batch_ids, wait, poll_interval, quiet, as_json,
+                         args)  # fmt: skip
+        if batches is None:
+            return EXIT_INTERRUPTED
+        lifecycle.attach_roots(ledger, conn.service, resolved)
+        return finish(
+            conn, batches, resolved.roots, labels=resolved.labels, output=output, csv=csv,
+            data=data, requests=requests, id_column=id_column, id_prefix=id_prefix,
+            as_json=as_json, resume=args,
+        )  # fmt: skip
+
+
+def resume_args(
+    batch_ids: Sequence[str],
+    output: Path,
+    csv: Path | None,
+    data: Path | None,
+    requests: Path | None,
+    id_column: str | None,
+    id_prefix: str | None,
+) -> list[str]:
+    """The get-batch-results arguments that pick this up again later."""
+    args = ["get-batch-results", *batch_ids, "-o", str(output)]
+    for flag, value in (
+        ("--csv", csv), ("--data", data), ("--requests", requests),
+        ("--id-column", id_column), ("--id-prefix", id_prefix),
+    ):  # fmt: skip
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def follow(
+    conn: api.Connection,
+    ledger: Ledger,
+    batch_ids: Sequence[str],
+    wait: bool,
+    poll_interval: float,
+    quiet: bool,
+    as_json: bool,
+    resume: list[str],
+) -> list[Batch] | None:
+    """The batches now, or when final with --wait; None when Ctrl-C stopped the wait."""
+    if not wait:
+        batches = [api.retrieve_batch(conn, b) for b in batch_ids]
+        for batch in batches:
+            ledger.record_batch(conn.service, batch)
+        return batches
+    try:
+        return lifecycle.wait_for(
+            conn, ledger, batch_ids, poll_interval=poll_interval, progress=not quiet
+        )
+    except lifecycle.StoppedWaiting as stopped:
+        if as_json:
+            console.print_json({"batches": [batchview.batch_json(b) for b in stopped.batches],
+                                "finished": False})  # fmt: skip
+        else:
+            for batch in stopped.batches:
+                console.say(batchview.describe(batch))
+        console.note("Stopped waiting; the batches go on. Resume with:")
+        console.note(f"  {lifecycle.resume_command([*resume, '--wait'])}")
+        return None
+
+
+def finish(
+    conn: api.Connection,
+    batches: Sequence[Batch],
+    roots: Sequence[RequestFileRecord],
+    *,
+    labels: dict[str, str] | None = None,
+    output: Path,
+    csv: Path | None = None,
+    data: Path | None = None,
+    requests: Path | None = None,
+    id_column: str | None = None,
+    id_prefix: str | None = None,
+    as_json: bool = False,
+    resume: list[str] | None = None,
+    extra_json: dict[str, Any] | None = None,
+) -> int:
+    """Show the batches; when all are final, download, merge and write. Returns the exit code."""
+    labels = labels or {}
+    if not as_json:
+        for batch in batches:
+            console.say(batchview.describe(batch, request_file=labels.get(batch.id)))
+            console.say()
+    report: dict[str, Any] = {
+        **(extra_json or {}),
+        "batches": [batchview.batch_json(b) for b in batches],
+    }
+    if not all(api.is_final(b) for b in batches):
+        report["finished"] = False
+        if as_json:
+            console.print_json(report)
+        else:
+            running = sum(1 for b in batches if not api.is_final(b))
+            console.say(f"{running} batch(es) not finished yet: nothing downloaded.")
+            if resume:
+                console.note("Wait for the results with:")
+                console.note(f"  {lifecycle.resume_command([*resume, '--wait'])}")
+        return 0
+    report["finished"] = True
+    collected = lifecycle.collect(
+        conn, batches, roots, output=output, csv=csv, requests=requests, data=data,
+        id_column=id_column, id_prefix=id_prefix,
+    )  # fmt: skip
+    code = exit_code(batches, collected)
+    if as_json:
+        report.update(collected_json(collected))
+        console.print_json(report)
+    else:
+        say_collected(batches, collected)
+    return code
+
+
+def exit_code(batches: Sequence[Batch], collected: lifecycle.Collected) -> int:
+    if any(b.status != "completed" for b in batches):
+        return EXIT_NOT_ALL_OK
+    counted = collected.csv or collected.responses
+    if counted is None or counted.error or counted.missing:
+        return EXIT_NOT_ALL_OK
+    return 0
+
+
+def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> None:
+    for batch in batches:
+        note = batchview.final_note(batch)
+        if note:
+            console.say(note)
+    for text in collected.plan.notes:
+        console.warn(text)
+    responses = collected.responses
+    if responses is None:
+        console.say("No output or error file: nothing to write.")
+    else:
+        console.say(
+            f"Results written to: {responses.path} ({responses.lines:,} lines: "
+            f"{lifecycle.results.summarize_counts(responses)})"
+        )
+        if responses.extra:
+            console.warn(
+                f"{responses.extra} result(s) have custom_ids that are not in the request file; "
+                "they are at the end"
+            )
+    table = collected.csv
+    if table is not None:
+        console.say(
+            f"Table written to: {table.path} ({table.rows:,} rows: "
+            f"{lifecycle.results.summarize_counts(table)})"
+        )
+        if table.unmatched:
+            console.warn(
+                f"{table.unmatched} result(s) match no row of the data: check --data, "
+                "--id-column and --id-prefix"
+            )
+        if collected.plan.data is None:
+            console.note("(no data file known: the table has the results only; add --data FILE)")
+    counted = table or responses
+    if counted is not None and (counted.error or counted.missing) and has_retry_command():
+        console.note(
+            "To redo the failed or missing requests: openai-batch utils retry-failed "
+            f"{batches[-1].id} -o retry.jsonl"
+        )
+
+
+def has_retry_command() -> bool:
+    from ..cli import utils
+
+    return "retry-failed" in utils
+
+
+def collected_json(collected: lifecycle.Collected) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "downloads": [
+            {"batch_id": d.batch.id, "output": _str(d.output), "errors": _str(d.errors)}
+            for d in collected.downloads
+        ],
+        "responses": None,
+        "csv": None,
+        "notes": collected.plan.notes,
+    }
+    if collected.responses:
+        r = collected.responses
+        out["responses"] = {
+            "path": str(r.path), "lines": r.lines, "ok": r.ok, "error": r.error,
+            "missing": r.missing, "extra": r.extra,
+        }  # fmt: skip
+    if collected.csv:
+        c = collected.csv
+        out["csv"] = {
+            "path": str(c.path), "rows": c.rows, "ok": c.ok, "error": c.error,
+            "missing": c.missing, "unmatched": c.unmatched, "columns": c.columns,
+        }  # fmt: skip
+    return out
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path else None

@@ -1,0 +1,97 @@
+"""`openai-batch start-batch FILE_ID_OR_PATH...`: one batch per request file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from cyclopts import Parameter
+
+from .. import api, console, lifecycle
+from ..batchview import batch_json
+from ..errors import BatchError
+from ..ledger import open_ledger
+
+
+def start_batch(
+    *targets: str,
+    description: str = lifecycle.DEFAULT_DESCRIPTION,
+    metadata: list[str] | None = None,
+    endpoint: str | None = None,
+    force: bool = False,
+    no_check: bool = False,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Start one batch (completion window 24h) per uploaded file id or local request file.
+
+    Example: openai-batch start-batch batch-requests.jsonl --description "persona survey"
+
+    A local path is uploaded first, unless that exact content was uploaded before and is still
+    on the service. A file whose content already has a batch running or completed is not
+    started again (that would be paid twice): its batch is shown instead; --force starts another.
+
+    Parameters
+    ----------
+    targets
+        Uploaded file ids (file-...) or request files (.jsonl).
+    description
+        Stored as the batch's metadata "description", shown by list-batches.
+    metadata
+        More metadata as KEY=VALUE; repeat the option for each pair (16 pairs at most,
+        keys up to 64 and values up to 512 characters).
+    endpoint
+        The batch's endpoint (default: the url of the file's lines).
+    force
+        Start a new batch even if one for the same content is running or completed.
+    no_check
+        Skip the check of local files against the API's rules (as `utils validate`).
+    as_json
+        Print the API's batch objects (plus what this command adds) as JSON.
+    """
+    if not targets:
+        raise BatchError("no file given", hint="openai-batch start-batch batch-requests.jsonl")
+    meta = lifecycle.parse_metadata(metadata or [], description)
+    infos = {  # check every local file before starting anything
+        target: lifecycle.scan_request_file(Path(target), check=not no_check)
+        for target in targets
+        if not lifecycle.looks_like_file_id(target)
+    }
+    conn = api.connect()
+    started = []
+    with open_ledger() as ledger:
+        for target in targets:
+            item = lifecycle.start_one(
+                conn, ledger, target, metadata=meta, endpoint=endpoint, force=force,
+                info=infos.get(target),
+            )  # fmt: skip
+            started.append(item)
+            if not as_json:
+                report(item)
+    if as_json:
+        console.print_json([to_json(s) for s in started])
+    return 0
+
+
+def report(item: lifecycle.Started) -> None:
+    batch = item.batch
+    if item.upload is not None:
+        verb = "Using the earlier upload" if item.upload.reused else "Uploaded batch file"
+        console.note(f"{verb}: {item.upload.path} -> {item.upload.file.id}")
+    for earlier in item.earlier:
+        console.note(f"(an earlier batch {earlier.id} of this file ended {earlier.status})")
+    if item.reused:
+        console.say(
+            f"Already started: {batch.id}  {batch.status}  ({item.target}); "
+            "not starting it again (--force starts another)"
+        )
+    else:
+        console.say(f"Started batch: {batch.id}  {batch.status}  ({item.target})")
+
+
+def to_json(item: lifecycle.Started) -> dict[str, object]:
+    return batch_json(
+        item.batch,
+        target=item.target,
+        reused=item.reused,
+        uploaded=item.upload is not None and not item.upload.reused,
+    )

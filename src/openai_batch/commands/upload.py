@@ -1,0 +1,84 @@
+"""`openai-batch upload-batch-file FILE...`: upload request files for the Batch API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from cyclopts import Parameter
+
+from .. import api, console, lifecycle
+from ..errors import BatchError
+from ..ledger import open_ledger
+
+
+def upload_batch_file(
+    *files: Path,
+    force: bool = False,
+    no_check: bool = False,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Upload request files with purpose "batch", after checking what the API would reject.
+
+    Example: openai-batch upload-batch-file batch-requests.jsonl
+
+    Every file is checked first, as `utils validate` does (.jsonl, at most 200 MB and 50,000
+    requests, unique custom_ids, one url and one model, each body against the API's request
+    types); nothing is uploaded if one fails. A file whose exact
+    content was uploaded before and is still on the service is not uploaded again.
+
+    Parameters
+    ----------
+    files
+        Request files (.jsonl), e.g. from make-batch-file.
+    force
+        Upload even when the same content is already on the service.
+    no_check
+        Skip the check of every line against the API's rules (as `utils validate`).
+    as_json
+        Print the API's file objects (plus what this command adds) as JSON.
+    """
+    if not files:
+        raise BatchError(
+            "no file given", hint="openai-batch upload-batch-file batch-requests.jsonl"
+        )
+    infos = [lifecycle.scan_request_file(path, check=not no_check) for path in files]
+    conn = api.connect()
+    done = []
+    with open_ledger() as ledger:
+        for info in infos:
+            uploaded = lifecycle.ensure_uploaded(conn, ledger, info.path, info=info, force=force)
+            done.append(uploaded)
+            if not as_json:
+                report(uploaded)
+    if as_json:
+        console.print_json([to_json(u) for u in done])
+    return 0
+
+
+def report(uploaded: lifecycle.Uploaded) -> None:
+    info, file = uploaded.info, uploaded.file
+    if uploaded.reused:
+        console.say(f"Already uploaded: {info.path} (same content, still on the service)")
+    else:
+        console.say(f"Uploaded batch file: {info.path}")
+    expires = ""
+    if file.expires_at:
+        expires = f", expires {datetime.fromtimestamp(file.expires_at):%Y-%m-%d %H:%M}"
+    console.say(
+        f"  {file.id}  ({info.requests:,} requests, {console.human_bytes(info.bytes)}{expires})"
+    )
+
+
+def to_json(uploaded: lifecycle.Uploaded) -> dict[str, object]:
+    data = uploaded.file.model_dump(mode="json")
+    data["openai_batch"] = {
+        "path": str(uploaded.info.path),
+        "sha256": uploaded.info.sha256,
+        "requests": uploaded.info.requests,
+        "endpoint": uploaded.info.endpoint,
+        "model": uploaded.info.model,
+        "reused": uploaded.reused,
+    }
+    return data

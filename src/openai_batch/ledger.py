@@ -1,0 +1,573 @@
+"""The ledger: what this machine made, uploaded and started, so nothing is paid for twice.
+
+A SQLite database (`ledger.sqlite3` under `$OPENAI_BATCH_HOME`, default the user data directory)
+records each request file made (path, sha256, the template and data it came from, and how to
+recover its custom_id order), each upload (file id) and each batch. It lets a local path stand for
+an id, stops double uploads and double starts, and lets get-batch-results find the data to join.
+It holds no secrets: no keys, no request or response content.
+
+Schema changes are ordered, recorded migrations. WAL mode and a busy timeout let several commands
+use it at once; `lock()` serializes check-then-act sequences (is it started? no: start it) across
+processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BatchError
+
+DB_NAME = "ledger.sqlite3"
+BUSY_TIMEOUT_MS = 30_000
+LOCK_STALE_SECONDS = 6 * 3600.0
+
+# Each migration: (version, name, statements). Never edit a released one; append a new one.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "request files, uploads, batches, locks",
+        [
+            """CREATE TABLE request_files (
+                id INTEGER PRIMARY KEY,
+                path TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                bytes INTEGER,
+                requests INTEGER,
+                endpoint TEXT,
+                model TEXT,
+                template TEXT,
+                data TEXT,
+                table_options TEXT,
+                first_row INTEGER,
+                shard INTEGER,
+                shards INTEGER,
+                parent_sha256 TEXT,
+                job TEXT,
+                recorded_at REAL NOT NULL,
+                UNIQUE (path, sha256)
+            )""",
+            "CREATE INDEX request_files_by_sha ON request_files (sha256)",
+            """CREATE TABLE uploads (
+                file_id TEXT NOT NULL,
+                service TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                path TEXT,
+                bytes INTEGER,
+                purpose TEXT,
+                created_at INTEGER,
+                expires_at INTEGER,
+                gone INTEGER NOT NULL DEFAULT 0,
+                recorded_at REAL NOT NULL,
+                PRIMARY KEY (service, file_id)
+            )""",
+            "CREATE INDEX uploads_by_sha ON uploads (service, sha256)",
+            """CREATE TABLE batches (
+                batch_id TEXT NOT NULL,
+                service TEXT NOT NULL,
+                input_file_id TEXT,
+                sha256 TEXT,
+                endpoint TEXT,
+                description TEXT,
+                metadata TEXT,
+                status TEXT,
+                created_at INTEGER,
+                output_file_id TEXT,
+                error_file_id TEXT,
+                total INTEGER,
+                completed INTEGER,
+                failed INTEGER,
+                recorded_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (service, batch_id)
+            )""",
+            "CREATE INDEX batches_by_sha ON batches (service, sha256)",
+            "CREATE INDEX batches_by_input ON batches (service, input_file_id)",
+            """CREATE TABLE locks (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                acquired_at REAL NOT NULL
+            )""",
+        ],
+    ),
+]
+
+
+def home_dir() -> Path:
+    """`$OPENAI_BATCH_HOME`, else the platform's user data directory for openai-batch."""
+    env = os.environ.get("OPENAI_BATCH_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("openai-batch", appauthor=False))
+
+
+def downloads_dir() -> Path:
+    """Where downloaded output/error files are kept, by file id (their content never changes)."""
+    return home_dir() / "downloads"
+
+
+@dataclass
+class RequestFileRecord:
+    id: int
+    path: str
+    sha256: str
+    bytes: int | None
+    requests: int | None
+    endpoint: str | None
+    model: str | None
+    template: str | None
+    data: str | None
+    table_options: dict[str, Any] = field(default_factory=dict)
+    first_row: int | None = None
+    shard: int | None = None
+    shards: int | None = None
+    parent_sha256: str | None = None
+    job: str | None = None
+    recorded_at: float = 0.0
+
+
+@dataclass
+class UploadRecord:
+    file_id: str
+    service: str
+    sha256: str
+    path: str | None
+    bytes: int | None
+    purpose: str | None
+    created_at: int | None
+    expires_at: int | None
+    gone: bool
+    recorded_at: float
+
+
+@dataclass
+class BatchRecord:
+    batch_id: str
+    service: str
+    input_file_id: str | None
+    sha256: str | None
+    endpoint: str | None
+    description: str | None
+    metadata: dict[str, str]
+    status: str | None
+    created_at: int | None
+    output_file_id: str | None
+    error_file_id: str | None
+    total: int | None
+    completed: int | None
+    failed: int | None
+    recorded_at: float
+    updated_at: float
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would be CTRL_C_EVENT there: rely on the age limit
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+class Ledger:
+    """A connection to the ledger database. Use as a context manager, or call close()."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise BatchError(
+                f"cannot open the ledger {path}: {exc}",
+                hint="set OPENAI_BATCH_HOME to a writable folder",
+            ) from None
+        self.db.row_factory = sqlite3.Row
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        with contextlib.suppress(sqlite3.OperationalError):  # e.g. on a network filesystem
+            self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front (no upgrade deadlocks)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        with self.transaction() as db:
+            done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+            newest = max((v for v, _, _ in MIGRATIONS), default=0)
+            if done and max(done) > newest:
+                raise BatchError(
+                    f"the ledger {self.path} was written by a newer openai-batch "
+                    f"(schema {max(done)} > {newest})",
+                    hint="upgrade openai-batch, or point OPENAI_BATCH_HOME elsewhere",
+                )
+            for version, name, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in statements:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, wait_seconds: float = 3600.0, poll: float = 0.1) -> Iterator[None]:
+        """Hold a named lock across processes (e.g. "start:<sha256>"); waits for a live holder.
+
+        A lock whose holder died on this host, or that is older than six hours, is taken over.
+        """
+        owner = _owner()
+        deadline = time.monotonic() + wait_seconds
+        while not self._try_lock(name, owner):
+            if time.monotonic() > deadline:
+                raise BatchError(
+                    f"another openai-batch command holds the lock {name!r}",
+                    hint="wait for it to finish, then run this command again",
+                )
+            time.sleep(poll)
+        try:
+            yield
+        finally:
+            with self.transaction() as db:
+                db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    def _try_lock(self, name: str, owner: str) -> bool:
+        with self.transaction() as db:
+            row = db.execute("SELECT owner, acquired_at FROM locks WHERE name = ?", (name,))
+            held = row.fetchone()
+            if held is not None and held["owner"] != owner and not self._stale(held):
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO locks (name, owner, acquired_at) VALUES (?, ?, ?)",
+                (name, owner, time.time()),
+            )
+            return True
+
+    @staticmethod
+    def _stale(held: sqlite3.Row) -> bool:
+        if time.time() - held["acquired_at"] > LOCK_STALE_SECONDS:
+            return True
+        host, _, pid = str(held["owner"]).rpartition(":")
+        return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+    # -- request files ----------------------------------------------------------------------
+
+    def record_request_file(
+        self,
+        path: Path | str,
+        sha256: str,
+        *,
+        bytes: int | None = None,
+        requests: int | None = None,
+        endpoint: str | None = None,
+        model: str | None = None,
+        template: Path | str | None = None,
+        data: Path | str | None = None,
+        table_options: dict[str, Any] | None = None,
+        first_row: int | None = None,
+        shard: int | None = None,
+        shards: int | None = None,
+        parent_sha256: str | None = None,
+        job: str | None = None,
+    ) -> RequestFileRecord:
+        """Record (or refresh) a request file; known facts are kept when new ones are None."""
+        values = {
+            "bytes": bytes,
+            "requests": requests,
+            "endpoint": endpoint,
+            "model": model,
+            "template": _abs(template),
+            "data": _abs(data),
+            "table_options": json.dumps(table_options) if table_options is not None else None,
+            "first_row": first_row,
+            "shard": shard,
+            "shards": shards,
+            "parent_sha256": parent_sha256,
+            "job": job,
+        }
+        key = (_abs(path), sha256)
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM request_files WHERE path = ? AND sha256 = ?", key
+            ).fetchone()
+            if row is None:
+                cols = ", ".join(values)
+                marks = ", ".join("?" for _ in values)
+                db.execute(
+                    f"INSERT INTO request_files (path, sha256, {cols}, recorded_at) "
+                    f"VALUES (?, ?, {marks}, ?)",
+                    (*key, *values.values(), time.time()),
+                )
+            else:
+                given = {k: v for k, v in values.items() if v is not None}
+                sets = "".join(f"{k} = ?, " for k in given)
+                db.execute(
+                    f"UPDATE request_files SET {sets}recorded_at = ? WHERE id = ?",
+                    (*given.values(), time.time(), row["id"]),
+                )
+        found = self.request_file(path=path, sha256=sha256)
+        assert found is not None
+        return found
+
+    def request_file(
+        self, *, path: Path | str | None = None, sha256: str | None = None
+    ) -> RequestFileRecord | None:
+        """The newest record matching the path and/or content hash."""
+        clauses, params = [], []
+        if path is not None:
+            clauses.append("path = ?")
+            params.append(_abs(path))
+        if sha256 is not None:
+            clauses.append("sha256 = ?")
+            params.append(sha256)
+        if not clauses:
+            return None
+        row = self.db.execute(
+            f"SELECT * FROM request_files WHERE {' AND '.join(clauses)} "
+            "ORDER BY recorded_at DESC, id DESC LIMIT 1",
+            params,
+        ).fetchone()
+        return _request_file(row) if row else None
+
+    def request_file_versions(self, path: Path | str) -> list[str]:
+        """Every content (sha256) recorded at this path, oldest first."""
+        rows = self.db.execute(
+            "SELECT sha256 FROM request_files WHERE path = ? ORDER BY recorded_at", (_abs(path),)
+        )
+        return [row[0] for row in rows]
+
+    def request_files_derived_from(self, sha256: str) -> list[RequestFileRecord]:
+        """Request files made from this one (retries of its failed requests), transitively."""
+        found: dict[str, RequestFileRecord] = {}
+        frontier = [sha256]
+        while frontier:
+            parent = frontier.pop()
+            for row in self.db.execute(
+                "SELECT * FROM request_files WHERE parent_sha256 = ? ORDER BY recorded_at",
+                (parent,),
+            ):
+                record = _request_file(row)
+                if record.sha256 not in found and record.sha256 != sha256:
+                    found[record.sha256] = record
+                    frontier.append(record.sha256)
+        return list(found.values())
+
+    def root_request_file(self, sha256: str) -> RequestFileRecord | None:
+        """Follow `parent_sha256` up to the request file a retry file was derived from."""
+        record = self.request_file(sha256=sha256)
+        seen = {sha256}
+        while record is not None and record.parent_sha256 and record.parent_sha256 not in seen:
+            seen.add(record.parent_sha256)
+            parent = self.request_file(sha256=record.parent_sha256)
+            if parent is None:
+                break
+            record = parent
+        return record
+
+    # -- uploads ----------------------------------------------------------------------------
+
+    def record_upload(self, service: str, file_obj: Any, sha256: str, path: Path | str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO uploads (file_id, service, sha256, path, bytes, purpose, "
+                "created_at, expires_at, gone, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (
+                    file_obj.id,
+                    service,
+                    sha256,
+                    _abs(path),
+                    getattr(file_obj, "bytes", None),
+                    getattr(file_obj, "purpose", None),
+                    getattr(file_obj, "created_at", None),
+                    getattr(file_obj, "expires_at", None),
+                    time.time(),
+                ),
+            )
+
+    def uploads_for(self, service: str, sha256: str) -> list[UploadRecord]:
+        """Uploads of this content on this service still believed to exist, newest first."""
+        rows = self.db.execute(
+            "SELECT * FROM uploads WHERE service = ? AND sha256 = ? AND gone = 0 "
+            "ORDER BY recorded_at DESC",
+            (service, sha256),
+        )
+        return [_upload(row) for row in rows]
+
+    def upload(self, service: str, file_id: str) -> UploadRecord | None:
+        row = self.db.execute(
+            "SELECT * FROM uploads WHERE service = ? AND file_id = ?", (service, file_id)
+        ).fetchone()
+        return _upload(row) if row else None
+
+    def mark_upload_gone(self, service: str, file_id: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE uploads SET gone = 1 WHERE service = ? AND file_id = ?", (service, file_id)
+            )
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def record_batch(
+        self,
+        service: str,
+        batch: Any,
+        *,
+        sha256: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Insert or refresh a batch from the API's object; earlier facts survive a None."""
+        counts = batch.request_counts
+        metadata = dict(batch.metadata or {})
+        with self.transaction() as db:
+            old = db.execute(
+                "SELECT sha256, description FROM batches WHERE service = ? AND batch_id = ?",
+                (service, batch.id),
+            ).fetchone()
+            if sha256 is None and old is not None:
+                sha256 = old["sha256"]
+            if sha256 is None and batch.input_file_id:
+                up = db.execute(
+                    "SELECT sha256 FROM uploads WHERE service = ? AND file_id = ?",
+                    (service, batch.input_file_id),
+                ).fetchone()
+                sha256 = up["sha256"] if up else None
+            if description is None:
+                description = metadata.get("description") or (old["description"] if old else None)
+            now = time.time()
+            db.execute(
+                "INSERT INTO batches (batch_id, service, input_file_id, sha256, endpoint, "
+                "description, metadata, status, created_at, output_file_id, error_file_id, total, "
+                "completed, failed, recorded_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (service, batch_id) DO UPDATE SET sha256 = excluded.sha256, "
+                "description = excluded.description, metadata = excluded.metadata, "
+                "status = excluded.status, output_file_id = excluded.output_file_id, "
+                "error_file_id = excluded.error_file_id, total = excluded.total, "
+                "completed = excluded.completed, failed = excluded.failed, "
+                "updated_at = excluded.updated_at",
+                (
+                    batch.id,
+                    service,
+                    batch.input_file_id,
+                    sha256,
+                    batch.endpoint,
+                    description,
+                    json.dumps(metadata),
+                    batch.status,
+                    batch.created_at,
+                    batch.output_file_id or None,
+                    batch.error_file_id or None,
+                    counts.total if counts else None,
+                    counts.completed if counts else None,
+                    counts.failed if counts else None,
+                    now,
+                    now,
+                ),
+            )
+
+    def batch(self, service: str, batch_id: str) -> BatchRecord | None:
+        row = self.db.execute(
+            "SELECT * FROM batches WHERE service = ? AND batch_id = ?", (service, batch_id)
+        ).fetchone()
+        return _batch(row) if row else None
+
+    def batches_for(
+        self,
+        service: str,
+        *,
+        sha256s: Sequence[str] = (),
+        input_file_id: str | None = None,
+    ) -> list[BatchRecord]:
+        """Batches started from any of these contents (or this upload), oldest first."""
+        clauses, params = [], [service]
+        if sha256s:
+            clauses.append(f"sha256 IN ({', '.join('?' for _ in sha256s)})")
+            params.extend(sha256s)
+        if input_file_id:
+            clauses.append("input_file_id = ?")
+            params.append(input_file_id)
+        if not clauses:
+            return []
+        rows = self.db.execute(
+            f"SELECT * FROM batches WHERE service = ? AND ({' OR '.join(clauses)}) "
+            "ORDER BY created_at, recorded_at",
+            params,
+        )
+        return [_batch(row) for row in rows]
+
+
+def open_ledger(home: Path | None = None) -> Ledger:
+    """Open (creating and migrating as needed) the ledger under `home` or `home_dir()`."""
+    return Ledger((home or home_dir()) / DB_NAME)
+
+
+def _abs(path: Path | str | None) -> str | None:
+    if path is None:
+        return None
+    return str(Path(path).expanduser().resolve())
+
+
+def _request_file(row: sqlite3.Row) -> RequestFileRecord:
+    data = dict(row)
+    data["table_options"] = json.loads(data["table_options"]) if data["table_options"] else {}
+    return RequestFileRecord(**data)
+
+
+def _upload(row: sqlite3.Row) -> UploadRecord:
+    data = dict(row)
+    data["gone"] = bool(data["gone"])
+    return UploadRecord(**data)
+
+
+def _batch(row: sqlite3.Row) -> BatchRecord:
+    data = dict(row)
+    data["metadata"] = json.loads(data["metadata"]) if data["metadata"] else {}
+    return BatchRecord(**data)

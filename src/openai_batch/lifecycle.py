@@ -1,0 +1,797 @@
+"""The batch lifecycle as a library: upload, start, follow, download and join, through the ledger.
+
+Commands (upload-batch-file, start-batch, get-batch-results, run) are thin wrappers around these
+functions. Everything that costs money is checked against the ledger first, under a cross-process
+lock, so running a command twice (or two at once) never uploads or starts the same content twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import api, console, results
+from .errors import ApiError, BatchError
+from .ledger import Ledger, RequestFileRecord, downloads_dir
+
+if TYPE_CHECKING:
+    from openai.types import Batch, FileObject
+
+    from .batchfile import MakeResult
+
+MAX_REQUESTS = 50_000
+MAX_BYTES = 200_000_000  # the API counts decimal megabytes
+REUSABLE_STATUSES = frozenset({"validating", "in_progress", "finalizing", "completed"})
+UPLOAD_EXPIRY_MARGIN = 3600  # an upload about to expire is not worth starting a batch on
+METADATA_MAX_PAIRS = 16
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 512
+DEFAULT_DESCRIPTION = "batch job"
+UNTRACKED_SCAN_LIMIT = 1000  # batches listed when looking for one the ledger missed
+MAX_POLL_INTERVAL = 60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Request files
+
+
+@dataclass
+class RequestFileInfo:
+    """What one pass over a request file tells us; also the checks the API would make."""
+
+    path: Path
+    sha256: str
+    bytes: int
+    requests: int
+    endpoint: str | None
+    model: str | None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scan_request_file(path: Path, *, check: bool = True) -> RequestFileInfo:
+    """Hash and count a request file; with `check`, refuse what the API would reject.
+
+    The check is `utils validate`'s (every line, every body against the SDK's request types),
+    so a mistake costs seconds here rather than a failed batch later.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BatchError(f"no such file: {path}")
+    size = path.stat().st_size
+    if check:
+        _check_outside(path, size)
+    digest = hashlib.sha256()
+    urls: dict[str, None] = {}
+    models: dict[str, None] = {}
+    lines = 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            digest.update(raw)
+            if not raw.strip():
+                continue
+            lines += 1
+            _note_url_and_model(raw, urls, models)
+    if check:
+        check_request_file(path)
+    endpoint = next(iter(urls), None)
+    model = next(iter(models), None)
+    return RequestFileInfo(path, digest.hexdigest(), size, lines, endpoint, model)
+
+
+def _note_url_and_model(raw: bytes, urls: dict[str, None], models: dict[str, None]) -> None:
+    if len(urls) > 1 and len(models) > 1:
+        return
+    try:
+        request = json.loads(raw)
+        urls.setdefault(str(request["url"]), None)
+        model = request["body"].get("model")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return
+    if isinstance(model, str):
+        models.setdefault(model, None)
+
+
+def _check_outside(path: Path, size: int) -> None:
+    if path.suffix.lower() != ".jsonl":
+        raise BatchError(
+            f"{path}: the Batch API accepts only .jsonl files",
+            hint=f"rename it to {path.with_suffix('.jsonl').name}",
+        )
+    if size == 0:
+        raise BatchError(f"{path} is empty: there is nothing to run")
+    if size > MAX_BYTES:
+        raise BatchError(
+            f"{path} is {console.human_bytes(size)}, over the API's 200 MB limit per file",
+            hint="make it again with --max-bytes 200MB to split it into several files",
+        )
+
+
+def check_request_file(path: Path) -> None:
+    """Everything the Batch API would reject (see `validate`), as one BatchError."""
+    from .validate import Report, render, validate_file
+
+    report = validate_file(path)
+    if report.errors == 0:
+        if report.warnings:
+            console.warn(
+                f"{path}: {report.warnings} warning(s); `openai-batch utils validate {path}` "
+                "shows them"
+            )
+        return
+    shown = [line.strip() for line in render(Report([report]))[1:] if "error:" in line]
+    more = f"\n  ... and {len(shown) - 20} more" if len(shown) > 20 else ""
+    raise BatchError(
+        f"{path} would be rejected by the Batch API:\n  " + "\n  ".join(shown[:20]) + more,
+        hint=f"fix it (or make it again); `openai-batch utils validate {path}` lists every "
+        "problem; --no-check skips this check",
+    )
+
+
+def remember_made(made: MakeResult) -> None:
+    """record_made in the default ledger; a ledger problem is a warning, never a failed make."""
+    from .ledger import open_ledger
+
+    try:
+        with open_ledger() as ledger:
+            record_made(ledger, made)
+    except (BatchError, OSError) as exc:
+        console.warn(f"could not record the request files in the ledger: {exc}")
+    except Exception as exc:  # sqlite3.Error and the like
+        console.warn(f"could not record the request files in the ledger: {exc}")
+
+
+def made_infos(made: MakeResult) -> list[RequestFileInfo]:
+    """What scan_request_file would say of each file make-batch-file just wrote."""
+    return [
+        RequestFileInfo(Path(f.path), f.sha256, f.bytes, f.requests, made.endpoint, made.model)
+        for f in made.files
+    ]
+
+
+def record_made(ledger: Ledger, made: MakeResult) -> None:
+    """Record every request file make-batch-file wrote, with how to find its rows again."""
+    opts = made.options
+    data = Path(made.data)
+    stat = data.stat()
+    table_options = {
+        "id_column": opts.id_column,
+        "id_prefix": opts.id_prefix,
+        "limit": opts.table.limit,
+        "sheet": opts.table.sheet,
+        "delimiter": opts.table.delimiter,
+        "encoding": opts.table.encoding,
+        "data_size": stat.st_size,
+        "data_mtime_ns": stat.st_mtime_ns,
+    }
+    for number, shard in enumerate(made.files, start=1):
+        ledger.record_request_file(
+            shard.path,
+            shard.sha256,
+            bytes=shard.bytes,
+            requests=shard.requests,
+            endpoint=made.endpoint,
+            model=made.model,
+            template=made.template,
+            data=data,
+            table_options=table_options,
+            first_row=shard.first_row,
+            shard=number,
+            shards=len(made.files),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Uploads
+
+
+@dataclass
+class Uploaded:
+    path: Path
+    info: RequestFileInfo
+    file: FileObject
+    reused: bool
+
+
+def _usable_upload(conn: api.Connection, ledger: Ledger, sha256: str) -> FileObject | None:
+    """An earlier upload of this exact content that the service still has (uploads expire)."""
+    for record in ledger.uploads_for(conn.service, sha256):
+        found = api.retrieve_file(conn, record.file_id)
+        fresh = found is not None and (
+            not found.expires_at or found.expires_at > time.time() + UPLOAD_EXPIRY_MARGIN
+        )
+        if found is not None and fresh and found.purpose == "batch":
+            return found
+        ledger.mark_upload_gone(conn.service, record.file_id)
+    return None
+
+
+def ensure_uploaded(
+    conn: api.Connection,
+    ledger: Ledger,
+    path: Path,
+    *,
+    info: RequestFileInfo | None = None,
+    force: bool = False,
+) -> Uploaded:
+    """Upload a request file unless this exact content is already on the service."""
+    info = info or scan_request_file(path)
+    ledger.record_request_file(
+        path, info.sha256, bytes=info.bytes, requests=info.requests,
+        endpoint=info.endpoint, model=info.model,
+    )  # fmt: skip
+    with ledger.lock(f"upload:{conn.service}:{info.sha256}"):
+        if not force:
+            found = _usable_upload(conn, ledger, info.sha256)
+            if found is not None:
+                return Uploaded(Path(path), info, found, reused=True)
+        uploaded = api.upload_file(conn, Path(path))
+        ledger.record_upload(conn.service, uploaded, info.sha256, path)
+    return Uploaded(Path(path), info, uploaded, reused=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting batches
+
+
+@dataclass
+class Started:
+    target: str
+    batch: Batch
+    reused: bool
+    upload: Uploaded | None = None
+    earlier: list[Batch] = field(default_factory=list)  # earlier batches not reused
+
+
+def parse_metadata(pairs: Sequence[str], description: str) -> dict[str, str]:
+    """`KEY=VALUE` pairs plus the description, within the API's limits."""
+    metadata = {"description": description}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BatchError(f"--metadata {pair!r} is not KEY=VALUE")
+        metadata[key] = value
+    if len(metadata) > METADATA_MAX_PAIRS:
+        raise BatchError(
+            f"{len(metadata)} metadata pairs (description included); the API allows "
+            f"{METADATA_MAX_PAIRS}"
+        )
+    for key, value in metadata.items():
+        if len(key) > METADATA_MAX_KEY:
+            raise BatchError(f"metadata key {key[:20]!r}... is over {METADATA_MAX_KEY} characters")
+        if len(value) > METADATA_MAX_VALUE:
+            raise BatchError(
+                f"metadata value for {key!r} is {len(value)} characters; the API allows "
+                f"{METADATA_MAX_VALUE}"
+            )
+    return metadata
+
+
+def _reusable_batch(
+    conn: api.Connection, ledger: Ledger, *, sha256: str | None, file_id: str | None
+) -> tuple[Batch | None, list[Batch]]:
+    """The newest batch of this content still running or completed, and the others seen."""
+    records = ledger.batches_for(
+        conn.service, sha256s=[sha256] if sha256 else [], input_file_id=file_id
+    )
+    others: list[Batch] = []
+    for record in reversed(records):
+        batch = api.find_batch(conn, record.batch_id)
+        if batch is None:
+            continue
+        ledger.record_batch(conn.service, batch)
+        if batch.status in REUSABLE_STATUSES:
+            return batch, others
+        others.append(batch)
+    return None, others
+
+
+def _untracked_batch(
+    conn: api.Connection, ledger: Ledger, upload: FileObject, sha256: str
+) -> Batch | None:
+    """A running batch of this upload that the ledger missed (e.g. the command was killed just
+    after the service created it): the service's list, newest first, back to the upload's time."""
+    for seen, batch in enumerate(api.iter_batches(conn)):
+        if batch.created_at < upload.created_at or seen >= UNTRACKED_SCAN_LIMIT:
+            break
+        if batch.input_file_id == upload.id and batch.status in REUSABLE_STATUSES:
+            ledger.record_batch(conn.service, batch, sha256=sha256)
+            return batch
+    return None
+
+
+def looks_like_file_id(target: str) -> bool:
+    return target.startswith(("file-", "file_")) and not Path(target).exists()
+
+
+def start_one(
+    conn: api.Connection,
+    ledger: Ledger,
+    target: str | Path,
+    *,
+    metadata: dict[str, str],
+    endpoint: str | None = None,
+    force: bool = False,
+    check: bool = True,
+    info: RequestFileInfo | None = None,
+) -> Started:
+    """Start a batch for a local request file or an uploaded file id, unless one already runs.
+
+    `info` (from make-batch-file's result) saves reading the file again; `check=False` skips
+    the pre-upload validation.
+    """
+    target = str(target)
+    if info is None and looks_like_file_id(target):
+        return _start_file_id(conn, ledger, target, metadata, endpoint, force)
+    path = Path(target)
+    info = info or scan_request_file(path, check=check)
+    with ledger.lock(f"start:{conn.service}:{info.sha256}"):
+        if not force:
+            batch, others = _reusable_batch(conn, ledger, sha256=info.sha256, file_id=None)
+            if batch is not None:
+                return Started(target, batch, reused=True, earlier=others)
+        else:
+            others = []
+        upload = ensure_uploaded(conn, ledger, path, info=info)
+        if upload.reused and not force:
+            untracked = _untracked_batch(conn, ledger, upload.file, info.sha256)
+            if untracked is not None:
+                return Started(target, untracked, reused=True, upload=upload, earlier=others)
+        batch = _create(conn, ledger, upload.file.id, endpoint or info.endpoint, metadata,
+                        info.sha256)  # fmt: skip
+    return Started(target, batch, reused=False, upload=upload, earlier=others)
+
+
+def _start_file_id(
+    conn: api.Connection,
+    ledger: Ledger,
+    file_id: str,
+    metadata: dict[str, str],
+    endpoint: str | None,
+    force: bool,
+) -> Started:
+    upload = ledger.upload(conn.service, file_id)
+    sha256 = upload.sha256 if upload else None
+    with ledger.lock(f"start:{conn.service}:{sha256 or file_id}"):
+        others: list[Batch] = []
+        if not force:
+            batch, others = _reusable_batch(conn, ledger, sha256=sha256, file_id=file_id)
+            if batch is not None:
+                return Started(file_id, batch, reused=True, earlier=others)
+        if endpoint is None and sha256:
+            record = ledger.request_file(sha256=sha256)
+            endpoint = record.endpoint if record else None
+        if endpoint is None:
+            endpoint = _endpoint_from_upload(conn, file_id)
+        batch = _create(conn, ledger, file_id, endpoint, metadata, sha256)
+    return Started(file_id, batch, reused=False, earlier=others)
+
+
+def _endpoint_from_upload(conn: api.Connection, file_id: str) -> str:
+    first = api.read_first_line(conn, file_id)
+    try:
+        url = json.loads(first)["url"]
+    except (ValueError, KeyError, TypeError):
+        raise BatchError(
+            f"cannot tell the endpoint of {file_id}: its first line has no url",
+            hint="give it with --endpoint /v1/chat/completions (or the right one)",
+        ) from None
+    return str(url)
+
+
+def _create(
+    conn: api.Connection,
+    ledger: Ledger,
+    file_id: str,
+    endpoint: str | None,
+    metadata: dict[str, str],
+    sha256: str | None,
+) -> Batch:
+    if not endpoint:
+        raise BatchError(
+            f"cannot tell the endpoint for {file_id}",
+            hint="give it with --endpoint /v1/chat/completions (or the right one)",
+        )
+    batch = api.normalize(api.create_batch(conn, file_id, endpoint, metadata))
+    ledger.record_batch(conn.service, batch, sha256=sha256)
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding batches and their request files
+
+
+@dataclass
+class Resolved:
+    """What get-batch-results works on: batches, and the request files that give the order."""
+
+    batch_ids: list[str]
+    roots: list[RequestFileRecord]  # the original request files (not retry files), in order
+    labels: dict[str, str]  # batch id -> request file path, for display
+
+
+def looks_like_batch_id(target: str) -> bool:
+    return target.startswith("batch_") and not Path(target).exists()
+
+
+def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Resolved:
+    """Batch ids stay as given; a request file stands for every batch started from it (and from
+    the retry files made from it), oldest first, so the latest success wins."""
+    batch_ids: list[str] = []
+    roots: dict[str, RequestFileRecord] = {}
+    labels: dict[str, str] = {}
+    for target in targets:
+        path = Path(target)
+        if path.is_file():
+            sha = sha256_of(path)
+            record = ledger.request_file(path=path, sha256=sha) or ledger.request_file(sha256=sha)
+            root = ledger.root_request_file(sha) if record else None
+            root = root or record
+            family = [sha]
+            if root is not None:
+                family = [root.sha256, *(r.sha256 for r in ledger.request_files_derived_from(
+                    root.sha256))]  # fmt: skip
+                roots.setdefault(root.sha256, root)
+            found = ledger.batches_for(conn.service, sha256s=family)
+            if not found:
+                raise BatchError(
+                    f"no batch was started from {path} on {conn.describe()}",
+                    hint=_no_batch_hint(ledger, conn.service, path),
+                )
+            for record_ in found:
+                if record_.batch_id not in batch_ids:
+                    batch_ids.append(record_.batch_id)
+                    labels[record_.batch_id] = str(path)
+        elif looks_like_batch_id(target) or not any(c in target for c in "/\\."):
+            if target not in batch_ids:
+                batch_ids.append(target)
+        else:
+            raise BatchError(
+                f"{target} is neither a file nor a batch id",
+                hint="give a batch id (batch_...) or the request file a batch was started from",
+            )
+    return Resolved(batch_ids, list(roots.values()), labels)
+
+
+def _no_batch_hint(ledger: Ledger, service: str, path: Path) -> str:
+    """Point at batches of an earlier version of this file, if any."""
+    shas = ledger.request_file_versions(path)
+    earlier = ledger.batches_for(service, sha256s=shas) if shas else []
+    if earlier:
+        ids = " ".join(b.batch_id for b in earlier[-3:])
+        return (
+            f"{path} changed since its batches were started; give their ids instead: "
+            f"openai-batch get-batch-results {ids}"
+        )
+    return f"start one with `openai-batch start-batch {shlex.quote(str(path))}`"
+
+
+def attach_roots(ledger: Ledger, service: str, resolved: Resolved) -> None:
+    """Find the request files of batches given by id, for ordering and the join."""
+    known = {r.sha256 for r in resolved.roots}
+    for batch_id in resolved.batch_ids:
+        record = ledger.batch(service, batch_id)
+        if record is None or not record.sha256:
+            continue
+        root = ledger.root_request_file(record.sha256)
+        if root is not None and root.sha256 not in known:
+            known.add(root.sha256)
+            resolved.roots.append(root)
+            resolved.labels.setdefault(batch_id, root.path)
+    _sort_shards(resolved.roots)
+
+
+def _sort_shards(roots: list[RequestFileRecord]) -> None:
+    """Shards of one table in row order (others keep their order)."""
+    datas = {r.data for r in roots}
+    if len(datas) == 1 and all(r.first_row is not None for r in roots):
+        roots.sort(key=lambda r: r.first_row or 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Following
+
+
+class StoppedWaiting(Exception):
+    """Ctrl-C while waiting: the batches go on; the caller prints how to resume."""
+
+    def __init__(self, batches: list[Batch]) -> None:
+        super().__init__("stopped waiting")
+        self.batches = batches
+
+
+def wait_for(
+    conn: api.Connection,
+    ledger: Ledger,
+    batch_ids: Sequence[str],
+    *,
+    poll_interval: float = 5.0,
+    progress: bool = True,
+    on_update: Callable[[list[Batch]], None] | None = None,
+) -> list[Batch]:
+    """Poll until every batch is final: the interval grows x1.5 up to a minute."""
+    from tqdm import tqdm
+
+    interval = max(0.0, poll_interval)
+    batches = [api.retrieve_batch(conn, b) for b in batch_ids]
+    bar = tqdm(
+        total=_total(batches),
+        unit=" req",
+        desc=_bar_text(batches),
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    try:
+        while True:
+            for batch in batches:
+                ledger.record_batch(conn.service, batch)
+            bar.total = _total(batches)
+            bar.n = _done(batches)
+            bar.set_description_str(_bar_text(batches), refresh=False)
+            bar.refresh()
+            if on_update:
+                on_update(batches)
+            if all(api.is_final(b) for b in batches):
+                return batches
+            time.sleep(interval)
+            interval = min(max(interval * 1.5, 0.01), MAX_POLL_INTERVAL)
+            batches = [b if api.is_final(b) else api.retrieve_batch(conn, b.id) for b in batches]
+    except KeyboardInterrupt:
+        raise StoppedWaiting(batches) from None
+    finally:
+        bar.close()
+
+
+def _total(batches: Sequence[Batch]) -> int:
+    return sum(b.request_counts.total for b in batches if b.request_counts) or 0
+
+
+def _done(batches: Sequence[Batch]) -> int:
+    return sum(
+        b.request_counts.completed + b.request_counts.failed for b in batches if b.request_counts
+    )
+
+
+def _bar_text(batches: Sequence[Batch]) -> str:
+    if len(batches) == 1:
+        return batches[0].status
+    states: dict[str, int] = {}
+    for b in batches:
+        states[b.status] = states.get(b.status, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in states.items())
+
+
+def resume_command(args: Sequence[str]) -> str:
+    return shlex.join(["openai-batch", *args])
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloading and joining
+
+
+@dataclass
+class Downloaded:
+    batch: Batch
+    output: Path | None
+    errors: Path | None
+
+
+def download_results(conn: api.Connection, batch: Batch) -> Downloaded:
+    """The batch's output and error files, kept by file id under the ledger's home."""
+    folder = downloads_dir()
+    paths: list[Path | None] = []
+    for file_id in (batch.output_file_id, batch.error_file_id):
+        if not file_id:
+            paths.append(None)
+            continue
+        dest = folder / f"{file_id}.jsonl"
+        if not dest.is_file():
+            api.download_file(conn, file_id, dest)
+        paths.append(dest)
+    return Downloaded(batch, paths[0], paths[1])
+
+
+def build_index(downloads: Sequence[Downloaded]) -> results.ResultIndex:
+    """All results, the later batch winning (by creation time): see ResultIndex."""
+    index = results.ResultIndex()
+    ordered = sorted(downloads, key=lambda d: (d.batch.created_at, d.batch.id))
+    for rank, item in enumerate(ordered):
+        for path in (item.output, item.errors):
+            if path is not None:
+                index.add_file(path, rank)
+    results.warn_unreadable(index)
+    return index
+
+
+@dataclass
+class JoinPlan:
+    """Where the order of requests and the data rows come from."""
+
+    order_files: list[Path] = field(default_factory=list)
+    data: Path | None = None
+    table_options: dict[str, Any] = field(default_factory=dict)
+    row_ranges: list[tuple[int, int]] | None = None  # rows of the data in these request files
+    notes: list[str] = field(default_factory=list)
+
+    def order(self) -> Iterator[str] | None:
+        if not self.order_files:
+            return None
+        return (cid for path in self.order_files for cid in results.iter_request_ids(path))
+
+
+def plan_join(
+    roots: Sequence[RequestFileRecord],
+    *,
+    requests: Path | None = None,
+    data: Path | None = None,
+    id_column: str | None = None,
+    id_prefix: str | None = None,
+) -> JoinPlan:
+    """Use what the user gave, else what the ledger recorded, else natural custom_id order."""
+    plan = JoinPlan()
+    if requests is not None:
+        if not requests.is_file():
+            raise BatchError(f"--requests {requests}: no such file")
+        plan.order_files = [requests]
+    else:
+        for root in roots:
+            path = Path(root.path)
+            if (
+                path.is_file()
+                and (root.bytes is None or path.stat().st_size == root.bytes)
+                and sha256_of(path) == root.sha256
+            ):
+                plan.order_files.append(path)
+            else:
+                plan.order_files = []
+                plan.notes.append(
+                    f"{root.path} is gone or changed since the batch started; "
+                    "results are in natural custom_id order"
+                )
+                break
+    datas = {r.data for r in roots if r.data}
+    if data is not None:
+        if not data.is_file():
+            raise BatchError(f"--data {data}: no such file")
+        plan.data = data
+        plan.table_options = dict(roots[0].table_options) if len(datas) == 1 and roots else {}
+    elif len(datas) == 1:
+        recorded = Path(next(iter(datas)))
+        plan.table_options = dict(roots[0].table_options)
+        _check_data_unchanged(recorded, plan.table_options)
+        plan.data = recorded
+    elif len(datas) > 1:
+        plan.notes.append("these batches come from different data files: pass --data")
+    if id_column is not None:
+        plan.table_options["id_column"] = id_column
+    if id_prefix is not None:
+        plan.table_options["id_prefix"] = id_prefix
+    if (
+        plan.data is not None
+        and roots
+        and all(r.first_row is not None and r.requests is not None for r in roots)
+    ):
+        plan.row_ranges = [
+            (r.first_row or 0, (r.first_row or 0) + (r.requests or 0)) for r in roots
+        ]
+    return plan
+
+
+def _check_data_unchanged(data: Path, options: dict[str, Any]) -> None:
+    """The join matches rows by position or id: a changed table would misplace answers."""
+    if not data.is_file():
+        raise BatchError(
+            f"the data file {data} recorded for these requests is gone",
+            hint="pass the table the request file was made from with --data FILE",
+        )
+    size = options.get("data_size")
+    if size is not None and data.stat().st_size != size:
+        raise BatchError(
+            f"the data file {data} changed since the request file was made "
+            f"({size:,} bytes then, {data.stat().st_size:,} now): answers could land on the "
+            "wrong rows",
+            hint="pass the original table with --data FILE (it is trusted as given)",
+        )
+    mtime = options.get("data_mtime_ns")
+    if mtime is not None and data.stat().st_mtime_ns != mtime:
+        console.warn(f"{data} was modified since the request file was made (same size)")
+
+
+def iter_data(plan: JoinPlan) -> Iterator[tuple[list[str], Any]]:
+    from .batchfile import iter_identified_chunks
+
+    assert plan.data is not None
+    opts = plan.table_options
+    return iter_identified_chunks(
+        plan.data,
+        id_column=opts.get("id_column"),
+        id_prefix=opts.get("id_prefix") or "id_",
+        limit=opts.get("limit"),
+        sheet=opts.get("sheet"),
+        delimiter=opts.get("delimiter"),
+        encoding=opts.get("encoding"),
+    )
+
+
+def keep_rows(plan: JoinPlan) -> Callable[[int, str], bool] | None:
+    ranges = plan.row_ranges
+    if not ranges:
+        return None
+    return lambda row, _cid: any(lo <= row < hi for lo, hi in ranges)
+
+
+@dataclass
+class Collected:
+    downloads: list[Downloaded]
+    responses: results.ResponsesSummary | None
+    csv: results.CsvSummary | None
+    plan: JoinPlan
+
+
+def collect(
+    conn: api.Connection,
+    batches: Sequence[Batch],
+    roots: Sequence[RequestFileRecord],
+    *,
+    output: Path,
+    csv: Path | None = None,
+    requests: Path | None = None,
+    data: Path | None = None,
+    id_column: str | None = None,
+    id_prefix: str | None = None,
+) -> Collected:
+    """Download every file, merge, write the responses file (and the CSV)."""
+    plan = plan_join(roots, requests=requests, data=data, id_column=id_column, id_prefix=id_prefix)
+    downloads = [download_results(conn, b) for b in batches]
+    index = build_index(downloads)
+    try:
+        responses = table = None
+        if any(d.output or d.errors for d in downloads):
+            responses = results.write_responses(index, output, plan.order())
+        if csv is not None and responses is not None:
+            chunks = iter_data(plan) if plan.data is not None else None
+            table = results.write_csv(
+                index, csv, chunks=chunks, order=plan.order(), keep_row=keep_rows(plan)
+            )
+    finally:
+        index.close()
+    return Collected(downloads, responses, table, plan)
+
+
+def require_batches(batch_ids: Sequence[str]) -> None:
+    if not batch_ids:
+        raise BatchError("no batch given", hint="give a batch id (batch_...) or a request file")
+
+
+__all__ = [
+    "ApiError",
+    "Collected",
+    "Resolved",
+    "Started",
+    "StoppedWaiting",
+    "Uploaded",
+    "attach_roots",
+    "collect",
+    "ensure_uploaded",
+    "parse_metadata",
+    "record_made",
+    "resolve",
+    "scan_request_file",
+    "start_one",
+    "wait_for",
+]

@@ -1,0 +1,220 @@
+"""The ledger: migrations, records, lookups, and two processes using it at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from openai_batch import ledger as ledger_mod
+from openai_batch.errors import BatchError
+from openai_batch.ledger import MIGRATIONS, home_dir, open_ledger
+
+SERVICE = "http://127.0.0.1:1/v1"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OPENAI_BATCH_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def fake_batch(batch_id: str, status: str = "validating", **kw: object) -> SimpleNamespace:
+    counts = SimpleNamespace(total=3, completed=1, failed=0)
+    base = dict(
+        id=batch_id,
+        input_file_id="file-1",
+        endpoint="/v1/chat/completions",
+        metadata={"description": "batch job"},
+        status=status,
+        created_at=100,
+        output_file_id=None,
+        error_file_id=None,
+        request_counts=counts,
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_home_dir_follows_env_and_defaults_to_platform_dir(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert home_dir() == home
+    monkeypatch.delenv("OPENAI_BATCH_HOME")
+    from platformdirs import user_data_dir
+
+    assert home_dir() == Path(user_data_dir("openai-batch", appauthor=False))
+
+
+def test_migrations_are_recorded_once_and_wal_is_on(home: Path) -> None:
+    with open_ledger() as led:
+        assert led.schema_version() == MIGRATIONS[-1][0]
+    with open_ledger() as led:  # opening again applies nothing twice
+        rows = led.db.execute("SELECT version, name FROM schema_migrations").fetchall()
+        assert [r[0] for r in rows] == [m[0] for m in MIGRATIONS]
+        assert led.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert (home / "ledger.sqlite3").is_file()
+
+
+def test_a_ledger_from_a_newer_version_is_refused(home: Path) -> None:
+    with open_ledger():
+        pass
+    db = sqlite3.connect(home / "ledger.sqlite3")
+    db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+    db.commit()
+    db.close()
+    with pytest.raises(BatchError, match="newer openai-batch"):
+        open_ledger()
+
+
+def test_request_files_keep_known_facts_and_follow_retry_parents(
+    home: Path, tmp_path: Path
+) -> None:
+    with open_ledger() as led:
+        led.record_request_file(
+            tmp_path / "a.jsonl",
+            "sha-a",
+            requests=10,
+            data=tmp_path / "d.csv",
+            first_row=0,
+            table_options={"id_prefix": "id_"},
+        )
+        # re-recording the same file without data (e.g. upload) keeps what make recorded
+        again = led.record_request_file(tmp_path / "a.jsonl", "sha-a", bytes=99)
+        assert again.data == str((tmp_path / "d.csv").resolve())
+        assert again.table_options == {"id_prefix": "id_"}
+        assert again.bytes == 99 and again.requests == 10
+        led.record_request_file(tmp_path / "r1.jsonl", "sha-r1", parent_sha256="sha-a")
+        led.record_request_file(tmp_path / "r2.jsonl", "sha-r2", parent_sha256="sha-r1")
+        root = led.root_request_file("sha-r2")
+        assert root is not None and root.sha256 == "sha-a"
+        derived = {r.sha256 for r in led.request_files_derived_from("sha-a")}
+        assert derived == {"sha-r1", "sha-r2"}
+        assert led.request_file(path=tmp_path / "nope.jsonl") is None
+
+
+def test_uploads_and_batches_are_scoped_to_a_service(home: Path) -> None:
+    up = SimpleNamespace(id="file-1", bytes=5, purpose="batch", created_at=1, expires_at=2)
+    with open_ledger() as led:
+        led.record_upload(SERVICE, up, "sha", "x.jsonl")
+        assert [u.file_id for u in led.uploads_for(SERVICE, "sha")] == ["file-1"]
+        assert led.uploads_for("https://other/v1", "sha") == []
+        led.mark_upload_gone(SERVICE, "file-1")
+        assert led.uploads_for(SERVICE, "sha") == []
+
+        led.record_batch(SERVICE, fake_batch("batch_1"))  # sha found through the upload
+        record = led.batch(SERVICE, "batch_1")
+        assert record is not None and record.sha256 == "sha"
+        assert record.description == "batch job" and record.total == 3
+        led.record_batch(SERVICE, fake_batch("batch_1", "completed", output_file_id="file-o"))
+        record = led.batch(SERVICE, "batch_1")
+        assert record is not None
+        assert (record.status, record.output_file_id, record.sha256) == (
+            "completed",
+            "file-o",
+            "sha",
+        )
+        assert [b.batch_id for b in led.batches_for(SERVICE, sha256s=["sha"])] == ["batch_1"]
+        assert [b.batch_id for b in led.batches_for(SERVICE, input_file_id="file-1")] == ["batch_1"]
+        assert led.batches_for("https://other/v1", sha256s=["sha"]) == []
+
+
+def test_the_ledger_holds_no_secrets(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key-123456")
+    up = SimpleNamespace(id="file-1", bytes=5, purpose="batch", created_at=1, expires_at=2)
+    with open_ledger() as led:
+        led.record_upload(SERVICE, up, "sha", "x.jsonl")
+        led.record_batch(SERVICE, fake_batch("batch_1"))
+    data = b"".join(p.read_bytes() for p in home.glob("ledger.sqlite3*"))
+    assert b"sk-test-secret" not in data
+
+
+def test_lock_is_exclusive_across_processes_and_released(home: Path, tmp_path: Path) -> None:
+    """A second process waits for the lock; a lock left by a dead process is taken over."""
+    marker = tmp_path / "order.txt"
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from openai_batch.ledger import open_ledger
+        with open_ledger() as led:
+            with led.lock("start:x"):
+                with open({str(marker)!r}, "a") as fh:
+                    fh.write(sys.argv[1] + " in\\n")
+                    fh.flush()
+                    time.sleep(0.3)
+                    fh.write(sys.argv[1] + " out\\n")
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, name], env=_env(home))
+        for name in ("a", "b")
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    lines = marker.read_text().splitlines()
+    assert sorted(lines) == ["a in", "a out", "b in", "b out"]
+    # never interleaved: each "in" is directly followed by the same process's "out"
+    first, second = lines[0].split()[0], lines[2].split()[0]
+    assert lines == [f"{first} in", f"{first} out", f"{second} in", f"{second} out"]
+
+    # a holder that died without releasing does not block forever
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    with open_ledger() as led:
+        import socket
+
+        led.db.execute(
+            "INSERT INTO locks VALUES ('start:y', ?, 0)", (f"{socket.gethostname()}:{pid}",)
+        )
+        with led.lock("start:y", wait_seconds=5):
+            pass
+
+
+def test_lock_times_out_with_a_clear_message(home: Path) -> None:
+    with open_ledger() as led, led.lock("upload:z"):
+        other = open_ledger()
+        # same process, different owner string: simulate another live holder
+        other.db.execute("UPDATE locks SET owner = 'elsewhere:1', acquired_at = 9e12")
+        with (
+            pytest.raises(BatchError, match="another openai-batch command"),
+            other.lock("upload:z", wait_seconds=0.2),
+        ):
+            pass
+        other.close()
+
+
+def test_concurrent_writers_do_not_fail(home: Path) -> None:
+    """Two processes writing at once: WAL + busy timeout, no 'database is locked'."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from types import SimpleNamespace
+        from openai_batch.ledger import open_ledger
+        with open_ledger() as led:
+            for i in range(200):
+                led.record_request_file(f"/tmp/{sys.argv[1]}-{i}.jsonl", f"{sys.argv[1]}{i}")
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, n], env=_env(home)) for n in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    with open_ledger() as led:
+        assert led.db.execute("SELECT COUNT(*) FROM request_files").fetchone()[0] == 400
+
+
+def _env(home: Path) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "OPENAI_BATCH_HOME": str(home)}
+
+
+def test_module_exposes_downloads_dir_under_home(home: Path) -> None:
+    assert ledger_mod.downloads_dir() == home / "downloads"
