@@ -345,15 +345,11 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
     """Render every row into request files; all or nothing."""
     table, template = open_inputs(template_path, data_path, opts)
     maker = IdMaker(table, opts.id_column, opts.id_prefix)
-    from . import fastpath
+    from .fastpath import render_fast  # plain-column templates: vectorised, the same bytes
 
-    if fastpath.wanted(table, template):
-        try:
-            result = fastpath.make_fast(table, template, template_path, data_path, opts)
-            result.stale = stale_outputs(opts.output, [s.path for s in result.files])
-            return result
-        except fastpath.Fallback:
-            pass  # the general path below writes the same bytes, or names the row at fault
+    if (fast := render_fast(table, template, template_path, data_path, opts)) is not None:
+        fast.stale = stale_outputs(opts.output, [s.path for s in fast.files])
+        return fast
     writer = ShardWriter(opts.output, opts.max_requests, opts.max_bytes)
     model: str | None = None
     start = 0

@@ -6,6 +6,7 @@ or openai. Each command module lives in `openai_batch.commands` and returns an e
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,7 @@ app = App(
     ),
     version=__version__,
     default_parameter=Parameter(negative=()),
+    help_format="plaintext",  # help texts show <<Column>> and <stem>, not markup
     help_epilogue=(
         "Examples:\n"
         "  openai-batch make-batch-file templates/persona_survey.json sample_data/personas.csv\n"
@@ -47,6 +49,12 @@ utils.command(
     name="chat-complete",
     help="Run a request file through the synchronous API (OpenAI, vLLM, Ollama), Batch-format "
     "results.\n\nExample: openai-batch utils chat-complete batch-requests.jsonl --concurrency 16",
+)
+utils.command(
+    "openai_batch.commands.retry_failed:retry_failed",
+    name="retry-failed",
+    help="Write a request file of the requests that failed or never ran, for another batch.\n\n"
+    "Example: openai-batch utils retry-failed batch-requests.jsonl -o retry.jsonl",
 )
 
 # Each entry: (import path, command name, one-line help with an example).
@@ -105,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `openai-batch ... | head`: the reader left, which is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # cyclopts parse errors were already printed

@@ -122,6 +122,9 @@ def make_batch_file(
         for request in requests:
             console.say(json.dumps(request, indent=2, ensure_ascii=False))
         return 0
+    from ..review import warm_up
+
+    warm_up()
     result = make_batch_files(template, data, opts)
     remember_made(result)  # ledger: lets get-batch-results find the rows to join (lifecycle)
     report(result, json_output, image_size=image_size, expected_output=expected_output)
