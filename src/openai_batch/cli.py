@@ -24,82 +24,97 @@ app = App(
     version=__version__,
     default_parameter=Parameter(negative=()),
     help_format="plaintext",  # help texts show <<Column>> and <stem>, not markup
-    help_epilogue=(
-        "Examples:\n"
-        "  openai-batch make-batch-file templates/persona_survey.json sample_data/personas.csv\n"
-    ),
 )
+
+# (import path, name, one-line description, example): the listing and --help are made from these.
+COMMANDS: list[tuple[str, str, str, str]] = [
+    (
+        "openai_batch.commands.make:make_batch_file",
+        "make-batch-file",
+        "Render a prompt template against every row of a table into request files.",
+        "openai-batch make-batch-file config.json personas.csv",
+    ),
+    (
+        "openai_batch.commands.upload:upload_batch_file",
+        "upload-batch-file",
+        "Upload request files for the Batch API (checked first; never the same content twice).",
+        "openai-batch upload-batch-file batch-requests.jsonl",
+    ),
+    (
+        "openai_batch.commands.start:start_batch",
+        "start-batch",
+        "Start a batch per uploaded file id or request file (uploads it first if needed).",
+        "openai-batch start-batch batch-requests.jsonl --description 'persona survey'",
+    ),
+    (
+        "openai_batch.commands.results:get_batch_results",
+        "get-batch-results",
+        "Show a batch's status and timeline; when done, write its results in order (and CSV).",
+        "openai-batch get-batch-results batch-requests.jsonl --wait --csv results.csv",
+    ),
+    (
+        "openai_batch.commands.list:list_batches",
+        "list-batches",
+        "List batches, newest first: id, created, status, counts, description.",
+        "openai-batch list-batches --limit 50 --status in_progress",
+    ),
+    (
+        "openai_batch.commands.cancel:cancel_batch",
+        "cancel-batch",
+        "Cancel running batches (the results done so far are kept).",
+        "openai-batch cancel-batch batch_6708634c0ba081909ca21a5f182ce840",
+    ),
+    (
+        "openai_batch.commands.run:run",
+        "run",
+        "Make, upload and start in one command; with --wait also get the results and CSV.",
+        "openai-batch run config.json personas.csv --wait --csv results.csv",
+    ),
+]
+UTILS: list[tuple[str, str, str, str]] = [
+    (
+        "openai_batch.commands.estimate:estimate",
+        "estimate",
+        "Count prompt tokens, output ceiling and batch cost of request files, offline.",
+        "openai-batch utils estimate batch-requests.jsonl --image-size 2048x683",
+    ),
+    (
+        "openai_batch.commands.validate:validate",
+        "validate",
+        "Check request files for everything the Batch API would reject, before uploading.",
+        "openai-batch utils validate batch-requests.jsonl",
+    ),
+    (
+        "openai_batch.commands.chat_complete:chat_complete",
+        "chat-complete",
+        "Run a request file now through the synchronous API (OpenAI, vLLM, Ollama).",
+        "openai-batch utils chat-complete batch-requests.jsonl --concurrency 16",
+    ),
+    (
+        "openai_batch.commands.retry_failed:retry_failed",
+        "retry-failed",
+        "Write a request file of the requests that failed or never ran, for another batch.",
+        "openai-batch utils retry-failed batch-requests.jsonl -o retry.jsonl",
+    ),
+]
 
 utils = App(name="utils", help="Utility commands: estimate cost, validate request files, and more.")
-app.command(utils)
-utils.command(
-    "openai_batch.commands.estimate:estimate",
-    name="estimate",
-    help="Count prompt tokens, output ceiling and batch cost of request files, offline.\n\n"
-    "Example: openai-batch utils estimate batch-requests.jsonl --image-size 2048x683",
-)
-utils.command(
-    "openai_batch.commands.validate:validate",
-    name="validate",
-    help="Check request files for everything the Batch API would reject, before uploading.\n\n"
-    "Example: openai-batch utils validate batch-requests.jsonl",
-)
-utils.command(
-    "openai_batch.commands.chat_complete:chat_complete",
-    name="chat-complete",
-    help="Run a request file through the synchronous API (OpenAI, vLLM, Ollama), Batch-format "
-    "results.\n\nExample: openai-batch utils chat-complete batch-requests.jsonl --concurrency 16",
-)
-utils.command(
-    "openai_batch.commands.retry_failed:retry_failed",
-    name="retry-failed",
-    help="Write a request file of the requests that failed or never ran, for another batch.\n\n"
-    "Example: openai-batch utils retry-failed batch-requests.jsonl -o retry.jsonl",
-)
 
-# Each entry: (import path, command name, one-line help with an example).
-app.command(
-    "openai_batch.commands.make:make_batch_file",
-    name="make-batch-file",
-    help="Render a prompt template against every row of a table into request files.\n\n"
-    "Example: openai-batch make-batch-file config.json personas.csv",
-)
-app.command(
-    "openai_batch.commands.upload:upload_batch_file",
-    name="upload-batch-file",
-    help="Upload request files for the Batch API (checked first; never the same content twice).\n\n"
-    "Example: openai-batch upload-batch-file batch-requests.jsonl",
-)
-app.command(
-    "openai_batch.commands.start:start_batch",
-    name="start-batch",
-    help="Start a batch per uploaded file id or request file (uploads it first if needed).\n\n"
-    "Example: openai-batch start-batch batch-requests.jsonl --description 'persona survey'",
-)
-app.command(
-    "openai_batch.commands.results:get_batch_results",
-    name="get-batch-results",
-    help="Show a batch's status and timeline; when done, write its results in order (and CSV).\n\n"
-    "Example: openai-batch get-batch-results batch-requests.jsonl --wait --csv results.csv",
-)
-app.command(
-    "openai_batch.commands.list:list_batches",
-    name="list-batches",
-    help="List batches, newest first: id, created, status, counts, description.\n\n"
-    "Example: openai-batch list-batches --limit 50 --status in_progress",
-)
-app.command(
-    "openai_batch.commands.cancel:cancel_batch",
-    name="cancel-batch",
-    help="Cancel running batches (the results done so far are kept).\n\n"
-    "Example: openai-batch cancel-batch batch_6708634c0ba081909ca21a5f182ce840",
-)
-app.command(
-    "openai_batch.commands.run:run",
-    name="run",
-    help="Make, upload and start in one command; with --wait also get the results and CSV.\n\n"
-    "Example: openai-batch run config.json personas.csv --wait --csv results.csv",
-)
+
+def _register(parent: App, entries: list[tuple[str, str, str, str]]) -> None:
+    for path, name, summary, example in entries:
+        parent.command(path, name=name, help=f"{summary}\n\nExample: {example}")
+
+
+def _examples(entries: list[tuple[str, str, str, str]]) -> str:
+    return "Examples:\n" + "".join(f"  {e}\n" for _, _, _, e in entries)
+
+
+_register(app, COMMANDS)
+_register(utils, UTILS)
+app.command(utils)
+app.help_epilogue = _examples(COMMANDS + UTILS)
+utils.help_epilogue = _examples(UTILS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
