@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from cyclopts import Parameter
 
 from .. import api, batchview, console, lifecycle
+from ..errors import BatchError
 from ..ledger import Ledger, RequestFileRecord, open_ledger
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ def get_batch_results(
     id_prefix: str | None = None,
     wait: Annotated[bool, Parameter(alias="-w")] = False,
     poll_interval: float = 5.0,
+    job: str | None = None,
+    max_enqueued_tokens: int | None = None,
+    parallel: int = 4,
     quiet: Annotated[bool, Parameter(alias="-q")] = False,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
 ) -> int:
@@ -65,11 +69,25 @@ def get_batch_results(
         the batch.
     poll_interval
         Seconds between the first polls; the interval grows to at most a minute.
+    job
+        A job (from run or start-batch) instead of targets: one status table for its request
+        files, queued ones started as the quota allows (with --wait until all are final), then
+        one responses file and one CSV for the whole table.
+    max_enqueued_tokens
+        With --job: change the job's quota of estimated prompt tokens enqueued (0: none).
+    parallel
+        With --job: upload this many of its files at once, if some are not uploaded yet.
     quiet
         No progress bar.
     as_json
         Print the API's batch objects plus what this command adds (files written, counts).
     """
+    if job is not None:
+        return _job_results(
+            targets, job, output=output, csv=csv, data=data, id_column=id_column,
+            id_prefix=id_prefix, wait=wait, poll_interval=poll_interval, quota=max_enqueued_tokens,
+            parallel=parallel, quiet=quiet, as_json=as_json,
+        )  # fmt: skip
     lifecycle.require_batches(targets)
     conn = api.connect()
     with open_ledger() as ledger:
@@ -85,6 +103,47 @@ def get_batch_results(
             data=data, requests=requests, id_column=id_column, id_prefix=id_prefix,
             as_json=as_json, resume=args,
         )  # fmt: skip
+
+
+def _job_results(
+    targets: Sequence[str],
+    name: str,
+    *,
+    output: Path,
+    csv: Path | None,
+    data: Path | None,
+    id_column: str | None,
+    id_prefix: str | None,
+    wait: bool,
+    poll_interval: float,
+    quota: int | None,
+    parallel: int,
+    quiet: bool,
+    as_json: bool,
+) -> int:
+    """get-batch-results --job NAME: move the job forward and, when it is all final, collect."""
+    from .. import jobs
+    from . import jobflow
+    from .run import check_job_options
+
+    if targets:
+        raise BatchError(
+            "give either --job NAME or batch ids / request files, not both",
+            hint=f"openai-batch get-batch-results --job {name}",
+        )
+    check_job_options(quota, parallel)
+    conn = api.connect()
+    with open_ledger() as ledger:
+        the_job = jobs.load_job(ledger, name, conn.service)
+        if quota is not None:
+            jobs.set_quota(ledger, name, quota)
+            the_job = jobs.load_job(ledger, name)
+        how = jobflow.Follow(
+            wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
+            as_json=as_json, output=output, csv=csv, data=data, id_column=id_column,
+            id_prefix=id_prefix, announce_existing=False,
+        )  # fmt: skip
+        return jobflow.follow_job(conn, ledger, the_job, how)
 
 
 def resume_args(
@@ -191,10 +250,14 @@ def finish(
 
 
 def exit_code(batches: Sequence[Batch], collected: lifecycle.Collected) -> int:
-    if any(b.status != "completed" for b in batches):
-        return EXIT_NOT_ALL_OK
+    """0 when every request has a success. A batch that expired, failed or was cancelled is
+    fine once a retry answered all its requests, but only if the requests are known (request
+    file or data rows): otherwise the ones that never ran would go unnoticed."""
     counted = collected.csv or collected.responses
     if counted is None or counted.error or counted.missing:
+        return EXIT_NOT_ALL_OK
+    complete = collected.plan.order_files or (collected.csv and collected.plan.data)
+    if any(b.status != "completed" for b in batches) and not complete:
         return EXIT_NOT_ALL_OK
     return 0
 
@@ -234,10 +297,32 @@ def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> N
             console.note("(no data file known: the table has the results only; add --data FILE)")
     counted = table or responses
     if counted is not None and (counted.error or counted.missing) and has_retry_command():
-        console.note(
-            "To redo the failed or missing requests: openai-batch utils retry-failed "
-            f"{batches[-1].id} -o retry.jsonl"
-        )
+        console.note("To redo the failed or missing requests:")
+        for command in retry_commands(batches, collected):
+            console.note(f"  {command}")
+
+
+def retry_commands(batches: Sequence[Batch], collected: lifecycle.Collected) -> list[str]:
+    """One retry-failed per request file (a retry file derives from one request file)."""
+    shards = collected.plan.order_files
+    if len(shards) > 1:
+        return [
+            lifecycle.resume_command(
+                ["utils", "retry-failed", _relative(f), "-o", f"{Path(f).stem}-retry.jsonl"]
+            )
+            for f in shards
+        ]
+    return [
+        lifecycle.resume_command(["utils", "retry-failed", batches[-1].id, "-o", "retry.jsonl"])
+    ]
+
+
+def _relative(path: Path) -> str:
+    """A path as the user would type it: relative when under the working folder."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def has_retry_command() -> bool:
