@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,12 +79,15 @@ def make(
     quiet: bool = True,
 ) -> Made:
     """Run make-batch-file with renderer `how` into a fresh folder; every file it leaves there."""
-    outdir = Path(tempfile.mkdtemp(prefix=f"{how}-", dir=data.parent))
-    argv = ["make-batch-file", str(template), str(data), "-o", str(outdir / "requests.jsonl")]
-    with renderer(how):
-        code = main([*argv, *(["-q"] if quiet else []), *args])
-    _, err = capsys.readouterr()
-    files = {p.name: p.read_bytes() for p in sorted(outdir.iterdir())}
+    outdir = Path(tempfile.mkdtemp(prefix=f"openai-batch-{how}-"))  # never beside the data
+    try:
+        argv = ["make-batch-file", str(template), str(data), "-o", str(outdir / "requests.jsonl")]
+        with renderer(how):
+            code = main([*argv, *(["-q"] if quiet else []), *args])
+        _, err = capsys.readouterr()
+        files = {p.name: p.read_bytes() for p in sorted(outdir.iterdir())}
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
     return Made(code, files, err)
 
 

@@ -99,6 +99,16 @@ def test_missing_key_fails_before_any_request(
     assert fake.log == []
 
 
+def test_key_pasted_with_a_smart_character_is_named_not_a_crash(
+    fake: FakeOpenAI, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-SECRET123\u2026")
+    code, out, err = run_cli(capsys, "list-batches")
+    assert_clean(code, out, err, "character 18 of 18", "HORIZONTAL ELLIPSIS")
+    assert "SECRET123" not in out + err
+    assert fake.log == []
+
+
 def test_dotenv_in_the_working_folder_is_read_but_never_overrides(
     fake: FakeOpenAI, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -693,3 +693,91 @@ def test_review_samples_large_outputs_and_scales_the_estimate(tmp_path, capsys):
         abs(sampled.estimate.prompt_tokens - exact.estimate.prompt_tokens)
         < 0.1 * exact.estimate.prompt_tokens
     )
+
+
+# --- edge cases found in review --------------------------------------------------------------------
+
+
+def test_non_ascii_digits_are_not_json_numbers(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "N\n5\n1٣\n")
+    template = write(
+        tmp_path / "t.json",
+        '{"model": "m", "max_tokens": <<N>>, "messages": [{"role": "user", "content": "x"}]}',
+    )
+    code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", tmp_path / "o.jsonl")
+    assert_clean_error(code, err, "row 2", "1٣")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_old_mac_line_endings(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "Name,Age\rAnn,3\rBob,4\r")
+    out = tmp_path / "o.jsonl"
+    code, _, err = run_cli(
+        capsys, "make-batch-file", chat_template(tmp_path, "<<Name>> <<Age>>"), data, "-o", out
+    )
+    assert code == 0, err
+    assert contents(out) == ["Ann 3", "Bob 4"]
+
+
+def test_unknown_encoding_is_a_clear_error(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "Name\nann\n")
+    code, _, err = run_cli(
+        capsys, "make-batch-file", chat_template(tmp_path, "<<Name>>"), data, "--encoding", "nope"
+    )
+    assert_clean_error(code, err, "unknown encoding 'nope'")
+
+
+def test_columns_without_a_header_are_named_not_refused(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "Name,Age,,\nann,3,,\n")
+    out = tmp_path / "o.jsonl"
+    code, _, err = run_cli(
+        capsys, "make-batch-file", chat_template(tmp_path, "<<Name>> <<Age>>"), data, "-o", out
+    )
+    assert code == 0, err
+    assert contents(out) == ["ann 3"]
+
+
+def test_output_that_is_the_data_file_is_refused(tmp_path, capsys):
+    data = write(tmp_path / "rows.jsonl", '{"Name": "ann"}\n')
+    code, _, err = run_cli(
+        capsys, "make-batch-file", chat_template(tmp_path, "<<Name>>"), data, "-o", data
+    )
+    assert_clean_error(code, err, "would destroy it")
+    assert data.read_text() == '{"Name": "ann"}\n'
+
+
+def test_blocks_keep_carriage_returns_and_render_none_as_empty(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "Age\n50\n")
+    template = chat_template(
+        tmp_path, r"<% if Age|int > 30 %>old<% endif %>\r\nend <% if 1 %><<none>><% endif %>."
+    )
+    out = tmp_path / "o.jsonl"
+    code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", out)
+    assert code == 0, err
+    assert contents(out) == ["old\r\nend ."]
+
+
+def test_parquet_floats_beyond_int64_and_binary_columns(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"F": [1e20, float("inf"), -2.5e19, 3.0, 0.5]}), tmp_path / "f.parquet")
+    out = tmp_path / "o.jsonl"
+    template = chat_template(tmp_path, "<<F>>")
+    code, _, err = run_cli(capsys, "make-batch-file", template, tmp_path / "f.parquet", "-o", out)
+    assert code == 0, err
+    assert contents(out) == ["1e+20", "inf", "-2.5e+19", "3", "0.5"]
+    pq.write_table(pa.table({"F": pa.array([b"\xff\x00"], pa.binary())}), tmp_path / "b.parquet")
+    code, _, err = run_cli(capsys, "make-batch-file", template, tmp_path / "b.parquet", "-o", out)
+    assert_clean_error(code, err, "column 'F'", "not UTF-8")
+
+
+def test_jsonl_keys_that_first_appear_late_are_columns(tmp_path, capsys):
+    lines = "".join('{"a": "x"}\n' for _ in range(1500)) + '{"a": "y", "late": "z"}\n'
+    data = write(tmp_path / "d.jsonl", lines)
+    out = tmp_path / "o.jsonl"
+    code, _, err = run_cli(
+        capsys, "make-batch-file", chat_template(tmp_path, "<<a>>-<<late>>"), data, "-o", out, "-q"
+    )
+    assert code == 0, err
+    assert contents(out)[-2:] == ["x-", "y-z"]

@@ -283,3 +283,10 @@ def test_unreadable_lines_are_counted_not_fatal(tmp_path: Path, bad: bytes) -> N
     index.add_file(path, 0)
     assert index.unreadable == 1 and "id_0" in index
     index.close()
+
+
+def test_natural_order_with_unicode_digits_in_ids():
+    from openai_batch.results import natural_key
+
+    ids = ["id_10", "id_2", "area 10²", "area 2²", "x"]
+    assert sorted(ids, key=natural_key) == ["area 2²", "area 10²", "id_2", "id_10", "x"]

@@ -98,6 +98,7 @@ def connect(*, strict: bool | None = None, max_retries: int | None = None) -> Co
             hint=f"create a key at {KEYS_PAGE}, then `export OPENAI_API_KEY=...` "
             "or put `OPENAI_API_KEY=...` in a .env file in this folder",
         )
+    _check_key_text(key, "OPENAI_API_KEY")
     try:
         client = openai.OpenAI(
             api_key=key,
@@ -114,6 +115,23 @@ def connect(*, strict: bool | None = None, max_retries: int | None = None) -> Co
     return Connection(client, service, azure=False, key_variable="OPENAI_API_KEY")
 
 
+def _check_key_text(key: str, variable: str) -> None:
+    """A key pasted with a smart quote or an ellipsis would fail deep inside the HTTP client."""
+    for position, char in enumerate(key, start=1):
+        if not (char.isascii() and char.isprintable()) or char.isspace():
+            raise ApiError(
+                f"{variable} has a character that cannot be in an API key "
+                f"(character {position} of {len(key)}, {unicodedata_name(char)})",
+                hint="copy the key again from the API keys page, without quotes or spaces",
+            )
+
+
+def unicodedata_name(char: str) -> str:
+    import unicodedata
+
+    return unicodedata.name(char, f"U+{ord(char):04X}")
+
+
 def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -> Connection:
     import openai
 
@@ -125,6 +143,8 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
             hint="set AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN), or unset "
             "AZURE_OPENAI_ENDPOINT to use OpenAI",
         )
+    if key is not None:
+        _check_key_text(key, key_variable)
     version = _env("OPENAI_API_VERSION")
     if version is None:
         raise ApiError(

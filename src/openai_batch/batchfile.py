@@ -336,6 +336,13 @@ def _check_request(request: dict[str, Any], template: Template) -> None:
 
 def open_inputs(template_path: Path, data_path: Path, opts: MakeOptions) -> tuple[Table, Template]:
     check_options(opts)
+    for given in (template_path, data_path):
+        if opts.output.resolve() == given.resolve():
+            raise BatchError(
+                f"output {opts.output} is also the {'template' if given is template_path else 'data'}"
+                " file: writing it would destroy it.",
+                hint="give another name with -o.",
+            )
     table = open_table(data_path, opts.table)
     template = load_template(template_path, table.columns, base_dir=data_path.resolve().parent)
     return table, template

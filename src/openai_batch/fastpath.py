@@ -310,18 +310,18 @@ class _CarriageReturnCheck(io.RawIOBase):
 
 
 def _parquet_blocks(table: Table) -> Iterator[pa.RecordBatch]:
-    """Parquet columns turned to text exactly as the general path does (tables._arrow_text)."""
+    """Parquet columns turned to text exactly as the general path does (tables.arrow_text)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from .tables import _arrow_text
+    from .tables import arrow_text
 
     parquet = pq.ParquetFile(table.path)
     for batch in parquet.iter_batches(batch_size=PARQUET_ROWS):
         arrays = []
         for i in range(batch.num_columns):
-            text = _arrow_text(batch.column(i), pa, pc)
+            text = arrow_text(batch.column(i), table.columns[i])
             if not pa.types.is_string(text.type):
                 text = pc.cast(text, pa.string())
             arrays.append(pc.fill_null(text, ""))

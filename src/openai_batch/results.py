@@ -37,13 +37,13 @@ RESULT_COLUMNS = (
 # Ordering
 
 
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"([0-9]+)")
 
 
 def natural_key(custom_id: str) -> tuple[Any, ...]:
     """Sort key where digit runs compare as numbers: id_2 < id_10."""
-    parts = _DIGITS.split(custom_id)
-    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
+    parts = _DIGITS.split(custom_id)  # odd positions are the digit runs
+    return tuple((0, int(p), p) if i % 2 else (1, 0, p) for i, p in enumerate(parts))
 
 
 _ID_AT_START = re.compile(rb'^\{\s*"custom_id"\s*:\s*("(?:[^"\\]|\\.)*")')

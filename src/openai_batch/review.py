@@ -59,7 +59,7 @@ def sample_lines(
     for path, count in files:
         if total <= k:
             with open(path, "rb") as fh:
-                out += [(path, n, json.loads(line)) for n, line in enumerate(fh, start=1)]
+                out += [(path, n, _parse(line)) for n, line in enumerate(fh, start=1)]
             continue
         share = max(1, round(k * count / total))
         out += _seek_sample(path, share, random.Random(seed))
@@ -70,13 +70,21 @@ def _seek_sample(path: Path, k: int, rng: random.Random) -> list[tuple[Path, int
     size = path.stat().st_size
     picked: list[tuple[Path, int, dict[str, Any]]] = []
     with open(path, "rb") as fh:
-        picked.append((path, 1, json.loads(fh.readline())))
+        picked.append((path, 1, _parse(fh.readline())))
         for _ in range(k - 1):
             fh.seek(rng.randrange(size))
             fh.readline()  # finish the line we landed in; take the next whole one
             line = fh.readline() or _first_line(fh)
-            picked.append((path, 0, json.loads(line)))  # 0: line number unknown
+            picked.append((path, 0, _parse(line)))  # 0: line number unknown
     return picked
+
+
+def _parse(line: bytes) -> Any:
+    """The request on a line; what is not JSON comes back as text for check_line to report."""
+    try:
+        return json.loads(line)
+    except ValueError:
+        return line.decode("utf-8", "replace")
 
 
 def _first_line(fh: Any) -> bytes:
@@ -100,7 +108,7 @@ def review_files(
             problem.path = f"{path.name}: {problem.path}" if problem.path else path.name
             problems.append(problem)
     est = estimate.estimate_lines(
-        (request for _, _, request in sample),
+        (request for _, _, request in sample if isinstance(request, dict)),
         scale_to=total if len(sample) < total else None,
         **estimate_options,
     )

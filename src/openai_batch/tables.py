@@ -6,6 +6,7 @@ type inference are turned off everywhere. Memory stays flat: rows arrive `chunk_
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -139,12 +140,13 @@ class Table:
     # -- Parquet --------------------------------------------------------------------------
     def _parquet_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
         import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(self.path)
         for batch in parquet.iter_batches(batch_size=chunk_rows):
-            arrays = [_arrow_text(batch.column(i), pa, pc) for i in range(batch.num_columns)]
+            arrays = [
+                arrow_text(batch.column(i), self.columns[i]) for i in range(batch.num_columns)
+            ]
             table = pa.Table.from_arrays(arrays, names=self.columns)
             yield table.to_pandas().fillna("")
 
@@ -182,6 +184,13 @@ def open_table(path: Path, options: TableOptions | None = None) -> Table:
     if path.is_dir():
         raise BatchError(f"{path} is a folder, not a data file.")
     kind = table_kind(path)
+    if options.encoding is not None:
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError:
+            raise BatchError(
+                f"unknown encoding {options.encoding!r}.", hint="e.g. utf-8, cp1252, latin-1."
+            ) from None
     if options.limit is not None and options.limit < 1:
         raise BatchError("--limit must be at least 1.")
     if kind in ("csv", "tsv"):
@@ -212,6 +221,8 @@ def table_kind(path: Path) -> str:
 
 
 def _check_columns(table: Table) -> None:
+    # Spreadsheets often export columns with no header (`Name,Age,,`): name them, don't refuse.
+    table.columns = [c if c.strip() else f"(column {i})" for i, c in enumerate(table.columns, 1)]
     seen: dict[str, int] = {}
     for index, name in enumerate(table.columns, start=1):
         if name in seen:
@@ -247,7 +258,10 @@ def _open_csv(path: Path, kind: str, options: TableOptions) -> Table:
         delimiter = "\t" if kind == "tsv" else _sniff_delimiter(sample)
     if len(delimiter) != 1:
         raise BatchError(f"--delimiter must be one character, not {delimiter!r}.")
-    header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
+    try:
+        header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise BatchError(f"cannot read the header row of {path}: {exc}.") from None
     return Table(path, kind, header, options, delimiter=delimiter)
 
 
@@ -330,19 +344,38 @@ def _open_parquet(path: Path, options: TableOptions) -> Table:
     return Table(path, "parquet", list(parquet.schema_arrow.names), options, total_rows=total)
 
 
-def _arrow_text(array: Any, pa: Any, pc: Any) -> Any:
-    """A Parquet column as text; nulls become empty cells."""
+def arrow_text(array: Any, name: str = "") -> Any:
+    """A Parquet column as text; nulls become empty cells (the fast path shares this)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         return array
     if pa.types.is_floating(array.type):
-        # 28.0 -> "28": the number as a person would have typed it.
-        whole = pc.equal(array, pc.floor(array))
+        # 28.0 -> "28": the number as a person would have typed it (only where that is exact).
+        whole = pc.and_(
+            pc.equal(array, pc.floor(array)), pc.less(pc.abs(array), float(2**53))
+        ).fill_null(False)
         as_int = pc.cast(pc.if_else(whole, array, 0), pa.int64(), safe=False)
         return pc.if_else(whole, pc.cast(as_int, pa.string()), pc.cast(array, pa.string()))
+    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        try:
+            return pc.cast(array, pa.string())
+        except pa.ArrowInvalid:
+            raise BatchError(
+                f"column {name!r} holds binary data that is not UTF-8 text.",
+                hint="convert it to text (or leave it out of the table).",
+            ) from None
     try:
         return pc.cast(array, pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return pa.array([None if v is None else json.dumps(v) for v in array.to_pylist()])
+        values = array.to_pylist()
+        return pa.array([None if v is None else _dump_python(v) for v in values], pa.string())
+
+
+def _dump_python(value: Any) -> str:
+    """Lists, maps and structs from Parquet, as JSON text."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _jsonl_records(path: Path, encoding: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -390,12 +423,11 @@ def _dump(value: Any) -> str:
 
 def _open_jsonl(path: Path, options: TableOptions) -> Table:
     columns: list[str] = []
-    for count, (_, record) in enumerate(_jsonl_records(path, options.encoding)):
-        for key in record:
-            if key not in columns:
-                columns.append(key)
-        if count >= 1000:
-            break
+    known: set[str] = set()
+    for _, record in _jsonl_records(path, options.encoding):  # every key, however late it appears
+        if not known.issuperset(record):
+            columns += [key for key in record if key not in known]
+            known.update(record)
     if not columns:
         raise BatchError(f"{path} holds no JSON objects.")
     return Table(path, "jsonl", columns, options)

@@ -44,9 +44,10 @@ _MARK_RE = re.compile("\ue000(\\d+)\ue001")
 _BARE_RE = re.compile("^\ue002(\\d+)\ue003$")
 _SLOT = "\ue010{}\ue011"
 _SLOT_RE = re.compile('"\ue010(\\d+)\ue011"')
+_CR = "_openai_batch_cr"  # stands for "\r" inside block templates
 
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_LOOSE_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_LOOSE_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def json_escape(text: str) -> str:
@@ -131,7 +132,7 @@ class StringSlot:
 
     def text(self, row: Mapping[str, str]) -> str:
         if self.block_template is not None:
-            return str(self.block_template.render(**_context(row)))
+            return str(self.block_template.render(**_context(row), **{_CR: "\r"}))
         return "".join(p if isinstance(p, str) else p.text(row) for p in self.pieces)
 
     def labels(self) -> list[str]:
@@ -505,7 +506,8 @@ class _Builder:
             if token.kind == "var" and body.strip() in self.columns:
                 body = f" row[{json.dumps(body.strip())}] "
             source.append(f"{opening}{body}{closing}")
-        text = "".join(source)
+        # Jinja turns every line break in template text into "\n": keep "\r" as written.
+        text = "".join(source).replace("\r", f"{self.syntax.var[0]} {_CR} {self.syntax.var[1]}")
         try:
             template = self.env.from_string(text)
         except TemplateSyntaxError as exc:
@@ -522,7 +524,7 @@ class _Builder:
         from jinja2 import meta
 
         names = meta.find_undeclared_variables(self.env.parse(source))
-        known = {c for c in self.columns if c.isidentifier()} | {"row"} | set(self.env.globals)
+        known = {c for c in self.columns if c.isidentifier()} | {"row", _CR} | set(self.env.globals)
         for unknown in sorted(names - known):
             if token is not None:
                 raise self._unknown(token, f"{unknown!r} is not a column", name=unknown)
@@ -566,6 +568,7 @@ def make_environment(syntax: Syntax = MODERN) -> Any:
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        finalize=lambda value: "" if value is None else value,  # as outside blocks
     )
 
 

@@ -150,7 +150,7 @@ def report(result: MakeResult, json_output: bool, **estimate_options: Any) -> No
     for info in result.files:
         console.say(
             f"Batch file created: {info.path} "
-            f"({info.requests:,} requests, {console.human_bytes(info.bytes)})"
+            f"({console.plural(info.requests, 'request')}, {console.human_bytes(info.bytes)})"
         )
     for path in result.stale:
         console.warn(f"{path} is from an earlier run and is not part of this output.")
