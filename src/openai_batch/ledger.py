@@ -98,6 +98,56 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "jobs: the shards of one template x table, their queue and their batches",
+        [
+            """CREATE TABLE jobs (
+                name TEXT PRIMARY KEY,
+                service TEXT NOT NULL,
+                template TEXT,
+                data TEXT,
+                output TEXT,
+                endpoint TEXT,
+                metadata TEXT,
+                max_enqueued_tokens INTEGER,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE INDEX jobs_by_inputs ON jobs (service, template, data, output)",
+            """CREATE TABLE job_shards (
+                job TEXT NOT NULL REFERENCES jobs (name),
+                shard INTEGER NOT NULL,
+                path TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                requests INTEGER,
+                bytes INTEGER,
+                first_row INTEGER,
+                prompt_tokens INTEGER,
+                file_id TEXT,
+                batch_id TEXT,
+                state TEXT NOT NULL DEFAULT 'queued',
+                status TEXT,
+                completed INTEGER,
+                failed INTEGER,
+                total INTEGER,
+                requeues INTEGER NOT NULL DEFAULT 0,
+                not_before REAL NOT NULL DEFAULT 0,
+                force INTEGER NOT NULL DEFAULT 0,
+                note TEXT,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (job, shard)
+            )""",
+            """CREATE TABLE job_batches (
+                job TEXT NOT NULL,
+                shard INTEGER NOT NULL,
+                service TEXT NOT NULL,
+                batch_id TEXT NOT NULL,
+                recorded_at REAL NOT NULL,
+                PRIMARY KEY (job, service, batch_id)
+            )""",
+        ],
+    ),
 ]
 
 

@@ -16,8 +16,9 @@ Status = Literal[
 
 def list_batches(
     *,
-    limit: Annotated[int, Parameter(alias="-n")] = 20,
+    limit: Annotated[int | None, Parameter(alias="-n")] = None,
     status: Status | None = None,
+    job: str | None = None,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
 ) -> int:
     """List batches: id, creation time (local), status, completed/failed/total, description.
@@ -27,13 +28,20 @@ def list_batches(
     Parameters
     ----------
     limit
-        Show at most this many (0: all). Pages of the API are followed as needed.
+        Show at most this many (default 20, with --job all; 0: all). Pages of the API are
+        followed as needed.
     status
         Only batches with this status.
+    job
+        Only the batches of this job (run / start-batch), by shard, with any that were
+        restarted after token_limit_exceeded.
     as_json
         Print the API's batch objects as JSON.
     """
     conn = api.connect()
+    if job is not None:
+        return _list_job(conn, job, limit or 0, status, as_json)
+    limit = 20 if limit is None else limit
     found = []
     for batch in api.iter_batches(conn, page_size=100 if status or limit <= 0 else min(limit, 100)):
         if status and batch.status != status:
@@ -48,4 +56,36 @@ def list_batches(
         console.say("No batches" + (f" with status {status}" if status else "") + ".")
         return 0
     console.say(batchview.table(batchview.batch_rows(found), batchview.LIST_HEADER))
+    return 0
+
+
+def _list_job(
+    conn: api.Connection, name: str, limit: int, status: str | None, as_json: bool
+) -> int:
+    from .. import jobs
+    from ..ledger import open_ledger
+
+    with open_ledger() as ledger:
+        job = jobs.load_job(ledger, name, conn.service)
+        pairs = jobs.job_batch_ids(ledger, name)
+    found = []
+    for shard, batch_id in sorted(pairs, key=lambda p: p[0]):
+        batch = api.retrieve_batch(conn, batch_id)
+        if status and batch.status != status:
+            continue
+        found.append((shard, batch))
+        if 0 < limit <= len(found):
+            break
+    if as_json:
+        console.print_json([batchview.batch_json(b, job=name, shard=shard) for shard, b in found])
+        return 0
+    if not found:
+        what = f" with status {status}" if status else ""
+        console.say(f"No batches{what} in job {name} yet ({len(job.shards)} request file(s)).")
+        return 0
+    rows = [
+        [f"{shard}/{len(job.shards)}", *row]
+        for (shard, _), row in zip(found, batchview.batch_rows(b for _, b in found), strict=True)
+    ]
+    console.say(batchview.table(rows, ("shard", *batchview.LIST_HEADER)))
     return 0

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import api, batchview, console, lifecycle
+from .. import api, jobs, lifecycle
 from ..batchfile import MAX_REQUESTS, make_batch_files
+from ..errors import BatchError
 from ..ledger import open_ledger
-from . import make, results
+from . import jobflow, make
 
 
 def run(
@@ -33,6 +34,9 @@ def run(
     responses: Path = Path("batch-responses.jsonl"),
     csv: Path | None = None,
     poll_interval: float = 5.0,
+    job: str | None = None,
+    max_enqueued_tokens: int | None = None,
+    parallel: int = 4,
     force: bool = False,
     quiet: Annotated[bool, Parameter(alias="-q")] = False,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
@@ -41,10 +45,14 @@ def run(
 
     Example: openai-batch run config.json personas.csv --wait --csv results.csv
 
-    Running it again with the same inputs uploads and starts nothing new: it picks up the
-    batches already running or finished (--force starts new ones). Exit status as
-    get-batch-results: 0 when all succeeded, 4 when something failed or is missing, 130 when
-    Ctrl-C stopped --wait (the batches go on; run the same command again to pick them up).
+    The request files form one job in the ledger (named after the data file, or --job). With
+    --max-enqueued-tokens only as many files run at once as fit the organisation's enqueued-token
+    limit; the others start as earlier ones finish, and a batch that fails with
+    token_limit_exceeded is queued again. Running it again with the same inputs uploads and
+    starts nothing new: it continues the job from the ledger, even after a kill (--force starts
+    new batches). Exit status as get-batch-results: 0 when all succeeded, 4 when something
+    failed or is missing, 130 when Ctrl-C stopped --wait (the batches go on; run the same
+    command again to pick them up).
 
     Parameters
     ----------
@@ -85,6 +93,15 @@ def run(
         With --wait: also write the table of every input row with its result.
     poll_interval
         Seconds between the first polls; grows to at most a minute.
+    job
+        Name of the job (default: the data file's name, made unique; the same inputs find
+        their job again). get-batch-results --job NAME and list-batches --job NAME follow it.
+    max_enqueued_tokens
+        Start request files only while the estimated prompt tokens of the job's running
+        batches stay within N (your organisation's batch queue limit for the model, on its
+        limits page). A single file over N runs alone. 0 removes a quota set earlier.
+    parallel
+        Upload this many request files at once.
     force
         Start new batches even if the same requests already have one running or completed.
     quiet
@@ -97,61 +114,28 @@ def run(
         delimiter, encoding, quiet,
     )  # fmt: skip
     meta = lifecycle.parse_metadata(metadata or [], description)
+    check_job_options(max_enqueued_tokens, parallel)
     conn = api.connect()  # a missing key fails before rendering a million rows
     made = make_batch_files(template, data, opts)
     if not as_json:
         make.report(made, False)
     with open_ledger() as ledger:
         lifecycle.record_made(ledger, made)
-        started = [
-            lifecycle.start_one(conn, ledger, info.path, metadata=meta, force=force, info=info)
-            for info in lifecycle.made_infos(made)
-        ]
-        if not as_json:
-            for item in started:
-                start_report(item)
-        roots = [ledger.request_file(path=s.path, sha256=s.sha256) for s in made.files]
-        ids = [s.batch.id for s in started]
-        if not wait:
-            return not_waiting(made, started, ids, responses, csv, as_json)
-        args = [*results.resume_args(ids, responses, csv, None, None, None, None)]
-        batches = results.follow(conn, ledger, ids, True, poll_interval, quiet, as_json, args)
-        if batches is None:
-            return results.EXIT_INTERRUPTED
-    labels = {s.batch.id: str(s.target) for s in started}
-    return results.finish(
-        conn, batches, [r for r in roots if r is not None], labels=labels, output=responses,
-        csv=csv, as_json=as_json, extra_json={"make": made.to_json()},
-    )  # fmt: skip
+        the_job, _ = jobs.register(
+            ledger, conn.service, jobs.specs_from_made(made), name=job, template=template,
+            data=data, endpoint=made.endpoint, metadata=meta,
+            max_enqueued_tokens=max_enqueued_tokens, force=force,
+        )  # fmt: skip
+        how = jobflow.Follow(
+            wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
+            as_json=as_json, output=responses, csv=csv, collect_when_done=False,
+            fresh=[f.sha256 for f in made.files], extra_json={"make": made.to_json()},
+        )  # fmt: skip
+        return jobflow.follow_job(conn, ledger, the_job, how)
 
 
-def start_report(item: lifecycle.Started) -> None:
-    from . import start
-
-    start.report(item)
-
-
-def not_waiting(
-    made: object,
-    started: list[lifecycle.Started],
-    ids: list[str],
-    responses: Path,
-    csv: Path | None,
-    as_json: bool,
-) -> int:
-    args = results.resume_args(ids, responses, csv, None, None, None, None)
-    if as_json:
-        console.print_json(
-            {
-                "make": made.to_json(),  # type: ignore[attr-defined]
-                "batches": [
-                    batchview.batch_json(s.batch, target=str(s.target), reused=s.reused)
-                    for s in started
-                ],
-                "finished": False,
-            }
-        )
-        return 0
-    console.say("Get the results when they are done with:")
-    console.say(f"  {lifecycle.resume_command([*args, '--wait'])}")
-    return 0
+def check_job_options(max_enqueued_tokens: int | None, parallel: int) -> None:
+    if max_enqueued_tokens is not None and max_enqueued_tokens < 0:
+        raise BatchError("--max-enqueued-tokens cannot be negative (0 removes the quota)")
+    if parallel < 1:
+        raise BatchError("--parallel must be at least 1")

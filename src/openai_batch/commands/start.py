@@ -18,6 +18,9 @@ def start_batch(
     description: str = lifecycle.DEFAULT_DESCRIPTION,
     metadata: list[str] | None = None,
     endpoint: str | None = None,
+    job: str | None = None,
+    max_enqueued_tokens: int | None = None,
+    parallel: int = 4,
     force: bool = False,
     no_check: bool = False,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
@@ -29,6 +32,8 @@ def start_batch(
     A local path is uploaded first, unless that exact content was uploaded before and is still
     on the service. A file whose content already has a batch running or completed is not
     started again (that would be paid twice): its batch is shown instead; --force starts another.
+    Several local files (or --job) form one job: uploaded --parallel at a time, started within
+    --max-enqueued-tokens, followed with get-batch-results --job NAME.
 
     Parameters
     ----------
@@ -41,6 +46,15 @@ def start_batch(
         keys up to 64 and values up to 512 characters).
     endpoint
         The batch's endpoint (default: the url of the file's lines).
+    job
+        Name of the job these files form (default: the data file they were made from, or the
+        first file's name). Several local files always form a job.
+    max_enqueued_tokens
+        Start files only while the estimated prompt tokens of the job's running batches stay
+        within N; the rest start as earlier ones finish (get-batch-results --job NAME --wait
+        keeps the job moving). 0 removes a quota set earlier.
+    parallel
+        Upload this many files of a job at once.
     force
         Start a new batch even if one for the same content is running or completed.
     no_check
@@ -57,6 +71,11 @@ def start_batch(
         if not lifecycle.looks_like_file_id(target)
     }
     conn = api.connect()
+    if job is not None or max_enqueued_tokens is not None or len(infos) > 1:
+        return _start_job(
+            conn, list(targets), infos, job=job, max_enqueued_tokens=max_enqueued_tokens,
+            parallel=parallel, metadata=meta, endpoint=endpoint, force=force, as_json=as_json,
+        )  # fmt: skip
     started = []
     with open_ledger() as ledger:
         for target in targets:
@@ -70,6 +89,45 @@ def start_batch(
     if as_json:
         console.print_json([to_json(s) for s in started])
     return 0
+
+
+def _start_job(
+    conn: api.Connection,
+    targets: list[str],
+    infos: dict[str, lifecycle.RequestFileInfo],
+    *,
+    job: str | None,
+    max_enqueued_tokens: int | None,
+    parallel: int,
+    metadata: dict[str, str],
+    endpoint: str | None,
+    force: bool,
+    as_json: bool,
+) -> int:
+    """Several request files as one job: upload them together, start what the quota admits."""
+    from .. import jobs
+    from . import jobflow
+    from .run import check_job_options
+
+    check_job_options(max_enqueued_tokens, parallel)
+    if len(infos) != len(targets):
+        raise BatchError(
+            "a job is made of local request files, not uploaded file ids",
+            hint="give the .jsonl files, or start the file ids without --job",
+        )
+    with open_ledger() as ledger:
+        specs = jobs.specs_from_infos(ledger, infos.values())
+        template, data = jobs.recorded_data(ledger, specs)
+        the_job, _ = jobs.register(
+            ledger, conn.service, specs, name=job, template=template, data=data,
+            endpoint=endpoint or next(iter(infos.values())).endpoint, metadata=metadata,
+            max_enqueued_tokens=max_enqueued_tokens, force=force,
+        )  # fmt: skip
+        how = jobflow.Follow(
+            parallel=parallel, as_json=as_json, collect_when_done=False,
+            fresh=[i.sha256 for i in infos.values()],
+        )  # fmt: skip
+        return jobflow.follow_job(conn, ledger, the_job, how)
 
 
 def report(item: lifecycle.Started) -> None:

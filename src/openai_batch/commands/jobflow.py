@@ -1,0 +1,250 @@
+"""What run, start-batch and get-batch-results --job share: follow a job, then collect it.
+
+Not a command itself: the commands parse their options and hand a registered job here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import api, batchview, console, jobs, lifecycle
+from ..ledger import Ledger
+from . import results
+
+
+@dataclass
+class Follow:
+    """How to follow a job and what to write at the end."""
+
+    wait: bool = False
+    poll_interval: float = 5.0
+    parallel: int = 4
+    quiet: bool = False
+    as_json: bool = False
+    output: Path = Path("batch-responses.jsonl")
+    csv: Path | None = None
+    data: Path | None = None
+    id_column: str | None = None
+    id_prefix: str | None = None
+    announce_existing: bool = True  # "Already started: ..." for shards started before
+    collect_when_done: bool = True  # without --wait, still write the results if all are final
+    fresh: list[str] = field(default_factory=list)  # sha256s just written (no need to re-hash)
+    extra_json: dict[str, Any] = field(default_factory=dict)
+
+
+def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow) -> int:
+    """Upload what is not uploaded, start what the quota admits, and (with wait) see it through."""
+    if not how.as_json:
+        console.note(_headline(job))
+        if how.announce_existing:
+            for shard in job.shards:
+                if shard.batch_id:
+                    console.say(
+                        f"Already started: {shard.batch_id}  {shard.status}  ({shard.path}); "
+                        "not starting it again (--force starts another)"
+                    )
+    uploads = jobs.upload_pending(
+        conn, ledger, job, parallel=how.parallel, progress=not how.quiet, fresh=how.fresh
+    )
+    if uploads.uploaded and not how.as_json:
+        fresh = sum(1 for u in uploads.uploaded if not u.reused)
+        console.note(
+            f"Uploaded {fresh} file(s) ({console.human_bytes(uploads.bytes)})"
+            + (
+                f"; {len(uploads.uploaded) - fresh} were already on the service"
+                if fresh < len(uploads.uploaded)
+                else ""
+            )
+        )
+    job, events = jobs.step(conn, ledger, job.name, poll_interval=how.poll_interval)
+    started = [e for e in events if e.kind in ("started", "reused")]
+    if not how.as_json:
+        for event in events:
+            say_event(event, first=True)
+    if how.wait:
+        try:
+            job = jobs.drive(
+                conn,
+                ledger,
+                job.name,
+                poll_interval=how.poll_interval,
+                progress=not how.quiet,
+                emit=None if how.as_json else say_event,
+            )
+        except jobs.StoppedWaiting as stopped:
+            return _stopped(stopped.job, how)
+    if job.finished and (how.wait or how.collect_when_done):
+        return finish_job(conn, ledger, job, how)
+    return _not_finished(job, started, how)
+
+
+def _headline(job: jobs.Job) -> str:
+    quota = (
+        f", at most {job.max_enqueued_tokens:,} estimated prompt tokens enqueued"
+        if job.max_enqueued_tokens
+        else ""
+    )
+    return (
+        f"Job {job.name}: {len(job.shards)} request file(s), {job.requests:,} requests, "
+        f"~{sum(s.tokens for s in job.shards):,} prompt tokens{quota}"
+    )
+
+
+def say_event(event: jobs.Event, first: bool = False) -> None:
+    """Starts go to stdout on the first pass (as start-batch prints them), the rest to stderr."""
+    shard = event.shard
+    if event.kind in ("started", "reused") and event.batch is not None:
+        if event.kind == "reused":
+            text = (
+                f"Already started: {event.batch.id}  {event.batch.status}  ({shard.path}); "
+                "not starting it again (--force starts another)"
+            )
+        else:
+            text = f"Started batch: {event.batch.id}  {event.batch.status}  ({shard.path})"
+        if first:
+            console.say(text)
+        else:
+            console.note(text)
+    elif event.kind == "finished" and event.batch is not None:
+        console.note(
+            f"Shard {shard.number} ({shard.name}): batch {event.batch.id} {event.batch.status}"
+        )
+    elif event.message:
+        console.warn(event.message)
+
+
+def resume_args(job: jobs.Job, how: Follow) -> list[str]:
+    args = ["get-batch-results", "--job", job.name, "-o", str(how.output)]
+    for flag, value in (
+        ("--csv", how.csv),
+        ("--data", how.data),
+        ("--id-column", how.id_column),
+        ("--id-prefix", how.id_prefix),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def _stopped(job: jobs.Job, how: Follow) -> int:
+    if how.as_json:
+        console.print_json({**how.extra_json, "job": job.to_json(), "finished": False})
+    else:
+        console.say(jobs.status_table(job))
+    console.note(
+        "Stopped waiting; the batches go on (queued shards start when a command on the "
+        "job runs). Resume with:"
+    )
+    console.note(f"  {lifecycle.resume_command([*resume_args(job, how), '--wait'])}")
+    return results.EXIT_INTERRUPTED
+
+
+def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
+    if how.as_json:
+        batches = [
+            batchview.batch_json(
+                e.batch,
+                target=e.shard.path,
+                reused=e.kind == "reused",
+                job=job.name,
+                shard=e.shard.number,
+            )
+            for e in started
+            if e.batch is not None
+        ]
+        console.print_json(
+            {**how.extra_json, "job": job.to_json(), "batches": batches, "finished": False}
+        )
+        return 0
+    queued = job.in_state(jobs.QUEUED)
+    if len(job.shards) > 1 or queued:
+        console.say(jobs.status_table(job))
+    if queued:
+        console.say(
+            f"{len(queued)} shard(s) wait for room under the quota; they start whenever a "
+            "command on this job runs. Keep the job moving and get the results with:"
+        )
+    else:
+        console.say("Get the results when they are done with:")
+    if len(job.shards) == 1 and not queued and job.shards[0].batch_id:
+        args = results.resume_args(
+            [job.shards[0].batch_id],
+            how.output,
+            how.csv,
+            how.data,
+            None,
+            how.id_column,
+            how.id_prefix,
+        )
+    else:
+        args = resume_args(job, how)
+    console.say(f"  {lifecycle.resume_command([*args, '--wait'])}")
+    return 0
+
+
+def _retries_running(job: jobs.Job, pending: list[str], how: Follow) -> int:
+    """Retry batches of the job's requests still run: the merge waits for them."""
+    if how.as_json:
+        console.print_json(
+            {**how.extra_json, "job": job.to_json(), "finished": False, "retries_running": pending}
+        )
+        return 0
+    console.say(jobs.status_table(job))
+    console.say(
+        f"{len(pending)} retry batch(es) of this job still running ({' '.join(pending)}): "
+        "nothing downloaded yet. Get the results when they are done with:"
+    )
+    console.say(f"  {lifecycle.resume_command([*resume_args(job, how), '--wait'])}")
+    return 0
+
+
+def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow) -> int:
+    """Every shard is final: one responses file and one CSV for the whole table, in order."""
+    batches = jobs.current_batches(conn, ledger, job)
+    pending = [b.id for b in batches.retries if not api.is_final(b)]
+    if pending and not how.wait:
+        return _retries_running(job, pending, how)
+    if pending:
+        try:
+            waited = lifecycle.wait_for(
+                conn, ledger, pending, poll_interval=how.poll_interval, progress=not how.quiet
+            )
+        except lifecycle.StoppedWaiting:
+            return _stopped(job, how)
+        final = {b.id: b for b in waited}
+        batches.retries = [final.get(b.id, b) for b in batches.retries]
+    roots = jobs.roots(ledger, job)
+    if not how.as_json:
+        if len(job.shards) == 1 and batches.shards:
+            console.say(batchview.describe(batches.shards[0], request_file=job.shards[0].path))
+            console.say()
+        else:
+            console.say(jobs.status_table(job))
+        if batches.retries:
+            console.say(f"(merging {len(batches.retries)} retry batch(es) made from these files)")
+    collected = lifecycle.collect(
+        conn,
+        batches.all,
+        roots,
+        output=how.output,
+        csv=how.csv,
+        data=how.data,
+        id_column=how.id_column,
+        id_prefix=how.id_prefix,
+    )
+    code = results.exit_code(batches.shards, collected)
+    if how.as_json:
+        console.print_json(
+            {
+                **how.extra_json,
+                "job": job.to_json(),
+                "batches": [batchview.batch_json(b) for b in batches.all],
+                "finished": True,
+                **results.collected_json(collected),
+            }
+        )
+    else:
+        results.say_collected(batches.shards, collected)
+    return code
