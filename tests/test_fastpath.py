@@ -15,9 +15,9 @@ import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass

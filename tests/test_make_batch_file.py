@@ -695,7 +695,7 @@ def test_review_samples_large_outputs_and_scales_the_estimate(tmp_path, capsys):
     )
 
 
-# --- edge cases found in review --------------------------------------------------------------------
+# --- edge cases found in review ---------------------------------------------------------------
 
 
 def test_non_ascii_digits_are_not_json_numbers(tmp_path, capsys):

@@ -367,7 +367,8 @@ def test_sharded_results_hint_names_one_retry_per_request_file(
         "--csv", "t.csv", *WAIT,
     )  # fmt: skip
     assert code == 4
-    assert "utils retry-failed batch-requests-001.jsonl -o batch-requests-001-retry.jsonl" in err
+    # only the file with a failure gets a retry command: the first one all succeeded
+    assert "retry-failed batch-requests-001.jsonl" not in err
     assert "utils retry-failed batch-requests-002.jsonl -o batch-requests-002-retry.jsonl" in err
     code, out, _ = run_cli(capsys, "utils", "retry-failed", first, "-o", "one.jsonl")
     assert code == 0 and "Nothing to retry" in out

@@ -336,11 +336,10 @@ def _check_request(request: dict[str, Any], template: Template) -> None:
 
 def open_inputs(template_path: Path, data_path: Path, opts: MakeOptions) -> tuple[Table, Template]:
     check_options(opts)
-    for given in (template_path, data_path):
+    for what, given in (("template", template_path), ("data", data_path)):
         if opts.output.resolve() == given.resolve():
             raise BatchError(
-                f"output {opts.output} is also the {'template' if given is template_path else 'data'}"
-                " file: writing it would destroy it.",
+                f"output {opts.output} is also the {what} file: writing it would destroy it.",
                 hint="give another name with -o.",
             )
     table = open_table(data_path, opts.table)

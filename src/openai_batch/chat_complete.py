@@ -654,7 +654,7 @@ def write_table(
     path = Path(requests_file)
     sha256 = lifecycle.sha256_of(path)
     with open_ledger() as ledger:
-        record = ledger.root_request_file(sha256)
+        record = ledger.root_request_file(sha256, path=path)
     plan = lifecycle.plan_join(
         [record] if record is not None else [],
         requests=path,

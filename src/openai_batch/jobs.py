@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, lifecycle
+from . import api, lifecycle, results
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
 
@@ -537,6 +537,41 @@ def specs_from_infos(ledger: Ledger, infos: Iterable[lifecycle.RequestFileInfo])
     return specs
 
 
+def one_make_run(ledger: Ledger, infos: Iterable[lifecycle.RequestFileInfo]) -> bool:
+    """Whether these request files are shards of one make-batch-file run: only those form a
+    job unasked (their custom_ids are disjoint rows of one table). Files recorded before run
+    ids were: the same template, data and table options, and distinct shard numbers."""
+    records = [ledger.request_file(path=i.path, sha256=i.sha256) for i in infos]
+    if not records or any(r is None or not r.data for r in records):
+        return False
+    found = [r for r in records if r is not None]
+    if len({r.sha256 for r in found}) != len(found):
+        return False
+    runs = {r.make_run for r in found}
+    if None not in runs:
+        return len(runs) == 1
+    tables = {(r.template, r.data, r.shards, json.dumps(r.table_options, sort_keys=True))
+              for r in found}  # fmt: skip
+    numbers = [r.shard for r in found]
+    return len(tables) == 1 and None not in numbers and len(set(numbers)) == len(numbers)
+
+
+def check_disjoint_ids(paths: Sequence[Path]) -> None:
+    """Refuse request files that share a custom_id: one job merges its results by custom_id,
+    so one file's answers would replace the other's and land on the wrong rows."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        for custom_id in results.iter_request_ids(path):
+            first = seen.setdefault(custom_id, path)
+            if first != path:
+                raise BatchError(
+                    f"{first} and {path} both have custom_id {custom_id!r}: as one job their "
+                    "results would be merged, and answers joined to the wrong rows",
+                    hint="start them as separate batches (without --job and "
+                    "--max-enqueued-tokens), or make them with different --id-prefix",
+                )
+
+
 def recorded_data(ledger: Ledger, specs: Sequence[ShardSpec]) -> tuple[str | None, str | None]:
     """(template, data) make-batch-file recorded for these files, when they all share them."""
     pairs = set()
@@ -1011,12 +1046,14 @@ __all__ = [
     "ShardSpec",
     "StoppedWaiting",
     "admit",
+    "check_disjoint_ids",
     "current_batches",
     "default_name",
     "drive",
     "find_job",
     "job_batch_ids",
     "load_job",
+    "one_make_run",
     "refresh",
     "register",
     "roots",

@@ -148,6 +148,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        "request files: the data file's sha256 and the make-batch-file run they came from",
+        [
+            "ALTER TABLE request_files ADD COLUMN data_sha256 TEXT",
+            "ALTER TABLE request_files ADD COLUMN make_run TEXT",
+        ],
+    ),
 ]
 
 
@@ -184,6 +192,8 @@ class RequestFileRecord:
     parent_sha256: str | None = None
     job: str | None = None
     recorded_at: float = 0.0
+    data_sha256: str | None = None  # the data file's content when the request file was made
+    make_run: str | None = None  # one id per make-batch-file run: its shards share it
 
 
 @dataclass
@@ -367,6 +377,8 @@ class Ledger:
         shards: int | None = None,
         parent_sha256: str | None = None,
         job: str | None = None,
+        data_sha256: str | None = None,
+        make_run: str | None = None,
     ) -> RequestFileRecord:
         """Record (or refresh) a request file; known facts are kept when new ones are None."""
         values = {
@@ -382,6 +394,8 @@ class Ledger:
             "shards": shards,
             "parent_sha256": parent_sha256,
             "job": job,
+            "data_sha256": data_sha256,
+            "make_run": make_run,
         }
         key = (_abs(path), sha256)
         with self.transaction() as db:
@@ -450,9 +464,25 @@ class Ledger:
                     frontier.append(record.sha256)
         return list(found.values())
 
-    def root_request_file(self, sha256: str) -> RequestFileRecord | None:
-        """Follow `parent_sha256` up to the request file a retry file was derived from."""
-        record = self.request_file(sha256=sha256)
+    def request_files_with(self, sha256: str) -> list[RequestFileRecord]:
+        """Every record of this content (byte-identical files at several paths), newest first."""
+        rows = self.db.execute(
+            "SELECT * FROM request_files WHERE sha256 = ? ORDER BY recorded_at DESC, id DESC",
+            (sha256,),
+        )
+        return [_request_file(row) for row in rows]
+
+    def root_request_file(
+        self, sha256: str, *, path: Path | str | None = None
+    ) -> RequestFileRecord | None:
+        """Follow `parent_sha256` up to the request file a retry file was derived from.
+
+        Byte-identical request files can come from different tables (a template using only a
+        column both share): the record at `path` is preferred, the newest by content only when
+        no record has that path.
+        """
+        record = self.request_file(path=path, sha256=sha256) if path is not None else None
+        record = record or self.request_file(sha256=sha256)
         seen = {sha256}
         while record is not None and record.parent_sha256 and record.parent_sha256 not in seen:
             seen.add(record.parent_sha256)

@@ -12,7 +12,8 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,10 +164,18 @@ def made_infos(made: MakeResult) -> list[RequestFileInfo]:
 
 
 def record_made(ledger: Ledger, made: MakeResult) -> None:
-    """Record every request file make-batch-file wrote, with how to find its rows again."""
+    """Record every request file make-batch-file wrote, with how to find its rows again.
+
+    The data file's sha256 lets get-batch-results refuse a table edited in place to the same
+    size (rows sorted): the join is by position, so it would put answers on the wrong rows.
+    Hashing costs about 0.15 s per 100 MB. One run id marks the shards of this run: only they
+    may form one job without being asked (their custom_ids are disjoint).
+    """
     opts = made.options
     data = Path(made.data)
     stat = data.stat()
+    data_sha256 = sha256_of(data)
+    run = uuid.uuid4().hex
     table_options = {
         "id_column": opts.id_column,
         "id_prefix": opts.id_prefix,
@@ -191,6 +200,8 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
             first_row=shard.first_row,
             shard=number,
             shards=len(made.files),
+            data_sha256=data_sha256,
+            make_run=run,
         )
 
 
@@ -422,6 +433,7 @@ class Resolved:
     batch_ids: list[str]
     roots: list[RequestFileRecord]  # the original request files (not retry files), in order
     labels: dict[str, str]  # batch id -> request file path, for display
+    groups: dict[str, str] = field(default_factory=dict)  # batch id -> its root's sha256
 
 
 def looks_like_batch_id(target: str) -> bool:
@@ -434,12 +446,13 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
     batch_ids: list[str] = []
     roots: dict[str, RequestFileRecord] = {}
     labels: dict[str, str] = {}
+    groups: dict[str, str] = {}
     for target in targets:
         path = Path(target)
         if path.is_file():
             sha = sha256_of(path)
             record = ledger.request_file(path=path, sha256=sha) or ledger.request_file(sha256=sha)
-            root = ledger.root_request_file(sha) if record else None
+            root = ledger.root_request_file(sha, path=path) if record else None
             root = root or record
             family = [sha]
             if root is not None:
@@ -456,6 +469,7 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
                 if record_.batch_id not in batch_ids:
                     batch_ids.append(record_.batch_id)
                     labels[record_.batch_id] = str(path)
+                    groups[record_.batch_id] = root.sha256 if root else sha
         elif looks_like_batch_id(target) or not any(c in target for c in "/\\."):
             if target not in batch_ids:
                 batch_ids.append(target)
@@ -464,7 +478,7 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
                 f"{target} is neither a file nor a batch id",
                 hint="give a batch id (batch_...) or the request file a batch was started from",
             )
-    return Resolved(batch_ids, list(roots.values()), labels)
+    return Resolved(batch_ids, list(roots.values()), labels, groups)
 
 
 def _no_batch_hint(ledger: Ledger, service: str, path: Path) -> str:
@@ -484,15 +498,51 @@ def attach_roots(ledger: Ledger, service: str, resolved: Resolved) -> None:
     """Find the request files of batches given by id, for ordering and the join."""
     known = {r.sha256 for r in resolved.roots}
     for batch_id in resolved.batch_ids:
+        if batch_id in resolved.groups:
+            continue
         record = ledger.batch(service, batch_id)
         if record is None or not record.sha256:
             continue
-        root = ledger.root_request_file(record.sha256)
+        root = root_of_batch(ledger, service, batch_id, warn=True)
+        resolved.groups[batch_id] = root.sha256 if root else record.sha256
         if root is not None and root.sha256 not in known:
             known.add(root.sha256)
             resolved.roots.append(root)
             resolved.labels.setdefault(batch_id, root.path)
     _sort_shards(resolved.roots)
+
+
+def root_of_batch(
+    ledger: Ledger, service: str, batch_id: str, *, warn: bool = False
+) -> RequestFileRecord | None:
+    """The original request file of a batch: the record at the path it was uploaded from when
+    several byte-identical files (made from different tables) share its content."""
+    record = ledger.batch(service, batch_id)
+    if record is None or not record.sha256:
+        return None
+    upload = ledger.upload(service, record.input_file_id) if record.input_file_id else None
+    root = ledger.root_request_file(record.sha256, path=upload.path if upload else None)
+    if warn and root is not None and root.data:
+        datas = {r.data for r in ledger.request_files_with(root.sha256) if r.data}
+        if len(datas) > 1:
+            others = ", ".join(sorted(d for d in datas if d != root.data))
+            console.warn(
+                f"batch {batch_id}'s requests were made, byte for byte, from {root.data} and "
+                f"from {others}; joining to {root.data} (pass --data FILE to choose)"
+            )
+    return root
+
+
+def batch_groups(ledger: Ledger, service: str, batch_ids: Sequence[str]) -> dict[str, str]:
+    """batch id -> the sha256 of its original request file (see build_index), where known."""
+    groups = {}
+    for batch_id in batch_ids:
+        root = root_of_batch(ledger, service, batch_id)
+        if root is not None:
+            groups[batch_id] = root.sha256
+        elif (record := ledger.batch(service, batch_id)) is not None and record.sha256:
+            groups[batch_id] = record.sha256
+    return groups
 
 
 def _sort_shards(roots: list[RequestFileRecord]) -> None:
@@ -606,16 +656,88 @@ def download_results(conn: api.Connection, batch: Batch) -> Downloaded:
     return Downloaded(batch, paths[0], paths[1])
 
 
-def build_index(downloads: Sequence[Downloaded]) -> results.ResultIndex:
-    """All results, the later batch winning (by creation time): see ResultIndex."""
+UNKNOWN_SHARED = "(the --requests file)"
+
+
+def build_index(
+    downloads: Sequence[Downloaded],
+    groups: Mapping[str, str] | None = None,
+    *,
+    names: Mapping[str, str] | None = None,
+    shared_unknown: bool = False,
+) -> results.ResultIndex:
+    """All results, the later batch winning (by creation time) within one request file.
+
+    `groups` maps batch ids to their original request file (its sha256): batches of different
+    request files merge only when their custom_ids are disjoint (the shards of one table);
+    otherwise this is a BatchError. A batch the ledger cannot place is a group of its own
+    input file, or, with `shared_unknown` (the user named the request file with --requests),
+    one group with the other unplaced batches. Without `groups`, everything is one group.
+    """
     index = results.ResultIndex()
     ordered = sorted(downloads, key=lambda d: (d.batch.created_at, d.batch.id))
+    labels: dict[str, str] = {}
     for rank, item in enumerate(ordered):
+        group = _group_of(item.batch, groups, shared_unknown)
+        labels.setdefault(group, (names or {}).get(group) or f"batch {item.batch.id}")
         for path in (item.output, item.errors):
             if path is not None:
-                index.add_file(path, rank)
+                index.add_file(path, rank, group)
+    if index.conflicts:
+        index.close()
+        raise _conflict_error(index, labels)
     results.warn_unreadable(index)
     return index
+
+
+def _group_of(batch: Batch, groups: Mapping[str, str] | None, shared_unknown: bool) -> str:
+    if groups is None:
+        return ""
+    if batch.id in groups:
+        return groups[batch.id]
+    if shared_unknown:
+        return UNKNOWN_SHARED
+    return f"file:{batch.input_file_id or batch.id}"
+
+
+def _conflict_error(index: results.ResultIndex, labels: Mapping[str, str]) -> BatchError:
+    """Two request files answer the same custom_ids: say which, and how to get each apart."""
+    conflict = next(iter(index.conflicts.values()))
+    first, second = (_shown_label(labels.get(g, g)) for g in conflict.groups)
+    ids = ", ".join(sorted(conflict.examples, key=results.natural_key))
+    more = f" and {conflict.count - len(conflict.examples):,} more" if conflict.count > 3 else ""
+    involved = dict.fromkeys(g for key in index.conflicts for g in key)
+    commands, used = [], set()
+    for n, group in enumerate(involved, start=1):
+        label = labels.get(group, group)
+        if label.startswith("batch "):
+            target, out = label.removeprefix("batch "), f"responses-{n}.jsonl"
+        else:
+            target, out = _shown(label), f"{Path(label).stem}-responses.jsonl"
+        if out in used:
+            out = f"{Path(out).stem}-{n}.jsonl"
+        used.add(out)
+        commands.append(resume_command(["get-batch-results", target, "-o", out]))
+    hint = "get their results separately:\n    " + "\n    ".join(commands)
+    if any(g.startswith("file:") for g in involved):
+        hint += "\n  (if these batches are retries of one request file, name it: --requests FILE)"
+    return BatchError(
+        f"{first} and {second} are different request files with results for the same "
+        f"custom_ids ({ids}{more}): merged, one file's answers would land on the other's rows",
+        hint=hint,
+    )
+
+
+def _shown_label(label: str) -> str:
+    return label if label.startswith("batch ") else _shown(label)
+
+
+def _shown(path: str) -> str:
+    """A path as the user would type it: relative when under the working folder."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return path
 
 
 @dataclass
@@ -641,8 +763,13 @@ def plan_join(
     data: Path | None = None,
     id_column: str | None = None,
     id_prefix: str | None = None,
+    join: bool = True,
 ) -> JoinPlan:
-    """Use what the user gave, else what the ledger recorded, else natural custom_id order."""
+    """Use what the user gave, else what the ledger recorded, else natural custom_id order.
+
+    Without `join` (no CSV asked for) only the order is planned: the data file is neither
+    needed nor checked, so a table moved or edited since never stops the responses file.
+    """
     plan = JoinPlan()
     if requests is not None:
         if not requests.is_file():
@@ -664,6 +791,8 @@ def plan_join(
                     "results are in natural custom_id order"
                 )
                 break
+    if not join:
+        return plan
     datas = {r.data for r in roots if r.data}
     if data is not None:
         if not data.is_file():
@@ -673,7 +802,7 @@ def plan_join(
     elif len(datas) == 1:
         recorded = Path(next(iter(datas)))
         plan.table_options = dict(roots[0].table_options)
-        _check_data_unchanged(recorded, plan.table_options)
+        _check_data_unchanged(recorded, plan.table_options, _recorded_hash(roots))
         plan.data = recorded
     elif len(datas) > 1:
         plan.notes.append("these batches come from different data files: pass --data")
@@ -692,24 +821,50 @@ def plan_join(
     return plan
 
 
-def _check_data_unchanged(data: Path, options: dict[str, Any]) -> None:
-    """The join matches rows by position or id: a changed table would misplace answers."""
+def _recorded_hash(roots: Sequence[RequestFileRecord]) -> str | None:
+    """The data file's sha256 when the request files were made (one value, or a refusal)."""
+    hashes = {r.data_sha256 for r in roots if r.data_sha256}
+    if len(hashes) > 1:
+        raise BatchError(
+            "these request files were made from different versions of the same data file: "
+            "no one table matches all of them",
+            hint="get their results separately, each with --data FILE for its table",
+        )
+    return next(iter(hashes), None)
+
+
+def _check_data_unchanged(data: Path, options: dict[str, Any], sha256: str | None) -> None:
+    """The join matches rows by position or id: a changed table would misplace answers.
+
+    Size and mtime as recorded: unchanged (no hashing). Same size, other mtime: the content
+    hash decides (a sorted table keeps its size); without one (recorded by an older version)
+    only a warning is possible.
+    """
     if not data.is_file():
         raise BatchError(
             f"the data file {data} recorded for these requests is gone",
             hint="pass the table the request file was made from with --data FILE",
         )
+    stat = data.stat()
     size = options.get("data_size")
-    if size is not None and data.stat().st_size != size:
+    if size is not None and stat.st_size != size:
         raise BatchError(
             f"the data file {data} changed since the request file was made "
-            f"({size:,} bytes then, {data.stat().st_size:,} now): answers could land on the "
+            f"({size:,} bytes then, {stat.st_size:,} now): answers could land on the "
             "wrong rows",
             hint="pass the original table with --data FILE (it is trusted as given)",
         )
     mtime = options.get("data_mtime_ns")
-    if mtime is not None and data.stat().st_mtime_ns != mtime:
+    if mtime is None or stat.st_mtime_ns == mtime:
+        return
+    if sha256 is None:
         console.warn(f"{data} was modified since the request file was made (same size)")
+    elif sha256_of(data) != sha256:
+        raise BatchError(
+            f"the data file {data} changed since the request file was made (same size, other "
+            "content: rows sorted or edited?): answers could land on the wrong rows",
+            hint="pass the original table with --data FILE (it is trusted as given)",
+        )
 
 
 def iter_data(plan: JoinPlan) -> Iterator[tuple[list[str], Any]]:
@@ -741,6 +896,7 @@ class Collected:
     responses: results.ResponsesSummary | None
     csv: results.CsvSummary | None
     plan: JoinPlan
+    failing_files: list[Path] = field(default_factory=list)  # order files with failed/missing
 
 
 def collect(
@@ -754,11 +910,22 @@ def collect(
     data: Path | None = None,
     id_column: str | None = None,
     id_prefix: str | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> Collected:
-    """Download every file, merge, write the responses file (and the CSV)."""
-    plan = plan_join(roots, requests=requests, data=data, id_column=id_column, id_prefix=id_prefix)
+    """Download every file, merge, write the responses file (and the CSV).
+
+    `groups` (batch id -> original request file's sha256, from Resolved or batch_groups) keeps
+    unrelated request files from merging: see build_index. The data is only looked for and
+    checked when a CSV is asked for.
+    """
+    plan = plan_join(
+        roots, requests=requests, data=data, id_column=id_column, id_prefix=id_prefix,
+        join=csv is not None,
+    )  # fmt: skip
     downloads = [download_results(conn, b) for b in batches]
-    index = build_index(downloads)
+    names = {r.sha256: r.path for r in roots}
+    index = build_index(downloads, groups, names=names, shared_unknown=requests is not None)
+    failing: list[Path] = []
     try:
         responses = table = None
         if any(d.output or d.errors for d in downloads):
@@ -768,9 +935,12 @@ def collect(
             table = results.write_csv(
                 index, csv, chunks=chunks, order=plan.order(), keep_row=keep_rows(plan)
             )
+        counted = table or responses
+        if counted is not None and (counted.error or counted.missing):
+            failing = results.files_with_failures(index, plan.order_files)
     finally:
         index.close()
-    return Collected(downloads, responses, table, plan)
+    return Collected(downloads, responses, table, plan, failing)
 
 
 def require_batches(batch_ids: Sequence[str]) -> None:
@@ -786,11 +956,14 @@ __all__ = [
     "StoppedWaiting",
     "Uploaded",
     "attach_roots",
+    "batch_groups",
+    "build_index",
     "collect",
     "ensure_uploaded",
     "parse_metadata",
     "record_made",
     "resolve",
+    "root_of_batch",
     "scan_request_file",
     "start_one",
     "wait_for",

@@ -5,6 +5,11 @@ indexed by custom_id (file offsets only, so memory does not grow with the size o
 merged across several batches of one request file (the latest success wins; an error only replaces
 an older error), written back in the request file's order, and joined to the input table as CSV
 with one row per input row: `ok`, `error` or `missing`.
+
+Each file is indexed under a group: the request file its batch was started from (retry files
+count as their original). Groups may share one index only while their custom_ids are disjoint
+(the shards of one table); the same custom_id from two groups is a conflict, never a merge,
+since both files' default ids are id_0, id_1, ... and one's answers would land on the other's rows.
 """
 
 from __future__ import annotations
@@ -245,6 +250,16 @@ class _Entry:
     length: int
     ok: bool
     rank: int
+    group: str = ""
+
+
+@dataclass
+class Conflict:
+    """Two groups (request files) that both have results for some custom_ids."""
+
+    groups: tuple[str, str]
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -255,10 +270,12 @@ class ResultIndex:
     entries: dict[str, _Entry] = field(default_factory=dict)
     json_keys: dict[str, None] = field(default_factory=dict)  # ordered set
     unreadable: int = 0
+    conflicts: dict[tuple[str, str], Conflict] = field(default_factory=dict)
     _handles: dict[int, IO[bytes]] = field(default_factory=dict, repr=False)
 
-    def add_file(self, path: Path, rank: int) -> int:
-        """Index one output or error file; `rank` orders batches (later wins). Returns lines."""
+    def add_file(self, path: Path, rank: int, group: str = "") -> int:
+        """Index one output or error file; `rank` orders batches (later wins) within a `group`
+        (one request file and its retries). Returns lines."""
         source = len(self.sources)
         self.sources.append(path)
         lines = 0
@@ -279,7 +296,7 @@ class ResultIndex:
                     self.unreadable += 1
                     continue
                 ok = is_success(record)
-                self._offer(custom_id, _Entry(source, start, length, ok, rank))
+                self._offer(custom_id, _Entry(source, start, length, ok, rank, group))
                 if ok:
                     fields = extract(record).fields
                     if fields:
@@ -290,11 +307,22 @@ class ResultIndex:
         old = self.entries.get(custom_id)
         if old is None:
             self.entries[custom_id] = new
+        elif new.group != old.group:  # another request file's answer: never a replacement
+            self._conflict(custom_id, old.group, new.group)
         elif new.ok != old.ok:  # a success beats an error, whichever batch came first
             if new.ok:
                 self.entries[custom_id] = new
         elif new.rank >= old.rank:  # same kind: the later batch wins
             self.entries[custom_id] = new
+
+    def _conflict(self, custom_id: str, first: str, second: str) -> None:
+        key = (first, second)
+        conflict = self.conflicts.get(key)
+        if conflict is None:
+            conflict = self.conflicts[key] = Conflict(key)
+        conflict.count += 1
+        if len(conflict.examples) < 3:
+            conflict.examples.append(custom_id)
 
     def __contains__(self, custom_id: object) -> bool:
         return custom_id in self.entries
@@ -330,6 +358,15 @@ class ResultIndex:
 
     def natural_order(self) -> list[str]:
         return sorted(self.entries, key=natural_key)
+
+    def needs_retry(self, custom_id: str) -> bool:
+        entry = self.entries.get(custom_id)
+        return entry is None or not entry.ok
+
+
+def files_with_failures(index: ResultIndex, paths: Iterable[Path]) -> list[Path]:
+    """The request files with at least one request that failed or has no result."""
+    return [p for p in paths if any(index.needs_retry(c) for c in iter_request_ids(p))]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def from_results_files(ledger: Ledger, paths: Sequence[Path], requests: Path | N
             hint="give the batch id instead: a batch that produced no output is retried whole",
         )
     sha = lifecycle.sha256_of(requests)
-    root = ledger.root_request_file(sha) if ledger.request_file(sha256=sha) else None
+    root = ledger.root_request_file(sha, path=requests) if ledger.request_file(sha256=sha) else None
     if root is None:  # remember it, so get-batch-results on it finds the retry's batches
         root = _record_plain(ledger, requests)
     return Source(requests, root.sha256, root, index, inputs=list(paths))
@@ -207,8 +207,7 @@ def _root_of_batch(
     if record is None or not record.sha256:
         batch = api.retrieve_batch(conn, batch_id)  # an unknown id is a clear ApiError
         ledger.record_batch(conn.service, batch)
-        record = ledger.batch(conn.service, batch_id)
-    root = ledger.root_request_file(record.sha256) if record and record.sha256 else None
+    root = lifecycle.root_of_batch(ledger, conn.service, batch_id)
     if root is not None:
         return root
     if requests is None:
@@ -235,7 +234,7 @@ def _root_of_request_file(ledger: Ledger, path: Path) -> RequestFileRecord:
     _require_file(path, "request file")
     sha = lifecycle.sha256_of(path)
     known = ledger.request_file(path=path, sha256=sha) or ledger.request_file(sha256=sha)
-    root = ledger.root_request_file(sha) if known else None
+    root = ledger.root_request_file(sha, path=path) if known else None
     if root is None:
         raise BatchError(
             f"the ledger knows no batch of {path} (or the file changed since it was started)",
@@ -458,6 +457,7 @@ def _record_retry(ledger: Ledger, report: RetryReport) -> None:
                 "template": root.template, "data": root.data,
                 "table_options": root.table_options or None, "first_row": root.first_row,
                 "shard": root.shard, "shards": root.shards,
+                "data_sha256": root.data_sha256, "make_run": root.make_run,
             }  # fmt: skip
         ledger.record_request_file(
             report.output, report.sha256, bytes=report.bytes, requests=report.tally.retried,

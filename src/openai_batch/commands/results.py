@@ -41,9 +41,12 @@ def get_batch_results(
 
     Output and error lines go together into one file, in the order of the request file
     (natural custom_id order when it is unknown). Several batches of one request file (retries)
-    merge: the latest success wins. Exit status: 0 when every batch completed and every request
-    succeeded; 4 when a batch failed, expired or was cancelled, or some requests failed (what
-    exists is still written); 130 when Ctrl-C stopped --wait (the batches go on).
+    merge: the latest success wins. Different request files combine only when their custom_ids
+    differ (the files of one make-batch-file run); the same custom_id answered for two request
+    files is refused, never merged: get those one at a time. Exit status: 0 when every batch
+    completed and every request succeeded; 4 when a batch failed, expired or was cancelled, or
+    some requests failed (what exists is still written); 130 when Ctrl-C stopped --wait (the
+    batches go on).
 
     Parameters
     ----------
@@ -57,9 +60,11 @@ def get_batch_results(
         content, finish_reason, refusal, prompt_tokens, completion_tokens, error, and one
         column per top-level key when the content is a JSON object.
     data
-        The table the requests were made from (default: the one recorded by make-batch-file).
+        With --csv: the table the requests were made from, trusted as given (default: the one
+        recorded by make-batch-file, refused if it changed since).
     requests
-        The request file, for the order of the results when the ledger does not know it.
+        The request file, for the order of the results when the ledger does not know it; the
+        batches the ledger cannot place are then taken as batches of this one file.
     id_column
         With --data: the column the custom_ids were made from (as make-batch-file --id-column).
     id_prefix
@@ -101,7 +106,7 @@ def get_batch_results(
         return finish(
             conn, batches, resolved.roots, labels=resolved.labels, output=output, csv=csv,
             data=data, requests=requests, id_column=id_column, id_prefix=id_prefix,
-            as_json=as_json, resume=args,
+            as_json=as_json, resume=args, groups=resolved.groups,
         )  # fmt: skip
 
 
@@ -213,6 +218,7 @@ def finish(
     as_json: bool = False,
     resume: list[str] | None = None,
     extra_json: dict[str, Any] | None = None,
+    groups: dict[str, str] | None = None,
 ) -> int:
     """Show the batches; when all are final, download, merge and write. Returns the exit code."""
     labels = labels or {}
@@ -238,7 +244,7 @@ def finish(
     report["finished"] = True
     collected = lifecycle.collect(
         conn, batches, roots, output=output, csv=csv, requests=requests, data=data,
-        id_column=id_column, id_prefix=id_prefix,
+        id_column=id_column, id_prefix=id_prefix, groups=groups,
     )  # fmt: skip
     code = exit_code(batches, collected)
     if as_json:
@@ -297,20 +303,22 @@ def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> N
             console.note("(no data file known: the table has the results only; add --data FILE)")
     counted = table or responses
     if counted is not None and (counted.error or counted.missing) and has_retry_command():
-        console.note("To redo the failed or missing requests:")
-        for command in retry_commands(batches, collected):
+        commands = retry_commands(batches, collected)
+        if commands:
+            console.note("To redo the failed or missing requests:")
+        for command in commands:
             console.note(f"  {command}")
 
 
 def retry_commands(batches: Sequence[Batch], collected: lifecycle.Collected) -> list[str]:
-    """One retry-failed per request file (a retry file derives from one request file)."""
-    shards = collected.plan.order_files
-    if len(shards) > 1:
+    """One retry-failed per request file with something to redo (a retry file derives from
+    one request file); files whose requests all succeeded need none."""
+    if len(collected.plan.order_files) > 1:
         return [
             lifecycle.resume_command(
                 ["utils", "retry-failed", _relative(f), "-o", f"{Path(f).stem}-retry.jsonl"]
             )
-            for f in shards
+            for f in collected.failing_files
         ]
     return [
         lifecycle.resume_command(["utils", "retry-failed", batches[-1].id, "-o", "retry.jsonl"])

@@ -32,8 +32,9 @@ def start_batch(
     A local path is uploaded first, unless that exact content was uploaded before and is still
     on the service. A file whose content already has a batch running or completed is not
     started again (that would be paid twice): its batch is shown instead; --force starts another.
-    Several local files (or --job) form one job: uploaded --parallel at a time, started within
-    --max-enqueued-tokens, followed with get-batch-results --job NAME.
+    The files of one make-batch-file run (or files given --job) form one job: uploaded
+    --parallel at a time, started within --max-enqueued-tokens, followed with get-batch-results
+    --job NAME. Files made from different tables start as separate batches.
 
     Parameters
     ----------
@@ -48,7 +49,8 @@ def start_batch(
         The batch's endpoint (default: the url of the file's lines).
     job
         Name of the job these files form (default: the data file they were made from, or the
-        first file's name). Several local files always form a job.
+        first file's name). Files of one make-batch-file run always form a job; other files
+        only with --job, and only when no custom_id is in two of them.
     max_enqueued_tokens
         Start files only while the estimated prompt tokens of the job's running batches stay
         within N; the rest start as earlier ones finish (get-batch-results --job NAME --wait
@@ -71,7 +73,7 @@ def start_batch(
         if not lifecycle.looks_like_file_id(target)
     }
     conn = api.connect()
-    if job is not None or max_enqueued_tokens is not None or len(infos) > 1:
+    if job is not None or max_enqueued_tokens is not None or _one_run(infos):
         return _start_job(
             conn, list(targets), infos, job=job, max_enqueued_tokens=max_enqueued_tokens,
             parallel=parallel, metadata=meta, endpoint=endpoint, force=force, as_json=as_json,
@@ -89,6 +91,22 @@ def start_batch(
     if as_json:
         console.print_json([to_json(s) for s in started])
     return 0
+
+
+def _one_run(infos: dict[str, lifecycle.RequestFileInfo]) -> bool:
+    """Several files of one make-batch-file run form a job; others start one by one."""
+    from .. import jobs
+
+    if len(infos) < 2:
+        return False
+    with open_ledger() as ledger:
+        if jobs.one_make_run(ledger, infos.values()):
+            return True
+    console.note(
+        "These files were not made by one make-batch-file run: each starts as its own batch "
+        "(--job NAME makes them one job)."
+    )
+    return False
 
 
 def _start_job(
@@ -116,6 +134,8 @@ def _start_job(
             hint="give the .jsonl files, or start the file ids without --job",
         )
     with open_ledger() as ledger:
+        if len(infos) > 1 and not jobs.one_make_run(ledger, infos.values()):
+            jobs.check_disjoint_ids([i.path for i in infos.values()])
         specs = jobs.specs_from_infos(ledger, infos.values())
         template, data = jobs.recorded_data(ledger, specs)
         the_job, _ = jobs.register(
