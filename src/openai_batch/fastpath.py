@@ -145,7 +145,7 @@ def make_fast(
         writer.abort()
         raise
     finally:
-        blocks.close()  # the CSV file, when we stopped early
+        getattr(blocks, "close", lambda: None)()  # the CSV file, when we stopped early
         bar.close()
     return MakeResult(shards, template_path, data_path, opts.endpoint, model, opts)
 
@@ -357,11 +357,11 @@ class LineRenderer:
         pieces.append("}\n")
         # merge neighbouring literals: fewer arguments to join
         self.pieces: list[str | Expr | None] = []
-        for piece in pieces:
-            if isinstance(piece, str) and self.pieces and isinstance(self.pieces[-1], str):
-                self.pieces[-1] += piece
-            elif piece != "":
-                self.pieces.append(piece)
+        for item in pieces:
+            if isinstance(item, str) and self.pieces and isinstance(self.pieces[-1], str):
+                self.pieces[-1] += item
+            elif item != "":
+                self.pieces.append(item)
         self._literals: dict[str, Any] = {}
 
     def columns(self) -> list[str]:

@@ -53,12 +53,12 @@ def failure_reason(record: dict[str, Any]) -> tuple[str, str]:
     status = response.get("status_code")
     body = response.get("body")
     body_error = body.get("error") if isinstance(body, dict) else None
-    code = None
+    detail: Any = None
     if isinstance(body_error, dict):
-        code = body_error.get("code") or body_error.get("type")
-    if not code and isinstance(error, dict):
-        code = error.get("code")
-    reason = " ".join(str(part) for part in (status, code) if part)
+        detail = body_error.get("code") or body_error.get("type")
+    if not detail and isinstance(error, dict):
+        detail = error.get("code")
+    reason = " ".join(str(part) for part in (status, detail) if part)
     return "failed", reason or "unknown error"
 
 
