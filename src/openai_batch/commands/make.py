@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,48 +16,57 @@ from ..sizes import parse_size
 from ..tables import TableOptions
 
 
-def make_options(
-    output: Path,
-    endpoint: str,
-    max_requests: int,
-    max_bytes: str,
-    id_column: str | None,
-    id_prefix: str,
-    limit: int | None,
-    sheet: str | None,
-    delimiter: str | None,
-    encoding: str | None,
-    quiet: bool,
-) -> MakeOptions:
-    """MakeOptions from command-line values (shared with `run`)."""
-    return MakeOptions(
-        output=output,
-        endpoint=endpoint,
-        max_requests=max_requests,
-        max_bytes=parse_size(max_bytes),
-        id_column=id_column,
-        id_prefix=id_prefix,
-        table=TableOptions(sheet=sheet, delimiter=delimiter, encoding=encoding, limit=limit),
-        progress=not quiet,
-    )
+@Parameter(name="*")  # flattened: each field is a top-level option of the command using it
+@dataclass
+class RenderArgs:
+    """make-batch-file's options, shared with `run` so the two never drift apart."""
+
+    output: Annotated[Path, Parameter(alias="-o")] = Path("batch-requests.jsonl")
+    """Request file to write (<stem>-001.jsonl, -002, ... when over the API's limits)."""
+    endpoint: str = "/v1/chat/completions"
+    """Each request's url: /v1/chat/completions, responses, embeddings, completions, moderations."""
+    max_requests: int = MAX_REQUESTS
+    """At most this many requests per file (the API allows 50,000)."""
+    max_bytes: str = "200MB"
+    """At most this size per file: bytes, or e.g. 200MB, 150MiB (the API allows 200MB)."""
+    id_column: str | None = None
+    """Make custom_ids from this column's values (id_<value>) instead of the row number."""
+    id_prefix: str = "id_"
+    """Put this before each custom_id's number or value."""
+    limit: int | None = None
+    """Only the first N rows."""
+    sheet: str | None = None
+    """Excel sheet to read (default: the first)."""
+    delimiter: str | None = None
+    """CSV delimiter (default: detected from the header row; "tab" for tabs)."""
+    encoding: str | None = None
+    """Text encoding of a CSV/JSONL file (default UTF-8, with or without BOM)."""
+    image_size: str | None = None
+    """For the cost estimate: the size (WxH) of remote images, which are not downloaded."""
+    expected_output: int | None = None
+    """For the cost estimate: the output tokens you expect per request."""
+
+    def options(self, quiet: bool) -> MakeOptions:
+        return MakeOptions(
+            output=self.output,
+            endpoint=self.endpoint,
+            max_requests=self.max_requests,
+            max_bytes=parse_size(self.max_bytes),
+            id_column=self.id_column,
+            id_prefix=self.id_prefix,
+            table=TableOptions(self.sheet, self.delimiter, self.encoding, self.limit),
+            progress=not quiet,
+        )
+
+    def estimate_options(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "expected_output": self.expected_output}
 
 
 def make_batch_file(
     template: Path,
     data: Path,
     *,
-    output: Annotated[Path, Parameter(alias="-o")] = Path("batch-requests.jsonl"),
-    endpoint: str = "/v1/chat/completions",
-    max_requests: int = MAX_REQUESTS,
-    max_bytes: str = "200MB",
-    id_column: str | None = None,
-    id_prefix: str = "id_",
-    limit: int | None = None,
-    sheet: str | None = None,
-    delimiter: str | None = None,
-    encoding: str | None = None,
-    image_size: str | None = None,
-    expected_output: int | None = None,
+    render: RenderArgs = RenderArgs(),  # noqa: B008 - an immutable default, read only
     preview_rows: Annotated[int | None, Parameter(name="--preview")] = None,
     quiet: Annotated[bool, Parameter(alias="-q")] = False,
     json_output: Annotated[bool, Parameter(name="--json")] = False,
@@ -71,32 +81,6 @@ def make_batch_file(
         The request body as JSON with <<Column>> placeholders (or {{Column}}).
     data
         The table: .csv, .tsv, .xlsx, .parquet or .jsonl (CSV/JSONL may be .gz).
-    output
-        Request file to write. When the rows need several files (API limits), they are
-        <stem>-001.jsonl, <stem>-002.jsonl, ...
-    endpoint
-        Each request's url: /v1/chat/completions, /v1/responses, /v1/embeddings,
-        /v1/completions or /v1/moderations.
-    max_requests
-        At most this many requests per file (the API allows 50,000).
-    max_bytes
-        At most this size per file: bytes, or e.g. 200MB, 150MiB (the API allows 200MB).
-    id_column
-        Make custom_ids from this column's values (id_<value>) instead of the row number.
-    id_prefix
-        Put this before each custom_id's number or value.
-    limit
-        Only the first N rows.
-    sheet
-        Excel sheet to read (default: the first).
-    delimiter
-        CSV delimiter (default: detected from the header row; "tab" for tabs).
-    encoding
-        Text encoding of a CSV/JSONL file (default UTF-8, with or without BOM).
-    image_size
-        For the cost estimate: the size (WxH) of remote images, which are not downloaded.
-    expected_output
-        For the cost estimate: the output tokens you expect per request.
     preview_rows
         Print the first N rendered requests and write nothing.
     quiet
@@ -104,19 +88,7 @@ def make_batch_file(
     json_output
         Print the summary as one JSON object.
     """
-    opts = make_options(
-        output,
-        endpoint,
-        max_requests,
-        max_bytes,
-        id_column,
-        id_prefix,
-        limit,
-        sheet,
-        delimiter,
-        encoding,
-        quiet,
-    )
+    opts = render.options(quiet)
     if preview_rows is not None:
         requests = preview(template, data, opts, max(1, preview_rows))
         for request in requests:
@@ -127,7 +99,7 @@ def make_batch_file(
     warm_up()
     result = make_batch_files(template, data, opts)
     remember_made(result)  # ledger: lets get-batch-results find the rows to join (lifecycle)
-    report(result, json_output, image_size=image_size, expected_output=expected_output)
+    report(result, json_output, **render.estimate_options())
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from cyclopts import Parameter
 
 from .. import api, jobs, lifecycle
-from ..batchfile import MAX_REQUESTS, make_batch_files
+from ..batchfile import make_batch_files
 from ..errors import BatchError
 from ..ledger import open_ledger
 from . import jobflow, make
@@ -18,16 +18,7 @@ def run(
     template: Path,
     data: Path,
     *,
-    output: Annotated[Path, Parameter(alias="-o")] = Path("batch-requests.jsonl"),
-    endpoint: str = "/v1/chat/completions",
-    max_requests: int = MAX_REQUESTS,
-    max_bytes: str = "200MB",
-    id_column: str | None = None,
-    id_prefix: str = "id_",
-    limit: int | None = None,
-    sheet: str | None = None,
-    delimiter: str | None = None,
-    encoding: str | None = None,
+    render: make.RenderArgs = make.RenderArgs(),  # noqa: B008 - immutable, read only
     description: str = lifecycle.DEFAULT_DESCRIPTION,
     metadata: list[str] | None = None,
     wait: Annotated[bool, Parameter(alias="-w")] = False,
@@ -60,27 +51,6 @@ def run(
         The request body as JSON with `<<Column>>` placeholders (or `{{Column}}`).
     data
         The table: .csv, .tsv, .xlsx, .parquet or .jsonl.
-    output
-        Request file to write (several files `<stem>-001.jsonl`, ... when over the API limits).
-    endpoint
-        Each request's url: /v1/chat/completions, /v1/responses, /v1/embeddings,
-        /v1/completions or /v1/moderations.
-    max_requests
-        At most this many requests per file (the API allows 50,000).
-    max_bytes
-        At most this size per file: bytes, or e.g. 200MB, 150MiB (the API allows 200MB).
-    id_column
-        Make custom_ids from this column's values (`id_<value>`) instead of the row number.
-    id_prefix
-        Put this before each custom_id's number or value.
-    limit
-        Only the first N rows.
-    sheet
-        Excel sheet to read (default: the first).
-    delimiter
-        CSV delimiter (default: detected).
-    encoding
-        Text encoding of a CSV/JSONL file (default UTF-8).
     description
         The batches' metadata "description".
     metadata
@@ -109,16 +79,13 @@ def run(
     as_json
         Print one JSON object: files made, batches (the API's objects), results written.
     """
-    opts = make.make_options(
-        output, endpoint, max_requests, max_bytes, id_column, id_prefix, limit, sheet,
-        delimiter, encoding, quiet,
-    )  # fmt: skip
+    opts = render.options(quiet)
     meta = lifecycle.parse_metadata(metadata or [], description)
     check_job_options(max_enqueued_tokens, parallel)
     conn = api.connect()  # a missing key fails before rendering a million rows
     made = make_batch_files(template, data, opts)
     if not as_json:
-        make.report(made, False)
+        make.report(made, False, **render.estimate_options())
     with open_ledger() as ledger:
         lifecycle.record_made(ledger, made)
         the_job, _ = jobs.register(
