@@ -535,3 +535,18 @@ def test_requests_from_the_python_api_join_a_given_table(fake_api, tmp_path, cap
         rows = list(csv.DictReader(fh))
     assert [(r["subject"], r["custom_id"]) for r in rows] == [("Win", "id_0"), ("Lunch", "id_1")]
     assert all(r["class_label"] in ("spam", "not_spam") and r["reason"] for r in rows)
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_one_runs(fake_api, tmp_path, capsys):
+    import fcntl
+
+    path = write_requests(tmp_path / "batch.jsonl", [request(i) for i in range(3)])
+    lock_path = tmp_path / ".batch.responses.jsonl.lock"
+    with open(lock_path, "a") as held:  # another run holds the output
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, _, err = run_cli(capsys, "utils", "chat-complete", path, "-q")
+        assert_clean_error(code, err, "another chat-complete is writing")
+        assert fake_api.log == []
+    code, _, _ = run_cli(capsys, "utils", "chat-complete", path, "-q")
+    assert code == 0
+    assert len(by_id(tmp_path / "batch.responses.jsonl")) == 3

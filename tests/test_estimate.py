@@ -473,3 +473,16 @@ def test_per_request_lines_are_the_files_own_line_numbers(tmp_path):
     est = estimate.estimate_file(path, sample=10)  # a sample bigger than the file: exact
     assert not est.sampled
     assert [(r.line, r.custom_id) for r in est.per_request] == [(1, "r0"), (3, "r1"), (5, "r2")]
+
+
+@pytest.mark.parametrize("price", ["nan", "inf", "-1"])
+def test_prices_must_be_finite_and_non_negative(tmp_path, capsys, price):
+    path = write_jsonl(tmp_path / "a.jsonl", [line("id_0", {"model": "gpt-4o", "messages": []})])
+    code, _, err = run_cli(capsys, "utils", "estimate", path, "--price-input", price)
+    assert_clean_error(code, err, "--price-input must be a finite, non-negative number")
+
+
+def test_an_invalid_max_tokens_is_warned_about_not_silently_replaced():
+    body = {"model": "gpt-4o", "max_tokens": -5, "messages": [{"role": "user", "content": "hi"}]}
+    est = estimate.estimate_lines([line("id_0", body)])
+    assert any("max_tokens -5 is not a positive whole number" in w for w in est.warnings)

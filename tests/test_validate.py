@@ -346,3 +346,26 @@ def test_describe_lines():
     assert validate.describe_lines([4, 8]) == "lines 4 and 8"
     assert validate.describe_lines([3, 7, 9, 11, 12]) == "lines 3, 7, 9 and 2 more"
     assert validate.describe_lines([0]) == "file"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("max_tokens", -5, "at least 1"),
+        ("temperature", 5, "from 0 to 2"),
+        ("top_p", 1.5, "from 0 to 1"),
+        ("n", 0, "from 1 to 128"),
+        ("frequency_penalty", -3, "from -2 to 2"),
+    ],
+)
+def test_values_out_of_the_apis_ranges_are_errors(field, value, needle):
+    obj = good_line()
+    obj["body"][field] = value
+    problems = [p for p in check_line(obj, 1) if p.severity == validate.ERROR]
+    assert [(p.path, needle in p.message) for p in problems] == [(f"body.{field}", True)]
+
+
+def test_values_inside_the_ranges_pass():
+    obj = good_line()
+    obj["body"].update(temperature=0, top_p=1, n=1, max_tokens=1, logit_bias={"50256": -100})
+    assert [p for p in check_line(obj, 1) if p.severity == validate.ERROR] == []

@@ -522,6 +522,49 @@ def run_requests(
     if out.resolve() == path.resolve():
         raise BatchError("the output file cannot be the request file", hint="choose another -o")
     ids = scan_requests(path)
+    with _exclusive(out):
+        return _run_locked(
+            path, out, ids, client=client, base_url=base_url, api_key_env=api_key_env,
+            concurrency=concurrency, max_retries=max_retries, timeout=timeout, model=model,
+            retry_failed=retry_failed, backoff_base=backoff_base, progress=progress,
+            on_result=on_result,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One run per output file: a second one would pay for the same requests again."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(f".{out.name}.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchError(
+                f"another chat-complete is writing {out}",
+                hint="wait for it (or stop it) and run this again: it picks up where that stopped",
+            ) from None
+        yield
+
+
+def _run_locked(
+    path: Path,
+    out: Path,
+    ids: list[str],
+    *,
+    client: Any,
+    base_url: str | None,
+    api_key_env: str | None,
+    concurrency: int,
+    max_retries: int,
+    timeout: float,
+    model: str | None,
+    retry_failed: bool,
+    backoff_base: float,
+    progress: bool,
+    on_result: Callable[[str, bool], None] | None,
+) -> RunSummary:
     done = load_answered(out, set(ids), retry_failed=retry_failed)
     summary = RunSummary(path, out, total=len(ids), already_done=len(done))
     pending = len(ids) - len(done)

@@ -291,6 +291,12 @@ def _output_ceiling(url: str, body: dict, model: str, notes: _Notes) -> tuple[in
     """(most output tokens the request can be billed for, number of choices it asks for)."""
     if url in (EMBEDDINGS, MODERATIONS):
         return 0, 0
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens", "n"):
+        if key in body and body[key] is not None and _positive_int(body[key]) is None:
+            notes.warn(
+                f"{key} {body[key]!r} is not a positive whole number: the API rejects such "
+                "requests (run utils validate); it is ignored here"
+            )
     limit: int | None
     if url == COMPLETIONS:
         most = _positive_int(body.get("max_tokens")) or COMPLETIONS_DEFAULT_MAX_TOKENS

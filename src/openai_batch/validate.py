@@ -16,6 +16,7 @@ import base64
 import binascii
 import collections.abc as cabc
 import json
+import math
 import re
 import types
 import typing
@@ -471,9 +472,41 @@ def _friendly(path: tuple, err: dict) -> tuple[str, str, tuple]:
     return err["msg"].replace("Input should be", "should be"), ERROR, ()
 
 
+# Ranges the API enforces that the SDK's types do not carry: field -> (lowest, highest).
+RANGES: dict[str, tuple[float, float]] = {
+    "max_tokens": (1, math.inf),
+    "max_completion_tokens": (1, math.inf),
+    "max_output_tokens": (1, math.inf),
+    "temperature": (0, 2),
+    "top_p": (0, 1),
+    "presence_penalty": (-2, 2),
+    "frequency_penalty": (-2, 2),
+    "n": (1, 128),
+    "top_logprobs": (0, 20),
+}
+
+
+def _range_checks(body: dict, line_no: int) -> list[Problem]:
+    problems = []
+    for key, (low, high) in RANGES.items():
+        value = body.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or low <= value <= high:
+            continue
+        bounds = f"at least {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
+        problems.append(Problem(line_no, f"body.{key}", f"{value!r} must be {bounds}"))
+    bias = body.get("logit_bias")
+    if isinstance(bias, dict):
+        for token, value in bias.items():
+            if isinstance(value, int | float) and not -100 <= value <= 100:
+                problems.append(
+                    Problem(line_no, f"body.logit_bias.{token}", "must be between -100 and 100")
+                )
+    return problems
+
+
 def _semantic_checks(body: dict, url: str, line_no: int) -> list[Problem]:
     """Rules the SDK types cannot express."""
-    problems: list[Problem] = []
+    problems: list[Problem] = _range_checks(body, line_no)
     if url == "/v1/chat/completions" and body.get("messages") == []:
         problems.append(Problem(line_no, "body.messages", "must contain at least one message"))
     if url == "/v1/embeddings":

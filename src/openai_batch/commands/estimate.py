@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -55,8 +56,8 @@ def estimate(
     if not files:
         raise BatchError("no request file given.", hint="openai-batch utils estimate FILE.jsonl")
     for name, value in (("--price-input", price_input), ("--price-output", price_output)):
-        if value is not None and value < 0:
-            raise BatchError(f"{name} cannot be negative.")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise BatchError(f"{name} must be a finite, non-negative number (USD per 1M tokens).")
     est = estimate_files(
         files,
         image_size=image_size,
