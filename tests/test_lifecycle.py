@@ -520,3 +520,21 @@ def test_json_outputs_carry_the_api_objects(
     assert report["downloads"][0]["output"].endswith(".jsonl")
     code, cancelled = cli_json(capsys, "cancel-batch", batch["id"])
     assert cancelled[0]["status"] == "completed"
+
+
+def test_uploads_report_progress_in_bytes_as_they_stream(fake_api, tmp_path):
+    from openai_batch import api
+
+    lines = [
+        json.dumps({"custom_id": f"id_{i}", "method": "POST", "url": "/v1/chat/completions",
+                    "body": {"model": "gpt-4o-mini",
+                             "messages": [{"role": "user", "content": "x" * 1000}]}})
+        for i in range(300)
+    ]  # fmt: skip
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    reports: list[int] = []
+    uploaded = api.upload_file(api.connect(), path, progress=reports.append)
+    assert sum(reports) == path.stat().st_size == uploaded.bytes
+    assert len(reports) > 2  # streamed in blocks, not reported once at the end
+    assert fake_api.file_content(uploaded.id) == path.read_bytes()

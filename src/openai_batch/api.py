@@ -17,7 +17,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,13 +275,38 @@ def is_not_found(exc: BaseException) -> bool:
 # Files
 
 
-def upload_file(conn: Connection, path: Path, *, purpose: str = "batch") -> FileObject:
-    """Upload a file, streamed from disk (the SDK rewinds it on a retry)."""
+def upload_file(
+    conn: Connection,
+    path: Path,
+    *,
+    purpose: str = "batch",
+    progress: Callable[[int], object] | None = None,
+) -> FileObject:
+    """Upload a file, streamed from disk (the SDK rewinds it on a retry).
+
+    `progress` hears of every block read for sending, for a progress bar in bytes."""
     with open(path, "rb") as fh, calling(f"uploading {path}", conn):
+        body: Any = fh if progress is None else _ReadProgress(fh, progress)
         return conn.client.files.create(
-            file=(path.name, fh, "application/jsonl"),
+            file=(path.name, body, "application/jsonl"),
             purpose=purpose,  # type: ignore[arg-type]
         )
+
+
+class _ReadProgress:
+    """A file that reports the bytes read from it; everything else is the file's own."""
+
+    def __init__(self, fh: Any, report: Callable[[int], object]) -> None:
+        self._fh = fh
+        self._report = report
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self._report(len(data))
+        return bytes(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
 
 
 def retrieve_file(conn: Connection, file_id: str) -> FileObject | None:

@@ -629,10 +629,12 @@ def upload_pending(
     done: list[lifecycle.Uploaded] = []
     pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="upload")
     try:
-        futures = {pool.submit(_upload_one, conn, ledger.path, job, s): s for s in todo}
+        futures = {pool.submit(_upload_one, conn, ledger.path, job, s, bar.update): s for s in todo}
         for future in as_completed(futures):
-            done.append(future.result())
-            bar.update(futures[future].bytes or 0)
+            uploaded = future.result()
+            done.append(uploaded)
+            if uploaded.reused:  # nothing was sent: count it as done
+                bar.update(futures[future].bytes or 0)
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # uploads in flight finish and are recorded
         raise
@@ -643,10 +645,18 @@ def upload_pending(
     return UploadReport(done, total)
 
 
-def _upload_one(conn: api.Connection, ledger_path: Path, job: Job, shard: Shard) -> Any:
+def _upload_one(
+    conn: api.Connection,
+    ledger_path: Path,
+    job: Job,
+    shard: Shard,
+    progress: Callable[[int], object] | None = None,
+) -> Any:
     """One upload on its own ledger connection (SQLite connections are not shared by threads)."""
     with Ledger(ledger_path) as ledger:
-        uploaded = lifecycle.ensure_uploaded(conn, ledger, Path(shard.path), info=_info(job, shard))
+        uploaded = lifecycle.ensure_uploaded(
+            conn, ledger, Path(shard.path), info=_info(job, shard), progress=progress
+        )
         _set(ledger, job.name, shard, None, file_id=uploaded.file.id)
     return uploaded
 

@@ -237,8 +237,11 @@ def ensure_uploaded(
     *,
     info: RequestFileInfo | None = None,
     force: bool = False,
+    progress: Callable[[int], object] | None = None,
 ) -> Uploaded:
-    """Upload a request file unless this exact content is already on the service."""
+    """Upload a request file unless this exact content is already on the service.
+
+    `progress` is called with the number of bytes sent as the upload goes."""
     info = info or scan_request_file(path)
     ledger.record_request_file(
         path, info.sha256, bytes=info.bytes, requests=info.requests,
@@ -249,7 +252,7 @@ def ensure_uploaded(
             found = _usable_upload(conn, ledger, info.sha256)
             if found is not None:
                 return Uploaded(Path(path), info, found, reused=True)
-        uploaded = api.upload_file(conn, Path(path))
+        uploaded = api.upload_file(conn, Path(path), progress=progress)
         ledger.record_upload(conn.service, uploaded, info.sha256, path)
     return Uploaded(Path(path), info, uploaded, reused=False)
 
