@@ -47,6 +47,9 @@ class MakeOptions:
     id_prefix: str = "id_"
     table: TableOptions = field(default_factory=TableOptions)
     progress: bool = True
+    # `review.ReviewProcess`: checks the first request in a child process (keeps the SDK's
+    # imports out of this one while rows render); the same answer as `check_first_line`
+    checker: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -365,7 +368,8 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
             ids = maker.ids(chunk, start)
             lines = render_chunk(template, chunk, ids, start, opts.endpoint)
             if start == 0:
-                model = check_first_line(lines[0], opts.endpoint, template)
+                check = opts.checker.check_first_line if opts.checker else check_first_line
+                model = check(lines[0], opts.endpoint, template)
             for offset, line in enumerate(lines):
                 writer.add(line.encode("utf-8"), start + offset, f"row {start + offset + 1}")
             writer.flush()

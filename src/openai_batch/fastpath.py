@@ -128,7 +128,8 @@ def make_fast(
             if first is None:
                 # Checking the first request loads the API's types (~1 s): overlap it with
                 # rendering. A problem sends us to the general path, which names it.
-                first = _Background(check_first_line, lines[0].as_py(), opts.endpoint, template)
+                check = opts.checker.check_first_line if opts.checker else check_first_line
+                first = _Background(check, lines[0].as_py(), opts.endpoint, template)
             elif first.failed:
                 raise Fallback
             writer.add_block(lines, start)

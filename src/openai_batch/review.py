@@ -5,8 +5,12 @@ validated against the API's request types and tokenized for the cost line.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pickle
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,24 +18,138 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE = 500  # lines read when a job has more; all of them otherwise
+CHILD_PROCESS_BYTES = 16 << 20  # data files from this size are reviewed in a child process
 
 
-def warm_up(model: str | None = None) -> threading.Thread:
+def warm_up(model: str | None = None, data: Path | None = None) -> ReviewProcess | None:
     """Load the request types and the tokenizer in the background while rows render.
 
     Both are fixed costs (about a second, mostly importing the SDK's types) that would otherwise
-    come after the last row; rendering spends its time in pyarrow, which releases the GIL.
+    come after the last row. They are Python work holding the GIL, which starves rendering's
+    many short pyarrow calls; so for a large `data` file they load in a child process, returned
+    to be handed to the renderer (`MakeOptions.checker`) and to `review_files`. Otherwise they
+    load in a thread of this process.
+    """
+    from . import tokens
+
+    encoding = tokens.encoding_name_for_model(model)[0]
+    if data is not None and _large(data) and tokens.get_encoding.cache_info().currsize == 0:
+        child = ReviewProcess.start(encoding)
+        if child is not None:
+            return child
+    threading.Thread(
+        target=_load, args=(encoding,), name="openai-batch-warm-up", daemon=True
+    ).start()
+    return None
+
+
+def _load(encoding: str) -> None:
+    from . import tokens, validate
+
+    validate.check_line({"custom_id": "x", "method": "POST", "url": "", "body": {}}, 0)
+    tokens.get_encoding(encoding)
+
+
+def _large(path: Path) -> bool:
+    try:
+        return path.stat().st_size >= CHILD_PROCESS_BYTES
+    except OSError:
+        return False
+
+
+class ReviewProcess:
+    """The first-request check and the review, run in a child process that loaded the SDK's
+    types and the tokenizer while this one rendered.
+
+    The child runs the very functions this process would (`batchfile.check_first_line`,
+    `review_files`) on the same inputs. When it fails in any way, including a check that
+    raised, the function runs here instead: the same result, or the same error, either way.
     """
 
-    def load() -> None:
-        from . import tokens, validate
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._lock = threading.Lock()
 
-        validate.check_line({"custom_id": "x", "method": "POST", "url": "", "body": {}}, 0)
-        tokens.get_encoding(tokens.encoding_name_for_model(model)[0])
+    @classmethod
+    def start(cls, encoding: str) -> ReviewProcess | None:
+        command = [sys.executable, "-m", "openai_batch.review", "--child", encoding]
+        try:
+            proc = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+        except OSError:
+            return None
+        return cls(proc)
 
-    thread = threading.Thread(target=load, name="openai-batch-warm-up", daemon=True)
-    thread.start()
-    return thread
+    def check_first_line(self, line: str, endpoint: str, template: Any) -> str | None:
+        """`batchfile.check_first_line`, answered by the child when it can."""
+        from .batchfile import check_first_line
+
+        ok, model = self._ask("first", line, endpoint)
+        return model if ok else check_first_line(line, endpoint, template)
+
+    def review(self, files: Sequence[tuple[Path, int]], k: int, options: dict[str, Any]) -> Any:
+        """`review_files(files, k, **options)` from the child, or None."""
+        ok, review = self._ask("review", list(files), k, options)
+        return review if ok else None
+
+    def _ask(self, *message: Any) -> tuple[bool, Any]:
+        with self._lock:
+            try:
+                assert self._proc.stdin is not None and self._proc.stdout is not None
+                pickle.dump(message, self._proc.stdin)
+                self._proc.stdin.flush()
+                ok, value = pickle.load(self._proc.stdout)  # our own child process wrote it
+                return bool(ok), value
+            except Exception:  # any failure: the caller does the work in-process instead
+                self._stop()
+                return False, None
+
+    def close(self) -> None:
+        """Stop the child (it also exits on its own when its stdin closes)."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None and not stream.closed:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            self._proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def _child_main(encoding: str) -> int:
+    """The child: load what the checks need, then answer the parent's requests in order."""
+    from types import SimpleNamespace
+
+    from openai_batch import review  # not __main__: the parent unpickles review.Review
+    from openai_batch.batchfile import check_first_line
+
+    _load(encoding)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            kind, *args = pickle.load(stdin)  # our parent process wrote it
+        except EOFError:
+            return 0
+        try:
+            value: Any
+            if kind == "first":
+                line, endpoint = args
+                # the template only words an error, and an error is redone in the parent
+                value = check_first_line(line, endpoint, SimpleNamespace(source=None))  # type: ignore[arg-type]
+            else:
+                files, k, options = args
+                value = review.review_files(files, k, **options)
+            answer = (True, value)
+        except Exception:
+            answer = (False, None)
+        pickle.dump(answer, stdout)
+        stdout.flush()
 
 
 @dataclass
@@ -93,11 +211,18 @@ def _first_line(fh: Any) -> bytes:
 
 
 def review_files(
-    files: Sequence[tuple[Path, int]], k: int = SAMPLE, **estimate_options: Any
+    files: Sequence[tuple[Path, int]],
+    k: int = SAMPLE,
+    *,
+    child: ReviewProcess | None = None,
+    **estimate_options: Any,
 ) -> Review:
     """Validate and estimate what was written (a sample of it when there is more than k).
 
-    `estimate_options` go to `estimate.estimate_lines` (image_size, expected_output, ...)."""
+    `estimate_options` go to `estimate.estimate_lines` (image_size, expected_output, ...);
+    `child` (from `warm_up`) does the work in its process."""
+    if child is not None and (review := child.review(files, k, estimate_options)) is not None:
+        return review  # type: ignore[no-any-return]
     from . import estimate, validate
 
     total = sum(count for _, count in files)
@@ -113,3 +238,7 @@ def review_files(
         **estimate_options,
     )
     return Review(problems, est, len(sample), total)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
+    raise SystemExit(_child_main(sys.argv[2]))

@@ -94,21 +94,37 @@ def make_batch_file(
         for request in requests:
             console.say(json.dumps(request, indent=2, ensure_ascii=False))
         return 0
-    from ..review import warm_up
+    from concurrent.futures import ThreadPoolExecutor
 
-    warm_up()
-    result = make_batch_files(template, data, opts)
-    remember_made(result)  # ledger: lets get-batch-results find the rows to join (lifecycle)
-    report(result, json_output, **render.estimate_options())
+    from ..review import review_files, warm_up
+
+    child = warm_up(data=data)  # the SDK's types and the tokenizer load while rows render
+    try:
+        opts.checker = child
+        result = make_batch_files(template, data, opts)
+        files = [(f.path, f.requests) for f in result.files]
+        with ThreadPoolExecutor(1) as pool:  # the review overlaps the ledger's hashing
+            review = pool.submit(review_files, files, child=child, **render.estimate_options())
+            remember_made(result)  # ledger: lets get-batch-results find the rows to join
+            report(result, json_output, review=review.result())
+    finally:
+        if child is not None:
+            child.close()
     return 0
 
 
-def report(result: MakeResult, json_output: bool, **estimate_options: Any) -> None:
-    """The summary: one line per file written, the cost estimate, any doubts (or JSON)."""
+def report(
+    result: MakeResult, json_output: bool, review: Any = None, **estimate_options: Any
+) -> None:
+    """The summary: one line per file written, the cost estimate, any doubts (or JSON).
+
+    `review` is `review.review_files`'s answer when the caller already has it."""
     from ..estimate import summary_line
     from ..review import review_files
 
-    review = review_files([(f.path, f.requests) for f in result.files], **estimate_options)
+    if review is None:
+        files = [(f.path, f.requests) for f in result.files]
+        review = review_files(files, **estimate_options)
     if json_output:
         console.print_json(
             {

@@ -1,0 +1,80 @@
+"""review.ReviewProcess: the child process answers exactly what the in-process functions do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from openai_batch import review
+from openai_batch.batchfile import check_first_line
+from openai_batch.cli import main
+from openai_batch.errors import BatchError
+from openai_batch.template import load_template
+
+
+def _make(tmp_path: Path, rows: int = 300) -> tuple[Path, Path]:
+    template = tmp_path / "t.json"
+    template.write_text(
+        json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<Text>>"}]})
+    )
+    data = tmp_path / "d.csv"
+    data.write_text("Text\n" + "".join(f'"row {i}, say ""hi"""\n' for i in range(rows)))
+    return template, data
+
+
+def test_child_review_equals_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BATCH_HOME", str(tmp_path / "home"))
+    template, data = _make(tmp_path)
+    assert (
+        main(
+            [
+                "make-batch-file",
+                str(template),
+                str(data),
+                "-o",
+                str(tmp_path / "r.jsonl"),
+                "-q",
+                "--max-requests",
+                "100",
+            ]
+        )
+        == 0
+    )
+    files = [(p, 100) for p in sorted(tmp_path.glob("r-*.jsonl"))]
+    child = review.ReviewProcess.start("o200k_base")
+    assert child is not None
+    try:
+        for k in (1000, 30):
+            got = child.review(files, k, {"expected_output": 20})
+            assert got is not None  # the child answered: no silent fallback
+            assert got == review.review_files(files, k, expected_output=20)
+        line = files[0][0].read_text().splitlines()[0]
+        tmpl = load_template(template, ["Text"])
+        assert child.check_first_line(line, "/v1/chat/completions", tmpl) == "gpt-4o-mini"
+        bad = json.loads(line)
+        del bad["body"]["model"]
+        with pytest.raises(BatchError, match='no "model"'):  # redone here, with its message
+            child.check_first_line(json.dumps(bad), "/v1/chat/completions", tmpl)
+        assert check_first_line(line, "/v1/chat/completions", tmpl) == "gpt-4o-mini"
+    finally:
+        child.close()
+    assert child._proc.returncode is not None  # no process left behind
+
+
+def test_dead_child_means_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BATCH_HOME", str(tmp_path / "home"))
+    template, data = _make(tmp_path, rows=10)
+    assert (
+        main(["make-batch-file", str(template), str(data), "-o", str(tmp_path / "r.jsonl"), "-q"])
+        == 0
+    )
+    files = [(tmp_path / "r.jsonl", 10)]
+    child = review.ReviewProcess.start("o200k_base")
+    assert child is not None
+    child._proc.kill()
+    child._proc.wait()
+    assert child.review(files, 500, {}) is None
+    assert review.review_files(files, child=child) == review.review_files(files)
+    child.close()
