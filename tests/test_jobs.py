@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from fake_openai import FakeOpenAI, estimate_tokens
-from helpers import ROOT, read_jsonl, run_cli
+from helpers import ROOT, read_csv, read_jsonl, run_cli
 from openai_batch import jobs
 from openai_batch.ledger import open_ledger
 
@@ -33,11 +33,6 @@ def fake(fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_BATCH_STRICT", "1")
     return fake_api
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def make_inputs(folder: Path, rows: int) -> tuple[Path, Path]:

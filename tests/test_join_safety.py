@@ -8,7 +8,6 @@ retry hint names only files with something to retry. All through the real CLI an
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sqlite3
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fake_openai import FakeOpenAI, chat_request_line, jsonl_bytes
-from helpers import assert_clean_error, read_jsonl, run_cli
+from helpers import assert_clean_error, read_csv, read_jsonl, run_cli
 from openai_batch import ledger as ledger_module
 from openai_batch.jobs import job_names
 from openai_batch.ledger import open_ledger
@@ -32,11 +31,6 @@ def fake(fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
     Path("t.json").write_text(json.dumps(TEMPLATE), encoding="utf-8")
     return fake_api
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def make(capsys: Capsys, data: str, rows: str, output: str, *extra: str) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from fake_openai import FakeOpenAI
-from helpers import ROOT, need_seed, read_jsonl, run_cli
+from helpers import ROOT, cli_json, need_seed, read_csv, read_jsonl, run_cli
 from openai_batch.ledger import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
@@ -26,17 +25,6 @@ def fake(fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_BATCH_STRICT", "1")
     return fake_api
-
-
-def cli_json(capsys: Capsys, *args: str | Path) -> tuple[int, Any]:
-    code, out, err = run_cli(capsys, *args, "--json")
-    assert "Traceback" not in err
-    return code, json.loads(out)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def make_small(tmp_path: Path, rows: int = 12, *, name: str = "people.csv") -> tuple[Path, Path]:

@@ -3,7 +3,6 @@ fail, expire or are cancelled, Ctrl-C, and two commands at once. Against the str
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from fake_openai import FakeOpenAI
-from helpers import read_jsonl, run_cli
+from helpers import cli_json, read_csv, read_jsonl, run_cli
 from openai_batch import api
 from openai_batch.errors import ApiError
 from openai_batch.ledger import downloads_dir, open_ledger
@@ -30,17 +29,6 @@ WRONG_KEY = "sk-proj-WRONGkey0123456789abcdefXYZ"
 def fake(fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
     monkeypatch.chdir(tmp_path)
     return fake_api
-
-
-def cli_json(capsys: Capsys, *args: str | Path) -> tuple[int, Any]:
-    code, out, err = run_cli(capsys, *args, "--json")
-    assert "Traceback" not in err
-    return code, json.loads(out)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def request_file(path: Path, n: int = 9, *, model: str | None = "gpt-4o-mini") -> Path:

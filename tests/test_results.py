@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import need_seed
+from helpers import need_seed, read_csv
 from openai_batch.batchfile import iter_identified_chunks
 from openai_batch.results import (
     ResultIndex,
@@ -67,11 +66,6 @@ def expired_line(custom_id: str) -> dict[str, Any]:
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_natural_order_compares_numbers_as_numbers() -> None:

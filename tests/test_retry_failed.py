@@ -7,16 +7,14 @@ ORIGINAL request file merging every batch into one ok row per input row.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from fake_openai import FakeOpenAI, error_body
-from helpers import need_seed, read_jsonl, run_cli
+from helpers import cli_json, need_seed, read_csv, read_jsonl, run_cli
 from openai_batch.ledger import open_ledger
 from openai_batch.lifecycle import sha256_of
 
@@ -30,17 +28,6 @@ def fake(fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_BATCH_STRICT", "1")
     return fake_api
-
-
-def cli_json(capsys: Capsys, *args: str | Path) -> tuple[int, Any]:
-    code, out, err = run_cli(capsys, *args, "--json")
-    assert "Traceback" not in err
-    return code, json.loads(out)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def make_batch_file(capsys: Capsys, tmp_path: Path, rows: int, *extra: str) -> tuple[Path, Path]:
