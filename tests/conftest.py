@@ -63,3 +63,24 @@ def fake_api(
 # ============================================================================================
 # end of the fake_api block
 # ============================================================================================
+
+
+# ============================================================================================
+# User state: no test reads or writes the real ledger or cache under $HOME
+# ============================================================================================
+
+
+@pytest.fixture(scope="session")
+def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One start-up cache (compiled request types, tokenizer ranks) for the whole session: it
+    only holds what any run may rebuild, and sharing it keeps subprocess tests quick."""
+    return tmp_path_factory.mktemp("openai-batch-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, _shared_cache: Path
+) -> None:
+    """A fresh OPENAI_BATCH_HOME (ledger, downloads) per test; tests may point it elsewhere."""
+    monkeypatch.setenv("OPENAI_BATCH_HOME", str(tmp_path_factory.mktemp("openai-batch-home")))
+    monkeypatch.setenv("OPENAI_BATCH_CACHE", str(_shared_cache))

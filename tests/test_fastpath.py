@@ -238,7 +238,7 @@ def test_any_cells_give_the_same_bytes(rows, crlf, delimiter):
                 except BatchError as exc:
                     results[how] = str(exc)
                     continue
-            shards = [(f.path.name, f.requests, f.bytes, f.sha256, f.first_row) for f in made.files]
+            shards = [(f.path.name, f.requests, f.bytes, f.digest, f.first_row) for f in made.files]
             results[how] = (shards, [f.path.read_bytes() for f in made.files], made.model)
         assert results[fast] == results["general"]
 
@@ -465,7 +465,7 @@ def test_progress_bar_on_the_fast_path(tmp_path, capsys):
 def test_cli_import_stays_light():
     code = (
         "import sys, openai_batch.cli, openai_batch.batchfile, openai_batch.fastpath;"
-        "heavy = [m for m in ('pandas', 'pyarrow', 'numpy', 'openai', 'tiktoken') "
+        "heavy = [m for m in ('pandas', 'pyarrow', 'numpy', 'openai', 'tiktoken', 'xxhash') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -186,9 +186,9 @@ def test_a_table_sorted_in_place_is_refused_unless_given_with_data(
     make(capsys, "d.csv", "Name\nbob\namy\ncat\n", "r.jsonl")
     assert run_cli(capsys, "start-batch", "r.jsonl")[0] == 0
     with open_ledger() as led:
-        record = led.request_file(path="r.jsonl", sha256=led.request_file_versions("r.jsonl")[0])
-        assert record is not None and record.data_sha256 and record.make_run
-        assert led.schema_version() == 3
+        record = led.request_file(path="r.jsonl", digest=led.request_file_versions("r.jsonl")[0])
+        assert record is not None and record.data_digest and record.make_run
+        assert led.schema_version() == ledger_module.MIGRATIONS[-1][0]
     Path("d.csv").write_text("Name\namy\nbob\ncat\n", encoding="utf-8")  # same size
     bump_mtime(Path("d.csv"))
 
@@ -235,8 +235,8 @@ def test_a_ledger_from_before_data_hashes_is_migrated_and_still_warns(
     db.close()
     make(capsys, "d.csv", "Name\nbob\namy\n", "r.jsonl")
     with open_ledger() as led:
-        assert led.schema_version() == 3
-        led.db.execute("UPDATE request_files SET data_sha256 = NULL, make_run = NULL")
+        assert led.schema_version() == ledger_module.MIGRATIONS[-1][0]
+        led.db.execute("UPDATE request_files SET data_digest = NULL, make_run = NULL")
     assert run_cli(capsys, "start-batch", "r.jsonl")[0] == 0
     Path("d.csv").write_text("Name\namy\nbob\n", encoding="utf-8")
     bump_mtime(Path("d.csv"))

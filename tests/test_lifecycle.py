@@ -324,7 +324,7 @@ def test_retry_batches_merge_latest_success_wins(
     parent = scan_request_file(Path("batch-requests.jsonl"))
     with open_ledger() as ledger:
         ledger.record_request_file(
-            retry, scan_request_file(retry).sha256, parent_sha256=parent.sha256
+            retry, scan_request_file(retry).digest, parent_digest=parent.digest
         )
     code, started = cli_json(capsys, "start-batch", retry)
     assert code == 0

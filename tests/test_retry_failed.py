@@ -15,8 +15,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, error_body
 from helpers import cli_json, need_seed, read_csv, read_jsonl, run_cli
+from openai_batch.digests import digest_of
 from openai_batch.ledger import open_ledger
-from openai_batch.lifecycle import sha256_of
 
 Capsys = pytest.CaptureFixture[str]
 WAIT = ("--wait", "--poll-interval", "0.01", "--quiet")
@@ -97,8 +97,8 @@ def test_partial_failure_retry_then_merge_on_the_original(
     # the original lines, byte for byte, in the original order
     assert lines_of(Path("retry.jsonl")) == original_lines([1, 2, 4, 5, 7])
     with open_ledger() as ledger:
-        record = ledger.request_file(path="retry.jsonl", sha256=sha256_of(Path("retry.jsonl")))
-        assert record is not None and record.parent_sha256 == sha256_of(Path(ORIGINAL))
+        record = ledger.request_file(path="retry.jsonl", digest=digest_of(Path("retry.jsonl")))
+        assert record is not None and record.parent_digest == digest_of(Path(ORIGINAL))
         assert record.requests == 5
 
     fake.responder = answer  # the retry batch succeeds
@@ -153,7 +153,7 @@ def test_retry_of_a_retry_merges_three_batches_latest_wins(
     assert report["retried"] == 1 and report["ok"] == 8 and report["total"] == 9
     assert report["failed_by_reason"] == {"429 rate_limit_exceeded": 1}
     assert [b["id"] for b in report["batches"]] == [first, second]
-    assert report["parent_sha256"] == sha256_of(Path(ORIGINAL))  # the root, not the retry
+    assert report["parent_digest"] == digest_of(Path(ORIGINAL))  # the root, not the retry
     assert Path(report["requests_file"]).name == ORIGINAL
     assert lines_of(Path("retry.jsonl")) == original_lines([4])
 

@@ -7,7 +7,6 @@ row has rendered, so a failure at row 900,000 leaves no file and an existing out
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import files
+from .digests import new_digest
 from .errors import BatchError
 from .tables import Table, TableOptions, open_table
 from .template import Template, load_template
@@ -59,7 +59,7 @@ class ShardInfo:
     path: Path
     requests: int
     bytes: int
-    sha256: str
+    digest: str
     first_row: int  # 0-based index of the data row on its first line
 
 
@@ -195,7 +195,7 @@ class _Shard:
     first_row: int
     requests: int = 0
     bytes: int = 0
-    digest: Any = field(default_factory=hashlib.sha256)
+    digest: Any = field(default_factory=new_digest)
 
 
 class ShardWriter:

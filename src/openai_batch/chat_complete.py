@@ -692,12 +692,13 @@ def write_table(
     the ledger; without either, one row per custom_id. Returns results.CsvSummary.
     """
     from . import lifecycle, results
+    from .digests import digest_of
     from .ledger import open_ledger
 
     path = Path(requests_file)
-    sha256 = lifecycle.sha256_of(path)
+    digest = digest_of(path)
     with open_ledger() as ledger:
-        record = ledger.root_request_file(sha256, path=path)
+        record = ledger.root_request_file(digest, path=path)
     plan = lifecycle.plan_join(
         [record] if record is not None else [],
         requests=path,

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import api, lifecycle, results
+from .digests import matches
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
 
@@ -67,7 +68,7 @@ class Shard:
 
     number: int
     path: str
-    sha256: str
+    digest: str
     requests: int | None
     bytes: int | None
     first_row: int | None
@@ -178,7 +179,7 @@ class ShardSpec:
     """A request file about to join a job (from make-batch-file or start-batch's scan)."""
 
     path: Path
-    sha256: str
+    digest: str
     requests: int
     bytes: int
     first_row: int | None = None
@@ -192,7 +193,7 @@ def _shard(row: Any) -> Shard:
     return Shard(
         number=row["shard"],
         path=row["path"],
-        sha256=row["sha256"],
+        digest=row["digest"],
         requests=row["requests"],
         bytes=row["bytes"],
         first_row=row["first_row"],
@@ -318,11 +319,11 @@ def estimate_tokens(path: Path, requests: int) -> int:
     return int(est.prompt_tokens)
 
 
-def _known_tokens(ledger: Ledger, sha256: str) -> int | None:
+def _known_tokens(ledger: Ledger, digest: str) -> int | None:
     row = ledger.db.execute(
-        "SELECT prompt_tokens FROM job_shards WHERE sha256 = ? AND prompt_tokens IS NOT NULL "
+        "SELECT prompt_tokens FROM job_shards WHERE digest = ? AND prompt_tokens IS NOT NULL "
         "LIMIT 1",
-        (sha256,),
+        (digest,),
     ).fetchone()
     return int(row[0]) if row else None
 
@@ -351,17 +352,18 @@ def register(
         raise BatchError("a job needs at least one request file")
     tokens = {}
     for spec in specs:  # outside the write transaction: tokenizing takes a moment
-        known = _known_tokens(ledger, spec.sha256)
-        tokens[spec.sha256] = (
+        ledger.adopt_legacy(spec.path, spec.digest)  # a job from before ledger schema 4
+        known = _known_tokens(ledger, spec.digest)
+        tokens[spec.digest] = (
             known if known is not None else estimate_tokens(spec.path, spec.requests)
         )
-    shas = [s.sha256 for s in specs]
+    digests = [s.digest for s in specs]
     template_s, data_s = _abs(template), _abs(data)
     output_s = _abs(specs[0].path)
     now = time.time()
     with ledger.transaction() as db:
         if name is None:
-            name = _matching_job(db, service, template_s, data_s, output_s, shas)
+            name = _matching_job(db, service, template_s, data_s, output_s, digests)
         created = name is None
         if name is None:
             name = _unique_name(db, default_name(data, specs[0].path))
@@ -397,7 +399,7 @@ def register(
     for spec in specs:
         ledger.record_request_file(
             spec.path,
-            spec.sha256,
+            spec.digest,
             bytes=spec.bytes,
             requests=spec.requests,
             endpoint=endpoint,
@@ -417,7 +419,7 @@ def _matching_job(
     template: str | None,
     data: str | None,
     output: str | None,
-    shas: list[str],
+    digests: list[str],
 ) -> str | None:
     rows = db.execute(
         "SELECT name FROM jobs WHERE service = ? AND template IS ? AND data IS ? AND output IS ? "
@@ -428,10 +430,10 @@ def _matching_job(
         recorded = [
             r[0]
             for r in db.execute(
-                "SELECT sha256 FROM job_shards WHERE job = ? ORDER BY shard", (row["name"],)
+                "SELECT digest FROM job_shards WHERE job = ? ORDER BY shard", (row["name"],)
             )
         ]
-        if recorded == shas:
+        if recorded == digests:
             return str(row["name"])
     return None
 
@@ -478,7 +480,7 @@ def _set_shards(
 ) -> None:
     """Keep the shards when they are the same files; replace them while nothing started."""
     rows = db.execute("SELECT * FROM job_shards WHERE job = ? ORDER BY shard", (name,)).fetchall()
-    same = [r["sha256"] for r in rows] == [s.sha256 for s in specs]
+    same = [r["digest"] for r in rows] == [s.digest for s in specs]
     if rows and not same:
         if any(r["batch_id"] or r["state"] != QUEUED for r in rows):
             raise BatchError(
@@ -492,17 +494,17 @@ def _set_shards(
     if not rows:
         for number, spec in enumerate(specs, start=1):
             db.execute(
-                "INSERT INTO job_shards (job, shard, path, sha256, requests, bytes, first_row, "
+                "INSERT INTO job_shards (job, shard, path, digest, requests, bytes, first_row, "
                 "prompt_tokens, state, force, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     name,
                     number,
                     str(Path(spec.path).resolve()),
-                    spec.sha256,
+                    spec.digest,
                     spec.requests,
                     spec.bytes,
                     spec.first_row,
-                    tokens[spec.sha256],
+                    tokens[spec.digest],
                     QUEUED,
                     int(force),
                     now,
@@ -524,16 +526,16 @@ def _set_shards(
 
 
 def specs_from_made(made: MakeResult) -> list[ShardSpec]:
-    return [ShardSpec(Path(f.path), f.sha256, f.requests, f.bytes, f.first_row) for f in made.files]
+    return [ShardSpec(Path(f.path), f.digest, f.requests, f.bytes, f.first_row) for f in made.files]
 
 
 def specs_from_infos(ledger: Ledger, infos: Iterable[lifecycle.RequestFileInfo]) -> list[ShardSpec]:
     """Request files given to start-batch: their row offsets when make-batch-file recorded them."""
     specs = []
     for info in infos:
-        record = ledger.request_file(path=info.path, sha256=info.sha256)
+        record = ledger.request_file(path=info.path, digest=info.digest)
         first_row = record.first_row if record else None
-        specs.append(ShardSpec(info.path, info.sha256, info.requests, info.bytes, first_row))
+        specs.append(ShardSpec(info.path, info.digest, info.requests, info.bytes, first_row))
     return specs
 
 
@@ -541,11 +543,11 @@ def one_make_run(ledger: Ledger, infos: Iterable[lifecycle.RequestFileInfo]) -> 
     """Whether these request files are shards of one make-batch-file run: only those form a
     job unasked (their custom_ids are disjoint rows of one table). Files recorded before run
     ids were: the same template, data and table options, and distinct shard numbers."""
-    records = [ledger.request_file(path=i.path, sha256=i.sha256) for i in infos]
+    records = [ledger.request_file(path=i.path, digest=i.digest) for i in infos]
     if not records or any(r is None or not r.data for r in records):
         return False
     found = [r for r in records if r is not None]
-    if len({r.sha256 for r in found}) != len(found):
+    if len({r.digest for r in found}) != len(found):
         return False
     runs = {r.make_run for r in found}
     if None not in runs:
@@ -576,7 +578,7 @@ def recorded_data(ledger: Ledger, specs: Sequence[ShardSpec]) -> tuple[str | Non
     """(template, data) make-batch-file recorded for these files, when they all share them."""
     pairs = set()
     for spec in specs:
-        record = ledger.request_file(path=spec.path, sha256=spec.sha256)
+        record = ledger.request_file(path=spec.path, digest=spec.digest)
         pairs.add((record.template, record.data) if record else (None, None))
     return next(iter(pairs)) if len(pairs) == 1 else (None, None)
 
@@ -603,7 +605,7 @@ def upload_pending(
     """Upload the job's queued shards that have no upload yet, `parallel` at a time.
 
     One progress bar in bytes. Each upload is recorded as it ends, so a kill loses at most the
-    transfers in flight. Files whose sha256 is not in `fresh` are hashed first: a file changed
+    transfers in flight. Files whose digest is not in `fresh` are hashed first: a file changed
     since it joined the job is refused, never uploaded in its place.
     """
     todo = [s for s in job.shards if s.state == QUEUED and not s.file_id]
@@ -611,7 +613,7 @@ def upload_pending(
         return UploadReport([], 0)
     fresh_set = set(fresh)
     for shard in todo:
-        if shard.sha256 not in fresh_set:
+        if shard.digest not in fresh_set:
             check_unchanged(shard)
     from tqdm import tqdm
 
@@ -663,7 +665,7 @@ def _upload_one(
 
 def _info(job: Job, shard: Shard) -> lifecycle.RequestFileInfo:
     return lifecycle.RequestFileInfo(
-        Path(shard.path), shard.sha256, shard.bytes or 0, shard.requests or 0, job.endpoint, None
+        Path(shard.path), shard.digest, shard.bytes or 0, shard.requests or 0, job.endpoint, None
     )
 
 
@@ -674,7 +676,7 @@ def check_unchanged(shard: Shard) -> None:
             f"{path} (shard {shard.number} of its job) is gone and is not uploaded yet",
             hint="make the request files again with the same template and data",
         )
-    if lifecycle.sha256_of(path) != shard.sha256:
+    if not matches(path, shard.digest):
         raise BatchError(
             f"{path} changed since it joined its job: its batch would not match the rows",
             hint="make the request files again with the same template and data, or start a new "
@@ -980,8 +982,8 @@ def current_batches(conn: api.Connection, ledger: Ledger, job: Job) -> JobBatche
     retries = []
     seen = {b.id for b in shards}
     for shard in job.shards:
-        derived = [r.sha256 for r in ledger.request_files_derived_from(shard.sha256)]
-        for record in ledger.batches_for(conn.service, sha256s=derived) if derived else []:
+        derived = [r.digest for r in ledger.request_files_derived_from(shard.digest)]
+        for record in ledger.batches_for(conn.service, digests=derived) if derived else []:
             if record.batch_id in seen:
                 continue
             seen.add(record.batch_id)
@@ -995,8 +997,8 @@ def roots(ledger: Ledger, job: Job) -> list[RequestFileRecord]:
     """The shards' request-file records, in row order: the order and the rows of the join."""
     found = []
     for shard in job.shards:
-        record = ledger.request_file(path=shard.path, sha256=shard.sha256)
-        record = record or ledger.request_file(sha256=shard.sha256)
+        record = ledger.request_file(path=shard.path, digest=shard.digest)
+        record = record or ledger.request_file(digest=shard.digest)
         if record is None:
             raise BatchError(f"the ledger lost the request file of shard {shard.number}")
         found.append(record)

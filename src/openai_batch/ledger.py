@@ -1,10 +1,13 @@
 """The ledger: what this machine made, uploaded and started, so nothing is paid for twice.
 
 A SQLite database (`ledger.sqlite3` under `$OPENAI_BATCH_HOME`, default the user data directory)
-records each request file made (path, sha256, the template and data it came from, and how to
+records each request file made (path, digest, the template and data it came from, and how to
 recover its custom_id order), each upload (file id) and each batch. It lets a local path stand for
 an id, stops double uploads and double starts, and lets get-batch-results find the data to join.
 It holds no secrets: no keys, no request or response content.
+
+Files are recognised by a content digest (`digests.digest_of`, xxh3-128, 32 hex characters);
+rows from before schema 4 hold SHA-256 values (see migration 4).
 
 Schema changes are ordered, recorded migrations. WAL mode and a busy timeout let several commands
 use it at once; `lock()` serializes check-then-act sequences (is it started? no: start it) across
@@ -156,6 +159,33 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE request_files ADD COLUMN make_run TEXT",
         ],
     ),
+    # Content hashes moved from SHA-256 to xxh3-128 (see digests.py); the columns are renamed
+    # so the names tell the truth. Rows recorded before keep their 64-hex SHA-256 values, and no
+    # 32-hex digest ever equals one, so such rows are not found by content: `adopt_legacy`
+    # re-keys them when their file is met again at its recorded path (still the same content),
+    # so a batch or job started before the upgrade is not started again after it. Links
+    # between rows (batch -> upload -> request file -> parent) keep matching meanwhile, and
+    # `digests.matches` checks a file against an old value as what it is.
+    (
+        4,
+        "content digests: sha256 columns renamed to digest (xxh3-128); older rows keep their "
+        "sha256 values, not found by content until adopt_legacy re-keys them",
+        [
+            "ALTER TABLE request_files RENAME COLUMN sha256 TO digest",
+            "ALTER TABLE request_files RENAME COLUMN parent_sha256 TO parent_digest",
+            "ALTER TABLE request_files RENAME COLUMN data_sha256 TO data_digest",
+            "ALTER TABLE uploads RENAME COLUMN sha256 TO digest",
+            "ALTER TABLE batches RENAME COLUMN sha256 TO digest",
+            "ALTER TABLE job_shards RENAME COLUMN sha256 TO digest",
+            # SQLite carries indexes across a column rename; these only get honest names
+            "DROP INDEX request_files_by_sha",
+            "CREATE INDEX request_files_by_digest ON request_files (digest)",
+            "DROP INDEX uploads_by_sha",
+            "CREATE INDEX uploads_by_digest ON uploads (service, digest)",
+            "DROP INDEX batches_by_sha",
+            "CREATE INDEX batches_by_digest ON batches (service, digest)",
+        ],
+    ),
 ]
 
 
@@ -178,7 +208,7 @@ def downloads_dir() -> Path:
 class RequestFileRecord:
     id: int
     path: str
-    sha256: str
+    digest: str
     bytes: int | None
     requests: int | None
     endpoint: str | None
@@ -189,10 +219,10 @@ class RequestFileRecord:
     first_row: int | None = None
     shard: int | None = None
     shards: int | None = None
-    parent_sha256: str | None = None
+    parent_digest: str | None = None
     job: str | None = None
     recorded_at: float = 0.0
-    data_sha256: str | None = None  # the data file's content when the request file was made
+    data_digest: str | None = None  # the data file's content when the request file was made
     make_run: str | None = None  # one id per make-batch-file run: its shards share it
 
 
@@ -200,7 +230,7 @@ class RequestFileRecord:
 class UploadRecord:
     file_id: str
     service: str
-    sha256: str
+    digest: str
     path: str | None
     bytes: int | None
     purpose: str | None
@@ -215,7 +245,7 @@ class BatchRecord:
     batch_id: str
     service: str
     input_file_id: str | None
-    sha256: str | None
+    digest: str | None
     endpoint: str | None
     description: str | None
     metadata: dict[str, str]
@@ -320,7 +350,7 @@ class Ledger:
 
     @contextlib.contextmanager
     def lock(self, name: str, *, wait_seconds: float = 3600.0, poll: float = 0.1) -> Iterator[None]:
-        """Hold a named lock across processes (e.g. "start:<sha256>"); waits for a live holder.
+        """Hold a named lock across processes (e.g. "start:<digest>"); waits for a live holder.
 
         A lock whose holder died on this host, or that is older than six hours, is taken over.
         """
@@ -363,7 +393,7 @@ class Ledger:
     def record_request_file(
         self,
         path: Path | str,
-        sha256: str,
+        digest: str,
         *,
         bytes: int | None = None,
         requests: int | None = None,
@@ -375,9 +405,9 @@ class Ledger:
         first_row: int | None = None,
         shard: int | None = None,
         shards: int | None = None,
-        parent_sha256: str | None = None,
+        parent_digest: str | None = None,
         job: str | None = None,
-        data_sha256: str | None = None,
+        data_digest: str | None = None,
         make_run: str | None = None,
     ) -> RequestFileRecord:
         """Record (or refresh) a request file; known facts are kept when new ones are None."""
@@ -392,21 +422,22 @@ class Ledger:
             "first_row": first_row,
             "shard": shard,
             "shards": shards,
-            "parent_sha256": parent_sha256,
+            "parent_digest": parent_digest,
             "job": job,
-            "data_sha256": data_sha256,
+            "data_digest": data_digest,
             "make_run": make_run,
         }
-        key = (_abs(path), sha256)
+        key = (_abs(path), digest)
+        self.adopt_legacy(path, digest)
         with self.transaction() as db:
             row = db.execute(
-                "SELECT id FROM request_files WHERE path = ? AND sha256 = ?", key
+                "SELECT id FROM request_files WHERE path = ? AND digest = ?", key
             ).fetchone()
             if row is None:
                 cols = ", ".join(values)
                 marks = ", ".join("?" for _ in values)
                 db.execute(
-                    f"INSERT INTO request_files (path, sha256, {cols}, recorded_at) "
+                    f"INSERT INTO request_files (path, digest, {cols}, recorded_at) "
                     f"VALUES (?, ?, {marks}, ?)",
                     (*key, *values.values(), time.time()),
                 )
@@ -417,92 +448,163 @@ class Ledger:
                     f"UPDATE request_files SET {sets}recorded_at = ? WHERE id = ?",
                     (*given.values(), time.time(), row["id"]),
                 )
-        found = self.request_file(path=path, sha256=sha256)
+        found = self.request_file(path=path, digest=digest)
         assert found is not None
         return found
 
     def request_file(
-        self, *, path: Path | str | None = None, sha256: str | None = None
+        self, *, path: Path | str | None = None, digest: str | None = None
     ) -> RequestFileRecord | None:
         """The newest record matching the path and/or content hash."""
         clauses, params = [], []
         if path is not None:
             clauses.append("path = ?")
             params.append(_abs(path))
-        if sha256 is not None:
-            clauses.append("sha256 = ?")
-            params.append(sha256)
+        if digest is not None:
+            clauses.append("digest = ?")
+            params.append(digest)
         if not clauses:
             return None
-        row = self.db.execute(
+        query = (
             f"SELECT * FROM request_files WHERE {' AND '.join(clauses)} "
-            "ORDER BY recorded_at DESC, id DESC LIMIT 1",
-            params,
-        ).fetchone()
+            "ORDER BY recorded_at DESC, id DESC LIMIT 1"
+        )
+        row = self.db.execute(query, params).fetchone()
+        recorded_before_schema_4 = (
+            row is None
+            and path is not None
+            and digest is not None
+            and self.adopt_legacy(path, digest)  # under its SHA-256: re-keyed now
+        )
+        if recorded_before_schema_4:
+            row = self.db.execute(query, params).fetchone()
         return _request_file(row) if row else None
 
     def request_file_versions(self, path: Path | str) -> list[str]:
-        """Every content (sha256) recorded at this path, oldest first."""
+        """Every content (digest) recorded at this path, oldest first."""
         rows = self.db.execute(
-            "SELECT sha256 FROM request_files WHERE path = ? ORDER BY recorded_at", (_abs(path),)
+            "SELECT digest FROM request_files WHERE path = ? ORDER BY recorded_at", (_abs(path),)
         )
         return [row[0] for row in rows]
 
-    def request_files_derived_from(self, sha256: str) -> list[RequestFileRecord]:
+    def request_files_derived_from(self, digest: str) -> list[RequestFileRecord]:
         """Request files made from this one (retries of its failed requests), transitively."""
         found: dict[str, RequestFileRecord] = {}
-        frontier = [sha256]
+        frontier = [digest]
         while frontier:
             parent = frontier.pop()
             for row in self.db.execute(
-                "SELECT * FROM request_files WHERE parent_sha256 = ? ORDER BY recorded_at",
+                "SELECT * FROM request_files WHERE parent_digest = ? ORDER BY recorded_at",
                 (parent,),
             ):
                 record = _request_file(row)
-                if record.sha256 not in found and record.sha256 != sha256:
-                    found[record.sha256] = record
-                    frontier.append(record.sha256)
+                if record.digest not in found and record.digest != digest:
+                    found[record.digest] = record
+                    frontier.append(record.digest)
         return list(found.values())
 
-    def request_files_with(self, sha256: str) -> list[RequestFileRecord]:
+    def request_files_with(self, digest: str) -> list[RequestFileRecord]:
         """Every record of this content (byte-identical files at several paths), newest first."""
         rows = self.db.execute(
-            "SELECT * FROM request_files WHERE sha256 = ? ORDER BY recorded_at DESC, id DESC",
-            (sha256,),
+            "SELECT * FROM request_files WHERE digest = ? ORDER BY recorded_at DESC, id DESC",
+            (digest,),
         )
         return [_request_file(row) for row in rows]
 
     def root_request_file(
-        self, sha256: str, *, path: Path | str | None = None
+        self, digest: str, *, path: Path | str | None = None
     ) -> RequestFileRecord | None:
-        """Follow `parent_sha256` up to the request file a retry file was derived from.
+        """Follow `parent_digest` up to the request file a retry file was derived from.
 
         Byte-identical request files can come from different tables (a template using only a
         column both share): the record at `path` is preferred, the newest by content only when
         no record has that path.
         """
-        record = self.request_file(path=path, sha256=sha256) if path is not None else None
-        record = record or self.request_file(sha256=sha256)
-        seen = {sha256}
-        while record is not None and record.parent_sha256 and record.parent_sha256 not in seen:
-            seen.add(record.parent_sha256)
-            parent = self.request_file(sha256=record.parent_sha256)
+        record = self.request_file(path=path, digest=digest) if path is not None else None
+        record = record or self.request_file(digest=digest)
+        seen = {digest}
+        while record is not None and record.parent_digest and record.parent_digest not in seen:
+            seen.add(record.parent_digest)
+            parent = self.request_file(digest=record.parent_digest)
             if parent is None:
                 break
             record = parent
         return record
 
+    # -- digests from before schema 4 -------------------------------------------------------
+
+    def adopt_legacy(self, path: Path | str, digest: str) -> bool:
+        """Give the rows of the file now at `path` its current digest, if they hold its SHA-256.
+
+        Ledgers before schema 4 keyed content by SHA-256 (see migration 4). Without this, a file
+        started before the upgrade would look new after it: started again (paid twice), or its
+        job not found by rerunning `run`. Only rows recorded at this very path are considered,
+        and only when the file still has that content; then every row of that content (request
+        files, their retries' parent links, uploads, batches, job shards) moves to `digest`.
+        Costs one indexed query when the path has no such rows. Returns whether rows moved.
+        """
+        from .digests import LEGACY_HEX_LENGTH, matches
+
+        where = _abs(path)
+        if len(digest) == LEGACY_HEX_LENGTH or where is None:
+            return False
+        olds = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT digest FROM request_files WHERE path = ? AND length(digest) = ?",
+                (where, LEGACY_HEX_LENGTH),
+            )
+        ]
+        if not olds or not Path(where).is_file():
+            return False
+        for old in olds:
+            try:
+                same = matches(Path(where), old)
+            except OSError:
+                return False
+            if same:
+                self._rekey(old, digest)
+                return True
+        return False
+
+    def _rekey(self, old: str, new: str) -> None:
+        """Move every row of content `old` to `new`; a path recorded under both keeps one row,
+        the new one, completed with what only the old one knew (e.g. make-batch-file's data)."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT * FROM request_files WHERE digest = ?", (old,)).fetchall()
+            for row in rows:
+                twin = db.execute(
+                    "SELECT * FROM request_files WHERE path = ? AND digest = ?", (row["path"], new)
+                ).fetchone()
+                if twin is None:
+                    db.execute("UPDATE request_files SET digest = ? WHERE id = ?", (new, row["id"]))
+                    continue
+                known = {
+                    k: row[k]
+                    for k in row.keys()  # noqa: SIM118 (sqlite3.Row is not a mapping)
+                    if k not in ("id", "digest") and twin[k] is None and row[k] is not None
+                }
+                if known:
+                    sets = ", ".join(f"{k} = ?" for k in known)
+                    db.execute(
+                        f"UPDATE request_files SET {sets} WHERE id = ?",
+                        (*known.values(), twin["id"]),
+                    )
+                db.execute("DELETE FROM request_files WHERE id = ?", (row["id"],))
+            for table, column in _CONTENT_COLUMNS:
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (new, old))
+
     # -- uploads ----------------------------------------------------------------------------
 
-    def record_upload(self, service: str, file_obj: Any, sha256: str, path: Path | str) -> None:
+    def record_upload(self, service: str, file_obj: Any, digest: str, path: Path | str) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO uploads (file_id, service, sha256, path, bytes, purpose, "
+                "INSERT OR REPLACE INTO uploads (file_id, service, digest, path, bytes, purpose, "
                 "created_at, expires_at, gone, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
                 (
                     file_obj.id,
                     service,
-                    sha256,
+                    digest,
                     _abs(path),
                     getattr(file_obj, "bytes", None),
                     getattr(file_obj, "purpose", None),
@@ -512,12 +614,12 @@ class Ledger:
                 ),
             )
 
-    def uploads_for(self, service: str, sha256: str) -> list[UploadRecord]:
+    def uploads_for(self, service: str, digest: str) -> list[UploadRecord]:
         """Uploads of this content on this service still believed to exist, newest first."""
         rows = self.db.execute(
-            "SELECT * FROM uploads WHERE service = ? AND sha256 = ? AND gone = 0 "
+            "SELECT * FROM uploads WHERE service = ? AND digest = ? AND gone = 0 "
             "ORDER BY recorded_at DESC",
-            (service, sha256),
+            (service, digest),
         )
         return [_upload(row) for row in rows]
 
@@ -540,7 +642,7 @@ class Ledger:
         service: str,
         batch: Any,
         *,
-        sha256: str | None = None,
+        digest: str | None = None,
         description: str | None = None,
     ) -> None:
         """Insert or refresh a batch from the API's object; earlier facts survive a None."""
@@ -548,26 +650,26 @@ class Ledger:
         metadata = dict(batch.metadata or {})
         with self.transaction() as db:
             old = db.execute(
-                "SELECT sha256, description FROM batches WHERE service = ? AND batch_id = ?",
+                "SELECT digest, description FROM batches WHERE service = ? AND batch_id = ?",
                 (service, batch.id),
             ).fetchone()
-            if sha256 is None and old is not None:
-                sha256 = old["sha256"]
-            if sha256 is None and batch.input_file_id:
+            if digest is None and old is not None:
+                digest = old["digest"]
+            if digest is None and batch.input_file_id:
                 up = db.execute(
-                    "SELECT sha256 FROM uploads WHERE service = ? AND file_id = ?",
+                    "SELECT digest FROM uploads WHERE service = ? AND file_id = ?",
                     (service, batch.input_file_id),
                 ).fetchone()
-                sha256 = up["sha256"] if up else None
+                digest = up["digest"] if up else None
             if description is None:
                 description = metadata.get("description") or (old["description"] if old else None)
             now = time.time()
             db.execute(
-                "INSERT INTO batches (batch_id, service, input_file_id, sha256, endpoint, "
+                "INSERT INTO batches (batch_id, service, input_file_id, digest, endpoint, "
                 "description, metadata, status, created_at, output_file_id, error_file_id, total, "
                 "completed, failed, recorded_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (service, batch_id) DO UPDATE SET sha256 = excluded.sha256, "
+                "ON CONFLICT (service, batch_id) DO UPDATE SET digest = excluded.digest, "
                 "description = excluded.description, metadata = excluded.metadata, "
                 "status = excluded.status, output_file_id = excluded.output_file_id, "
                 "error_file_id = excluded.error_file_id, total = excluded.total, "
@@ -577,7 +679,7 @@ class Ledger:
                     batch.id,
                     service,
                     batch.input_file_id,
-                    sha256,
+                    digest,
                     batch.endpoint,
                     description,
                     json.dumps(metadata),
@@ -603,14 +705,14 @@ class Ledger:
         self,
         service: str,
         *,
-        sha256s: Sequence[str] = (),
+        digests: Sequence[str] = (),
         input_file_id: str | None = None,
     ) -> list[BatchRecord]:
         """Batches started from any of these contents (or this upload), oldest first."""
         clauses, params = [], [service]
-        if sha256s:
-            clauses.append(f"sha256 IN ({', '.join('?' for _ in sha256s)})")
-            params.extend(sha256s)
+        if digests:
+            clauses.append(f"digest IN ({', '.join('?' for _ in digests)})")
+            params.extend(digests)
         if input_file_id:
             clauses.append("input_file_id = ?")
             params.append(input_file_id)
@@ -622,6 +724,15 @@ class Ledger:
             params,
         )
         return [_batch(row) for row in rows]
+
+
+# Columns that name a request file's content, besides request_files.digest (see _rekey).
+_CONTENT_COLUMNS = (
+    ("request_files", "parent_digest"),
+    ("uploads", "digest"),
+    ("batches", "digest"),
+    ("job_shards", "digest"),
+)
 
 
 def open_ledger(home: Path | None = None) -> Ledger:

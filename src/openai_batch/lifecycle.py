@@ -7,7 +7,6 @@ lock, so running a command twice (or two at once) never uploads or starts the sa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import api, console, results
+from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
 from .ledger import Ledger, RequestFileRecord, downloads_dir
 
@@ -48,19 +48,11 @@ class RequestFileInfo:
     """What one pass over a request file tells us; also the checks the API would make."""
 
     path: Path
-    sha256: str
+    digest: str
     bytes: int
     requests: int
     endpoint: str | None
     model: str | None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def scan_request_file(path: Path, *, check: bool = True) -> RequestFileInfo:
@@ -75,13 +67,13 @@ def scan_request_file(path: Path, *, check: bool = True) -> RequestFileInfo:
     size = path.stat().st_size
     if check:
         _check_outside(path, size)
-    digest = hashlib.sha256()
+    hasher = new_digest()
     urls: dict[str, None] = {}
     models: dict[str, None] = {}
     lines = 0
     with open(path, "rb") as fh:
         for raw in fh:
-            digest.update(raw)
+            hasher.update(raw)
             if not raw.strip():
                 continue
             lines += 1
@@ -90,7 +82,7 @@ def scan_request_file(path: Path, *, check: bool = True) -> RequestFileInfo:
         check_request_file(path)
     endpoint = next(iter(urls), None)
     model = next(iter(models), None)
-    return RequestFileInfo(path, digest.hexdigest(), size, lines, endpoint, model)
+    return RequestFileInfo(path, hasher.hexdigest(), size, lines, endpoint, model)
 
 
 def _note_url_and_model(raw: bytes, urls: dict[str, None], models: dict[str, None]) -> None:
@@ -158,7 +150,7 @@ def remember_made(made: MakeResult) -> None:
 def made_infos(made: MakeResult) -> list[RequestFileInfo]:
     """What scan_request_file would say of each file make-batch-file just wrote."""
     return [
-        RequestFileInfo(Path(f.path), f.sha256, f.bytes, f.requests, made.endpoint, made.model)
+        RequestFileInfo(Path(f.path), f.digest, f.bytes, f.requests, made.endpoint, made.model)
         for f in made.files
     ]
 
@@ -166,15 +158,15 @@ def made_infos(made: MakeResult) -> list[RequestFileInfo]:
 def record_made(ledger: Ledger, made: MakeResult) -> None:
     """Record every request file make-batch-file wrote, with how to find its rows again.
 
-    The data file's sha256 lets get-batch-results refuse a table edited in place to the same
+    The data file's digest lets get-batch-results refuse a table edited in place to the same
     size (rows sorted): the join is by position, so it would put answers on the wrong rows.
-    Hashing costs about 0.15 s per 100 MB. One run id marks the shards of this run: only they
-    may form one job without being asked (their custom_ids are disjoint).
+    Hashing costs about 0.005 s per 100 MB (see digests). One run id marks the shards of this
+    run: only they may form one job without being asked (their custom_ids are disjoint).
     """
     opts = made.options
     data = Path(made.data)
     stat = data.stat()
-    data_sha256 = sha256_of(data)
+    data_digest = digest_of(data)
     run = uuid.uuid4().hex
     table_options = {
         "id_column": opts.id_column,
@@ -189,7 +181,7 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
     for number, shard in enumerate(made.files, start=1):
         ledger.record_request_file(
             shard.path,
-            shard.sha256,
+            shard.digest,
             bytes=shard.bytes,
             requests=shard.requests,
             endpoint=made.endpoint,
@@ -200,7 +192,7 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
             first_row=shard.first_row,
             shard=number,
             shards=len(made.files),
-            data_sha256=data_sha256,
+            data_digest=data_digest,
             make_run=run,
         )
 
@@ -217,9 +209,9 @@ class Uploaded:
     reused: bool
 
 
-def _usable_upload(conn: api.Connection, ledger: Ledger, sha256: str) -> FileObject | None:
+def _usable_upload(conn: api.Connection, ledger: Ledger, digest: str) -> FileObject | None:
     """An earlier upload of this exact content that the service still has (uploads expire)."""
-    for record in ledger.uploads_for(conn.service, sha256):
+    for record in ledger.uploads_for(conn.service, digest):
         found = api.retrieve_file(conn, record.file_id)
         fresh = found is not None and (
             not found.expires_at or found.expires_at > time.time() + UPLOAD_EXPIRY_MARGIN
@@ -244,16 +236,16 @@ def ensure_uploaded(
     `progress` is called with the number of bytes sent as the upload goes."""
     info = info or scan_request_file(path)
     ledger.record_request_file(
-        path, info.sha256, bytes=info.bytes, requests=info.requests,
+        path, info.digest, bytes=info.bytes, requests=info.requests,
         endpoint=info.endpoint, model=info.model,
     )  # fmt: skip
-    with ledger.lock(f"upload:{conn.service}:{info.sha256}"):
+    with ledger.lock(f"upload:{conn.service}:{info.digest}"):
         if not force:
-            found = _usable_upload(conn, ledger, info.sha256)
+            found = _usable_upload(conn, ledger, info.digest)
             if found is not None:
                 return Uploaded(Path(path), info, found, reused=True)
         uploaded = api.upload_file(conn, Path(path), progress=progress)
-        ledger.record_upload(conn.service, uploaded, info.sha256, path)
+        ledger.record_upload(conn.service, uploaded, info.digest, path)
     return Uploaded(Path(path), info, uploaded, reused=False)
 
 
@@ -296,11 +288,11 @@ def parse_metadata(pairs: Sequence[str], description: str) -> dict[str, str]:
 
 
 def _reusable_batch(
-    conn: api.Connection, ledger: Ledger, *, sha256: str | None, file_id: str | None
+    conn: api.Connection, ledger: Ledger, *, digest: str | None, file_id: str | None
 ) -> tuple[Batch | None, list[Batch]]:
     """The newest batch of this content still running or completed, and the others seen."""
     records = ledger.batches_for(
-        conn.service, sha256s=[sha256] if sha256 else [], input_file_id=file_id
+        conn.service, digests=[digest] if digest else [], input_file_id=file_id
     )
     others: list[Batch] = []
     for record in reversed(records):
@@ -315,7 +307,7 @@ def _reusable_batch(
 
 
 def _untracked_batch(
-    conn: api.Connection, ledger: Ledger, upload: FileObject, sha256: str
+    conn: api.Connection, ledger: Ledger, upload: FileObject, digest: str
 ) -> Batch | None:
     """A running batch of this upload that the ledger missed (e.g. the command was killed just
     after the service created it): the service's list, newest first, back to the upload's time."""
@@ -323,7 +315,7 @@ def _untracked_batch(
         if batch.created_at < upload.created_at or seen >= UNTRACKED_SCAN_LIMIT:
             break
         if batch.input_file_id == upload.id and batch.status in REUSABLE_STATUSES:
-            ledger.record_batch(conn.service, batch, sha256=sha256)
+            ledger.record_batch(conn.service, batch, digest=digest)
             return batch
     return None
 
@@ -353,20 +345,21 @@ def start_one(
         return _start_file_id(conn, ledger, target, metadata, endpoint, force)
     path = Path(target)
     info = info or scan_request_file(path, check=check)
-    with ledger.lock(f"start:{conn.service}:{info.sha256}"):
+    ledger.adopt_legacy(path, info.digest)  # started before ledger schema 4? still found
+    with ledger.lock(f"start:{conn.service}:{info.digest}"):
         if not force:
-            batch, others = _reusable_batch(conn, ledger, sha256=info.sha256, file_id=None)
+            batch, others = _reusable_batch(conn, ledger, digest=info.digest, file_id=None)
             if batch is not None:
                 return Started(target, batch, reused=True, earlier=others)
         else:
             others = []
         upload = ensure_uploaded(conn, ledger, path, info=info)
         if upload.reused and not force:
-            untracked = _untracked_batch(conn, ledger, upload.file, info.sha256)
+            untracked = _untracked_batch(conn, ledger, upload.file, info.digest)
             if untracked is not None:
                 return Started(target, untracked, reused=True, upload=upload, earlier=others)
         batch = _create(conn, ledger, upload.file.id, endpoint or info.endpoint, metadata,
-                        info.sha256)  # fmt: skip
+                        info.digest)  # fmt: skip
     return Started(target, batch, reused=False, upload=upload, earlier=others)
 
 
@@ -379,19 +372,19 @@ def _start_file_id(
     force: bool,
 ) -> Started:
     upload = ledger.upload(conn.service, file_id)
-    sha256 = upload.sha256 if upload else None
-    with ledger.lock(f"start:{conn.service}:{sha256 or file_id}"):
+    digest = upload.digest if upload else None
+    with ledger.lock(f"start:{conn.service}:{digest or file_id}"):
         others: list[Batch] = []
         if not force:
-            batch, others = _reusable_batch(conn, ledger, sha256=sha256, file_id=file_id)
+            batch, others = _reusable_batch(conn, ledger, digest=digest, file_id=file_id)
             if batch is not None:
                 return Started(file_id, batch, reused=True, earlier=others)
-        if endpoint is None and sha256:
-            record = ledger.request_file(sha256=sha256)
+        if endpoint is None and digest:
+            record = ledger.request_file(digest=digest)
             endpoint = record.endpoint if record else None
         if endpoint is None:
             endpoint = _endpoint_from_upload(conn, file_id)
-        batch = _create(conn, ledger, file_id, endpoint, metadata, sha256)
+        batch = _create(conn, ledger, file_id, endpoint, metadata, digest)
     return Started(file_id, batch, reused=False, earlier=others)
 
 
@@ -413,7 +406,7 @@ def _create(
     file_id: str,
     endpoint: str | None,
     metadata: dict[str, str],
-    sha256: str | None,
+    digest: str | None,
 ) -> Batch:
     if not endpoint:
         raise BatchError(
@@ -421,7 +414,7 @@ def _create(
             hint="give it with --endpoint /v1/chat/completions (or the right one)",
         )
     batch = api.normalize(api.create_batch(conn, file_id, endpoint, metadata))
-    ledger.record_batch(conn.service, batch, sha256=sha256)
+    ledger.record_batch(conn.service, batch, digest=digest)
     return batch
 
 
@@ -436,7 +429,7 @@ class Resolved:
     batch_ids: list[str]
     roots: list[RequestFileRecord]  # the original request files (not retry files), in order
     labels: dict[str, str]  # batch id -> request file path, for display
-    groups: dict[str, str] = field(default_factory=dict)  # batch id -> its root's sha256
+    groups: dict[str, str] = field(default_factory=dict)  # batch id -> its root's digest
 
 
 def looks_like_batch_id(target: str) -> bool:
@@ -453,16 +446,17 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
     for target in targets:
         path = Path(target)
         if path.is_file():
-            sha = sha256_of(path)
-            record = ledger.request_file(path=path, sha256=sha) or ledger.request_file(sha256=sha)
-            root = ledger.root_request_file(sha, path=path) if record else None
+            digest = digest_of(path)
+            at_path = ledger.request_file(path=path, digest=digest)
+            record = at_path or ledger.request_file(digest=digest)
+            root = ledger.root_request_file(digest, path=path) if record else None
             root = root or record
-            family = [sha]
+            family = [digest]
             if root is not None:
-                family = [root.sha256, *(r.sha256 for r in ledger.request_files_derived_from(
-                    root.sha256))]  # fmt: skip
-                roots.setdefault(root.sha256, root)
-            found = ledger.batches_for(conn.service, sha256s=family)
+                family = [root.digest, *(r.digest for r in ledger.request_files_derived_from(
+                    root.digest))]  # fmt: skip
+                roots.setdefault(root.digest, root)
+            found = ledger.batches_for(conn.service, digests=family)
             if not found:
                 raise BatchError(
                     f"no batch was started from {path} on {conn.describe()}",
@@ -472,7 +466,7 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
                 if record_.batch_id not in batch_ids:
                     batch_ids.append(record_.batch_id)
                     labels[record_.batch_id] = str(path)
-                    groups[record_.batch_id] = root.sha256 if root else sha
+                    groups[record_.batch_id] = root.digest if root else digest
         elif looks_like_batch_id(target) or not any(c in target for c in "/\\."):
             if target not in batch_ids:
                 batch_ids.append(target)
@@ -486,8 +480,8 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
 
 def _no_batch_hint(ledger: Ledger, service: str, path: Path) -> str:
     """Point at batches of an earlier version of this file, if any."""
-    shas = ledger.request_file_versions(path)
-    earlier = ledger.batches_for(service, sha256s=shas) if shas else []
+    digests = ledger.request_file_versions(path)
+    earlier = ledger.batches_for(service, digests=digests) if digests else []
     if earlier:
         ids = " ".join(b.batch_id for b in earlier[-3:])
         return (
@@ -499,17 +493,17 @@ def _no_batch_hint(ledger: Ledger, service: str, path: Path) -> str:
 
 def attach_roots(ledger: Ledger, service: str, resolved: Resolved) -> None:
     """Find the request files of batches given by id, for ordering and the join."""
-    known = {r.sha256 for r in resolved.roots}
+    known = {r.digest for r in resolved.roots}
     for batch_id in resolved.batch_ids:
         if batch_id in resolved.groups:
             continue
         record = ledger.batch(service, batch_id)
-        if record is None or not record.sha256:
+        if record is None or not record.digest:
             continue
         root = root_of_batch(ledger, service, batch_id, warn=True)
-        resolved.groups[batch_id] = root.sha256 if root else record.sha256
-        if root is not None and root.sha256 not in known:
-            known.add(root.sha256)
+        resolved.groups[batch_id] = root.digest if root else record.digest
+        if root is not None and root.digest not in known:
+            known.add(root.digest)
             resolved.roots.append(root)
             resolved.labels.setdefault(batch_id, root.path)
     _sort_shards(resolved.roots)
@@ -521,12 +515,12 @@ def root_of_batch(
     """The original request file of a batch: the record at the path it was uploaded from when
     several byte-identical files (made from different tables) share its content."""
     record = ledger.batch(service, batch_id)
-    if record is None or not record.sha256:
+    if record is None or not record.digest:
         return None
     upload = ledger.upload(service, record.input_file_id) if record.input_file_id else None
-    root = ledger.root_request_file(record.sha256, path=upload.path if upload else None)
+    root = ledger.root_request_file(record.digest, path=upload.path if upload else None)
     if warn and root is not None and root.data:
-        datas = {r.data for r in ledger.request_files_with(root.sha256) if r.data}
+        datas = {r.data for r in ledger.request_files_with(root.digest) if r.data}
         if len(datas) > 1:
             others = ", ".join(sorted(d for d in datas if d != root.data))
             console.warn(
@@ -537,14 +531,14 @@ def root_of_batch(
 
 
 def batch_groups(ledger: Ledger, service: str, batch_ids: Sequence[str]) -> dict[str, str]:
-    """batch id -> the sha256 of its original request file (see build_index), where known."""
+    """batch id -> the digest of its original request file (see build_index), where known."""
     groups = {}
     for batch_id in batch_ids:
         root = root_of_batch(ledger, service, batch_id)
         if root is not None:
-            groups[batch_id] = root.sha256
-        elif (record := ledger.batch(service, batch_id)) is not None and record.sha256:
-            groups[batch_id] = record.sha256
+            groups[batch_id] = root.digest
+        elif (record := ledger.batch(service, batch_id)) is not None and record.digest:
+            groups[batch_id] = record.digest
     return groups
 
 
@@ -671,7 +665,7 @@ def build_index(
 ) -> results.ResultIndex:
     """All results, the later batch winning (by creation time) within one request file.
 
-    `groups` maps batch ids to their original request file (its sha256): batches of different
+    `groups` maps batch ids to their original request file (its digest): batches of different
     request files merge only when their custom_ids are disjoint (the shards of one table);
     otherwise this is a BatchError. A batch the ledger cannot place is a group of its own
     input file, or, with `shared_unknown` (the user named the request file with --requests),
@@ -784,7 +778,7 @@ def plan_join(
             if (
                 path.is_file()
                 and (root.bytes is None or path.stat().st_size == root.bytes)
-                and sha256_of(path) == root.sha256
+                and matches(path, root.digest)
             ):
                 plan.order_files.append(path)
             else:
@@ -825,8 +819,8 @@ def plan_join(
 
 
 def _recorded_hash(roots: Sequence[RequestFileRecord]) -> str | None:
-    """The data file's sha256 when the request files were made (one value, or a refusal)."""
-    hashes = {r.data_sha256 for r in roots if r.data_sha256}
+    """The data file's digest when the request files were made (one value, or a refusal)."""
+    hashes = {r.data_digest for r in roots if r.data_digest}
     if len(hashes) > 1:
         raise BatchError(
             "these request files were made from different versions of the same data file: "
@@ -836,7 +830,7 @@ def _recorded_hash(roots: Sequence[RequestFileRecord]) -> str | None:
     return next(iter(hashes), None)
 
 
-def _check_data_unchanged(data: Path, options: dict[str, Any], sha256: str | None) -> None:
+def _check_data_unchanged(data: Path, options: dict[str, Any], digest: str | None) -> None:
     """The join matches rows by position or id: a changed table would misplace answers.
 
     Size and mtime as recorded: unchanged (no hashing). Same size, other mtime: the content
@@ -860,9 +854,9 @@ def _check_data_unchanged(data: Path, options: dict[str, Any], sha256: str | Non
     mtime = options.get("data_mtime_ns")
     if mtime is None or stat.st_mtime_ns == mtime:
         return
-    if sha256 is None:
+    if digest is None:
         console.warn(f"{data} was modified since the request file was made (same size)")
-    elif sha256_of(data) != sha256:
+    elif not matches(data, digest):
         raise BatchError(
             f"the data file {data} changed since the request file was made (same size, other "
             "content: rows sorted or edited?): answers could land on the wrong rows",
@@ -917,7 +911,7 @@ def collect(
 ) -> Collected:
     """Download every file, merge, write the responses file (and the CSV).
 
-    `groups` (batch id -> original request file's sha256, from Resolved or batch_groups) keeps
+    `groups` (batch id -> original request file's digest, from Resolved or batch_groups) keeps
     unrelated request files from merging: see build_index. The data is only looked for and
     checked when a CSV is asked for.
     """
@@ -926,7 +920,7 @@ def collect(
         join=csv is not None,
     )  # fmt: skip
     downloads = [download_results(conn, b) for b in batches]
-    names = {r.sha256: r.path for r in roots}
+    names = {r.digest: r.path for r in roots}
     index = build_index(downloads, groups, names=names, shared_unknown=requests is not None)
     failing: list[Path] = []
     try:

@@ -13,7 +13,6 @@ CSV keeps one row per input row.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from collections import Counter
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import api, console, files, lifecycle, results
+from .digests import digest_of, matches, new_digest
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
 
@@ -122,7 +122,7 @@ class Source:
     """The results to judge by, the request file whose lines are copied, and its root."""
 
     requests: Path  # the original lines come from here (byte for byte)
-    root_sha256: str  # the request file every retry of this family derives from
+    root_digest: str  # the request file every retry of this family derives from
     root: RequestFileRecord | None  # its ledger record
     index: results.ResultIndex
     batches: list[Batch] = field(default_factory=list)
@@ -165,11 +165,13 @@ def from_results_files(ledger: Ledger, paths: Sequence[Path], requests: Path | N
             f"{', '.join(map(str, paths))} holds no results",
             hint="give the batch id instead: a batch that produced no output is retried whole",
         )
-    sha = lifecycle.sha256_of(requests)
-    root = ledger.root_request_file(sha, path=requests) if ledger.request_file(sha256=sha) else None
+    digest = digest_of(requests)
+    ledger.adopt_legacy(requests, digest)
+    known = ledger.request_file(digest=digest)
+    root = ledger.root_request_file(digest, path=requests) if known else None
     if root is None:  # remember it, so get-batch-results on it finds the retry's batches
         root = _record_plain(ledger, requests)
-    return Source(requests, root.sha256, root, index, inputs=list(paths))
+    return Source(requests, root.digest, root, index, inputs=list(paths))
 
 
 def from_batches(
@@ -186,8 +188,8 @@ def from_batches(
                 hint=f"openai-batch utils retry-failed {shlex.quote(target)} -o retry.jsonl",
             )
         root = _root_of_request_file(ledger, Path(target))
-    family = [root.sha256, *(r.sha256 for r in ledger.request_files_derived_from(root.sha256))]
-    records = ledger.batches_for(conn.service, sha256s=family)
+    family = [root.digest, *(r.digest for r in ledger.request_files_derived_from(root.digest))]
+    records = ledger.batches_for(conn.service, digests=family)
     if not records:
         raise BatchError(
             f"no batch was started from {root.path} on {conn.describe()}",
@@ -197,14 +199,14 @@ def from_batches(
     lines_from = _original_lines(root, requests)
     downloads = [lifecycle.download_results(conn, b) for b in batches]
     index = lifecycle.build_index(downloads)
-    return Source(lines_from, root.sha256, root, index, batches=batches)
+    return Source(lines_from, root.digest, root, index, batches=batches)
 
 
 def _root_of_batch(
     conn: api.Connection, ledger: Ledger, batch_id: str, requests: Path | None
 ) -> RequestFileRecord:
     record = ledger.batch(conn.service, batch_id)
-    if record is None or not record.sha256:
+    if record is None or not record.digest:
         batch = api.retrieve_batch(conn, batch_id)  # an unknown id is a clear ApiError
         ledger.record_batch(conn.service, batch)
     root = lifecycle.root_of_batch(ledger, conn.service, batch_id)
@@ -226,15 +228,15 @@ def _root_of_batch(
             hint="give the request file this batch was started from",
         )
     root = _record_plain(ledger, requests, info)
-    ledger.record_batch(conn.service, batch, sha256=info.sha256)  # get-batch-results finds it
+    ledger.record_batch(conn.service, batch, digest=info.digest)  # get-batch-results finds it
     return root
 
 
 def _root_of_request_file(ledger: Ledger, path: Path) -> RequestFileRecord:
     _require_file(path, "request file")
-    sha = lifecycle.sha256_of(path)
-    known = ledger.request_file(path=path, sha256=sha) or ledger.request_file(sha256=sha)
-    root = ledger.root_request_file(sha, path=path) if known else None
+    digest = digest_of(path)
+    known = ledger.request_file(path=path, digest=digest) or ledger.request_file(digest=digest)
+    root = ledger.root_request_file(digest, path=path) if known else None
     if root is None:
         raise BatchError(
             f"the ledger knows no batch of {path} (or the file changed since it was started)",
@@ -248,7 +250,7 @@ def _record_plain(
 ) -> RequestFileRecord:
     info = info or lifecycle.scan_request_file(path, check=False)
     return ledger.record_request_file(
-        path, info.sha256, bytes=info.bytes, requests=info.requests,
+        path, info.digest, bytes=info.bytes, requests=info.requests,
         endpoint=info.endpoint, model=info.model,
     )  # fmt: skip
 
@@ -279,7 +281,7 @@ def _original_lines(root: RequestFileRecord, requests: Path | None) -> Path:
     """The request file to copy lines from: --requests, else the root's path, unchanged."""
     if requests is not None:
         _require_file(requests, "--requests")
-        if lifecycle.sha256_of(requests) != root.sha256:
+        if not matches(requests, root.digest):
             raise BatchError(
                 f"--requests {requests} is not the request file these batches were started "
                 f"from ({root.path}): its content differs",
@@ -287,7 +289,7 @@ def _original_lines(root: RequestFileRecord, requests: Path | None) -> Path:
             )
         return requests
     path = Path(root.path)
-    if path.is_file() and lifecycle.sha256_of(path) == root.sha256:
+    if path.is_file() and matches(path, root.digest):
         return path
     raise BatchError(
         f"{root.path}, the request file these batches were started from, is gone or changed",
@@ -309,7 +311,7 @@ class RetryReport:
     source: Source
     tally: Tally
     output: Path | None  # None: nothing to retry, nothing written
-    sha256: str | None = None
+    digest: str | None = None
     bytes: int = 0
     same_as_original: bool = False
 
@@ -317,9 +319,9 @@ class RetryReport:
         t = self.tally
         return {
             "output": str(self.output) if self.output else None,
-            "sha256": self.sha256,
+            "digest": self.digest,
             "requests_file": str(self.source.requests),
-            "parent_sha256": self.source.root_sha256,
+            "parent_digest": self.source.root_digest,
             "batches": [{"id": b.id, "status": b.status} for b in self.source.batches],
             "results_files": [str(p) for p in self.source.inputs],
             "total": t.total,
@@ -341,7 +343,7 @@ def write_retry_file(ledger: Ledger, source: Source, output: Path) -> RetryRepor
     _check_output(ledger, source, output)
     tally = Tally()
     temp = files.temp_path_for(output)
-    digest = hashlib.sha256()
+    hasher = new_digest()
     size = 0
     seen: set[str] = set()
     try:
@@ -359,7 +361,7 @@ def write_retry_file(ledger: Ledger, source: Source, output: Path) -> RetryRepor
                 if tally.add(source.index, custom_id):
                     line = raw if raw.endswith(b"\n") else raw + b"\n"
                     dst.write(line)
-                    digest.update(line)
+                    hasher.update(line)
                     size += len(line)
         _check_results_belong(source, seen)
         if tally.retried == 0:
@@ -372,7 +374,7 @@ def write_retry_file(ledger: Ledger, source: Source, output: Path) -> RetryRepor
         raise
     finally:
         source.index.close()
-    report = RetryReport(source, tally, output, digest.hexdigest(), size)
+    report = RetryReport(source, tally, output, hasher.hexdigest(), size)
     _record_retry(ledger, report)
     return report
 
@@ -430,11 +432,12 @@ def _check_output(ledger: Ledger, source: Source, output: Path) -> None:
             )
     if not target.is_file():
         return
-    sha = lifecycle.sha256_of(target)
-    record = ledger.request_file(sha256=sha)
-    if record is None or sha == source.root_sha256:
+    digest = digest_of(target)
+    ledger.adopt_legacy(target, digest)
+    record = ledger.request_file(digest=digest)
+    if record is None or digest == source.root_digest:
         return
-    if record.parent_sha256 != source.root_sha256:
+    if record.parent_digest != source.root_digest:
         raise BatchError(
             f"-o {output} is the request file {record.path} of other batches (the ledger "
             "knows it); overwriting it would lose it",
@@ -445,11 +448,11 @@ def _check_output(ledger: Ledger, source: Source, output: Path) -> None:
 def _record_retry(ledger: Ledger, report: RetryReport) -> None:
     """The retry derives from the root; a retry of every request is the root's very content,
     so it is recorded like the root (a parent equal to itself would be a cycle)."""
-    assert report.output is not None and report.sha256 is not None
+    assert report.output is not None and report.digest is not None
     source, root = report.source, report.source.root
     first = _first_line(report.output)
     endpoint, model = first.get("url"), (first.get("body") or {}).get("model")
-    if report.sha256 == source.root_sha256:
+    if report.digest == source.root_digest:
         report.same_as_original = True
         extra: dict[str, Any] = {}
         if root is not None:
@@ -457,16 +460,16 @@ def _record_retry(ledger: Ledger, report: RetryReport) -> None:
                 "template": root.template, "data": root.data,
                 "table_options": root.table_options or None, "first_row": root.first_row,
                 "shard": root.shard, "shards": root.shards,
-                "data_sha256": root.data_sha256, "make_run": root.make_run,
+                "data_digest": root.data_digest, "make_run": root.make_run,
             }  # fmt: skip
         ledger.record_request_file(
-            report.output, report.sha256, bytes=report.bytes, requests=report.tally.retried,
+            report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
             endpoint=endpoint, model=model, **extra,
         )  # fmt: skip
         return
     ledger.record_request_file(
-        report.output, report.sha256, bytes=report.bytes, requests=report.tally.retried,
-        endpoint=endpoint, model=model, parent_sha256=source.root_sha256,
+        report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
+        endpoint=endpoint, model=model, parent_digest=source.root_digest,
     )  # fmt: skip
 
 

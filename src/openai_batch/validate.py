@@ -8,6 +8,9 @@ The SDK's TypedDicts are made strict for checking: `Iterable` fields become list
 validates iterables lazily, so errors inside messages would go unseen), unions of shapes that
 carry a `type` or `role` tag become discriminated (one precise error instead of one per
 member), and unknown fields are reported (an error at the top of a body, a warning deeper).
+Importing the SDK and compiling its types takes about half a second, so the compiled schemas are
+kept in this machine's cache (`cache.py`) for the installed SDK version; checking then needs
+only pydantic-core.
 """
 
 from __future__ import annotations
@@ -309,19 +312,15 @@ class _Strict:
         return new
 
 
-@cache
-def _body_adapter(url: str) -> Any:
-    """A pydantic TypeAdapter for the body of requests to `url` (built once, on first use)."""
+def _body_type(url: str) -> Any:
+    """The strict form of the SDK's create-params type for requests to `url`."""
     import importlib
 
-    from pydantic import TypeAdapter
-
     module, name = _BODY_TYPES[url]
-    return TypeAdapter(_Strict().convert(getattr(importlib.import_module(module), name)))
+    return _Strict().convert(getattr(importlib.import_module(module), name))
 
 
-@cache
-def batch_endpoints() -> tuple[str, ...]:
+def _sdk_endpoints() -> tuple[str, ...]:
     """The endpoints the Batch API accepts, as the installed SDK lists them."""
     try:
         from openai.types.batch_create_params import BatchCreateParams
@@ -329,10 +328,71 @@ def batch_endpoints() -> tuple[str, ...]:
         hint = _unwrap(typing.get_type_hints(BatchCreateParams)["endpoint"])
         values = get_args(hint)
         if values:
-            return tuple(values)
+            return tuple(str(v) for v in values)
     except (ImportError, KeyError):  # pragma: no cover - very old or very new SDK
         pass
     return tuple(_BODY_TYPES)
+
+
+@dataclass
+class _Snapshot:
+    """Everything checking needs from the SDK, in plain data: pydantic-core schemas per
+    endpoint, the endpoint list, and what each shape union expected (for its message)."""
+
+    schemas: dict[str, Any]
+    endpoints: tuple[str, ...]
+    expected: dict[str, dict[str, str]]
+
+
+def _build_snapshot() -> _Snapshot:
+    """Import the SDK and compile its request types (about half a second)."""
+    from pydantic import TypeAdapter
+
+    schemas = {url: _plain(TypeAdapter(_body_type(url)).core_schema) for url in _BODY_TYPES}
+    return _Snapshot(schemas, _sdk_endpoints(), dict(_EXPECTED))
+
+
+def _plain(schema: Any) -> Any:
+    """A core schema without its `cls` references to the generated TypedDicts: validation does
+    not use them, and without them the schema pickles and loads without importing the SDK."""
+    if isinstance(schema, dict):
+        return {k: _plain(v) for k, v in schema.items() if k != "cls"}
+    if isinstance(schema, list):
+        return [_plain(v) for v in schema]
+    return schema
+
+
+@cache
+def _snapshot() -> _Snapshot:
+    """The compiled request types: from this machine's cache when it holds them for the
+    installed SDK, pydantic and this module, else built (and kept for next time)."""
+    from . import cache as disk
+
+    name = "request-types-" + disk.key(
+        disk.versions("openai", "pydantic", "pydantic-core"), disk.source_of(__file__)
+    )
+    snapshot = disk.load(name)
+    if not isinstance(snapshot, _Snapshot):
+        snapshot = _build_snapshot()
+        disk.store(name, snapshot)
+    _EXPECTED.update(snapshot.expected)
+    return snapshot
+
+
+@cache
+def _validator(url: str) -> Any:
+    """A pydantic-core validator for bodies of requests to `url`.
+
+    Built from the snapshot's plain schema in every case (fresh or cached), so a cached run
+    checks exactly as a fresh one does."""
+    from pydantic_core import SchemaValidator
+
+    return SchemaValidator(_snapshot().schemas[url])
+
+
+def batch_endpoints() -> tuple[str, ...]:
+    """The endpoints the Batch API accepts, as the installed SDK lists them."""
+    return _snapshot().endpoints
 
 
 # -- one line -------------------------------------------------------------------------------------
@@ -374,11 +434,11 @@ def check_line(obj: Any, line_no: int) -> list[Problem]:
 
 def check_body(body: dict, url: str, line_no: int = 0) -> list[Problem]:
     """Problems in a request body for endpoint `url`, with `body.`-prefixed field paths."""
-    from pydantic import ValidationError
+    from pydantic_core import ValidationError
 
     problems: list[Problem] = []
     try:
-        _body_adapter(url).validate_python(body, strict=True)
+        _validator(url).validate_python(body, strict=True)
     except ValidationError as exc:
         problems += _from_pydantic(exc.errors(include_url=False), body, line_no)
     problems += _semantic_checks(body, url, line_no)

@@ -30,7 +30,7 @@ class Follow:
     id_prefix: str | None = None
     announce_existing: bool = True  # "Already started: ..." for shards started before
     collect_when_done: bool = True  # without --wait, still write the results if all are final
-    fresh: list[str] = field(default_factory=list)  # sha256s just written (no need to re-hash)
+    fresh: list[str] = field(default_factory=list)  # digests just written (no need to re-hash)
     extra_json: dict[str, Any] = field(default_factory=dict)
 
 

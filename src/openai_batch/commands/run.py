@@ -96,7 +96,7 @@ def run(
         how = jobflow.Follow(
             wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
             as_json=as_json, output=responses, csv=csv, collect_when_done=False,
-            fresh=[f.sha256 for f in made.files], extra_json={"make": made.to_json()},
+            fresh=[f.digest for f in made.files], extra_json={"make": made.to_json()},
         )  # fmt: skip
         return jobflow.follow_job(conn, ledger, the_job, how)
 

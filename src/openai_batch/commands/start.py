@@ -145,7 +145,7 @@ def _start_job(
         )  # fmt: skip
         how = jobflow.Follow(
             parallel=parallel, as_json=as_json, collect_when_done=False,
-            fresh=[i.sha256 for i in infos.values()],
+            fresh=[i.digest for i in infos.values()],
         )  # fmt: skip
         return jobflow.follow_job(conn, ledger, the_job, how)
 

@@ -75,7 +75,7 @@ def to_json(uploaded: lifecycle.Uploaded) -> dict[str, object]:
     data = uploaded.file.model_dump(mode="json")
     data["openai_batch"] = {
         "path": str(uploaded.info.path),
-        "sha256": uploaded.info.sha256,
+        "digest": uploaded.info.digest,
         "requests": uploaded.info.requests,
         "endpoint": uploaded.info.endpoint,
         "model": uploaded.info.model,
