@@ -342,3 +342,26 @@ def test_rows_recorded_under_sha256_are_adopted_when_their_file_is_met_again(
         other.write_bytes(b"two\n")
         assert led.request_file(path=other, digest=digest_of(other)) is None
         assert not led.adopt_legacy(tmp_path / "gone.jsonl", new)
+
+
+def test_a_path_recorded_since_the_upgrade_is_not_checked_against_old_rows_again(
+    home: Path, tmp_path: Path
+) -> None:
+    """Recording a file checks the old rows at its path once; later makes to the same path
+    (a new file each time) must not pay a SHA-256 of it on every run."""
+    import hashlib
+
+    from openai_batch.digests import digest_of
+
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'{"custom_id": "id_0"}\n')
+    old, new = hashlib.sha256(path.read_bytes()).hexdigest(), digest_of(path)
+    with open_ledger() as led:
+        for digest, when in ((old, 1.0), (new, 2.0)):  # the old row, then one since the upgrade
+            led.db.execute(
+                "INSERT INTO request_files (path, digest, bytes, recorded_at) VALUES (?, ?, 22, ?)",
+                (str(path.resolve()), digest, when),
+            )
+        assert not led.adopt_legacy(path, new)  # it would match, but was checked already
+        led.db.execute("UPDATE request_files SET recorded_at = 3 WHERE digest = ?", (old,))
+        assert led.adopt_legacy(path, new)  # newer than anything recorded since: checked

@@ -78,3 +78,41 @@ def test_dead_child_means_in_process(tmp_path, monkeypatch):
     assert child.review(files, 500, {}) is None
     assert review.review_files(files, child=child) == review.review_files(files)
     child.close()
+
+
+def test_make_batch_file_reports_the_same_from_a_child(tmp_path, monkeypatch, capsys):
+    """The whole command, once with the review in a child process and once in this one: the
+    same files, the same summary (estimate, problems, sample size)."""
+    from helpers import cli_json
+
+    template, data = _make(tmp_path, rows=700)
+    template.write_text(  # an unknown field deep inside: a warning the review must find
+        json.dumps(
+            {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "<<Text>>", "nmae": "x"}],
+                "max_tokens": 30,
+            }
+        )
+    )
+    from openai_batch import tokens
+
+    summaries = {}
+    for threshold in (0, 1 << 40):  # every data file reviewed in a child; none
+        monkeypatch.setattr(review, "CHILD_PROCESS_BYTES", threshold)
+        tokens.get_encoding.cache_clear()  # as in a fresh process: a child is worth starting
+        started = review.warm_up(data=data)
+        assert isinstance(started, review.ReviewProcess) == (threshold == 0)
+        if started is not None:
+            started.close()
+        tokens.get_encoding.cache_clear()
+        out = tmp_path / f"out-{threshold}"
+        code, summary = cli_json(capsys, "make-batch-file", template, data, "-o", out / "r.jsonl")
+        assert code == 0
+        for f in summary["files"]:
+            f["path"] = Path(f["path"]).name
+        summaries[threshold] = summary
+    child, here = summaries.values()
+    assert child == here
+    assert child["checked_requests"] == 500  # a sample: 700 rows
+    assert any("unknown field" in p["message"] for p in child["problems"])

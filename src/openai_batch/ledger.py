@@ -548,15 +548,24 @@ class Ledger:
         where = _abs(path)
         if len(digest) == LEGACY_HEX_LENGTH or where is None:
             return False
-        olds = [
-            row[0]
-            for row in self.db.execute(
-                "SELECT DISTINCT digest FROM request_files WHERE path = ? AND length(digest) = ?",
-                (where, LEGACY_HEX_LENGTH),
-            )
-        ]
-        if not olds or not Path(where).is_file():
+        # Only rows newer than any digest recorded here since the upgrade: recording that one
+        # checked these rows already (adopted them, or found other content), so a path pays
+        # one SHA-256 at most, not one on every make-batch-file that rewrites it.
+        rows = self.db.execute(
+            "SELECT DISTINCT digest, bytes FROM request_files WHERE path = ? AND length(digest) = ?"
+            " AND recorded_at > (SELECT coalesce(max(recorded_at), 0) FROM request_files"
+            " WHERE path = ? AND length(digest) != ?)",
+            (where, LEGACY_HEX_LENGTH, where, LEGACY_HEX_LENGTH),
+        ).fetchall()
+        if not rows:
             return False
+        try:
+            size = Path(where).stat().st_size
+        except OSError:
+            return False
+        # A row of another size cannot be this content: skip the SHA-256 of a file that has
+        # been rewritten since (every make-batch-file to the same path would pay it again).
+        olds = [row[0] for row in rows if row[1] is None or row[1] == size]
         for old in olds:
             try:
                 same = matches(Path(where), old)

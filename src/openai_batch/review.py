@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE = 500  # lines read when a job has more; all of them otherwise
-CHILD_PROCESS_BYTES = 16 << 20  # data files from this size are reviewed in a child process
+CHILD_PROCESS_BYTES = 1 << 20  # data files from this size are reviewed in a child process
 
 
 def warm_up(model: str | None = None, data: Path | None = None) -> ReviewProcess | None:
