@@ -116,3 +116,18 @@ def test_make_batch_file_reports_the_same_from_a_child(tmp_path, monkeypatch, ca
     assert child == here
     assert child["checked_requests"] == 500  # a sample: 700 rows
     assert any("unknown field" in p["message"] for p in child["problems"])
+
+
+def test_the_summary_says_when_it_checked_a_sample(tmp_path, capsys):
+    from helpers import run_cli
+
+    template, data = _make(tmp_path, rows=700)
+    code, out, _ = run_cli(capsys, "make-batch-file", template, data, "-o", tmp_path / "a.jsonl")
+    assert code == 0
+    assert "Checked 500 of the 700 requests, sampled at random" in out
+    assert "Estimate: 700 requests · ~" in out  # the count is marked as scaled
+    small = tmp_path / "small.csv"
+    small.write_text("Text\n" + "".join(f"row {i}\n" for i in range(20)))
+    code, out, _ = run_cli(capsys, "make-batch-file", template, small, "-o", tmp_path / "b.jsonl")
+    assert code == 0
+    assert "Checked" not in out and "Estimate: 20 requests · " in out and "~" not in out

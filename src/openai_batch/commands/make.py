@@ -148,6 +148,11 @@ def report(
             f"({console.human_bytes(result.bytes)})"
         )
     console.say(f"Estimate: {summary_line(review.estimate)}")
+    if review.checked < review.total:
+        console.say(
+            f"Checked {review.checked:,} of the {review.total:,} requests, sampled at random "
+            "(every request has the template's structure); the token count is scaled from them."
+        )
     for warning in review.estimate.warnings:
         console.warn(warning)
     for problem in review.problems[:10]:
