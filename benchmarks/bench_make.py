@@ -12,7 +12,8 @@ request), then runs, each in its own subprocess so peak memory is that run's alo
 - tool:   `openai-batch make-batch-file` with its defaults: progress bar on, default sharding;
 - tool at a fifth of the rows, to show that peak memory does not grow with the rows;
 - library: `batchfile.make_batch_files` called directly: the rendering and writing alone,
-          without the CLI's summary (sampled validation, token estimate) and ledger.
+          without the CLI's summary (sampled validation, token estimate) and ledger;
+- `openai-batch --help` against a bare one-command cyclopts app's `--help` (best of 7 each).
 
 The package is byte-compiled first, as `pip install` does (a source checkout run with
 PYTHONDONTWRITEBYTECODE would otherwise compile every module on every run).
@@ -217,6 +218,28 @@ def tool(template: Path, data: Path, outdir: Path, home: Path) -> tuple[float, i
     return seconds, peak, sorted(outdir.glob("requests*.jsonl"))
 
 
+BARE_APP = """
+from cyclopts import App
+app = App()
+@app.command
+def hello(name: str) -> None:
+    \"\"\"Say hello.\"\"\"
+    print(name)
+app()
+"""
+
+
+def help_seconds(repeat: int = 7) -> tuple[float, float]:
+    """Best wall time of `openai-batch --help` and of a bare one-command cyclopts app's."""
+
+    def best(args: list[str]) -> float:
+        return min(run_child(args)[0] for _ in range(repeat))
+
+    ours = best([sys.executable, "-m", "openai_batch", "--help"])
+    bare = best([sys.executable, "-c", BARE_APP, "--help"])
+    return ours, bare
+
+
 def sha256_of(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -302,6 +325,7 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     assert library_best is not None
     results["library"] = (*library_best, rows)
 
+    helps = help_seconds()
     identical = None
     if not args.skip_naive:
         naive_out = work / "naive.jsonl"
@@ -311,12 +335,16 @@ def bench(args: argparse.Namespace, work: Path) -> int:
         naive_out.unlink()
     shutil.rmtree(outdir, ignore_errors=True)
 
-    report(results, nbytes, len(shards), identical)
+    report(results, nbytes, len(shards), identical, helps)
     return 0
 
 
 def report(
-    results: dict[str, tuple[float, int, int]], nbytes: int, files: int, identical: bool | None
+    results: dict[str, tuple[float, int, int]],
+    nbytes: int,
+    files: int,
+    identical: bool | None,
+    helps: tuple[float, float],
 ) -> None:
     mb = nbytes / 1e6
     names = {
@@ -353,6 +381,12 @@ def report(
             f"{tool_peak / results['tool_small'][1]:.2f}x",
             "<= 1.3x",
             tool_peak / results["tool_small"][1] <= 1.3,
+        ),
+        (
+            "--help / bare cyclopts app's --help",
+            f"{helps[0] / helps[1]:.2f}x",
+            "<= 1.3x",
+            helps[0] / helps[1] <= 1.3,
         ),
     ]
     if "naive" in results:
