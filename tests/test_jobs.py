@@ -348,6 +348,29 @@ def test_start_batch_on_several_files_is_one_job(
     assert code == 0 and out.count("Already started:") == 3 and fake.batch_create_count == 3
 
 
+def test_start_batch_json_is_a_list_of_batches_or_one_job(
+    fake: FakeOpenAI, capsys: Capsys, tmp_path: Path
+) -> None:
+    """The two shapes the README promises: one file prints a list of batch objects; files that
+    form a job print the job, the batches it started and whether it finished."""
+    template, data = make_inputs(tmp_path, 25)
+    run_cli(capsys, "make-batch-file", template, data, "--max-requests", "10", "-q")
+    files = sorted(str(p) for p in Path().glob("batch-requests-*.jsonl"))
+    code, out, err = run_cli(capsys, "start-batch", *files, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["finished"] is False and report["job"]["name"] == "messages"
+    assert [s["path"] for s in report["job"]["shards"]] == [str(Path(f).resolve()) for f in files]
+    batch_ids = [s["batch_id"] for s in report["job"]["shards"]]
+    assert sorted(b["id"] for b in report["batches"]) == sorted(batch_ids)
+    run_cli(capsys, "make-batch-file", template, data, "-o", "one.jsonl", "-q")
+    code, out, err = run_cli(capsys, "start-batch", "one.jsonl", "--json")
+    assert code == 0, err
+    single = json.loads(out)
+    assert isinstance(single, list) and len(single) == 1
+    assert single[0]["id"].startswith("batch_") and single[0]["id"] not in batch_ids
+
+
 def test_job_errors_are_clean(fake: FakeOpenAI, capsys: Capsys, tmp_path: Path) -> None:
     code, _, err = run_cli(capsys, "get-batch-results", "--job", "nope")
     assert code == 1 and "no job named 'nope'" in err and "Traceback" not in err
