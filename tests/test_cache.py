@@ -107,3 +107,58 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     assert cache_module.cache_dir() == tmp_path / "home" / "cache"
     monkeypatch.setenv("OPENAI_BATCH_CACHE", str(tmp_path / "elsewhere"))
     assert cache_module.cache_dir() == tmp_path / "elsewhere"
+
+
+_THREADED = r"""
+import json, sys, threading
+from openai_batch import tokens, validate
+bad = {"model": "gpt-4o", "messages": [{"role": "sys", "content": 3}],
+       "input": [{"type": "input_text"}, {"role": "user", "content": [{"type": "nope"}]}]}
+out = [None] * 8
+def work(i):
+    url = "/v1/responses" if i % 2 else "/v1/chat/completions"
+    out[i] = [vars(p) for p in validate.check_body(bad, url)]
+    tokens.count_tokens("warm " * i)
+threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(out))
+"""
+
+
+def test_threads_racing_on_a_cold_cache_build_it_once_and_right(tmp_path):
+    """make-batch-file loads the types in a warm-up thread while the main thread may need them:
+    racing first uses must agree, and what they leave in the cache must check the same."""
+    env = {**os.environ, "OPENAI_BATCH_CACHE": str(tmp_path)}
+    runs = []
+    for _ in range(2):  # cold, then from the cache the race left behind
+        proc = subprocess.run(
+            [sys.executable, "-c", _THREADED], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        runs.append(json.loads(proc.stdout))
+    cold, cached = runs
+    assert cold == cached
+    assert all(r == cold[i % 2] for i, r in enumerate(cold))  # every thread, the same answer
+    messages = {p["message"] for r in cold for p in r}
+    assert (
+        "'sys' is not one of 'developer', 'system', 'user', 'assistant', 'tool' or 'function'"
+        in (messages)
+    )
+    assert not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_an_entry_others_could_have_written_is_not_loaded(fresh, tmp_path):
+    """Unpickling runs code: a cache file writable by others is rebuilt, never loaded."""
+    cache, first = fresh
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for name, data in _entries(cache).items():
+        (shared / name).write_bytes(data)
+        (shared / name).chmod(0o666)
+    again = _probe(shared)
+    assert again["sdk_imported"]  # the request types were rebuilt, not loaded
+    assert again["bad"] == first["bad"] and again["tokens"] == first["tokens"]
+    for entry in shared.glob("*.pickle"):
+        assert entry.stat().st_mode & 0o077 == 0  # and rewritten for this user only

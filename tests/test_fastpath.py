@@ -129,6 +129,12 @@ def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastpath, "PARQUET_ROWS", 7)
 
 
+@pytest.fixture
+def sliced_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every block cut into pieces of one row (as a template of megabytes would be)."""
+    monkeypatch.setattr(fastpath, "RENDER_BYTES", 1)
+
+
 # --- the fixtures users start from ------------------------------------------------------------
 
 
@@ -246,11 +252,11 @@ def test_any_cells_give_the_same_bytes(rows, crlf, delimiter):
 # --- sharding, ids, limits --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("blocks", ["default", "tiny"])
+@pytest.mark.parametrize("blocks", ["default", "tiny", "sliced"])
 @pytest.mark.parametrize("max_requests", ["1", "7", "50", "50000"])
 def test_sharding_by_count(tmp_path, capsys, request, blocks, max_requests):
-    if blocks == "tiny":
-        request.getfixturevalue("tiny_blocks")
+    if blocks != "default":
+        request.getfixturevalue(f"{blocks}_blocks")
     data = persona_csv(tmp_path / "p.csv", 50)
     made = same_both_ways(
         capsys, write(tmp_path / "t.json", TEMPLATE), data, "--max-requests", max_requests
@@ -263,11 +269,11 @@ def line_sizes(capsys, template: Path, data: Path) -> list[int]:
     return [len(line) for line in made.files["requests.jsonl"].splitlines(keepends=True)]
 
 
-@pytest.mark.parametrize("blocks", ["default", "tiny"])
+@pytest.mark.parametrize("blocks", ["default", "tiny", "sliced"])
 @pytest.mark.parametrize("slack", [-1, 0, 1])
 def test_sharding_by_bytes_at_the_boundary(tmp_path, capsys, request, blocks, slack):
-    if blocks == "tiny":
-        request.getfixturevalue("tiny_blocks")
+    if blocks != "default":
+        request.getfixturevalue(f"{blocks}_blocks")
     template = write(tmp_path / "t.json", TEMPLATE)
     data = persona_csv(tmp_path / "p.csv", 60)
     sizes = line_sizes(capsys, template, data)
@@ -287,10 +293,10 @@ def test_line_over_max_bytes_is_the_general_error(tmp_path, capsys):
     assert not general.files
 
 
-@pytest.mark.parametrize("blocks", ["default", "tiny"])
+@pytest.mark.parametrize("blocks", ["default", "tiny", "sliced"])
 def test_id_column_and_prefix(tmp_path, capsys, request, blocks):
-    if blocks == "tiny":
-        request.getfixturevalue("tiny_blocks")
+    if blocks != "default":
+        request.getfixturevalue(f"{blocks}_blocks")
     template = write(tmp_path / "t.json", TEMPLATE)
     path = tmp_path / "ids.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -329,11 +335,11 @@ def test_distinct_ids_that_share_a_block_pass(tmp_path, capsys):
     same_both_ways(capsys, template, data, "--id-column", "Key")
 
 
-@pytest.mark.parametrize("blocks", ["default", "tiny"])
+@pytest.mark.parametrize("blocks", ["default", "tiny", "sliced"])
 @pytest.mark.parametrize("limit", ["1", "17", "49", "50", "51", "1000"])
 def test_limit(tmp_path, capsys, request, blocks, limit):
-    if blocks == "tiny":
-        request.getfixturevalue("tiny_blocks")
+    if blocks != "default":
+        request.getfixturevalue(f"{blocks}_blocks")
     data = persona_csv(tmp_path / "p.csv", 50)
     made = same_both_ways(
         capsys, write(tmp_path / "t.json", TEMPLATE), data, "--limit", limit, "--max-requests", "8"

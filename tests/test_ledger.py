@@ -344,24 +344,23 @@ def test_rows_recorded_under_sha256_are_adopted_when_their_file_is_met_again(
         assert not led.adopt_legacy(tmp_path / "gone.jsonl", new)
 
 
-def test_a_path_recorded_since_the_upgrade_is_not_checked_against_old_rows_again(
+def test_content_started_before_the_upgrade_is_found_again_after_other_files_at_its_path(
     home: Path, tmp_path: Path
 ) -> None:
-    """Recording a file checks the old rows at its path once; later makes to the same path
-    (a new file each time) must not pay a SHA-256 of it on every run."""
+    """Old version: file A made and started. Upgrade. File B made at the same path, then A
+    again: A's old rows are still adopted (else A is started, and paid for, twice)."""
     import hashlib
 
     from openai_batch.digests import digest_of
 
     path = tmp_path / "r.jsonl"
-    path.write_bytes(b'{"custom_id": "id_0"}\n')
-    old, new = hashlib.sha256(path.read_bytes()).hexdigest(), digest_of(path)
+    a, b = b'{"custom_id": "id_0"}\n', b'{"custom_id": "id_1"}\n'  # the same size
     with open_ledger() as led:
-        for digest, when in ((old, 1.0), (new, 2.0)):  # the old row, then one since the upgrade
-            led.db.execute(
-                "INSERT INTO request_files (path, digest, bytes, recorded_at) VALUES (?, ?, 22, ?)",
-                (str(path.resolve()), digest, when),
-            )
-        assert not led.adopt_legacy(path, new)  # it would match, but was checked already
-        led.db.execute("UPDATE request_files SET recorded_at = 3 WHERE digest = ?", (old,))
-        assert led.adopt_legacy(path, new)  # newer than anything recorded since: checked
+        led.record_request_file(path, hashlib.sha256(a).hexdigest())  # before the upgrade
+        path.write_bytes(b)
+        led.record_request_file(path, digest_of(path))  # B, since the upgrade: not adopted
+        assert led.request_file(path=path, digest=digest_of(path)) is not None
+        path.write_bytes(a)
+        assert not led.adopt_legacy(path, "0" * 32)  # the caller's digest is another content's
+        assert led.adopt_legacy(path, digest_of(path))
+        assert led.request_file(path=path, digest=digest_of(path)) is not None

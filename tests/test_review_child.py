@@ -100,12 +100,12 @@ def test_make_batch_file_reports_the_same_from_a_child(tmp_path, monkeypatch, ca
     summaries = {}
     for threshold in (0, 1 << 40):  # every data file reviewed in a child; none
         monkeypatch.setattr(review, "CHILD_PROCESS_BYTES", threshold)
-        tokens.get_encoding.cache_clear()  # as in a fresh process: a child is worth starting
+        tokens.forget()  # as in a fresh process: a child is worth starting
         started = review.warm_up(data=data)
         assert isinstance(started, review.ReviewProcess) == (threshold == 0)
         if started is not None:
             started.close()
-        tokens.get_encoding.cache_clear()
+        tokens.forget()
         out = tmp_path / f"out-{threshold}"
         code, summary = cli_json(capsys, "make-batch-file", template, data, "-o", out / "r.jsonl")
         assert code == 0

@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,21 @@ def versions(*distributions: str) -> str:
     return ",".join(out)
 
 
+def installed_stamp(package: str) -> str:
+    """When `package` was installed (its `__init__.py`'s mtime and size), found without
+    importing it: a reinstall under the same version string (a git or editable install)
+    then gets a fresh entry too."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(package)
+        origin = spec.origin if spec is not None else None
+        stat = os.stat(origin) if origin else None
+    except (ImportError, ValueError, OSError):
+        return "?"
+    return f"{stat.st_mtime_ns}:{stat.st_size}" if stat else "?"
+
+
 def source_of(module_file: str) -> bytes:
     """A module's own source, for a key: an edited module never reads a stale entry."""
     try:
@@ -52,9 +68,15 @@ def source_of(module_file: str) -> bytes:
 
 
 def load(name: str) -> Any | None:
-    """The object stored as `name`, or None when there is none or it cannot be read."""
+    """The object stored as `name`, or None when there is none, it cannot be read, or it is
+    not a file only this user could have written (unpickling runs code: a cache folder shared
+    with others, e.g. via OPENAI_BATCH_HOME, must not be able to run theirs)."""
+    path = _path(name)
     try:
-        raw = _path(name).read_bytes()
+        with open(path, "rb") as fh:
+            if not _trusted(os.fstat(fh.fileno())):
+                return None
+            raw = fh.read()
     except OSError:
         return None
     if not raw.startswith(_FORMAT):
@@ -69,8 +91,28 @@ def store(name: str, value: Any) -> None:
     """Keep `value` as `name`, atomically; a failure to write only costs the next run time."""
     with contextlib.suppress(Exception):
         data = _FORMAT + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        _sweep(_path(name).parent)
         with files.atomic_write(_path(name), "wb") as fh:
             fh.write(data)
+
+
+def _trusted(stat: os.stat_result) -> bool:
+    """Owned by this user and writable by nobody else (POSIX; elsewhere, the folder's ACLs)."""
+    if not hasattr(os, "getuid"):
+        return True
+    return stat.st_uid == os.getuid() and not stat.st_mode & 0o022
+
+
+STALE_SECONDS = 3600.0
+
+
+def _sweep(folder: Path) -> None:
+    """Remove temp files an interrupted write left behind (a process killed mid-write)."""
+    now = time.time()
+    for temp in folder.glob(".*.part"):
+        with contextlib.suppress(OSError):
+            if now - temp.stat().st_mtime > STALE_SECONDS:
+                temp.unlink()
 
 
 def cache_dir() -> Path:

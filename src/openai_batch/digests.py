@@ -61,3 +61,17 @@ def matches(path: Path, recorded: str) -> bool:
                 legacy.update(block)
         return legacy.hexdigest() == recorded
     return digest_of(path) == recorded
+
+
+def legacy_and_current(path: Path) -> tuple[str, str]:
+    """(SHA-256, digest) of a file in one read: a file met again after the upgrade to schema 4
+    is compared with the SHA-256 an older ledger recorded, and must still be the content
+    whose digest the caller holds."""
+    import hashlib
+
+    legacy, current = hashlib.sha256(), new_digest()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(BLOCK), b""):
+            legacy.update(block)
+            current.update(block)
+    return legacy.hexdigest(), str(current.hexdigest())

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 RENDERER_ENV = "OPENAI_BATCH_RENDERER"
 BLOCK_BYTES = 1 << 19  # CSV bytes per block: ~7 MB of lines, so memory stays low and pages warm
 PARQUET_ROWS = 8192
+RENDER_BYTES = 4 << 20  # template text rendered per piece of a block: bounds memory per block
 _QUEUE_BLOCKS = 3  # blocks waiting for the writer thread (bounds memory)
 _RARE_CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"  # control characters besides \t \n \r
 _SIMPLE_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
@@ -119,9 +120,10 @@ def make_fast(
     start = 0
     first: _Background | None = None
     blocks = _blocks(table, renderer.columns())
+    rows = max(1, RENDER_BYTES // renderer.literal_bytes())  # a long template: fewer rows
     bar = _progress(table, opts.progress)
     try:
-        for block in blocks:
+        for block in _pieces(blocks, rows):
             lines = renderer.render(block, start)
             if ids is not None:
                 ids.add(block.column(opts.id_column))
@@ -149,6 +151,16 @@ def make_fast(
         getattr(blocks, "close", lambda: None)()  # the CSV file, when we stopped early
         bar.close()
     return MakeResult(shards, template_path, data_path, opts.endpoint, model, opts)
+
+
+def _pieces(blocks: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The blocks cut into pieces of at most `rows` rows (slices: no copy)."""
+    for block in blocks:
+        if len(block) <= rows:
+            yield block
+            continue
+        for offset in range(0, len(block), rows):
+            yield block.slice(offset, rows)
 
 
 class _Background:
@@ -364,6 +376,10 @@ class LineRenderer:
             elif item != "":
                 self.pieces.append(item)
         self._literals: dict[str, Any] = {}
+
+    def literal_bytes(self) -> int:
+        """The bytes of a line that do not come from the table (a custom_id counts 16)."""
+        return 16 + sum(len(p.encode("utf-8")) for p in self.pieces if isinstance(p, str))
 
     def columns(self) -> list[str]:
         """The columns a block must carry: the template's, then the id column."""

@@ -337,6 +337,12 @@ class Ledger:
             for version, name, statements in MIGRATIONS:
                 if version in done:
                     continue
+                if version == 4 and sqlite3.sqlite_version_info < (3, 25, 0):
+                    raise BatchError(
+                        f"this Python's SQLite {sqlite3.sqlite_version} is too old for the "
+                        "ledger (it needs 3.25 or newer, from 2018)",
+                        hint="use a Python built with a newer SQLite (python.org, conda, uv)",
+                    )
                 for statement in statements:
                     db.execute(statement)
                 db.execute(
@@ -541,40 +547,36 @@ class Ledger:
         job not found by rerunning `run`. Only rows recorded at this very path are considered,
         and only when the file still has that content; then every row of that content (request
         files, their retries' parent links, uploads, batches, job shards) moves to `digest`.
-        Costs one indexed query when the path has no such rows. Returns whether rows moved.
+        Costs one indexed query when the path has no such rows, and one read of the file when
+        it has some of the file's size. Returns whether rows moved.
         """
-        from .digests import LEGACY_HEX_LENGTH, matches
+        from .digests import LEGACY_HEX_LENGTH, legacy_and_current
 
         where = _abs(path)
         if len(digest) == LEGACY_HEX_LENGTH or where is None:
             return False
-        # Only rows newer than any digest recorded here since the upgrade: recording that one
-        # checked these rows already (adopted them, or found other content), so a path pays
-        # one SHA-256 at most, not one on every make-batch-file that rewrites it.
         rows = self.db.execute(
-            "SELECT DISTINCT digest, bytes FROM request_files WHERE path = ? AND length(digest) = ?"
-            " AND recorded_at > (SELECT coalesce(max(recorded_at), 0) FROM request_files"
-            " WHERE path = ? AND length(digest) != ?)",
-            (where, LEGACY_HEX_LENGTH, where, LEGACY_HEX_LENGTH),
+            "SELECT DISTINCT digest, bytes FROM request_files"
+            " WHERE path = ? AND length(digest) = ?",
+            (where, LEGACY_HEX_LENGTH),
         ).fetchall()
-        if not rows:
-            return False
         try:
             size = Path(where).stat().st_size
         except OSError:
             return False
-        # A row of another size cannot be this content: skip the SHA-256 of a file that has
-        # been rewritten since (every make-batch-file to the same path would pay it again).
-        olds = [row[0] for row in rows if row[1] is None or row[1] == size]
-        for old in olds:
-            try:
-                same = matches(Path(where), old)
-            except OSError:
-                return False
-            if same:
-                self._rekey(old, digest)
-                return True
-        return False
+        # A row of another size cannot be this content: no SHA-256 of a file rewritten since.
+        # The others cost one read of the file, however many there are.
+        olds = {row[0] for row in rows if row[1] is None or row[1] == size}
+        if not olds:
+            return False
+        try:
+            legacy, current = legacy_and_current(Path(where))
+        except OSError:
+            return False
+        if legacy not in olds or current != digest:  # not that content, or changed since
+            return False
+        self._rekey(legacy, digest)
+        return True
 
     def _rekey(self, old: str, new: str) -> None:
         """Move every row of content `old` to `new`; a path recorded under both keeps one row,

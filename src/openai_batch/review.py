@@ -34,7 +34,7 @@ def warm_up(model: str | None = None, data: Path | None = None) -> ReviewProcess
     from . import tokens
 
     encoding = tokens.encoding_name_for_model(model)[0]
-    if data is not None and _large(data) and tokens.get_encoding.cache_info().currsize == 0:
+    if data is not None and _large(data) and not tokens.loaded():
         child = ReviewProcess.start(encoding)
         if child is not None:
             return child

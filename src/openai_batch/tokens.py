@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import threading
 from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -125,9 +126,28 @@ def _read_ranks(name: str) -> dict[bytes, int]:
     return ranks
 
 
-@cache
+_LOCK = threading.Lock()  # make-batch-file loads an encoding in a thread while it may be needed
+
+
 def get_encoding(name: str) -> tiktoken.Encoding:
     """A tiktoken Encoding for `name` (o200k_base or cl100k_base), built offline, once."""
+    with _LOCK:
+        return _encoding(name)
+
+
+def loaded() -> bool:
+    """Whether this process has built an encoding already."""
+    return _encoding.cache_info().currsize > 0
+
+
+def forget() -> None:
+    """Drop the encodings built so far (they are rebuilt on next use)."""
+    with _LOCK:
+        _encoding.cache_clear()
+
+
+@cache
+def _encoding(name: str) -> tiktoken.Encoding:
     import tiktoken
 
     if name not in _SPECS:

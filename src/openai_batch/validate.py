@@ -21,11 +21,11 @@ import collections.abc as cabc
 import json
 import math
 import re
+import threading
 import types
 import typing
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -239,22 +239,22 @@ class _ShapePicker:
         return out
 
 
-# Error type -> {"type": "'a', 'b' or 'c'", "role": ...}: what each union expected.
-_EXPECTED: dict[str, dict[str, str]] = {}
-
-
-def _register(picker: _ShapePicker) -> str:
-    """A distinct pydantic error type for a union, to say later which tags it wanted."""
-    kind = f"{NO_SHAPE}:{len(_EXPECTED)}"
-    _EXPECTED[kind] = picker.expected()
-    return kind
-
-
 class _Strict:
-    """Rebuilds an SDK TypedDict tree into one pydantic validates eagerly and precisely."""
+    """Rebuilds an SDK TypedDict tree into one pydantic validates eagerly and precisely.
 
-    def __init__(self) -> None:
+    `expected` maps the error type given to each shape union to what it expected
+    ({"type": "'a', 'b' or 'c'", "role": ...}), for the message; share one between the
+    conversions of one snapshot so their error types stay distinct."""
+
+    def __init__(self, expected: dict[str, dict[str, str]]) -> None:
         self.memo: dict[Any, Any] = {}
+        self.expected = expected
+
+    def register(self, picker: _ShapePicker) -> str:
+        """A distinct pydantic error type for a union, to say later which tags it wanted."""
+        kind = f"{NO_SHAPE}:{len(self.expected)}"
+        self.expected[kind] = picker.expected()
+        return kind
 
     def convert(self, tp: Any) -> Any:
         if te.is_typeddict(tp):
@@ -287,7 +287,7 @@ class _Strict:
         members_union: Any = Union[variants]  # type: ignore[valid-type]  # noqa: UP007
         discriminator = Discriminator(
             picker,
-            custom_error_type=_register(picker),
+            custom_error_type=self.register(picker),
             custom_error_message="matches none of the shapes the API accepts here",
         )
         tagged: Any = Annotated[members_union, discriminator]
@@ -312,12 +312,12 @@ class _Strict:
         return new
 
 
-def _body_type(url: str) -> Any:
+def _body_type(url: str, expected: dict[str, dict[str, str]]) -> Any:
     """The strict form of the SDK's create-params type for requests to `url`."""
     import importlib
 
     module, name = _BODY_TYPES[url]
-    return _Strict().convert(getattr(importlib.import_module(module), name))
+    return _Strict(expected).convert(getattr(importlib.import_module(module), name))
 
 
 def _sdk_endpoints() -> tuple[str, ...]:
@@ -348,46 +348,86 @@ def _build_snapshot() -> _Snapshot:
     """Import the SDK and compile its request types (about half a second)."""
     from pydantic import TypeAdapter
 
-    schemas = {url: _plain(TypeAdapter(_body_type(url)).core_schema) for url in _BODY_TYPES}
-    return _Snapshot(schemas, _sdk_endpoints(), dict(_EXPECTED))
+    expected: dict[str, dict[str, str]] = {}
+    schemas = {
+        url: _plain(TypeAdapter(_body_type(url, expected)).core_schema) for url in _BODY_TYPES
+    }
+    return _Snapshot(schemas, _sdk_endpoints(), expected)
 
 
 def _plain(schema: Any) -> Any:
-    """A core schema without its `cls` references to the generated TypedDicts: validation does
-    not use them, and without them the schema pickles and loads without importing the SDK."""
+    """A core schema without the `cls` references of its typed-dict schemas (the generated
+    TypedDicts): validation does not use them, and without them the schema pickles and loads
+    without importing the SDK. Nothing else is touched (a field may be named "cls")."""
     if isinstance(schema, dict):
-        return {k: _plain(v) for k, v in schema.items() if k != "cls"}
+        typed_dict = schema.get("type") == "typed-dict"
+        return {k: _plain(v) for k, v in schema.items() if not (typed_dict and k == "cls")}
     if isinstance(schema, list):
         return [_plain(v) for v in schema]
     return schema
 
 
-@cache
-def _snapshot() -> _Snapshot:
-    """The compiled request types: from this machine's cache when it holds them for the
-    installed SDK, pydantic and this module, else built (and kept for next time)."""
+_SNAPSHOT_LOCK = threading.Lock()
+_SNAPSHOTS: list[_Snapshot] = []  # the one in use, once loaded or built
+
+
+def _snapshot_name() -> str:
     from . import cache as disk
 
-    name = "request-types-" + disk.key(
-        disk.versions("openai", "pydantic", "pydantic-core"), disk.source_of(__file__)
+    return "request-types-" + disk.key(
+        disk.versions("openai", "pydantic", "pydantic-core", "typing-extensions"),
+        disk.installed_stamp("openai"),
+        disk.source_of(__file__),
     )
-    snapshot = disk.load(name)
-    if not isinstance(snapshot, _Snapshot):
-        snapshot = _build_snapshot()
-        disk.store(name, snapshot)
-    _EXPECTED.update(snapshot.expected)
-    return snapshot
 
 
-@cache
+def _snapshot() -> _Snapshot:
+    """The compiled request types: from this machine's cache when it holds them for the
+    installed SDK, pydantic and this module, else built (and kept for next time).
+
+    Locked: make-batch-file loads it in a warm-up thread while the main thread may need it."""
+    if _SNAPSHOTS:
+        return _SNAPSHOTS[0]
+    with _SNAPSHOT_LOCK:
+        if not _SNAPSHOTS:
+            from . import cache as disk
+
+            name = _snapshot_name()
+            snapshot = disk.load(name)
+            if not isinstance(snapshot, _Snapshot) or not _compiles(snapshot):
+                snapshot = _build_snapshot()
+                disk.store(name, snapshot)
+            _SNAPSHOTS.append(snapshot)
+    return _SNAPSHOTS[0]
+
+
+def _compiles(snapshot: _Snapshot) -> bool:
+    """Whether a cached snapshot still makes validators (else it is rebuilt from the SDK)."""
+    from pydantic_core import SchemaValidator
+
+    try:
+        for url in _BODY_TYPES:
+            _VALIDATORS[url] = SchemaValidator(snapshot.schemas[url])
+    except Exception:
+        _VALIDATORS.clear()
+        return False
+    return True
+
+
+_VALIDATORS: dict[str, Any] = {}
+
+
 def _validator(url: str) -> Any:
     """A pydantic-core validator for bodies of requests to `url`.
 
     Built from the snapshot's plain schema in every case (fresh or cached), so a cached run
     checks exactly as a fresh one does."""
-    from pydantic_core import SchemaValidator
+    snapshot = _snapshot()
+    if url not in _VALIDATORS:
+        from pydantic_core import SchemaValidator
 
-    return SchemaValidator(_snapshot().schemas[url])
+        _VALIDATORS[url] = SchemaValidator(snapshot.schemas[url])
+    return _VALIDATORS[url]
 
 
 def batch_endpoints() -> tuple[str, ...]:
@@ -521,7 +561,7 @@ def _friendly(path: tuple, err: dict) -> tuple[str, str, tuple]:
     if path == ("stream",):
         return "streaming is not supported in batches: remove it or set it to false", ERROR, ()
     if kind.startswith(NO_SHAPE):
-        value, expected = err.get("input"), _EXPECTED.get(kind, {})
+        value, expected = err.get("input"), _snapshot().expected.get(kind, {})
         if not isinstance(value, dict):
             return "should be an object", ERROR, ()
         for key in _TAG_KEYS:

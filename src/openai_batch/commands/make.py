@@ -150,8 +150,8 @@ def report(
     console.say(f"Estimate: {summary_line(review.estimate)}")
     if review.checked < review.total:
         console.say(
-            f"Checked {review.checked:,} of the {review.total:,} requests, sampled at random "
-            "(every request has the template's structure); the token count is scaled from them."
+            f"Checked {review.checked:,} of the {review.total:,} requests, sampled at random; "
+            "the token count is scaled from them (`utils validate` checks every line)."
         )
     for warning in review.estimate.warnings:
         console.warn(warning)
