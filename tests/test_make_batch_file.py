@@ -781,3 +781,26 @@ def test_jsonl_keys_that_first_appear_late_are_columns(tmp_path, capsys):
     )
     assert code == 0, err
     assert contents(out)[-2:] == ["x-", "y-z"]
+
+
+def test_the_program_exits_with_the_command_code_and_everything_written(tmp_path):
+    """`python -m openai_batch` (as the installed `openai-batch`): the summary is printed
+    whole, the files are complete, and a user error is exit code 1 with its message."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.jsonl"
+    cmd = [sys.executable, "-m", "openai_batch", "make-batch-file", "-q"]
+    proc = subprocess.run(
+        [*cmd, ROOT / "templates/spam_classifier.json", ROOT / "sample_data/emails.csv", "-o", out],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"Batch file created: {out} (40 requests")
+    assert "Estimate: 40 requests" in proc.stdout
+    assert len(read_jsonl(out)) == 40
+    proc = subprocess.run(
+        [*cmd, "nope.json", tmp_path / "nope.csv"], capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and proc.stderr.startswith("error: data file not found")
