@@ -818,19 +818,25 @@ def plan_join(
     return plan
 
 
-def _recorded_hash(roots: Sequence[RequestFileRecord]) -> str | None:
-    """The data file's digest when the request files were made (one value, or a refusal)."""
-    hashes = {r.data_digest for r in roots if r.data_digest}
-    if len(hashes) > 1:
+def _recorded_hash(roots: Sequence[RequestFileRecord]) -> list[str]:
+    """The data file's digests when the request files were made: one, or a refusal.
+
+    Two are fine when one is a SHA-256 from before ledger schema 4 and the other a digest from
+    after: the same content may have both (the file is checked against each)."""
+    from .digests import LEGACY_HEX_LENGTH
+
+    hashes = sorted({r.data_digest for r in roots if r.data_digest})
+    legacy = [h for h in hashes if len(h) == LEGACY_HEX_LENGTH]
+    if len(legacy) > 1 or len(hashes) - len(legacy) > 1:
         raise BatchError(
             "these request files were made from different versions of the same data file: "
             "no one table matches all of them",
             hint="get their results separately, each with --data FILE for its table",
         )
-    return next(iter(hashes), None)
+    return hashes
 
 
-def _check_data_unchanged(data: Path, options: dict[str, Any], digest: str | None) -> None:
+def _check_data_unchanged(data: Path, options: dict[str, Any], digests: list[str]) -> None:
     """The join matches rows by position or id: a changed table would misplace answers.
 
     Size and mtime as recorded: unchanged (no hashing). Same size, other mtime: the content
@@ -854,9 +860,9 @@ def _check_data_unchanged(data: Path, options: dict[str, Any], digest: str | Non
     mtime = options.get("data_mtime_ns")
     if mtime is None or stat.st_mtime_ns == mtime:
         return
-    if digest is None:
+    if not digests:
         console.warn(f"{data} was modified since the request file was made (same size)")
-    elif not matches(data, digest):
+    elif not all(matches(data, digest) for digest in digests):
         raise BatchError(
             f"the data file {data} changed since the request file was made (same size, other "
             "content: rows sorted or edited?): answers could land on the wrong rows",
