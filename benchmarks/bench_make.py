@@ -252,7 +252,7 @@ def sha256_of(paths: list[Path]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to render")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of tool and floor (best kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of tool and floor (best kept)")
     parser.add_argument("--workdir", type=Path, help="keep data and outputs here (default: temp)")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the slow renderer")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
