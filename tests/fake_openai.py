@@ -38,8 +38,10 @@ The input file is validated when the batch leaves `validating`; problems fail th
 `errors = {"object": "list", "data": [{"code", "message", "param", "line"}]}`. Codes:
     empty_file, file_too_large, too_many_tasks (> max_batch_requests, 50,000), invalid_json_line,
     missing_required_parameter (custom_id/method/url/body/body.model), invalid_type,
-    invalid_method (not POST), invalid_url (url != batch endpoint), duplicate_custom_id,
-    mismatched_model (more than one model), token_limit_exceeded (enqueued_token_limit or plan).
+    invalid_method (not POST), url_mismatch (url != batch endpoint), duplicate_custom_id,
+    model_mismatch (more than one model), token_limit_exceeded (enqueued_token_limit or plan).
+    (invalid_json_line, duplicate_custom_id, url_mismatch, model_mismatch, empty_file and
+    too_many_tasks are the codes OpenAI documents; the others' wording is ours.)
 `line` is 1-based; at most `max_validation_errors` (100) are reported.
 
 Time and status. The fake has a virtual clock (`fake.now()`, starts at the real time, +1 s per
@@ -804,7 +806,7 @@ def validate_batch_input(
                 first_model = model
             elif model != first_model:
                 problem = _line_error(
-                    "mismatched_model",
+                    "model_mismatch",
                     f"The provided model '{model}' does not match the model '{first_model}' "
                     "used by the other requests in this batch. All requests in a batch must "
                     "use the same model.",
@@ -865,7 +867,7 @@ def _check_line(
             f"The URL provided for this request ('{parsed['url']}') does not match the batch "
             f"endpoint ('{endpoint}')."
         )
-        return _line_error("invalid_url", message, number, "url"), None
+        return _line_error("url_mismatch", message, number, "url"), None
     if parsed["custom_id"] in seen_ids:
         message = (
             "The custom_id for this request is a duplicate of another request. The custom_id "

@@ -364,8 +364,8 @@ def _bad(index: int, **changes: Any) -> dict:
     ("data", "code", "line"),
     [
         (jsonl_bytes([_bad(0), _bad(1), _bad(0)]), "duplicate_custom_id", 3),
-        (jsonl_bytes([_bad(0), _bad(1, body={"model": "gpt-4o"})]), "mismatched_model", 2),
-        (jsonl_bytes([_bad(0), _bad(1, url="/v1/embeddings")]), "invalid_url", 2),
+        (jsonl_bytes([_bad(0), _bad(1, body={"model": "gpt-4o"})]), "model_mismatch", 2),
+        (jsonl_bytes([_bad(0), _bad(1, url="/v1/embeddings")]), "url_mismatch", 2),
         (jsonl_bytes([_bad(0, method="GET")]), "invalid_method", 1),
         (jsonl_bytes([{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions"}]),
          "missing_required_parameter", 1),
@@ -402,7 +402,7 @@ def test_every_bad_line_is_reported(client: openai.OpenAI) -> None:
     assert failed.errors is not None and failed.errors.data is not None
     assert [(e.code, e.line) for e in failed.errors.data] == [
         ("duplicate_custom_id", 2),
-        ("invalid_url", 3),
+        ("url_mismatch", 3),
     ]
 
 
