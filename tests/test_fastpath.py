@@ -380,6 +380,29 @@ def test_parquet_with_numbers_and_nulls(tmp_path, capsys, tiny_blocks):
     same_both_ways(capsys, template, path, "--limit", "11", "--id-column", "Key")
 
 
+def test_comma_space_csv(tmp_path, capsys, tiny_blocks):
+    """A CSV written with ", " between all fields: read without those spaces, both ways."""
+    template = write(tmp_path / "t.json", TEMPLATE)
+    rows = "".join(f"{i},  Name {i},   é{'x' * i} , \t{i}\n" for i in range(60))
+    data = write(tmp_path / "d.csv", "Key, Name, Text, Tab\n" + rows)
+    made = same_both_ways(capsys, template, data, "--max-requests", "7")
+    assert b"Name 0 says: \\u00e9 " not in b"".join(made.files.values())
+    assert b'"Name 0 says: \xc3\xa9 ' in b"".join(made.files.values())
+    spaced = write(tmp_path / "s.json", TEMPLATE.replace("<<", "<< "))
+    same_both_ways(capsys, spaced, data, "--keep-spaces")
+    semicolons = write(tmp_path / "s.csv", "Name; Text\na; b\n;  \n")
+    same_both_ways(capsys, template, semicolons)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['a, "b, c"\n', 'a, "b"\n', 'a, "b" \n', 'a,   "line\nbreak"\n', 'a, "unterminated\n'],
+)
+def test_comma_space_csv_with_quotes_after_the_space(tmp_path, capsys, body):
+    template = write(tmp_path / "t.json", TEMPLATE)
+    same_as_general(capsys, template, write(tmp_path / "d.csv", "Name, Text\nx, y\n" + body))
+
+
 # --- where the fast path gives way -------------------------------------------------------------
 
 

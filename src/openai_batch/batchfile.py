@@ -74,6 +74,7 @@ class MakeResult:
     model: str | None
     options: MakeOptions
     stale: list[Path] = field(default_factory=list)  # older outputs that are not part of this one
+    skipped_spaces: bool = False  # the table's ", " separators were read as ","
 
     @property
     def requests(self) -> int:
@@ -94,6 +95,7 @@ class MakeResult:
             "model": self.model,
             "id_column": self.options.id_column,
             "id_prefix": self.options.id_prefix,
+            "skipped_spaces": self.skipped_spaces,
         }
 
 
@@ -173,9 +175,10 @@ def iter_identified_chunks(
     sheet: str | None = None,
     delimiter: str | None = None,
     encoding: str | None = None,
+    keep_spaces: bool = False,
 ) -> Iterator[tuple[list[str], pd.DataFrame]]:
     """The data rows in order, chunk by chunk, each with the custom_id make-batch-file gave it."""
-    table = open_table(data, TableOptions(sheet, delimiter, encoding, limit))
+    table = open_table(data, TableOptions(sheet, delimiter, encoding, limit, keep_spaces))
     maker = IdMaker(table, id_column, id_prefix)
     start = 0
     for chunk in table.chunks():
@@ -358,6 +361,7 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
 
     if (fast := render_fast(table, template, template_path, data_path, opts)) is not None:
         fast.stale = stale_outputs(opts.output, [s.path for s in fast.files])
+        fast.skipped_spaces = table.skip_spaces
         return fast
     writer = ShardWriter(opts.output, opts.max_requests, opts.max_bytes)
     model: str | None = None
@@ -384,7 +388,9 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
     finally:
         bar.close()
     stale = stale_outputs(opts.output, [s.path for s in shards])
-    return MakeResult(shards, template_path, data_path, opts.endpoint, model, opts, stale)
+    return MakeResult(
+        shards, template_path, data_path, opts.endpoint, model, opts, stale, table.skip_spaces
+    )
 
 
 def stale_outputs(output: Path, written: list[Path]) -> list[Path]:

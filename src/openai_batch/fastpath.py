@@ -251,8 +251,9 @@ def _csv_blocks(table: Table) -> Iterator[pa.RecordBatch]:
     import pyarrow.csv as pacsv
 
     # Every column is read as text so invalid UTF-8 anywhere fails here as it does in pandas.
+    header = table.header_as_written or table.columns
     convert = pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in table.columns},
+        column_types={name: pa.string() for name in header},
         strings_can_be_null=False,
         null_values=[],
         quoted_strings_can_be_null=False,
@@ -274,12 +275,25 @@ def _csv_blocks(table: Table) -> Iterator[pa.RecordBatch]:
             raw, read_options=read, parse_options=parse, convert_options=convert
         ) as reader,
     ):
-        if reader.schema.names != table.columns:
+        if reader.schema.names != header:
             raise Fallback  # the header reads differently (BOM, quoting): let pandas decide
         for block in reader:
             raw.check()
-            yield block
+            yield _skip_spaces(block, table.columns) if table.skip_spaces else block
         raw.check(end=True)
+
+
+def _skip_spaces(block: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+    """The block as pandas' `skipinitialspace` reads it: the spaces at the start of each cell
+    dropped. A cell that then starts with a quote was quoted after the space, which pandas
+    honours and pyarrow does not: those files are left to pandas."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = [pc.utf8_ltrim(column, characters=" ") for column in block.columns]
+    if any(pc.any(pc.starts_with(column, '"')).as_py() for column in columns):
+        raise Fallback
+    return pa.RecordBatch.from_arrays(columns, names=names)
 
 
 class _CarriageReturnCheck(io.RawIOBase):

@@ -175,6 +175,7 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
         "sheet": opts.table.sheet,
         "delimiter": opts.table.delimiter,
         "encoding": opts.table.encoding,
+        "keep_spaces": opts.table.keep_spaces,
         "data_size": stat.st_size,
         "data_mtime_ns": stat.st_mtime_ns,
     }
@@ -883,6 +884,7 @@ def iter_data(plan: JoinPlan) -> Iterator[tuple[list[str], Any]]:
         sheet=opts.get("sheet"),
         delimiter=opts.get("delimiter"),
         encoding=opts.get("encoding"),
+        keep_spaces=bool(opts.get("keep_spaces")),
     )
 
 

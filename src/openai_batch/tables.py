@@ -10,6 +10,7 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class TableOptions:
     delimiter: str | None = None
     encoding: str | None = None
     limit: int | None = None
+    keep_spaces: bool = False  # read `a, b` as " b" even when every field is written that way
 
 
 @dataclass
@@ -58,6 +60,9 @@ class Table:
     options: TableOptions
     delimiter: str | None = None
     total_rows: int | None = None  # known up front for Parquet, else None
+    # A CSV written with ", " between all fields: the space after each delimiter is not data.
+    skip_spaces: bool = False
+    header_as_written: list[str] | None = None  # the header before that space was skipped
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """DataFrames of str cells (no NaN), in file order, honouring `limit`."""
@@ -98,6 +103,7 @@ class Table:
                 index_col=False,
                 skip_blank_lines=True,
                 quoting=csv.QUOTE_MINIMAL,
+                skipinitialspace=self.skip_spaces,
                 nrows=self.options.limit,
             )
             with reader:
@@ -262,7 +268,31 @@ def _open_csv(path: Path, kind: str, options: TableOptions) -> Table:
         header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter), [])
     except csv.Error as exc:
         raise BatchError(f"cannot read the header row of {path}: {exc}.") from None
-    return Table(path, kind, header, options, delimiter=delimiter)
+    if options.keep_spaces or not _spaced_fields(sample, delimiter):
+        return Table(path, kind, header, options, delimiter=delimiter)
+    columns = [name.lstrip(" ") for name in header]
+    return Table(
+        path, kind, columns, options, delimiter, skip_spaces=True, header_as_written=header
+    )
+
+
+def _spaced_fields(sample: str, delimiter: str, rows: int = 100) -> bool:
+    """True when the author put a space after every delimiter (`ID, Age, College`): every
+    header name after the first starts with one, and so does every non-empty cell after the
+    first in the first rows. Such a space is layout, not data."""
+    if delimiter == " ":
+        return False
+    records = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
+    try:
+        header = next(records, [])
+        if len(header) < 2 or not all(n.startswith(" ") and n.strip() for n in header[1:]):
+            return False
+        lines = list(itertools.islice(records, rows + 1))
+    except csv.Error:
+        return False
+    if len(sample) >= _SNIFF_BYTES:
+        lines = lines[:-1]  # the last record may be cut off by the sample's end
+    return all(cell.startswith(" ") for row in lines[:rows] for cell in row[1:] if cell)
 
 
 def _sniff_delimiter(sample: str) -> str:

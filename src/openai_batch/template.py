@@ -5,7 +5,7 @@ with text that is already valid JSON for its place (an escaped string, a number,
 rendered body is valid JSON by construction and a row's cell text is never rendered twice.
 
 Syntax: `<<expr>>` for values, `<% ... %>` for Jinja blocks inside strings, `<# ... #>` for
-comments. When a template has no `<<`/`<%`, the original tool's `{{ }}` / `{% %}` spelling is used.
+comments. The original tool's `{{ }}` / `{% %}` spelling also works (template_syntax chooses).
 `expr` is either exactly a column header (`<<College Education>>`) or a Jinja2 expression
 evaluated in jinja2's sandbox over the row (`<<Age | int + 1>>`, `<<row["College Education"]>>`).
 """
@@ -22,20 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BatchError
-
-
-@dataclass(frozen=True)
-class Syntax:
-    """The delimiters of one placeholder spelling."""
-
-    name: str
-    var: tuple[str, str]
-    block: tuple[str, str]
-    comment: tuple[str, str]
-
-
-MODERN = Syntax("<< >>", ("<<", ">>"), ("<%", "%>"), ("<#", "#>"))
-LEGACY = Syntax("{{ }}", ("{{", "}}"), ("{%", "%}"), ("{#", "#}"))
+from .template_syntax import MODERN, Syntax, choose_syntax
 
 # Private-use characters mark where placeholders stood while the JSON is parsed.
 _IN_STRING = "\ue000{}\ue001"
@@ -294,7 +281,7 @@ def compile_template(
 ) -> Template:
     """Compile template text; every problem is found here, before any row is rendered."""
     name = str(source) if source else "template"
-    syntax = MODERN if any(t in text for t in ("<<", "<%")) else LEGACY
+    syntax = choose_syntax(text, columns)
     tokens, sanitized = _scan(text, syntax, name)
     try:
         tree = json.loads(sanitized)

@@ -41,6 +41,9 @@ class RenderArgs:
     """CSV delimiter (default: detected from the header row; "tab" for tabs)."""
     encoding: str | None = None
     """Text encoding of a CSV/JSONL file (default UTF-8, with or without BOM)."""
+    keep_spaces: bool = False
+    """Keep the space after each delimiter of a CSV written with ", " between all fields (by
+    default that space is dropped from headers and cells)."""
     image_size: str | None = None
     """For the cost estimate: the size (WxH) of remote images, which are not downloaded."""
     expected_output: int | None = None
@@ -54,7 +57,9 @@ class RenderArgs:
             max_bytes=parse_size(self.max_bytes),
             id_column=self.id_column,
             id_prefix=self.id_prefix,
-            table=TableOptions(self.sheet, self.delimiter, self.encoding, self.limit),
+            table=TableOptions(
+                self.sheet, self.delimiter, self.encoding, self.limit, self.keep_spaces
+            ),
             progress=not quiet,
         )
 
@@ -139,6 +144,11 @@ def report(
         console.say(
             f"Batch file created: {info.path} "
             f"({console.plural(info.requests, 'request')}, {console.human_bytes(info.bytes)})"
+        )
+    if result.skipped_spaces:
+        console.say(
+            f"Read {result.data} without the space after each delimiter (every field is "
+            "written with one); --keep-spaces keeps it."
         )
     for path in result.stale:
         console.warn(f"{path} is from an earlier run and is not part of this output.")

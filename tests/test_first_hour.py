@@ -1,0 +1,112 @@
+"""The first hour of a newcomer: every mistake gets a message that leads to the fix (issue 12).
+
+Each test drives the real CLI (in-process or as a subprocess) against real files and, where a
+service is needed, the in-repo fake server or a port where nothing listens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import assert_clean_error, cli_json, read_jsonl, run_cli, write
+
+# The personas file as the slides show it: a space after every comma.
+SLIDES_CSV = (
+    "ID, Age, College, Description\n"
+    "1, 28, No, Hank Rodriguez is a 28 year old black architect who enjoys Star Wars.\n"
+    "2, 45, Yes, David Carter is a 45 year old black nurse who enjoys medieval history.\n"
+    "3, 39, Yes, David Smith is a 39 year old caucasian architect who enjoys medieval history.\n"
+)
+PERSONA = (
+    '{"model": "gpt-4o-mini", "messages": [{"role": "user", '
+    '"content": "Persona <<ID>> (<<Age>>, college: <<College>>): <<Description>>"}]}'
+)
+CHAT = '{"model": "m", "messages": [{"role": "user", "content": "CONTENT"}]}'
+
+
+def contents(path: Path) -> list[str]:
+    return [line["body"]["messages"][0]["content"] for line in read_jsonl(path)]
+
+
+# --- data and templates ------------------------------------------------------------------------
+
+
+def test_slides_csv_with_comma_space_is_read_as_meant(tmp_path, capsys):
+    data = write(tmp_path / "personas.csv", SLIDES_CSV)
+    template = write(tmp_path / "t.json", PERSONA)
+    out = tmp_path / "req.jsonl"
+    code, stdout, err = run_cli(capsys, "make-batch-file", template, data, "-o", out, "-q")
+    assert code == 0, err
+    assert contents(out)[0] == (
+        "Persona 1 (28, college: No): Hank Rodriguez is a 28 year old black architect who "
+        "enjoys Star Wars."
+    )
+    assert "without the space after each delimiter" in stdout
+    assert "--keep-spaces" in stdout
+    code, summary = cli_json(capsys, "make-batch-file", template, data, "-o", out, "-q")
+    assert code == 0 and summary["skipped_spaces"] is True
+
+
+def test_keep_spaces_keeps_them(tmp_path, capsys):
+    data = write(tmp_path / "personas.csv", SLIDES_CSV)
+    template = write(tmp_path / "t.json", PERSONA)
+    code, _, err = run_cli(
+        capsys, "make-batch-file", template, data, "-o", tmp_path / "r.jsonl", "--keep-spaces"
+    )
+    assert_clean_error(code, err, "Description")
+    spaced = write(
+        tmp_path / "s.json",
+        '{"model": "m", "messages": [{"role": "user", "content": "{{ row[\' Age\'] }}|"}]}',
+    )
+    out = tmp_path / "s.jsonl"
+    code, _, err = run_cli(capsys, "make-batch-file", spaced, data, "-o", out, "--keep-spaces")
+    assert code == 0, err
+    assert contents(out)[0] == " 28|"
+
+
+def test_a_cell_without_the_space_keeps_the_table_as_written(tmp_path, capsys):
+    """Only a file spaced throughout is read without the spaces: ` x` elsewhere is data."""
+    data = write(tmp_path / "d.csv", "ID, Text\n1, a\n2,b\n")
+    template = write(
+        tmp_path / "t.json",
+        '{"model": "m", "messages": [{"role": "user", "content": "<<ID>>|<< Text>>|"}]}',
+    )
+    out = tmp_path / "r.jsonl"
+    code, stdout, err = run_cli(capsys, "make-batch-file", template, data, "-o", out, "-q")
+    assert code == 0, err
+    assert contents(out) == ["1| a|", "2|b|"]
+    assert "--keep-spaces" not in stdout
+
+
+def test_curly_template_with_literal_shift_operators(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "Code\nx = 1\n")
+    template = write(
+        tmp_path / "t.json",
+        '{"model": "m", "messages": [{"role": "user", "content": '
+        '"In C++, what does a << 2 do (and b >> 1)? Explain: {{Code}}"}]}',
+    )
+    out = tmp_path / "r.jsonl"
+    code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", out, "-q")
+    assert code == 0, err
+    assert contents(out) == ["In C++, what does a << 2 do (and b >> 1)? Explain: x = 1"]
+    unclosed = write(
+        tmp_path / "u.json",
+        '{"model": "m", "messages": [{"role": "user", "content": "{{Code}} then a << 2"}]}',
+    )
+    code, _, err = run_cli(capsys, "make-batch-file", unclosed, data, "-o", out, "-q")
+    assert code == 0, err
+    assert contents(out) == ["x = 1 then a << 2"]
+
+
+def test_literal_brackets_as_documented(tmp_path, capsys):
+    """docs/templates.md: `<<'<<'>>` and `{{'{{'}}` write the brackets of their own spelling."""
+    data = write(tmp_path / "d.csv", "Name\nAnn\n")
+    out = tmp_path / "r.jsonl"
+    for content, expected in [
+        ("<<'<<'>> <<Name>> {{ x }}", "<< Ann {{ x }}"),
+        ("{{'{{'}} {{Name}} a << b", "{{ Ann a << b"),
+    ]:
+        template = write(tmp_path / "t.json", CHAT.replace("CONTENT", content))
+        code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", out, "-q")
+        assert code == 0, err
+        assert contents(out) == [expected]
