@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field, RootModel
 from fake_openai import chat_completion_body
 from helpers import need_seed, read_jsonl
 from openai_batch import BatchError, BatchJob
-from openai_batch import batchjob as batchjob_module
 from openai_batch.batchjob import response_format_for, strict_json_schema
+from openai_batch.requestfile_limits import FileLimits
 
 EMAILS = [
     "Hello there I'm a Nigerian prince and I want to give you money",
@@ -196,11 +196,24 @@ def test_empty_batch_writes_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_file_over_the_request_limit_is_not_written(tmp_path, monkeypatch):
-    monkeypatch.setattr(batchjob_module, "MAX_REQUESTS_PER_FILE", 2)
+def test_a_file_over_the_request_limit_is_not_written(tmp_path):
     out = tmp_path / "big.jsonl"
-    with pytest.raises(BatchError, match="limit for one file"):
-        BatchJob.create_from_messages(spam_messages(), "gpt-4o", file_path=out)
+    with pytest.raises(BatchError, match="over 2 requests and 200 MB, the Batch API's limit"):
+        BatchJob.create_from_messages(
+            spam_messages(), "gpt-4o", file_path=out, limits=FileLimits(requests=2)
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_byte_limit_is_decimal_as_the_api_counts(tmp_path):
+    """Two 100 MB lines: 200,000,000+ bytes, under 200 MiB. The old check (MiB) wrote this
+    file and upload then refused it; the limit is the one upload and validate use."""
+    out = tmp_path / "big.jsonl"
+    text = "x" * 100_000_000
+    messages = [[{"role": "user", "content": text}]] * 2
+    with pytest.raises(BatchError, match="200 MB") as caught:
+        BatchJob.create_from_messages(messages, "gpt-4o", file_path=out)
+    assert "--max-bytes" not in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 
 

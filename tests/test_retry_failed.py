@@ -8,6 +8,7 @@ ORIGINAL request file merging every batch into one ok row per input row.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -399,3 +400,34 @@ def test_seed_fixtures_real_output_as_results_file(
     assert code == 0
     assert report["missing"] == 3 and report["ok"] == 97
     assert lines_of(Path("r.jsonl")) == original_lines([0, 42, 99], requests)
+
+
+def test_a_retry_that_fails_again_prints_a_start_command_that_starts_it(
+    fake: FakeOpenAI, capsys: Capsys, tmp_path: Path
+) -> None:
+    """The second retry has the first retry's content; plain start-batch would only show the
+    finished batch of that content ("Already started ... completed") and start nothing."""
+    make_batch_file(capsys, tmp_path, 6)
+    fake.plan(fail_custom_ids={"id_1", "id_4"}, error_status=500)
+    fake.plan(fail_custom_ids={"id_1", "id_4"}, error_status=500)  # the retry fails the same way
+    fake.plan()
+    first = start(capsys, ORIGINAL)
+    finish(capsys, first)
+    assert run_cli(capsys, "utils", "retry-failed", ORIGINAL, "-o", "retry.jsonl")[0] == 0
+    second = start(capsys, "retry.jsonl")
+    finish(capsys, second)
+
+    code, out, err = run_cli(capsys, "utils", "retry-failed", ORIGINAL, "-o", "retry2.jsonl")
+    assert code == 0, err
+    assert lines_of(Path("retry2.jsonl")) == lines_of(Path("retry.jsonl"))
+    (command,) = [
+        line.split("Start it:", 1)[1].strip() for line in out.splitlines() if "Start it:" in line
+    ]
+    assert command.startswith("openai-batch ")
+    args = shlex.split(command)[1:]
+    code, started = cli_json(capsys, *args)
+    assert code == 0 and started[0]["id"] not in (first, second)
+    assert not started[0].get("reused")
+    code, out, err = finish(capsys, ORIGINAL, "--csv", "all.csv")
+    assert code == 0, err
+    assert [r["status"] for r in read_csv(Path("all.csv"))] == ["ok"] * 6

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import assert_clean_error, need_seed, run_cli
-from openai_batch import validate
+from openai_batch import requestfile_limits, validate
 from openai_batch.validate import Limits, Problem, check_line, validate_file
 
 CHAT = "/v1/chat/completions"
@@ -129,7 +129,7 @@ def test_request_and_size_limits(tmp_path):
     assert any("MB" in p.message and "at most" in p.message for p in report.problems)
 
     assert validate_file(path).errors == 0
-    assert validate.MAX_REQUESTS == 50_000 and validate.MAX_FILE_BYTES == 200_000_000
+    assert Limits() == requestfile_limits.OPENAI
 
 
 def test_embedding_inputs_are_limited_per_batch(tmp_path):

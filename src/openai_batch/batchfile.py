@@ -18,21 +18,12 @@ from typing import IO, TYPE_CHECKING, Any
 from . import files
 from .digests import new_digest
 from .errors import BatchError
+from .requestfile_limits import ENDPOINTS, OPENAI, human_decimal
 from .tables import Table, TableOptions, open_table
 from .template import Template, load_template
 
 if TYPE_CHECKING:
     import pandas as pd
-
-ENDPOINTS = (
-    "/v1/chat/completions",
-    "/v1/responses",
-    "/v1/embeddings",
-    "/v1/completions",
-    "/v1/moderations",
-)
-MAX_REQUESTS = 50_000
-MAX_BYTES = 200_000_000
 
 
 @dataclass
@@ -41,8 +32,8 @@ class MakeOptions:
 
     output: Path = Path("batch-requests.jsonl")
     endpoint: str = "/v1/chat/completions"
-    max_requests: int = MAX_REQUESTS
-    max_bytes: int = MAX_BYTES
+    max_requests: int = OPENAI.requests
+    max_bytes: int = OPENAI.file_bytes
     id_column: str | None = None
     id_prefix: str = "id_"
     table: TableOptions = field(default_factory=TableOptions)
@@ -111,12 +102,15 @@ def check_options(opts: MakeOptions) -> None:
             f"unknown endpoint {opts.endpoint!r}.",
             hint="the Batch API takes " + ", ".join(ENDPOINTS) + ".",
         )
-    if not 1 <= opts.max_requests <= MAX_REQUESTS:
+    if not 1 <= opts.max_requests <= OPENAI.requests:
         raise BatchError(
-            f"--max-requests must be between 1 and {MAX_REQUESTS:,} (the API's limit per file)."
+            f"--max-requests must be between 1 and {OPENAI.requests:,} (the API's limit per file)."
         )
-    if not 1 <= opts.max_bytes <= MAX_BYTES:
-        raise BatchError("--max-bytes must be at most 200MB, the API's limit per file.")
+    if not 1 <= opts.max_bytes <= OPENAI.file_bytes:
+        raise BatchError(
+            f"--max-bytes must be at most {human_decimal(OPENAI.file_bytes)}, "
+            "the API's limit per file."
+        )
     if opts.output.suffix != ".jsonl":
         raise BatchError(
             f"output {opts.output} must end in .jsonl: the Batch API accepts only .jsonl files.",
@@ -217,7 +211,8 @@ class ShardWriter:
             raise BatchError(
                 f"{label} renders to a request of {size:,} bytes, over the "
                 f"{self.max_bytes:,}-byte limit of a request file.",
-                hint="shorten that row's text or images, or raise --max-bytes (200MB at most).",
+                hint="shorten that row's text or images, or raise --max-bytes "
+                f"({human_decimal(OPENAI.file_bytes)} at most).",
             )
         current = self.shards[-1] if self.shards else None
         if (

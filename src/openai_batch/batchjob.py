@@ -27,12 +27,11 @@ from pydantic import BaseModel, ValidationError
 
 from . import files
 from .errors import BatchError
+from .requestfile_limits import OPENAI, FileLimits
 
 T = TypeVar("T", bound=BaseModel)
 
 CHAT_URL = "/v1/chat/completions"
-MAX_REQUESTS_PER_FILE = 50_000
-MAX_FILE_BYTES = 200 * 1024 * 1024
 
 # What OpenAI's strict Structured Outputs accept. Anything else is removed or refused, because
 # one unsupported keyword makes the API reject every request of the batch.
@@ -353,6 +352,8 @@ class BatchJob:
         model: str,
         response_model: type[BaseModel] | None = None,
         file_path: str | os.PathLike[str] | None = None,
+        *,
+        limits: FileLimits = OPENAI,
         **body: Any,
     ) -> Any:
         """Request lines for `/v1/chat/completions`, one per message list.
@@ -368,6 +369,8 @@ class BatchJob:
             A pydantic model; becomes a strict `json_schema` response format.
         file_path:
             Where to write the `.jsonl`. Without it, a generator of request dicts is returned.
+        limits:
+            The per-file limits to enforce (`requestfile_limits.OPENAI` unless a service differs).
         **body:
             More request body fields (`max_completion_tokens=500`, `temperature=0`, ...).
 
@@ -375,7 +378,8 @@ class BatchJob:
         -------
         A generator of request-line dicts when `file_path` is None, otherwise the number of
         requests written. The file is written atomically and refused (nothing written) when it
-        would be empty or exceed the Batch API's 50,000 requests / 200 MB.
+        would be empty or exceed `limits` (the Batch API's 50,000 requests and 200,000,000
+        bytes, see `requestfile_limits`).
         """
         if not isinstance(model, str) or not model:
             raise BatchError("model must be a non-empty string, e.g. model='gpt-4o-mini'")
@@ -397,7 +401,7 @@ class BatchJob:
         lines = _request_lines(messages_batch, template)
         if file_path is None:
             return lines
-        return _write_lines(lines, Path(file_path))
+        return _write_lines(lines, Path(file_path), limits)
 
     @classmethod
     def parse_lines(
@@ -478,18 +482,17 @@ def _check_messages(index: int, messages: Any) -> None:
             )
 
 
-def _write_lines(lines: Iterator[dict[str, Any]], path: Path) -> int:
+def _write_lines(lines: Iterator[dict[str, Any]], path: Path, limits: FileLimits) -> int:
     count = size = 0
     with files.atomic_write(path, "wb") as fh:
         for line in lines:
             data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
             count += 1
             size += len(data)
-            if count > MAX_REQUESTS_PER_FILE or size > MAX_FILE_BYTES:
+            if limits.exceeded_by(count, size):
                 raise BatchError(
-                    f"{path}: more than {MAX_REQUESTS_PER_FILE:,} requests or 200 MB, "
-                    "the Batch API's limit for one file",
-                    hint="split messages_batch and write several files",
+                    f"{path}: over {limits.describe()}, the Batch API's limit for one file",
+                    hint="split messages_batch into parts and write one file for each",
                 )
             fh.write(data)
         if count == 0:

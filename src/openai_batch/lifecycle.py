@@ -21,14 +21,13 @@ from . import api, console, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
 from .ledger import Ledger, RequestFileRecord, downloads_dir
+from .requestfile_limits import OPENAI, human_decimal
 
 if TYPE_CHECKING:
     from openai.types import Batch, FileObject
 
     from .batchfile import MakeResult
 
-MAX_REQUESTS = 50_000
-MAX_BYTES = 200_000_000  # the API counts decimal megabytes
 REUSABLE_STATUSES = frozenset({"validating", "in_progress", "finalizing", "completed"})
 UPLOAD_EXPIRY_MARGIN = 3600  # an upload about to expire is not worth starting a batch on
 METADATA_MAX_PAIRS = 16
@@ -106,10 +105,12 @@ def _check_outside(path: Path, size: int) -> None:
         )
     if size == 0:
         raise BatchError(f"{path} is empty: there is nothing to run")
-    if size > MAX_BYTES:
+    if size > OPENAI.file_bytes:
+        limit = human_decimal(OPENAI.file_bytes)
         raise BatchError(
-            f"{path} is {console.human_bytes(size)}, over the API's 200 MB limit per file",
-            hint="make it again with --max-bytes 200MB to split it into several files",
+            f"{path} is {console.human_bytes(size)}, over the API's {limit} limit per file",
+            hint=f"split it into files of at most {limit} (make-batch-file --max-bytes "
+            f"{limit.replace(' ', '')} does this)",
         )
 
 

@@ -25,6 +25,7 @@ from . import api, console, files, lifecycle, results
 from .digests import digest_of, matches, new_digest
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
+from .requestfile_limits import OPENAI
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -127,6 +128,7 @@ class Source:
     index: results.ResultIndex
     batches: list[Batch] = field(default_factory=list)
     inputs: list[Path] = field(default_factory=list)  # results files given by the user
+    service: str | None = None  # where `batches` ran (None: results files, offline)
 
 
 def looks_like_request_file(path: Path) -> bool:
@@ -199,7 +201,7 @@ def from_batches(
     lines_from = _original_lines(root, requests)
     downloads = [lifecycle.download_results(conn, b) for b in batches]
     index = lifecycle.build_index(downloads)
-    return Source(lines_from, root.digest, root, index, batches=batches)
+    return Source(lines_from, root.digest, root, index, batches=batches, service=conn.service)
 
 
 def _root_of_batch(
@@ -314,6 +316,9 @@ class RetryReport:
     digest: str | None = None
     bytes: int = 0
     same_as_original: bool = False
+    # completed batches of exactly this content (an earlier retry that failed the same way):
+    # start-batch would show them instead of starting, so the next step needs --force
+    started_as: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         t = self.tally
@@ -333,6 +338,7 @@ class RetryReport:
             "cancelled": t.cancelled,
             "missing": t.missing,
             "same_as_original": self.same_as_original,
+            "started_as": self.started_as,
         }
 
 
@@ -376,7 +382,22 @@ def write_retry_file(ledger: Ledger, source: Source, output: Path) -> RetryRepor
         source.index.close()
     report = RetryReport(source, tally, output, hasher.hexdigest(), size)
     _record_retry(ledger, report)
+    report.started_as = _started_as(ledger, source, report.digest)
     return report
+
+
+def _started_as(ledger: Ledger, source: Source, digest: str | None) -> list[str]:
+    """The family's completed batches whose content is `digest`: a retry that failed again
+    the same way has the content of the retry before it."""
+    if source.service is None or digest is None:
+        return []
+    found = []
+    for batch in source.batches:
+        record = ledger.batch(source.service, batch.id)
+        same = record is not None and record.digest == digest
+        if same and batch.status in lifecycle.REUSABLE_STATUSES:
+            found.append(batch.id)
+    return found
 
 
 def _custom_id(raw: bytes, path: Path, number: int) -> str:
@@ -405,10 +426,10 @@ def _check_results_belong(source: Source, seen: set[str]) -> None:
 
 def _check_limits(requests: int, size: int, output: Path) -> None:
     """A retry is a subset of a file the API took, so this only trips on a foreign --requests."""
-    if requests > lifecycle.MAX_REQUESTS or size > lifecycle.MAX_BYTES:
+    if OPENAI.exceeded_by(requests, size):
         raise BatchError(
             f"{output} would hold {requests:,} requests ({console.human_bytes(size)}), over the "
-            f"API's limit of {lifecycle.MAX_REQUESTS:,} requests and 200 MB per file",
+            f"API's limit of {OPENAI.describe()} per file",
             hint="split the request file with make-batch-file --max-requests / --max-bytes",
         )
 

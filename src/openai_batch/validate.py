@@ -32,11 +32,9 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import typing_extensions as te
 
 from .errors import BatchError
+from .requestfile_limits import MAX_EMBEDDING_ARRAY, OPENAI
+from .requestfile_limits import FileLimits as Limits
 
-MAX_REQUESTS = 50_000
-MAX_FILE_BYTES = 200_000_000  # the API counts decimal megabytes
-MAX_EMBEDDING_INPUTS = 50_000  # per batch, across all requests
-MAX_EMBEDDING_ARRAY = 2048
 LINE_FIELDS = ("custom_id", "method", "url", "body")
 IMAGE_MIME = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
@@ -701,16 +699,7 @@ def _kind(value: Any) -> str:
 # -- files ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The Batch API's per-file limits (a parameter so tests need not write 200 MB)."""
-
-    requests: int = MAX_REQUESTS
-    file_bytes: int = MAX_FILE_BYTES
-    embedding_inputs: int = MAX_EMBEDDING_INPUTS
-
-
-def validate_file(path: str | Path, limits: Limits = Limits()) -> FileReport:
+def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
     """Check one request file line by line, then the file-wide rules."""
     path = Path(path)
     if not path.is_file():
@@ -832,7 +821,7 @@ def _check_limits(report: FileReport, limits: Limits, over_limit_line: int) -> N
 
 def validate_files(
     paths: typing.Iterable[str | Path],
-    limits: Limits = Limits(),
+    limits: Limits = OPENAI,
 ) -> Report:
     """Check request files; the report says what is wrong where, and `ok` if nothing is."""
     return Report([validate_file(p, limits) for p in paths])

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 from cyclopts import Parameter
 
 from .. import console
-from ..batchfile import MAX_REQUESTS, MakeOptions, MakeResult, make_batch_files, preview
+from ..batchfile import MakeOptions, MakeResult, make_batch_files, preview
 from ..lifecycle import remember_made
+from ..requestfile_limits import MAX_REQUESTS
 from ..sizes import parse_size
 from ..tables import TableOptions
 

@@ -110,8 +110,15 @@ def say_report(report: RetryReport, output: Path) -> None:
     )
     console.say(f"  {tally.describe()}")
     start = f"openai-batch start-batch {shlex.quote(str(report.output))}"
-    if report.same_as_original:  # start-batch would show the finished batch of this content
+    if report.same_as_original:
         console.note("(every request needs another go: the file has the original's content)")
+    if report.same_as_original or report.started_as:
+        # start-batch would show the finished batch of this content instead of starting one
+        if report.started_as and not report.same_as_original:
+            console.note(
+                f"(the same requests failed again: batch {report.started_as[-1]} already ran "
+                "this exact content, so starting it again needs --force)"
+            )
         start += " --force"
     console.say(f"Start it:  {start}")
     console.say(

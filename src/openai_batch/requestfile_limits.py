@@ -1,0 +1,55 @@
+"""The Batch API's limits on one request file, defined once and used everywhere.
+
+Every command that writes, checks, uploads or retries a request file asks this module, so the
+tool can never write a file that another part of it (or the API) then refuses. Sizes are in
+decimal bytes because that is how the API counts them: "200 MB" is 200,000,000 bytes, not
+200 MiB. A service with other limits gets its own `FileLimits` value; `OPENAI` is the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The endpoints the tool writes and checks request bodies for (the request types the installed
+# SDK defines for the Batch API, in the order they are offered to users).
+ENDPOINTS: tuple[str, ...] = (
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/embeddings",
+    "/v1/completions",
+    "/v1/moderations",
+)
+
+MAX_REQUESTS = 50_000  # request lines per file
+MAX_FILE_BYTES = 200_000_000  # bytes per file (decimal megabytes, as the API counts)
+MAX_EMBEDDING_INPUTS = 50_000  # embedding inputs per batch, across all its requests
+MAX_EMBEDDING_ARRAY = 2048  # inputs in one embeddings request
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """What one request file may hold on a service (a value, so tests and other services can
+    use smaller or different ones without patching constants)."""
+
+    requests: int = MAX_REQUESTS
+    file_bytes: int = MAX_FILE_BYTES
+    embedding_inputs: int = MAX_EMBEDDING_INPUTS
+
+    def describe(self) -> str:
+        """`50,000 requests and 200 MB`: the limits as messages state them."""
+        return f"{self.requests:,} requests and {human_decimal(self.file_bytes)}"
+
+    def exceeded_by(self, requests: int, size: int) -> bool:
+        """Whether a file of `requests` lines and `size` bytes is over these limits."""
+        return requests > self.requests or size > self.file_bytes
+
+
+OPENAI = FileLimits()
+
+
+def human_decimal(size: int) -> str:
+    """`200 MB` for 200,000,000: a limit in the decimal units the API documents."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale:,} {unit}"
+    return f"{size:,} bytes"
