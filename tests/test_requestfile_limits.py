@@ -46,4 +46,4 @@ def test_make_batch_file_refuses_more_than_the_limit(tmp_path, capsys, monkeypat
     )
     (tmp_path / "d.csv").write_text("a\nx\n")
     code, _, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "--max-bytes", "200000001")
-    assert code == 1 and "at most 200 MB" in err
+    assert code == 1 and "at most 200MB (200,000,000 bytes)" in err

@@ -107,9 +107,10 @@ def check_options(opts: MakeOptions) -> None:
             f"--max-requests must be between 1 and {OPENAI.requests:,} (the API's limit per file)."
         )
     if not 1 <= opts.max_bytes <= OPENAI.file_bytes:
+        limit = human_decimal(OPENAI.file_bytes)
         raise BatchError(
-            f"--max-bytes must be at most {human_decimal(OPENAI.file_bytes)}, "
-            "the API's limit per file."
+            f"--max-bytes must be at most {limit.replace(' ', '')} ({OPENAI.file_bytes:,} "
+            "bytes), the API's limit per file."
         )
     if opts.output.suffix != ".jsonl":
         raise BatchError(
