@@ -413,8 +413,9 @@ def test_failed_validation_shows_the_errors(
     assert code == 4
     assert f"{batch_id}  failed" in out and "FAILED" in out
     assert "Errors:" in out and "line 1: missing_required_parameter" in out
-    assert "No output or error file: nothing to write." in out
-    assert not Path("batch-responses.jsonl").exists() and not Path("t.csv").exists()
+    # Both files are written (every row missing): an older t.csv must not pass for this run's.
+    assert "t.csv (3 rows: 0 ok, 0 error, 3 missing)" in out
+    assert Path("batch-responses.jsonl").read_bytes() == b""
 
 
 def test_token_limit_failure(fake: FakeOpenAI, capsys: Capsys, tmp_path: Path) -> None:

@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 
 from helpers import need_seed, read_csv
+from openai_batch.answers import extract
 from openai_batch.batchfile import iter_identified_chunks
+from openai_batch.join import result_column_names, write_csv
 from openai_batch.results import (
     ResultIndex,
-    extract,
     iter_request_ids,
     natural_key,
-    result_column_names,
-    write_csv,
     write_responses,
 )
 

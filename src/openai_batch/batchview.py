@@ -143,7 +143,9 @@ def final_note(batch: Batch) -> str | None:
     counts = batch.request_counts
     done = f" ({counts_text(batch)})" if counts else ""
     if batch.status == "failed":
-        return f"Batch {batch.id} FAILED{done}: nothing was run. See the errors above."
+        ran = bool(batch.output_file_id or batch.error_file_id)
+        what = "some requests ran (their results are below)" if ran else "nothing was run"
+        return f"Batch {batch.id} FAILED{done}: {what}. See the errors above."
     if batch.status == "expired":
         return (
             f"Batch {batch.id} EXPIRED after 24 hours{done}: unfinished requests are in the "

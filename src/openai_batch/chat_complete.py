@@ -680,20 +680,22 @@ def _execute(
 def write_table(
     requests_file: str | os.PathLike[str],
     output: str | os.PathLike[str],
-    csv: str | os.PathLike[str],
+    table: str | os.PathLike[str] | Any,
     *,
     data: str | os.PathLike[str] | None = None,
     id_column: str | None = None,
     id_prefix: str | None = None,
 ) -> Any:
-    """The same CSV join as `get-batch-results --csv`, over a chat-complete results file.
+    """The same join as `get-batch-results --csv/--table`, over a chat-complete results file.
 
-    Rows come from `data`, or from the table make-batch-file recorded for this request file in
-    the ledger; without either, one row per custom_id. Returns results.CsvSummary.
+    `table` is a tablewriter.TableTarget, or a path written as CSV. Rows come from `data`, or
+    from the table make-batch-file recorded for this request file in the ledger; without
+    either, one row per custom_id. Returns join.CsvSummary.
     """
-    from . import lifecycle, results
+    from . import join, lifecycle, results
     from .digests import digest_of
     from .ledger import open_ledger
+    from .tablewriter import TableTarget
 
     path = Path(requests_file)
     digest = digest_of(path)
@@ -713,12 +715,14 @@ def write_table(
     results.warn_unreadable(index)
     try:
         chunks = lifecycle.iter_data(plan) if plan.data is not None else None
-        return results.write_csv(
+        target = table if isinstance(table, TableTarget) else TableTarget(Path(table), "csv")
+        return join.write_table(
             index,
-            Path(csv),
+            target,
             chunks=chunks,
             order=plan.order(),
             keep_row=lifecycle.keep_rows(plan),
+            schema=join.response_schema(path),
         )
     finally:
         index.close()

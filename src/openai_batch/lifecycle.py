@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, console, results
+from . import api, console, join, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
 from .ledger import Ledger, RequestFileRecord, downloads_dir
 from .requestfile_limits import OPENAI, human_decimal
+from .tablewriter import TableTarget
 
 if TYPE_CHECKING:
     from openai.types import Batch, FileObject
@@ -685,7 +686,6 @@ def build_index(
     if index.conflicts:
         index.close()
         raise _conflict_error(index, labels)
-    results.warn_unreadable(index)
     return index
 
 
@@ -841,9 +841,10 @@ def _recorded_hash(roots: Sequence[RequestFileRecord]) -> list[str]:
 def _check_data_unchanged(data: Path, options: dict[str, Any], digests: list[str]) -> None:
     """The join matches rows by position or id: a changed table would misplace answers.
 
-    Size and mtime as recorded: unchanged (no hashing). Same size, other mtime: the content
-    hash decides (a sorted table keeps its size); without one (recorded by an older version)
-    only a warning is possible.
+    The content is hashed every time (XXH3: about 0.01 s per 100 MB): size and mtime prove
+    nothing, since `touch -r`, `cp -p`, `rsync -t` or a tar restore bring back the old mtime
+    on reordered rows. A size that differs is refused before hashing; without a recorded
+    digest (an older version recorded none) only a changed mtime can be noticed, as a warning.
     """
     if not data.is_file():
         raise BatchError(
@@ -859,12 +860,12 @@ def _check_data_unchanged(data: Path, options: dict[str, Any], digests: list[str
             "wrong rows",
             hint="pass the original table with --data FILE (it is trusted as given)",
         )
-    mtime = options.get("data_mtime_ns")
-    if mtime is None or stat.st_mtime_ns == mtime:
-        return
     if not digests:
-        console.warn(f"{data} was modified since the request file was made (same size)")
-    elif not all(matches(data, digest) for digest in digests):
+        mtime = options.get("data_mtime_ns")
+        if mtime is not None and stat.st_mtime_ns != mtime:
+            console.warn(f"{data} was modified since the request file was made (same size)")
+        return
+    if not all(matches(data, digest) for digest in digests):
         raise BatchError(
             f"the data file {data} changed since the request file was made (same size, other "
             "content: rows sorted or edited?): answers could land on the wrong rows",
@@ -900,9 +901,11 @@ def keep_rows(plan: JoinPlan) -> Callable[[int, str], bool] | None:
 class Collected:
     downloads: list[Downloaded]
     responses: results.ResponsesSummary | None
-    csv: results.CsvSummary | None
+    csv: join.CsvSummary | None  # the table, whatever its format
     plan: JoinPlan
     failing_files: list[Path] = field(default_factory=list)  # order files with failed/missing
+    notes: list[str] = field(default_factory=list)  # what was odd in the result files
+    groups: dict[str, str] = field(default_factory=dict)  # batch id -> its request file
 
 
 def collect(
@@ -912,41 +915,49 @@ def collect(
     *,
     output: Path,
     csv: Path | None = None,
+    table: TableTarget | None = None,
     requests: Path | None = None,
     data: Path | None = None,
     id_column: str | None = None,
     id_prefix: str | None = None,
     groups: Mapping[str, str] | None = None,
 ) -> Collected:
-    """Download every file, merge, write the responses file (and the CSV).
+    """Download every file, merge, write the responses file (and the table: `table`, or CSV
+    at `csv`).
 
     `groups` (batch id -> original request file's digest, from Resolved or batch_groups) keeps
     unrelated request files from merging: see build_index. The data is only looked for and
-    checked when a CSV is asked for.
+    checked when a table is asked for. Both files are written even when no batch produced
+    any (a batch failed validation): every row then says `missing`, and an older table at that
+    path never passes for this run's.
     """
+    if table is None and csv is not None:
+        table = TableTarget(Path(csv), "csv")
     plan = plan_join(
         roots, requests=requests, data=data, id_column=id_column, id_prefix=id_prefix,
-        join=csv is not None,
+        join=table is not None,
     )  # fmt: skip
     downloads = [download_results(conn, b) for b in batches]
     names = {r.digest: r.path for r in roots}
     index = build_index(downloads, groups, names=names, shared_unknown=requests is not None)
     failing: list[Path] = []
     try:
-        responses = table = None
-        if any(d.output or d.errors for d in downloads):
-            responses = results.write_responses(index, output, plan.order())
-        if csv is not None and responses is not None:
+        notes = results.problems(index)
+        responses = results.write_responses(index, output, plan.order())
+        summary = None
+        if table is not None:
             chunks = iter_data(plan) if plan.data is not None else None
-            table = results.write_csv(
-                index, csv, chunks=chunks, order=plan.order(), keep_row=keep_rows(plan)
-            )
-        counted = table or responses
-        if counted is not None and (counted.error or counted.missing):
+            schema = join.response_schema(plan.order_files[0] if plan.order_files else None)
+            summary = join.write_table(
+                index, table, chunks=chunks, order=plan.order(), keep_row=keep_rows(plan),
+                schema=schema,
+            )  # fmt: skip
+        counted = summary or responses
+        if counted.error or counted.missing:
             failing = results.files_with_failures(index, plan.order_files)
     finally:
         index.close()
-    return Collected(downloads, responses, table, plan, failing)
+    return Collected(downloads, responses, summary, plan, failing, notes, dict(groups or {}))
 
 
 def require_batches(batch_ids: Sequence[str]) -> None:

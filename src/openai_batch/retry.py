@@ -201,6 +201,7 @@ def from_batches(
     lines_from = _original_lines(root, requests)
     downloads = [lifecycle.download_results(conn, b) for b in batches]
     index = lifecycle.build_index(downloads)
+    results.warn_unreadable(index)
     return Source(lines_from, root.digest, root, index, batches=batches, service=conn.service)
 
 

@@ -16,6 +16,8 @@ from ..chat_complete import (
     run_requests,
     write_table,
 )
+from ..join import formula_warning
+from ..tablewriter import table_target
 
 EXIT_SOME_FAILED = 4
 EXIT_INTERRUPTED = 130
@@ -32,6 +34,7 @@ def chat_complete(
     max_retries: int = DEFAULT_MAX_RETRIES,
     timeout: float = DEFAULT_TIMEOUT,
     csv: Path | None = None,
+    table: Path | None = None,
     data: Path | None = None,
     id_column: str | None = None,
     id_prefix: str | None = None,
@@ -70,6 +73,9 @@ def chat_complete(
     csv
         Also write a table, as get-batch-results --csv does: every input row plus custom_id,
         status, content, ... and one column per top-level key of JSON answers.
+    table
+        Like --csv, in the format the extension names (.csv .tsv .jsonl .parquet .xlsx; see
+        get-batch-results --table).
     data
         The table the requests were made from (default: the one recorded by make-batch-file).
     id_column
@@ -81,6 +87,7 @@ def chat_complete(
     json_output
         Print the summary as one JSON object.
     """
+    target = table_target(table, csv_path=csv)  # a wrong name fails before any paid call
     summary = run_requests(
         file,
         output,
@@ -92,12 +99,12 @@ def chat_complete(
         model=model,
         progress=not quiet,
     )
-    table = None
-    if csv is not None and summary.output.exists():
-        table = write_table(
-            file, summary.output, csv, data=data, id_column=id_column, id_prefix=id_prefix
+    written = None
+    if target is not None and summary.output.exists():
+        written = write_table(
+            file, summary.output, target, data=data, id_column=id_column, id_prefix=id_prefix
         )
-    report(summary, json_output, table)
+    report(summary, json_output, written)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return 0 if summary.complete else EXIT_SOME_FAILED
@@ -114,6 +121,8 @@ def report(summary: RunSummary, json_output: bool, table: Any = None) -> None:
                 "error": table.error,
                 "missing": table.missing,
                 "columns": table.columns,
+                "format": table.kind,
+                "formula_cells": table.formulas,
             }
         console.print_json(data)
         return
@@ -126,6 +135,11 @@ def report(summary: RunSummary, json_output: bool, table: Any = None) -> None:
         )
         if table.unmatched:
             console.warn(f"{table.unmatched} answer(s) match no row of the data: check --data")
+        for text in table.notes:
+            console.note(f"({text})")
+        formulas = formula_warning(table)
+        if formulas:
+            console.warn(formulas)
     console.say(
         f"{answered} of {summary.total} requests answered "
         f"({summary.succeeded} now, {summary.already_done} earlier), {summary.failed} failed"

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import api, batchview, console, jobs, lifecycle
 from ..ledger import Ledger
+from ..tablewriter import table_target
 from . import results
 
 
@@ -25,6 +26,7 @@ class Follow:
     as_json: bool = False
     output: Path = Path("batch-responses.jsonl")
     csv: Path | None = None
+    table: Path | None = None  # --table: the format follows the extension
     data: Path | None = None
     id_column: str | None = None
     id_prefix: str | None = None
@@ -119,6 +121,7 @@ def resume_args(job: jobs.Job, how: Follow) -> list[str]:
     args = ["get-batch-results", "--job", job.name, "-o", str(how.output)]
     for flag, value in (
         ("--csv", how.csv),
+        ("--table", how.table),
         ("--data", how.data),
         ("--id-column", how.id_column),
         ("--id-prefix", how.id_prefix),
@@ -177,6 +180,7 @@ def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
             None,
             how.id_column,
             how.id_prefix,
+            table=how.table,
         )
     else:
         args = resume_args(job, how)
@@ -229,7 +233,7 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
         batches.all,
         roots,
         output=how.output,
-        csv=how.csv,
+        table=table_target(how.table, csv_path=how.csv),
         data=how.data,
         id_column=how.id_column,
         id_prefix=how.id_prefix,

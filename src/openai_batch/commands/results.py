@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from cyclopts import Parameter
 
-from .. import api, batchview, console, lifecycle
+from .. import api, batchview, console, join, lifecycle
 from ..errors import BatchError
 from ..ledger import Ledger, RequestFileRecord, open_ledger
+from ..tablewriter import TableTarget, table_target
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -23,6 +24,7 @@ def get_batch_results(
     *targets: str,
     output: Annotated[Path, Parameter(alias="-o")] = Path("batch-responses.jsonl"),
     csv: Path | None = None,
+    table: Path | None = None,
     data: Path | None = None,
     requests: Path | None = None,
     id_column: str | None = None,
@@ -58,7 +60,12 @@ def get_batch_results(
     csv
         Also write a table: every input row plus custom_id, status (ok, error, missing),
         content, finish_reason, refusal, prompt_tokens, completion_tokens, error, and one
-        column per top-level key when the content is a JSON object.
+        column per top-level key of JSON answers (the response schema's properties, else the
+        keys a tenth of the answers share).
+    table
+        Like --csv, in the format the extension names: .csv, .tsv, .jsonl, .parquet (typed:
+        token counts as integers, schema columns typed) or .xlsx (every cell text, so no
+        formula runs when it is opened; at most 1,048,575 rows).
     data
         With --csv: the table the requests were made from, trusted as given (default: the one
         recorded by make-batch-file, refused if it changed since).
@@ -87,9 +94,10 @@ def get_batch_results(
     as_json
         Print the API's batch objects plus what this command adds (files written, counts).
     """
+    target = table_target(table, csv_path=csv)
     if job is not None:
         return _job_results(
-            targets, job, output=output, csv=csv, data=data, id_column=id_column,
+            targets, job, output=output, csv=csv, table=table, data=data, id_column=id_column,
             id_prefix=id_prefix, wait=wait, poll_interval=poll_interval, quota=max_enqueued_tokens,
             parallel=parallel, quiet=quiet, as_json=as_json,
         )  # fmt: skip
@@ -97,14 +105,15 @@ def get_batch_results(
     conn = api.connect()
     with open_ledger() as ledger:
         resolved = lifecycle.resolve(conn, ledger, targets)
-        args = resume_args(resolved.batch_ids, output, csv, data, requests, id_column, id_prefix)
+        args = resume_args(resolved.batch_ids, output, csv, data, requests, id_column, id_prefix,
+                           table=table)  # fmt: skip
         batches = follow(conn, ledger, resolved.batch_ids, wait, poll_interval, quiet, as_json,
                          args)  # fmt: skip
         if batches is None:
             return EXIT_INTERRUPTED
         lifecycle.attach_roots(ledger, conn.service, resolved)
         return finish(
-            conn, batches, resolved.roots, labels=resolved.labels, output=output, csv=csv,
+            conn, batches, resolved.roots, labels=resolved.labels, output=output, table=target,
             data=data, requests=requests, id_column=id_column, id_prefix=id_prefix,
             as_json=as_json, resume=args, groups=resolved.groups,
         )  # fmt: skip
@@ -116,6 +125,7 @@ def _job_results(
     *,
     output: Path,
     csv: Path | None,
+    table: Path | None,
     data: Path | None,
     id_column: str | None,
     id_prefix: str | None,
@@ -145,8 +155,8 @@ def _job_results(
             the_job = jobs.load_job(ledger, name)
         how = jobflow.Follow(
             wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
-            as_json=as_json, output=output, csv=csv, data=data, id_column=id_column,
-            id_prefix=id_prefix, announce_existing=False,
+            as_json=as_json, output=output, csv=csv, table=table, data=data,
+            id_column=id_column, id_prefix=id_prefix, announce_existing=False,
         )  # fmt: skip
         return jobflow.follow_job(conn, ledger, the_job, how)
 
@@ -159,11 +169,13 @@ def resume_args(
     requests: Path | None,
     id_column: str | None,
     id_prefix: str | None,
+    *,
+    table: Path | None = None,
 ) -> list[str]:
     """The get-batch-results arguments that pick this up again later."""
     args = ["get-batch-results", *batch_ids, "-o", str(output)]
     for flag, value in (
-        ("--csv", csv), ("--data", data), ("--requests", requests),
+        ("--csv", csv), ("--table", table), ("--data", data), ("--requests", requests),
         ("--id-column", id_column), ("--id-prefix", id_prefix),
     ):  # fmt: skip
         if value is not None:
@@ -210,7 +222,7 @@ def finish(
     *,
     labels: dict[str, str] | None = None,
     output: Path,
-    csv: Path | None = None,
+    table: TableTarget | None = None,
     data: Path | None = None,
     requests: Path | None = None,
     id_column: str | None = None,
@@ -243,7 +255,7 @@ def finish(
         return 0
     report["finished"] = True
     collected = lifecycle.collect(
-        conn, batches, roots, output=output, csv=csv, requests=requests, data=data,
+        conn, batches, roots, output=output, table=table, requests=requests, data=data,
         id_column=id_column, id_prefix=id_prefix, groups=groups,
     )  # fmt: skip
     code = exit_code(batches, collected)
@@ -265,7 +277,24 @@ def exit_code(batches: Sequence[Batch], collected: lifecycle.Collected) -> int:
     complete = collected.plan.order_files or (collected.csv and collected.plan.data)
     if any(b.status != "completed" for b in batches) and not complete:
         return EXIT_NOT_ALL_OK
+    if any(not _redone(b, collected) for b in batches):
+        return EXIT_NOT_ALL_OK
     return 0
+
+
+def _redone(batch: Batch, collected: lifecycle.Collected) -> bool:
+    """A batch completed, or a later batch of its request file (a retry) did: a batch that
+    failed, expired or was cancelled is not made good by its own partial output."""
+    if batch.status == "completed":
+        return True
+    group = collected.groups.get(batch.id)
+    return group is not None and any(
+        d.batch.status == "completed"
+        and d.batch.id != batch.id
+        and collected.groups.get(d.batch.id) == group
+        and d.batch.created_at >= batch.created_at
+        for d in collected.downloads
+    )
 
 
 def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> None:
@@ -273,7 +302,7 @@ def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> N
         note = batchview.final_note(batch)
         if note:
             console.say(note)
-    for text in collected.plan.notes:
+    for text in [*collected.plan.notes, *collected.notes]:
         console.warn(text)
     responses = collected.responses
     if responses is None:
@@ -294,6 +323,11 @@ def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> N
             f"Table written to: {table.path} ({table.rows:,} rows: "
             f"{lifecycle.results.summarize_counts(table)})"
         )
+        for text in table.notes:
+            console.note(f"({text})")
+        formulas = join.formula_warning(table)
+        if formulas:
+            console.warn(formulas)
         if table.unmatched:
             console.warn(
                 f"{table.unmatched} result(s) match no row of the data: check --data, "
@@ -360,7 +394,10 @@ def collected_json(collected: lifecycle.Collected) -> dict[str, Any]:
         out["csv"] = {
             "path": str(c.path), "rows": c.rows, "ok": c.ok, "error": c.error,
             "missing": c.missing, "unmatched": c.unmatched, "columns": c.columns,
+            "format": c.kind, "formula_cells": c.formulas,
         }  # fmt: skip
+    table_notes = collected.csv.notes if collected.csv else []
+    out["notes"] = [*collected.plan.notes, *collected.notes, *table_notes]
     return out
 
 

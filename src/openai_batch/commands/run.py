@@ -11,6 +11,7 @@ from .. import api, jobs, lifecycle
 from ..batchfile import make_batch_files
 from ..errors import BatchError
 from ..ledger import open_ledger
+from ..tablewriter import table_target
 from . import jobflow, make
 
 
@@ -24,6 +25,7 @@ def run(
     wait: Annotated[bool, Parameter(alias="-w")] = False,
     responses: Path = Path("batch-responses.jsonl"),
     csv: Path | None = None,
+    table: Path | None = None,
     poll_interval: float = 5.0,
     job: str | None = None,
     max_enqueued_tokens: int | None = None,
@@ -61,6 +63,9 @@ def run(
         With --wait: where to write the merged results.
     csv
         With --wait: also write the table of every input row with its result.
+    table
+        Like --csv, in the format the extension names (.csv .tsv .jsonl .parquet .xlsx; see
+        get-batch-results --table).
     poll_interval
         Seconds between the first polls; grows to at most a minute.
     job
@@ -82,6 +87,7 @@ def run(
     opts = render.options(quiet)
     meta = lifecycle.parse_metadata(metadata or [], description)
     check_job_options(max_enqueued_tokens, parallel)
+    table_target(table, csv_path=csv)  # a wrong name fails before anything is made
     conn = api.connect()  # a missing key fails before rendering a million rows
     made = make_batch_files(template, data, opts)
     if not as_json:
@@ -95,7 +101,7 @@ def run(
         )  # fmt: skip
         how = jobflow.Follow(
             wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
-            as_json=as_json, output=responses, csv=csv, collect_when_done=False,
+            as_json=as_json, output=responses, csv=csv, table=table, collect_when_done=False,
             fresh=[f.digest for f in made.files], extra_json={"make": made.to_json()},
         )  # fmt: skip
         return jobflow.follow_job(conn, ledger, the_job, how)

@@ -1,0 +1,266 @@
+"""One Batch result line, understood: the answer (or the error) a person wants to see of it.
+
+Every reader of results goes through `row_result` (the CSV join, `utils retry-failed`, the
+library) so a line means the same thing everywhere. A result line is data from a server: any
+valid JSON may arrive (`"content": 5`, `choices` as a string, a line nested 50,000 levels deep).
+Such a line never stops the other answers from being written: it becomes that row's error,
+`malformed_result: ...`, and the raw line stays in the responses file for inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MALFORMED = "malformed_result"
+
+# The errors that reading an unexpected shape can raise; RecursionError is the deep nesting.
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
+_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+class MalformedResult(ValueError):
+    """A result line that is JSON but not shaped like any endpoint's answer."""
+
+
+@dataclass
+class RowResult:
+    """What a person wants to see of one request's result."""
+
+    status: str  # ok, error, missing
+    content: str = ""
+    finish_reason: str = ""
+    refusal: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str = ""
+    fields: dict[str, Any] | None = None  # the content's JSON object (structured outputs)
+
+    def cells(self) -> list[Any]:
+        return [
+            self.status,
+            self.content,
+            self.finish_reason,
+            self.refusal,
+            "" if self.prompt_tokens is None else self.prompt_tokens,
+            "" if self.completion_tokens is None else self.completion_tokens,
+            self.error,
+        ]
+
+
+MISSING = RowResult("missing")
+
+
+def parse_line(raw: bytes | str) -> Any:
+    """The JSON value of a line, or raise MalformedResult (not JSON, or nested too deep)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise MalformedResult("the line is nested too deeply to read") from None
+    except ValueError:
+        raise MalformedResult("the line is not JSON") from None
+
+
+def custom_id_in(raw: bytes) -> str | None:
+    """The custom_id of a line that cannot be parsed whole (too deep), found by its text."""
+    match = _CUSTOM_ID.search(raw)
+    if match is None:
+        return None
+    try:
+        value = json.loads(match.group(1))
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def malformed(reason: str) -> RowResult:
+    return RowResult("error", error=f"{MALFORMED}: {reason}")
+
+
+def row_result(line: bytes | str | dict[str, Any]) -> RowResult:
+    """The row result of one output/error-file line (raw or parsed), for any batch endpoint.
+
+    Never raises for what a server may send: an unexpected shape is a `malformed_result` error.
+    """
+    try:
+        record = line if isinstance(line, dict) else parse_line(line)
+        if not isinstance(record, dict):
+            raise MalformedResult("the line is not a JSON object")
+        return extract(record)
+    except MalformedResult as exc:
+        return malformed(str(exc))
+
+
+def is_success(record: dict[str, Any]) -> bool:
+    response = record.get("response")
+    return (
+        not record.get("error")
+        and isinstance(response, dict)
+        and response.get("status_code") == 200
+        and isinstance(response.get("body"), dict)
+    )
+
+
+def extract(record: dict[str, Any]) -> RowResult:
+    """The answer (or the error) of one parsed line; odd shapes become `malformed_result`."""
+    try:
+        return _extract(record)
+    except MalformedResult as exc:
+        return malformed(str(exc))
+    except _SHAPE_ERRORS as exc:
+        kind = "nested too deeply" if isinstance(exc, RecursionError) else "not a known shape"
+        return malformed(f"the response body is {kind}")
+
+
+def _extract(record: dict[str, Any]) -> RowResult:
+    if not is_success(record):
+        return RowResult("error", error=_error_text(record))
+    body = record["response"]["body"]
+    result = RowResult("ok")
+    obj = body.get("object")
+    if obj == "chat.completion" or ("choices" in body and obj != "text_completion"):
+        _from_chat(body, result)
+    elif obj == "response" or "output" in body:
+        _from_responses(body, result)
+    elif obj == "list" and "data" in body:
+        _from_embeddings(body, result)
+    elif obj == "text_completion":
+        _from_completion(body, result)
+    elif "results" in body:
+        found = _of(body["results"], list, "results")
+        result.content = dump(found[0] if len(found) == 1 else found)
+    else:
+        result.content = dump(body)
+    _usage(body.get("usage"), result)
+    result.fields = json_object(result.content)
+    return result
+
+
+def _of(value: Any, kind: type, where: str) -> Any:
+    """`value` if it has the expected JSON type (None reads as empty), else MalformedResult."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise MalformedResult(f"{where} is {_json_type(value)}, not {_json_type(kind())}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {str: "a string", list: "an array", dict: "an object", bool: "a boolean"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else "a number"
+
+
+def _from_chat(body: dict[str, Any], result: RowResult) -> None:
+    choices = _of(body.get("choices"), list, "choices")
+    if not choices:
+        return
+    choice = _of(choices[0], dict, "choices[0]")
+    message = _of(choice.get("message"), dict, "choices[0].message")
+    content = message.get("content")
+    if isinstance(content, list):  # content parts
+        content = "".join(_of(p.get("text", ""), str, "a content part's text")
+                          for p in content if isinstance(p, dict))  # fmt: skip
+    if content is None and message.get("tool_calls"):
+        content = dump(message["tool_calls"])
+    result.content = _of(content, str, "choices[0].message.content")
+    result.refusal = _of(message.get("refusal"), str, "choices[0].message.refusal")
+    result.finish_reason = _of(choice.get("finish_reason"), str, "choices[0].finish_reason")
+
+
+def _from_responses(body: dict[str, Any], result: RowResult) -> None:
+    texts, refusals = [], []
+    for item in _of(body.get("output"), list, "output"):
+        if not isinstance(item, dict):
+            raise MalformedResult(f"an output item is {_json_type(item)}, not an object")
+        if item.get("type") == "message":
+            for part in _of(item.get("content"), list, "a message's content"):
+                part = _of(part, dict, "an output part")
+                if part.get("type") == "output_text":
+                    texts.append(_of(part.get("text", ""), str, "an output_text's text"))
+                elif part.get("type") == "refusal":
+                    refusals.append(_of(part.get("refusal", ""), str, "a refusal"))
+        elif item.get("type") == "function_call":
+            texts.append(dump(item))
+    result.content = "".join(texts)
+    result.refusal = "".join(refusals)
+    reason = _of(body.get("status"), str, "status")
+    details = body.get("incomplete_details") or {}
+    if isinstance(details, dict) and details.get("reason"):
+        reason = f"{reason}: {details['reason']}"
+    result.finish_reason = reason
+
+
+def _from_embeddings(body: dict[str, Any], result: RowResult) -> None:
+    items = _of(body.get("data"), list, "data")
+    vectors = [_of(item, dict, "an embedding item").get("embedding") for item in items]
+    result.content = dump(vectors[0] if len(vectors) == 1 else vectors)
+
+
+def _from_completion(body: dict[str, Any], result: RowResult) -> None:
+    choices = _of(body.get("choices"), list, "choices")
+    if choices:
+        choice = _of(choices[0], dict, "choices[0]")
+        result.content = _of(choice.get("text"), str, "choices[0].text")
+        result.finish_reason = _of(choice.get("finish_reason"), str, "choices[0].finish_reason")
+
+
+def _usage(usage: Any, result: RowResult) -> None:
+    if not isinstance(usage, dict):
+        return
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    result.prompt_tokens = prompt if _is_int(prompt) else None
+    result.completion_tokens = completion if _is_int(completion) else None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _error_text(record: dict[str, Any]) -> str:
+    error = record.get("error")
+    response = record.get("response")
+    status = response.get("status_code") if isinstance(response, dict) else None
+    if not error and isinstance(response, dict):
+        body = response.get("body")
+        error = body.get("error") if isinstance(body, dict) else None
+        if error is None and body is not None:
+            error = {"message": body if isinstance(body, str) else dump(body)}
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("type") or (f"http_{status}" if status else "")
+        message = error.get("message") or ""
+        code, message = cell_text(code), cell_text(message)
+        text = f"{code}: {message}" if code and message else code or message
+    else:
+        text = cell_text(error) if error else ""
+    return text or (f"HTTP {status}" if status else "unknown error")
+
+
+def json_object(content: str) -> dict[str, Any] | None:
+    """The content as a JSON object (structured outputs), else None."""
+    text = content.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def cell_text(value: Any) -> str:
+    """A JSON value as a CSV cell: strings as they are, everything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return dump(value)

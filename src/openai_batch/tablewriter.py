@@ -1,0 +1,261 @@
+"""Result tables in the format the file name asks for, written row by row in flat memory.
+
+`.csv` (also the format of `--csv` whatever the name), `.tsv`, `.jsonl`, `.parquet` (typed:
+token counts as integers, structured-output columns typed from the response schema) and `.xlsx`
+(every cell stored as text, so a spreadsheet never evaluates a model's `=HYPERLINK(...)`).
+Every writer is atomic: the file appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from . import files
+from .errors import BatchError
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet", ".xlsx": "xlsx"}
+EXCEL_MAX_ROWS = 1_048_576  # rows of a worksheet, the header row included
+PARQUET_BATCH_ROWS = 10_000
+# Cells a spreadsheet would read as a formula (OWASP's list): = + - @ tab, carriage return.
+_FORMULA_START = re.compile(r"[=+\-@\t\r]")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# Characters XML 1.0 (and so .xlsx) cannot hold.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+@dataclass(frozen=True)
+class TableTarget:
+    """Where a result table goes and in which format."""
+
+    path: Path
+    kind: str  # csv, tsv, jsonl, parquet, xlsx
+
+    @property
+    def label(self) -> str:
+        return {"csv": "CSV", "tsv": "TSV", "jsonl": "JSONL", "xlsx": "Excel"}.get(
+            self.kind, self.kind.capitalize()
+        )
+
+
+def table_target(path: Path | None, *, csv_path: Path | None = None) -> TableTarget | None:
+    """`--table PATH` (format from the extension) or `--csv PATH` (always CSV), not both."""
+    if path is not None and csv_path is not None:
+        raise BatchError(
+            "give either --csv or --table, not both",
+            hint="--table takes the format from the extension: .csv .tsv .jsonl .parquet .xlsx",
+        )
+    if csv_path is not None:
+        return TableTarget(Path(csv_path), "csv")
+    if path is None:
+        return None
+    kind = FORMATS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise BatchError(
+            f"--table {path}: unknown table format {Path(path).suffix or '(no extension)'!r}",
+            hint="name it .csv, .tsv, .jsonl, .parquet or .xlsx",
+        )
+    return TableTarget(Path(path), kind)
+
+
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet would evaluate this cell (a plain signed number would not)."""
+    return bool(_FORMULA_START.match(text)) and not _PLAIN_NUMBER.fullmatch(text)
+
+
+class TableWriter:
+    """Rows in, one file out. Use as a context manager; the file exists only after a clean exit."""
+
+    def __init__(
+        self, target: TableTarget, columns: Sequence[str], types: dict[str, str] | None = None
+    ) -> None:
+        """`types`: Parquet/JSONL types of some columns by name ("int", "float", "bool")."""
+        self.target = target
+        self.columns = list(columns)
+        self.types = types or {}
+        self.rows = 0
+        self.replaced_characters = 0  # characters .xlsx cannot hold, written as U+FFFD
+        self._stack = contextlib.ExitStack()
+        self._impl: _Impl
+
+    def __enter__(self) -> TableWriter:
+        kind = self.target.kind
+        if kind in ("csv", "tsv"):
+            fh = self._stack.enter_context(files.atomic_write(self.target.path, "w"))
+            self._impl = _Delimited(fh, "," if kind == "csv" else "\t", self.columns)
+        elif kind == "jsonl":
+            fh = self._stack.enter_context(files.atomic_write(self.target.path, "w"))
+            self._impl = _Jsonl(fh, self.columns, self.types)
+        elif kind == "parquet":
+            temp = self._stack.enter_context(_atomic_path(self.target.path))
+            self._impl = _Parquet(temp, self.columns, self.types)
+        else:
+            temp = self._stack.enter_context(_atomic_path(self.target.path))
+            self._impl = _Excel(temp, self.columns, self)
+        return self
+
+    def write(self, cells: Sequence[Any]) -> None:
+        self.rows += 1
+        self._impl.write(cells)
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        try:
+            if kind is None:
+                self._impl.close()
+            else:
+                self._impl.abort()
+        finally:
+            self._stack.__exit__(kind, value, tb)
+
+
+class _Impl:
+    def write(self, cells: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the file."""
+
+    def abort(self) -> None:
+        """Give up (the temp file is removed by the atomic writer)."""
+
+
+class _Delimited(_Impl):
+    """csv.writer, QUOTE_MINIMAL and "\\n": byte for byte what the join always wrote."""
+
+    def __init__(self, fh: IO[str], delimiter: str, columns: list[str]) -> None:
+        self._writer = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
+        self._writer.writerow(columns)
+        self.write = self._writer.writerow  # type: ignore[method-assign,assignment]
+
+
+class _Jsonl(_Impl):
+    def __init__(self, fh: IO[str], columns: list[str], types: dict[str, str]) -> None:
+        self._fh = fh
+        self._columns = columns
+        self._typed = [types.get(c) for c in columns]
+
+    def write(self, cells: Sequence[Any]) -> None:
+        row = {
+            name: _typed(value, kind)
+            for name, value, kind in zip(self._columns, cells, self._typed, strict=True)
+        }
+        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+class _Parquet(_Impl):
+    """Row groups of PARQUET_BATCH_ROWS rows: memory holds one batch, never the table."""
+
+    def __init__(self, path: Path, columns: list[str], types: dict[str, str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrow_types = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+        self._schema = pa.schema(
+            [pa.field(c, arrow_types.get(types.get(c) or "", pa.string())) for c in columns]
+        )
+        self._typed = [types.get(c) for c in columns]
+        self._batch: list[list[Any]] = [[] for _ in columns]
+        self._writer = pq.ParquetWriter(path, self._schema)
+
+    def write(self, cells: Sequence[Any]) -> None:
+        for column, value, kind in zip(self._batch, cells, self._typed, strict=True):
+            column.append(_typed(value, kind))
+        if len(self._batch[0]) >= PARQUET_BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._batch and self._batch[0]:
+            self._writer.write_table(pa.Table.from_pydict(
+                dict(zip(self._schema.names, self._batch, strict=True)), schema=self._schema
+            ))  # fmt: skip
+            self._batch = [[] for _ in self._batch]
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    def abort(self) -> None:
+        self._writer.close()
+
+
+class _Excel(_Impl):
+    """openpyxl's write-only workbook; every cell a string cell, never a formula."""
+
+    def __init__(self, path: Path, columns: list[str], owner: TableWriter) -> None:
+        from openpyxl import Workbook
+
+        self._path = path
+        self._owner = owner
+        self._book = Workbook(write_only=True)
+        self._sheet = self._book.create_sheet("results")
+        self._rows = 0
+        self.write(columns)
+
+    def write(self, cells: Sequence[Any]) -> None:
+        from openpyxl.cell import WriteOnlyCell
+
+        self._rows += 1
+        if self._rows > EXCEL_MAX_ROWS:
+            raise BatchError(
+                f"{self._owner.target.path}: the table has more than {EXCEL_MAX_ROWS - 1:,} "
+                "rows, the most an Excel worksheet holds (nothing was written)",
+                hint="write it as .csv, .parquet or .jsonl instead",
+            )
+        row = []
+        for value in cells:
+            text = "" if value is None else str(value)
+            if _XML_ILLEGAL.search(text):
+                text, n = _XML_ILLEGAL.subn("\ufffd", text)
+                self._owner.replaced_characters += n
+            cell = WriteOnlyCell(self._sheet, value=text or None)
+            if text:
+                cell.data_type = "s"  # a string, even when it starts with "="
+            row.append(cell)
+        self._sheet.append(row)
+
+    def close(self) -> None:
+        self._book.save(self._path)
+
+    def abort(self) -> None:
+        self._book.close()
+
+
+def _typed(value: Any, kind: str | None) -> Any:
+    """A cell as its column's type; empty is null; text that does not fit stays text."""
+    if kind is None:
+        return "" if value is None else value if isinstance(value, str) else str(value)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if kind == "int" and isinstance(parsed, int) and not isinstance(parsed, bool):
+        return parsed
+    if kind == "float" and isinstance(parsed, int | float) and not isinstance(parsed, bool):
+        return float(parsed)
+    if kind == "bool" and isinstance(parsed, bool):
+        return parsed
+    return None
+
+
+@contextlib.contextmanager
+def _atomic_path(final: Path) -> Iterator[Path]:
+    """A temp path beside `final` that a library writes by name; renamed into place on success."""
+    temp = files.temp_path_for(final)
+    try:
+        yield temp
+        files.commit(temp, final)
+    except BaseException:
+        files.discard(temp)
+        raise
