@@ -111,6 +111,11 @@ Fault injection:
     Content-Length, sends half the bytes and closes (the SDK sees an incomplete body; note the
     SDK retries non-streamed reads, so use times > max_retries to make it fail for good).
   - `fake.expire_file(file_id)`: the file is gone (404 everywhere, absent from lists).
+  - Odd result lines: `fake.odd_results[custom_id] = odd_result_line(custom_id, kind)` puts that
+    raw text in the output file instead of the request's answer (kinds in ODD_RESULT_KINDS:
+    content_number, choices_string, message_string, output_part_string, embedding_data_string,
+    deep_nesting); `fake.duplicate_results.add(custom_id)` writes its output line twice, the
+    second time with other content (" (again)" appended), as a confused server might.
 
 Introspection for assertions:
     fake.log                        list of (method, path, status); path without query string;
@@ -182,6 +187,7 @@ __all__ = [
     "error_body",
     "estimate_tokens",
     "jsonl_bytes",
+    "odd_result_line",
     "validate_batch_input",
 ]
 
@@ -364,6 +370,38 @@ def _digest(*parts: Any) -> int:
 def jsonl_bytes(lines: Iterable[dict]) -> bytes:
     """Request lines as a JSONL file body (one compact JSON object per line, trailing newline)."""
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+ODD_RESULT_KINDS = (
+    "content_number",
+    "choices_string",
+    "message_string",
+    "output_part_string",
+    "embedding_data_string",
+    "deep_nesting",
+)
+
+
+def odd_result_line(custom_id: str, kind: str) -> str:
+    """A result line that is valid JSON (or nearly: too deep for most parsers) but no answer
+    shape the API documents; see FakeOpenAI.odd_results."""
+    bodies: dict[str, Any] = {
+        "content_number": {"object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": 5}, "finish_reason": "stop"}]},
+        "choices_string": {"object": "chat.completion", "choices": "none"},
+        "message_string": {"object": "chat.completion", "choices": [{"message": "hi"}]},
+        "output_part_string": {"object": "response", "status": "completed",
+                               "output": [{"type": "message", "content": ["text"]}]},
+        "embedding_data_string": {"object": "list", "data": "vectors"},
+    }  # fmt: skip
+    head = {"id": "batch_req_odd", "custom_id": custom_id}
+    if kind == "deep_nesting":
+        depth = 50_000
+        body = "[" * depth + "]" * depth
+        return (json.dumps(head)[:-1] + ', "response": {"status_code": 200, "body": {"x": '
+                + body + '}}, "error": null}')  # fmt: skip
+    response = {"status_code": 200, "request_id": "req_odd", "body": bodies[kind]}
+    return json.dumps({**head, "response": response, "error": None})
 
 
 def chat_request_line(
@@ -922,6 +960,8 @@ class FakeOpenAI:
         self._faults: list[_Fault] = []
         self._broken_downloads: dict[str, int] = {}
         self._recorded: dict[str, str] = {}
+        self.odd_results: dict[str, str] = {}  # custom_id -> raw output line (see docstring)
+        self.duplicate_results: set[str] = set()
         self.files: dict[str, FakeFile] = {}
         self.batches: dict[str, FakeBatch] = {}
         # Introspection.
@@ -1485,7 +1525,7 @@ class FakeOpenAI:
                     "error": {"code": code, "message": message},
                 }
                 error_lines.append(json.dumps(out))
-        ok_lines = list(batch.ok_lines)
+        ok_lines = self._odd_lines(batch.ok_lines)
         if self.shuffle_output:
             # Its own RNG per batch: the order must not depend on how many ids were drawn.
             shuffler = random.Random(_digest(self.seed, batch.seq))
@@ -1502,6 +1542,24 @@ class FakeOpenAI:
             data = ("\n".join(error_lines) + "\n").encode()
             name = f"{batch.id}_error.jsonl"
             batch.error_file_id = self._new_file(data, name, "batch_output", expires).id
+
+    def _odd_lines(self, lines: list[str]) -> list[str]:
+        """The output lines with `odd_results` swapped in and `duplicate_results` repeated."""
+        if not self.odd_results and not self.duplicate_results:
+            return list(lines)
+        out = []
+        for line in lines:
+            record = json.loads(line)
+            custom_id = record["custom_id"]
+            out.append(self.odd_results.get(custom_id, line))
+            if custom_id in self.duplicate_results:
+                choices = record["response"]["body"].get("choices") or []
+                if choices:
+                    choices[0]["message"]["content"] = (
+                        choices[0]["message"]["content"] or ""
+                    ) + " (again)"
+                out.append(json.dumps(record))
+        return out
 
     # ---------------------------------------------------------------- HTTP dispatch
 
