@@ -74,7 +74,8 @@ def test_an_odd_result_line_is_that_rows_error_and_the_rest_is_written(
     assert "utils retry-failed" in err
     code, out, err = run_cli(capsys, "utils", "retry-failed", "r.jsonl", "-o", "retry.jsonl")
     assert code == 0, err
-    assert [json.loads(x)["custom_id"] for x in Path("retry.jsonl").read_text().splitlines()] == ["id_2"]
+    retried = Path("retry.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x)["custom_id"] for x in retried] == ["id_2"]
 
 
 def test_a_custom_id_answered_twice_is_named(fake: FakeOpenAI, capsys: Capsys) -> None:
@@ -216,8 +217,8 @@ def test_memory_does_not_grow_with_answer_size_times_rows(tmp_path: Path) -> Non
     with open(out, "w", encoding="utf-8") as fh:
         for i in range(30):
             body = chat_completion_body("m", big)
-            fh.write(json.dumps({"custom_id": f"id_{i}", "error": None,
-                                 "response": {"status_code": 200, "body": body}}) + "\n")  # fmt: skip
+            response = {"status_code": 200, "body": body}
+            fh.write(json.dumps({"custom_id": f"id_{i}", "response": response}) + "\n")
     from openai_batch.batchfile import iter_identified_chunks
 
     index = ResultIndex()
