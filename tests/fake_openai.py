@@ -116,6 +116,14 @@ Fault injection:
     content_number, choices_string, message_string, output_part_string, embedding_data_string,
     deep_nesting); `fake.duplicate_results.add(custom_id)` writes its output line twice, the
     second time with other content (" (again)" appended), as a confused server might.
+  - `fake.rate_limit(requests_per_second, burst=None, headers=True)`: the sync endpoints go
+    through a token bucket like the API's limiter: an empty bucket answers 429
+    `rate_limit_exceeded` at once with `retry-after-ms`; answers carry
+    `x-ratelimit-limit/remaining/reset-requests` (unless headers=False).
+    `fake.rate_limited_count` counts those 429s. `fake.latency = 0.2` delays each sync answer
+    (not the 429s) by that many seconds, outside the fake's lock.
+  - `fake.echo_auth = True`: every error message repeats the request's Authorization header, as
+    a careless proxy or local server might (for redaction tests).
 
 Introspection for assertions:
     fake.log                        list of (method, path, status); path without query string;
@@ -787,6 +795,7 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     truncate: bool = False
     disconnect: bool = False
+    delay: float = 0.0  # seconds the handler waits before answering (outside the fake's lock)
 
 
 def _json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Reply:
@@ -973,6 +982,11 @@ class FakeOpenAI:
         self.max_concurrent_in_flight = 0
         self.max_concurrent_in_progress = 0
         self.max_tokens_in_flight = 0
+        # Sync endpoints: latency, a token-bucket rate limit, an auth-echoing server.
+        self.latency = 0.0
+        self.echo_auth = False
+        self._bucket: _TokenBucket | None = None
+        self.rate_limited_count = 0
 
     # ---------------------------------------------------------------- server lifecycle
 
@@ -1184,6 +1198,20 @@ class FakeOpenAI:
         with self._lock:
             self._faults.clear()
             self._broken_downloads.clear()
+
+    def rate_limit(
+        self, requests_per_second: float, *, burst: float | None = None, headers: bool = True
+    ) -> None:
+        """Serve the sync endpoints through a token bucket, as the API's rate limiter does.
+
+        `requests_per_second` refill (0 refuses everything), `burst` tokens deep (default one
+        second's worth, at least 1). An empty bucket answers 429 `rate_limit_exceeded` at once
+        with `retry-after-ms` (time until the next token); with `headers`, every sync answer
+        carries `x-ratelimit-limit/remaining/reset-requests` like OpenAI's.
+        """
+        capacity = burst if burst is not None else max(1.0, requests_per_second)
+        with self._lock:
+            self._bucket = _TokenBucket(requests_per_second, capacity, headers)
 
     def break_download(self, file_id: str, times: int = 1) -> None:
         """Send only half of the next `times` downloads of `file_id`, then close."""
@@ -1576,6 +1604,8 @@ class FakeOpenAI:
             except Exception:
                 self.internal_errors.append(traceback.format_exc())
                 reply = _json_reply(500, error_body(500, "fake_openai internal error"))
+            if self.echo_auth and reply.status >= 400:
+                reply = self._echo_auth(reply, headers)
             reply.headers.setdefault("x-request-id", "req_" + self._hex(32))
             reply.headers.setdefault("openai-version", "2020-10-01")
             reply.headers.setdefault("openai-processing-ms", "3")
@@ -1586,6 +1616,15 @@ class FakeOpenAI:
             }
             self.requests.append(RequestRecord(method, path, query, status, safe_headers))
         return reply
+
+    def _echo_auth(self, reply: _Reply, headers: dict[str, str]) -> _Reply:
+        """A careless server: its error message repeats the request's Authorization header."""
+        try:
+            payload = json.loads(reply.body)
+            payload["error"]["message"] += f" (Authorization: {headers.get('authorization')})"
+        except (ValueError, KeyError, TypeError):
+            return reply
+        return _json_reply(reply.status, payload, reply.headers)
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         for fault in self._faults:
@@ -1883,9 +1922,56 @@ class FakeOpenAI:
             raise FakeApiError(
                 400, "fake_openai does not stream; send stream=false", param="stream"
             )
+        limit_headers: dict[str, str] = {}
+        if self._bucket is not None:
+            refused, limit_headers = self._bucket.take(time.monotonic())
+            if refused is not None:
+                self.rate_limited_count += 1
+                return _json_reply(429, refused, limit_headers)
         line = {"custom_id": None, "method": "POST", "url": url, "body": params}
         status, payload = self.responder(line)
-        return _json_reply(status, payload)
+        reply = _json_reply(status, payload, limit_headers)
+        reply.delay = self.latency
+        return reply
+
+
+@dataclass
+class _TokenBucket:
+    """The rate limiter of `FakeOpenAI.rate_limit`: `rate` requests a second, `capacity` deep."""
+
+    rate: float
+    capacity: float
+    headers: bool
+    level: float = -1.0
+    at: float = 0.0
+
+    def take(self, now: float) -> tuple[dict | None, dict[str, str]]:
+        """(None, headers) when a token was taken; (429 body, headers) when the bucket is empty."""
+        if self.level < 0:
+            self.level, self.at = self.capacity, now
+        self.level = min(self.capacity, self.level + (now - self.at) * self.rate)
+        self.at = now
+        refused = None
+        extra: dict[str, str] = {}
+        if self.level >= 1:
+            self.level -= 1
+        else:
+            wait_ms = math.ceil((1 - self.level) / self.rate * 1000) if self.rate > 0 else 60_000
+            extra["retry-after-ms"] = str(wait_ms)
+            limit = int(self.capacity)
+            refused = error_body(
+                429,
+                f"Rate limit reached for requests per min (RPM): Limit {limit}, Used {limit}, "
+                f"Requested 1. Please try again in {wait_ms}ms.",
+                code="rate_limit_exceeded",
+            )
+            refused["error"]["type"] = "requests"
+        if self.headers:
+            reset = (self.capacity - self.level) / self.rate if self.rate > 0 else 60.0
+            extra["x-ratelimit-limit-requests"] = str(int(self.capacity))
+            extra["x-ratelimit-remaining-requests"] = str(max(0, math.floor(self.level)))
+            extra["x-ratelimit-reset-requests"] = f"{max(0, round(reset * 1000))}ms"
+        return refused, extra
 
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -2132,6 +2218,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply = fake.handle(self.command, self.path, headers, body)
+        if reply.delay > 0:
+            time.sleep(reply.delay)
         if reply.disconnect:
             self.close_connection = True
             return

@@ -16,6 +16,7 @@ from openai_batch import BatchError, BatchJob
 from openai_batch.chat_complete import (
     default_output_path,
     load_answered,
+    output_lock,
     run_requests,
     scan_requests,
 )
@@ -439,7 +440,9 @@ def test_model_override_and_another_key_variable(fake_api, tmp_path, capsys, mon
         line["response"]["body"]["model"] for line in read_jsonl(default_output_path(path))
     } == {"llama3"}
 
-    code, _, err = run_cli(capsys, *args, "--api-key-env", "NOT_SET_ANYWHERE", "-o", "x.jsonl")
+    code, _, err = run_cli(
+        capsys, *args, "--api-key-env", "NOT_SET_ANYWHERE", "-o", tmp_path / "x.jsonl"
+    )
     assert_clean_error(code, err, "no API key: NOT_SET_ANYWHERE is not set")
 
 
@@ -538,15 +541,23 @@ def test_requests_from_the_python_api_join_a_given_table(fake_api, tmp_path, cap
 
 
 def test_a_second_run_on_the_same_output_is_refused_while_one_runs(fake_api, tmp_path, capsys):
-    import fcntl
-
     path = write_requests(tmp_path / "batch.jsonl", [request(i) for i in range(3)])
-    lock_path = tmp_path / ".batch.responses.jsonl.lock"
-    with open(lock_path, "a") as held:  # another run holds the output
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with output_lock(tmp_path / "batch.responses.jsonl"):  # another run holds the output
         code, _, err = run_cli(capsys, "utils", "chat-complete", path, "-q")
         assert_clean_error(code, err, "another chat-complete is writing")
         assert fake_api.log == []
     code, _, _ = run_cli(capsys, "utils", "chat-complete", path, "-q")
     assert code == 0
     assert len(by_id(tmp_path / "batch.responses.jsonl")) == 3
+
+
+def test_no_lock_file_is_left_beside_the_output(fake_api, tmp_path, capsys, monkeypatch):
+    """Locks live under $OPENAI_BATCH_HOME: the run's folder holds only the user's files."""
+    monkeypatch.chdir(tmp_path)
+    write_requests(tmp_path / "batch.jsonl", [request(i) for i in range(2)])
+    code, _, err = run_cli(capsys, "utils", "chat-complete", "batch.jsonl", "-q")
+    assert code == 0, err
+    # refused before any call (no key in that variable): still nothing written here
+    args = ["utils", "chat-complete", "batch.jsonl", "-o", "x.jsonl", "--api-key-env", "NO_KEY"]
+    assert_clean_error(*run_cli(capsys, *args)[::2], "no API key")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.jsonl", "batch.responses.jsonl"]

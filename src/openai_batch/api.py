@@ -171,14 +171,19 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
 
 
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|[A-Fa-f0-9]{32})\b")
+_BEARER_PATTERN = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
 
 
-def redact(text: str) -> str:
-    """Remove anything that is, or looks like, an API key from a message."""
-    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN"):
-        value = os.environ.get(name)
+def redact(text: str, *secrets: str) -> str:
+    """Remove anything that is, or looks like, an API key (or `secrets`) from a message."""
+    known = [
+        os.environ.get(n)
+        for n in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
+    ]
+    for value in (*known, *secrets):
         if value and len(value) >= 8:
             text = text.replace(value, "<redacted>")
+    text = _BEARER_PATTERN.sub(r"\1<redacted>", text)
     return _KEY_PATTERN.sub("<redacted>", text)
 
 

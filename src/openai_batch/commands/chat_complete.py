@@ -10,6 +10,7 @@ from cyclopts import Parameter
 from .. import console
 from ..chat_complete import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_GIVE_UP_AFTER,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     RunSummary,
@@ -33,6 +34,9 @@ def chat_complete(
     model: str | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     timeout: float = DEFAULT_TIMEOUT,
+    max_rps: float | None = None,
+    max_tpm: float | None = None,
+    give_up_after: float = DEFAULT_GIVE_UP_AFTER,
     csv: Path | None = None,
     table: Path | None = None,
     data: Path | None = None,
@@ -57,7 +61,8 @@ def chat_complete(
         Results file (default: beside FILE, named after it: batch.jsonl gives
         batch.responses.jsonl).
     concurrency
-        Requests in flight at once.
+        Most requests in flight at once (under a rate limit, fewer: the pace adapts to the
+        server's 429s and rate-limit headers by itself).
     base_url
         An OpenAI-compatible server, e.g. http://localhost:8000/v1 for vLLM or
         http://localhost:11434/v1 for Ollama (default: OPENAI_BASE_URL, else OpenAI).
@@ -67,9 +72,17 @@ def chat_complete(
     model
         Send every request to this model instead of the one in the file.
     max_retries
-        Retries per request on 429, 5xx, timeouts and dropped connections.
+        Retries per request on 5xx, timeouts and dropped connections (429s slow the run down
+        and never count against these).
     timeout
         Seconds to wait for one answer.
+    max_rps
+        Never send more than this many requests per second (your rate limit, if you know it).
+    max_tpm
+        Never send more than this many tokens per minute (estimated as characters / 4 plus
+        max_tokens, as OpenAI counts them).
+    give_up_after
+        Stop when the server has answered nothing but 429 for this many seconds.
     csv
         Also write a table, as get-batch-results --csv does: every input row plus custom_id,
         status, content, ... and one column per top-level key of JSON answers.
@@ -97,6 +110,9 @@ def chat_complete(
         max_retries=max_retries,
         timeout=timeout,
         model=model,
+        max_rps=max_rps,
+        max_tpm=max_tpm,
+        give_up_after=give_up_after,
         progress=not quiet,
     )
     written = None
@@ -144,6 +160,11 @@ def report(summary: RunSummary, json_output: bool, table: Any = None) -> None:
         f"{answered} of {summary.total} requests answered "
         f"({summary.succeeded} now, {summary.already_done} earlier), {summary.failed} failed"
     )
+    if summary.rate_limited:
+        console.note(
+            f"the server asked to slow down {summary.rate_limited} times (429); "
+            "each of those requests was sent again"
+        )
     for custom_id, reason in list(summary.failures.items())[:5]:
         console.note(f"  {custom_id}: {reason}")
     if summary.failed > 5:
