@@ -150,6 +150,10 @@ Introspection for assertions:
 Token estimate (`estimate_tokens(body)`): characters of the text under messages / input /
 prompt / instructions (not roles, types, URLs or data: URIs) divided by 4, rounded up, >= 1.
 
+Service profiles: `fake.profile = <profile>` (tests/fake_profiles.py: Azure as documented,
+compatible services) reshapes requests and answers around the dispatch; `fake.completion_windows`
+({"24h": 86400}) lists the windows a create may ask for.
+
 Azure mode (`fake.azure = True`): also serves `/openai/...` and `/openai/deployments/<name>/...`
 (what `openai.AzureOpenAI(azure_endpoint=fake.root_url, api_version=..., api_key=fake.api_key)`
 calls), requires the `api-version` query parameter (404 "Resource not found" without it),
@@ -955,6 +959,10 @@ class FakeOpenAI:
         self.cancelled_error_lines = False
         self.embedding_dimensions = 16
         self.azure = False
+        # Windows a create may ask for, and their length (Groq-like services: "24h" to "7d").
+        self.completion_windows: dict[str, int] = {"24h": DAY}
+        # A service profile (tests/fake_profiles.py) that reshapes requests and answers.
+        self.profile: Any = None
         self.enqueued_token_limit: int | None = None
         self.max_batch_file_bytes = 200 * MB
         self.max_batch_requests = 50_000
@@ -1598,7 +1606,10 @@ class FakeOpenAI:
         query = parse_qs(split.query, keep_blank_values=True)
         with self._lock:
             try:
-                reply = self._dispatch(method, path, query, headers, body)
+                if self.profile is not None:
+                    reply = self.profile.serve(self, method, path, query, headers, body)
+                else:
+                    reply = self._dispatch(method, path, query, headers, body)
             except FakeApiError as exc:
                 reply = _json_reply(exc.status, exc.body)
             except Exception:
@@ -1845,8 +1856,9 @@ class FakeOpenAI:
             allowed = (*BATCH_ENDPOINTS, *(e.removeprefix("/v1") for e in BATCH_ENDPOINTS))
         if endpoint not in allowed:
             raise _invalid_value("endpoint", endpoint, allowed)
-        if params["completion_window"] != "24h":
-            raise _invalid_value("completion_window", params["completion_window"], ["24h"])
+        window = params["completion_window"]
+        if window not in self.completion_windows:
+            raise _invalid_value("completion_window", window, list(self.completion_windows))
         metadata = _check_metadata(params.get("metadata"))
         output_expires = _check_output_expires_after(params.get("output_expires_after"))
         input_file = self._live_file(params["input_file_id"], param="input_file_id")
@@ -1863,10 +1875,10 @@ class FakeOpenAI:
             id="batch_" + self._hex(32),
             endpoint=endpoint,
             input_file_id=input_file.id,
-            completion_window="24h",
+            completion_window=window,
             metadata=metadata,
             created_at=created,
-            expires_at=created + DAY,
+            expires_at=created + self.completion_windows[window],
             plan=plan,
             seq=self._next_seq(),
             output_expires_seconds=output_expires,

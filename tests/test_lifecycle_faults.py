@@ -156,8 +156,8 @@ def test_azure_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
             "error_file_id": "",
         }
     )
-    assert api.normalize(batch).output_file_id is None
-    assert batch.error_file_id is None
+    normal = api.normalize(batch)
+    assert normal.output_file_id is None and normal.error_file_id is None
 
 
 # ---------------------------------------------------------------------------------- retries

@@ -7,8 +7,9 @@ an `ApiError` with one clear message and a hint; the API key never appears in ei
 Configuration (environment, or a `.env` file in the working directory that never overrides a
 variable already set): `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`;
 Azure OpenAI when `AZURE_OPENAI_ENDPOINT` is set (`AZURE_OPENAI_API_KEY` or `OPENAI_API_KEY`,
-`OPENAI_API_VERSION`). `OPENAI_BATCH_MAX_RETRIES` (default 5) and `OPENAI_BATCH_STRICT=1` (check
-every response against the SDK's schema: useful with look-alike servers) tune the client.
+`OPENAI_API_VERSION`). `OPENAI_BATCH_MAX_RETRIES` (default 5) and `OPENAI_BATCH_STRICT=1` (report
+where a response departs from the SDK's schema: useful with look-alike servers; it never blocks a
+call that worked) tune the client. Every batch object goes through `batchshape.normalize`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import files
+from . import batchshape, console, files
 from .errors import ApiError, BatchError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ DEFAULT_MAX_RETRIES = 5
 TIMEOUT_SECONDS = 900.0
 CONNECT_TIMEOUT_SECONDS = 20.0
 DOWNLOAD_ATTEMPTS = 3
-FINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+FINAL_STATUSES = batchshape.FINAL
 KEYS_PAGE = "https://platform.openai.com/api-keys"
 
 
@@ -46,6 +47,7 @@ class Connection:
     service: str  # base URL: scopes ledger entries to one service
     azure: bool
     key_variable: str  # the variable the key came from, for messages
+    strict: bool = False  # OPENAI_BATCH_STRICT: report departures from the SDK's schema
 
     def describe(self) -> str:
         return f"Azure OpenAI at {self.service}" if self.azure else self.service
@@ -107,12 +109,11 @@ def connect(*, strict: bool | None = None, max_retries: int | None = None) -> Co
             project=_env("OPENAI_PROJECT_ID"),
             max_retries=retries,
             timeout=timeout,
-            _strict_response_validation=strict,
         )
     except openai.OpenAIError as exc:
         raise ApiError(f"cannot configure the OpenAI client: {redact(str(exc))}") from None
     service = str(client.base_url).rstrip("/")
-    return Connection(client, service, azure=False, key_variable="OPENAI_API_KEY")
+    return Connection(client, service, azure=False, key_variable="OPENAI_API_KEY", strict=strict)
 
 
 def _check_key_text(key: str, variable: str) -> None:
@@ -158,12 +159,11 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
             api_version=version,
             max_retries=retries,
             timeout=timeout,
-            _strict_response_validation=strict,
         )
     except (openai.OpenAIError, ValueError) as exc:
         raise ApiError(f"cannot configure the Azure OpenAI client: {redact(str(exc))}") from None
     service = str(client.base_url).rstrip("/")
-    return Connection(client, service, azure=True, key_variable=key_variable or "")
+    return Connection(client, service, azure=True, key_variable=key_variable or "", strict=strict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,10 +292,18 @@ def upload_file(
     `progress` hears of every block read for sending, for a progress bar in bytes."""
     with open(path, "rb") as fh, calling(f"uploading {path}", conn):
         body: Any = fh if progress is None else _ReadProgress(fh, progress)
-        return conn.client.files.create(
+        uploaded = conn.client.files.create(
             file=(path.name, body, "application/jsonl"),
             purpose=purpose,  # type: ignore[arg-type]
         )
+    report_differences(conn, "file", uploaded)
+    if not getattr(uploaded, "id", None):
+        raise ApiError(
+            f"{conn.describe()} answered the upload of {path} without a file id",
+            hint="its Files API may not be OpenAI's; `openai-batch utils chat-complete` works "
+            "with any chat-completions server",
+        )
+    return uploaded
 
 
 class _ReadProgress:
@@ -320,9 +328,11 @@ def retrieve_file(conn: Connection, file_id: str) -> FileObject | None:
 
     with calling(f"looking up file {file_id}", conn):
         try:
-            return conn.client.files.retrieve(file_id)
+            found = conn.client.files.retrieve(file_id)
         except openai.NotFoundError:
             return None
+    report_differences(conn, "file", found)
+    return found
 
 
 def read_first_line(conn: Connection, file_id: str, limit: int = 16 << 20) -> bytes:
@@ -392,16 +402,42 @@ def _announced_length(headers: Any) -> int | None:
 # Batches
 
 
+class UnrecognisedBatch(ApiError):
+    """The service answered a create with something that names no batch: it may still run one."""
+
+    def __init__(self, message: str, *, hint: str, answer: str) -> None:
+        super().__init__(message, hint=hint)
+        self.answer = answer
+
+
 def create_batch(
-    conn: Connection, input_file_id: str, endpoint: str, metadata: dict[str, str] | None
+    conn: Connection,
+    input_file_id: str,
+    endpoint: str,
+    metadata: dict[str, str] | None,
+    *,
+    completion_window: str = "24h",
 ) -> Batch:
+    """Start a batch. An answer without a batch id raises UnrecognisedBatch (never retried)."""
     with calling(f"starting a batch for {input_file_id}", conn):
-        return conn.client.batches.create(
+        answer = conn.client.batches.create(
             input_file_id=input_file_id,
             endpoint=endpoint,  # type: ignore[arg-type]
-            completion_window="24h",
+            completion_window=completion_window,  # type: ignore[arg-type]
             metadata=metadata or None,
         )
+    batch = normalize(answer, conn, "batch")
+    if not batch.id:
+        text = redact(str(batchshape.raw_data(answer)))[:300]
+        raise UnrecognisedBatch(
+            f"{conn.describe()} answered the batch create without a batch id: it may have "
+            f"started one that this tool cannot follow (answer: {text})",
+            hint="check the service's own console for a batch on "
+            f"{input_file_id} before starting again; its batch API may not be OpenAI's: "
+            "`openai-batch utils chat-complete` works with any chat-completions server",
+            answer=text,
+        )
+    return batch
 
 
 def retrieve_batch(conn: Connection, batch_id: str) -> Batch:
@@ -410,7 +446,7 @@ def retrieve_batch(conn: Connection, batch_id: str) -> Batch:
     try:
         with calling(f"looking up batch {batch_id}", conn):
             try:
-                return normalize(conn.client.batches.retrieve(batch_id))
+                return normalize(conn.client.batches.retrieve(batch_id), conn, "batch")
             except openai.NotFoundError:
                 raise ApiError(
                     f"no batch {batch_id} at {conn.describe()} (404)",
@@ -427,7 +463,7 @@ def find_batch(conn: Connection, batch_id: str) -> Batch | None:
 
     with calling(f"looking up batch {batch_id}", conn):
         try:
-            return normalize(conn.client.batches.retrieve(batch_id))
+            return normalize(conn.client.batches.retrieve(batch_id), conn, "batch")
         except openai.NotFoundError:
             return None
 
@@ -437,7 +473,7 @@ def cancel_batch(conn: Connection, batch_id: str) -> Batch:
 
     with calling(f"cancelling batch {batch_id}", conn):
         try:
-            return normalize(conn.client.batches.cancel(batch_id))
+            return normalize(conn.client.batches.cancel(batch_id), conn, "batch")
         except openai.NotFoundError:
             raise ApiError(
                 f"no batch {batch_id} at {conn.describe()} (404)",
@@ -445,21 +481,61 @@ def cancel_batch(conn: Connection, batch_id: str) -> Batch:
             ) from None
 
 
+MAX_LIST_PAGES = 10_000  # a bound even for a server whose cursors never end
+
+
 def iter_batches(conn: Connection, *, page_size: int = 100) -> Iterator[Batch]:
-    """Every batch, newest first, across the API's pages."""
+    """Every batch, newest first, across the API's pages, each once.
+
+    Stops at the end the server announces (`has_more: false`), and also on a page without a
+    cursor (no ids) or one that brings nothing new: some compatible servers ignore `after` and
+    leave out `has_more`, and would otherwise answer the same page forever."""
+    seen: set[str] = set()
+    after: str | None = None
     with calling("listing batches", conn):
-        for batch in conn.client.batches.list(limit=page_size):
-            yield normalize(batch)
+        for _ in range(MAX_LIST_PAGES):
+            kwargs: dict[str, Any] = {"limit": page_size}
+            if after is not None:
+                kwargs["after"] = after
+            page = conn.client.batches.list(**kwargs)
+            items = list(getattr(page, "data", None) or [])
+            new = 0
+            for item in items:
+                batch = normalize(item, conn, "batch")
+                if batch.id is None or batch.id in seen:
+                    continue
+                seen.add(batch.id)
+                new += 1
+                yield batch
+            last = batchshape.raw_data(items[-1]).get("id") if items else None
+            if not new or not isinstance(last, str) or getattr(page, "has_more", None) is False:
+                return
+            after = last
 
 
-def normalize(batch: Batch) -> Batch:
-    """Azure returns "" for absent file ids; make them None like OpenAI does."""
-    if batch.output_file_id == "":
-        batch.output_file_id = None
-    if batch.error_file_id == "":
-        batch.error_file_id = None
-    return batch
+_REPORTED: set[tuple[str, str]] = set()
+
+
+def report_differences(conn: Connection, kind: str, obj: Any) -> None:
+    """OPENAI_BATCH_STRICT=1: say (once per field) where the service departs from the schema."""
+    if not conn.strict or obj is None:
+        return
+    from openai.types import Batch, FileObject
+
+    model = {"batch": Batch, "file": FileObject}[kind]
+    for line in batchshape.differences(model, batchshape.raw_data(obj)):
+        if (kind, line.split(":", 1)[0]) in _REPORTED:
+            continue
+        _REPORTED.add((kind, line.split(":", 1)[0]))
+        console.warn(f"strict: {conn.describe()} sent a {kind} that differs from OpenAI's: {line}")
+
+
+def normalize(batch: Batch, conn: Connection | None = None, kind: str = "batch") -> Batch:
+    """The batch in OpenAI's shape and words (see batchshape); differences reported if strict."""
+    if conn is not None:
+        report_differences(conn, kind, batch)
+    return batchshape.normalize(batch)
 
 
 def is_final(batch: Batch) -> bool:
-    return batch.status in FINAL_STATUSES
+    return batchshape.is_final(batch)

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from . import batchshape
+
 if TYPE_CHECKING:
     from openai.types import Batch
 
@@ -56,6 +58,8 @@ def timeline(batch: Batch) -> list[tuple[str, int]]:
 
 def duration(batch: Batch, now: float | None = None) -> tuple[str, float] | None:
     """("Completion time"|"Running for"|..., seconds) from creation to the final step or now."""
+    if not batch.created_at:
+        return None  # some services leave the creation time out
     final_attr = FINAL_EVENT.get(batch.status)
     end = getattr(batch, final_attr) if final_attr else None
     if end:
@@ -92,18 +96,17 @@ def error_lines(batch: Batch, limit: int = MAX_ERRORS_SHOWN) -> list[str]:
 
 def describe(batch: Batch, *, request_file: str | None = None, now: float | None = None) -> str:
     """The status block printed by get-batch-results and start-batch."""
-    lines = [f"{batch.id}  {batch.status}"]
+    lines = [f"{batch.id}  {batchshape.status_text(batch)}"]
     meta = dict(batch.metadata or {})
-    rows: list[tuple[str, str]] = [
-        ("Endpoint", f"{batch.endpoint}  (completion window {batch.completion_window})"),
-    ]
+    window = f"  (completion window {batch.completion_window})" if batch.completion_window else ""
+    rows: list[tuple[str, str]] = [("Endpoint", f"{batch.endpoint or '-'}{window}")]
     if meta.get("description"):
         rows.append(("Description", meta["description"]))
     other = {k: v for k, v in meta.items() if k != "description"}
     if other:
         rows.append(("Metadata", ", ".join(f"{k}={v}" for k, v in other.items())))
     rows.append(("Requests", counts_text(batch)))
-    input_text = batch.input_file_id + (f"  ({request_file})" if request_file else "")
+    input_text = (batch.input_file_id or "-") + (f"  ({request_file})" if request_file else "")
     rows.append(("Input file", input_text))
     rows.append(("Output file", batch.output_file_id or "-"))
     rows.append(("Error file", batch.error_file_id or "-"))
@@ -148,12 +151,23 @@ def final_note(batch: Batch) -> str | None:
         return f"Batch {batch.id} FAILED{done}: {what}. See the errors above."
     if batch.status == "expired":
         return (
-            f"Batch {batch.id} EXPIRED after 24 hours{done}: unfinished requests are in the "
-            "error file as batch_expired."
+            f"Batch {batch.id} EXPIRED after {window_text(batch.completion_window)}{done}: "
+            "unfinished requests are in the error file as batch_expired."
         )
     if batch.status == "cancelled":
         return f"Batch {batch.id} was CANCELLED{done}: only the requests done before are there."
     return None
+
+
+def window_text(window: str | None) -> str:
+    """`24h` -> `24 hours`, `7d` -> `7 days`: the batch's own completion window, in words."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([hd])\s*", window or "")
+    if not match:
+        return f"its completion window ({window})" if window else "its completion window"
+    number, unit = int(match[1]), {"h": "hour", "d": "day"}[match[2]]
+    return f"{number} {unit}{'s' if number != 1 else ''}"
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -175,8 +189,8 @@ def batch_rows(batches: Iterable[Batch]) -> list[list[str]]:
         rows.append(
             [
                 batch.id,
-                local(batch.created_at).strftime("%Y-%m-%d %H:%M"),
-                batch.status,
+                local(batch.created_at).strftime("%Y-%m-%d %H:%M") if batch.created_at else "-",
+                batchshape.status_text(batch),
                 done,
                 (batch.metadata or {}).get("description", ""),
             ]

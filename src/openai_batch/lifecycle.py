@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, console, join, results
+from . import api, batchshape, console, join, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
 from .ledger import Ledger, RequestFileRecord, downloads_dir
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
     from .batchfile import MakeResult
 
-REUSABLE_STATUSES = frozenset({"validating", "in_progress", "finalizing", "completed"})
 UPLOAD_EXPIRY_MARGIN = 3600  # an upload about to expire is not worth starting a batch on
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
@@ -37,6 +36,8 @@ METADATA_MAX_VALUE = 512
 DEFAULT_DESCRIPTION = "batch job"
 UNTRACKED_SCAN_LIMIT = 1000  # batches listed when looking for one the ledger missed
 MAX_POLL_INTERVAL = 60.0
+UNKNOWN_STATUS_POLLS = 10  # answers in a row without a status we know before waiting stops
+UNRECOGNISED_PREFIX = "unrecognised-"  # ledger ids for creates answered without a batch id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,11 +300,18 @@ def _reusable_batch(
     )
     others: list[Batch] = []
     for record in reversed(records):
+        if record.batch_id.startswith(UNRECOGNISED_PREFIX):
+            raise BatchError(
+                f"an earlier start of these requests on {conn.describe()} got an answer without "
+                f"a batch id (input file {record.input_file_id}): the service may be running it",
+                hint="check the service's own console before starting again; --force starts "
+                "another batch (and pays again if the first one runs)",
+            )
         batch = api.find_batch(conn, record.batch_id)
         if batch is None:
             continue
         ledger.record_batch(conn.service, batch)
-        if batch.status in REUSABLE_STATUSES:
+        if batchshape.is_reusable(batch):
             return batch, others
         others.append(batch)
     return None, others
@@ -314,10 +322,12 @@ def _untracked_batch(
 ) -> Batch | None:
     """A running batch of this upload that the ledger missed (e.g. the command was killed just
     after the service created it): the service's list, newest first, back to the upload's time."""
+    since = getattr(upload, "created_at", None)
     for seen, batch in enumerate(api.iter_batches(conn)):
-        if batch.created_at < upload.created_at or seen >= UNTRACKED_SCAN_LIMIT:
+        older = batch.created_at is not None and isinstance(since, int) and batch.created_at < since
+        if older or seen >= UNTRACKED_SCAN_LIMIT:
             break
-        if batch.input_file_id == upload.id and batch.status in REUSABLE_STATUSES:
+        if batch.input_file_id == upload.id and batchshape.is_reusable(batch):
             ledger.record_batch(conn.service, batch, digest=digest)
             return batch
     return None
@@ -416,9 +426,31 @@ def _create(
             f"cannot tell the endpoint for {file_id}",
             hint="give it with --endpoint /v1/chat/completions (or the right one)",
         )
-    batch = api.normalize(api.create_batch(conn, file_id, endpoint, metadata))
+    try:
+        batch = api.create_batch(conn, file_id, endpoint, metadata)
+    except api.UnrecognisedBatch:
+        ledger.record_batch(conn.service, _unrecognised(file_id, endpoint, metadata), digest=digest)
+        raise
     ledger.record_batch(conn.service, batch, digest=digest)
     return batch
+
+
+def _unrecognised(file_id: str, endpoint: str, metadata: dict[str, str]) -> Batch:
+    """A ledger stand-in for a create the service answered without an id: the next start of
+    the same requests sees it and refuses to pay again unless forced."""
+    from openai._models import construct_type
+    from openai.types import Batch as BatchType
+
+    data = {
+        "id": UNRECOGNISED_PREFIX + uuid.uuid4().hex,
+        "object": "batch",
+        "status": batchshape.UNKNOWN,
+        "input_file_id": file_id,
+        "endpoint": endpoint,
+        "metadata": metadata,
+        "created_at": int(time.time()),
+    }
+    return construct_type(type_=BatchType, value=data)  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,10 +618,12 @@ def wait_for(
         disable=not progress,
         dynamic_ncols=True,
     )
+    unknown: dict[str, int] = {}
     try:
         while True:
             for batch in batches:
                 ledger.record_batch(conn.service, batch)
+            _check_known(batches, unknown)
             bar.total = _total(batches)
             bar.n = _done(batches)
             bar.set_description_str(_bar_text(batches), refresh=False)
@@ -605,6 +639,23 @@ def wait_for(
         raise StoppedWaiting(batches) from None
     finally:
         bar.close()
+
+
+def _check_known(batches: Sequence[Batch], unknown: dict[str, int]) -> None:
+    """Stop waiting on a batch whose status stays unreadable: it might never look final."""
+    for batch in batches:
+        if batch.status != batchshape.UNKNOWN:
+            unknown.pop(batch.id, None)
+            continue
+        unknown[batch.id] = unknown.get(batch.id, 0) + 1
+        if unknown[batch.id] >= UNKNOWN_STATUS_POLLS:
+            raise ApiError(
+                f"stopped waiting: batch {batch.id} answered {unknown[batch.id]} times with a "
+                f"status this tool does not know ({batchshape.status_text(batch)})",
+                hint="the batch exists and may still run (it is never started again without "
+                "--force); check it on the service's console, then "
+                f"`openai-batch get-batch-results {batch.id}` once it is done",
+            )
 
 
 def _total(batches: Sequence[Batch]) -> int:
@@ -675,7 +726,7 @@ def build_index(
     one group with the other unplaced batches. Without `groups`, everything is one group.
     """
     index = results.ResultIndex()
-    ordered = sorted(downloads, key=lambda d: (d.batch.created_at, d.batch.id))
+    ordered = sorted(downloads, key=lambda d: (d.batch.created_at or 0, d.batch.id))
     labels: dict[str, str] = {}
     for rank, item in enumerate(ordered):
         group = _group_of(item.batch, groups, shared_unknown)
