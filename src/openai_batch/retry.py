@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, console, files, lifecycle, results
+from . import api, batchshape, console, files, lifecycle, results
 from .digests import digest_of, matches, new_digest
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
@@ -396,7 +396,7 @@ def _started_as(ledger: Ledger, source: Source, digest: str | None) -> list[str]
     for batch in source.batches:
         record = ledger.batch(source.service, batch.id)
         same = record is not None and record.digest == digest
-        if same and batch.status in lifecycle.REUSABLE_STATUSES:
+        if same and batchshape.is_reusable(batch):
             found.append(batch.id)
     return found
 
