@@ -101,10 +101,8 @@ def test_make_batch_file_reports_the_same_from_a_child(tmp_path, monkeypatch, ca
     for threshold in (0, 1 << 40):  # every data file reviewed in a child; none
         monkeypatch.setattr(review, "CHILD_PROCESS_BYTES", threshold)
         tokens.forget()  # as in a fresh process: a child is worth starting
-        started = review.warm_up(data=data)
-        assert isinstance(started, review.ReviewProcess) == (threshold == 0)
-        if started is not None:
-            started.close()
+        with review.warm_up(data=data) as started:
+            assert isinstance(started.child, review.ReviewProcess) == (threshold == 0)
         tokens.forget()
         out = tmp_path / f"out-{threshold}"
         code, summary = cli_json(capsys, "make-batch-file", template, data, "-o", out / "r.jsonl")

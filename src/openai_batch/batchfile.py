@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
@@ -41,6 +41,8 @@ class MakeOptions:
     # `review.ReviewProcess`: checks the first request in a child process (keeps the SDK's
     # imports out of this one while rows render); the same answer as `check_first_line`
     checker: Any = field(default=None, repr=False, compare=False)
+    # called once the template and the table have opened: background work starts only then
+    inputs_open: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -352,6 +354,8 @@ def open_inputs(template_path: Path, data_path: Path, opts: MakeOptions) -> tupl
 def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) -> MakeResult:
     """Render every row into request files; all or nothing."""
     table, template = open_inputs(template_path, data_path, opts)
+    if opts.inputs_open is not None:
+        opts.inputs_open()
     maker = IdMaker(table, opts.id_column, opts.id_prefix)
     from .fastpath import render_fast  # plain-column templates: vectorised, the same bytes
 
@@ -400,6 +404,8 @@ def preview(
 ) -> list[dict[str, Any]]:
     """The first `n` request lines, parsed, without writing anything."""
     table, template = open_inputs(template_path, data_path, opts)
+    if opts.inputs_open is not None:
+        opts.inputs_open()
     maker = IdMaker(table, opts.id_column, opts.id_prefix)
     out: list[dict[str, Any]] = []
     start = 0

@@ -150,6 +150,8 @@ def make_fast(
     finally:
         getattr(blocks, "close", lambda: None)()  # the CSV file, when we stopped early
         bar.close()
+        if first is not None:  # no thread outlives this call, errors included
+            first.wait()
     return MakeResult(shards, template_path, data_path, opts.endpoint, model, opts)
 
 
@@ -169,7 +171,7 @@ class _Background:
     def __init__(self, func: Callable[..., Any], *args: Any) -> None:
         self._value: Any = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(func, *args), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(func, *args))
         self._thread.start()
 
     def _run(self, func: Callable[..., Any], *args: Any) -> None:
@@ -181,6 +183,10 @@ class _Background:
     @property
     def failed(self) -> bool:
         return not self._thread.is_alive() and self._error is not None
+
+    def wait(self) -> None:
+        """Until the call has ended (its outcome, if any, is left for `result`)."""
+        self._thread.join()
 
     def result(self) -> Any:
         self._thread.join()

@@ -21,27 +21,62 @@ SAMPLE = 500  # lines read when a job has more; all of them otherwise
 CHILD_PROCESS_BYTES = 1 << 20  # data files from this size are reviewed in a child process
 
 
-def warm_up(model: str | None = None, data: Path | None = None) -> ReviewProcess | None:
+def warm_up(model: str | None = None, data: Path | None = None) -> Warmup:
     """Load the request types and the tokenizer in the background while rows render.
 
     Both are fixed costs (a few tenths of a second from this machine's cache, `cache.py`; about a
     second the first time, importing the SDK) that would otherwise come after the last row. They
     are Python work holding the GIL, which starves rendering's many short pyarrow calls and the
-    writer thread; so for a large `data` file they load in a child process, returned
-    to be handed to the renderer (`MakeOptions.checker`) and to `review_files`. Otherwise they
-    load in a thread of this process.
+    writer thread; so for a large `data` file they load in a child process (`Warmup.child`, to
+    be handed to the renderer as `MakeOptions.checker` and to `review_files`). Otherwise they
+    load in a thread of this process. Either way the caller must `close()` the handle on every
+    path, errors included: a thread still importing while the interpreter shuts down crashes it.
     """
-    from . import tokens
+    warm = Warmup()
+    warm.start(model, data)
+    return warm
 
-    encoding = tokens.encoding_name_for_model(model)[0]
-    if data is not None and _large(data) and not tokens.loaded():
-        child = ReviewProcess.start(encoding)
-        if child is not None:
-            return child
-    threading.Thread(
-        target=_load, args=(encoding,), name="openai-batch-warm-up", daemon=True
-    ).start()
-    return None
+
+@dataclass
+class Warmup:
+    """The background loading `warm_up` started: a child process or a thread of this one
+    (neither until `start`, so a command can open its inputs first and fail fast)."""
+
+    child: ReviewProcess | None = None
+    thread: threading.Thread | None = None
+
+    def start(self, model: str | None = None, data: Path | None = None) -> None:
+        from . import tokens
+
+        encoding = tokens.encoding_name_for_model(model)[0]
+        if data is not None and _large(data) and not tokens.loaded():
+            self.child = ReviewProcess.start(encoding)
+            if self.child is not None:
+                return
+        self.thread = threading.Thread(
+            target=_load_quietly, args=(encoding,), name="openai-batch-warm-up"
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop the child, or wait for the thread (it is importing; it cannot be stopped)."""
+        if self.child is not None:
+            self.child.close()
+        if self.thread is not None:
+            self.thread.join()
+
+    def __enter__(self) -> Warmup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _load_quietly(encoding: str) -> None:
+    """`_load` in the background: a failure there is found again, and reported, when the
+    review does the same work in the foreground."""
+    with contextlib.suppress(Exception):
+        _load(encoding)
 
 
 def _load(encoding: str) -> None:

@@ -102,20 +102,25 @@ def make_batch_file(
         return 0
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..review import review_files, warm_up
+    from ..review import Warmup, review_files
 
-    child = warm_up(data=data)  # the SDK's types and the tokenizer load while rows render
-    try:
-        opts.checker = child
+    # The SDK's types and the tokenizer load while rows render, started once the template and
+    # the table have opened (a mistake there fails at once) and waited for on every path, so
+    # no thread outlives the command (one still importing at exit crashes the interpreter).
+    with Warmup() as warm:
+
+        def inputs_open() -> None:
+            warm.start(data=data)
+            opts.checker = warm.child
+
+        opts.inputs_open = inputs_open
         result = make_batch_files(template, data, opts)
+        child = warm.child
         files = [(f.path, f.requests) for f in result.files]
         with ThreadPoolExecutor(1) as pool:  # the review overlaps the ledger's hashing
             review = pool.submit(review_files, files, child=child, **render.estimate_options())
             remember_made(result)  # ledger: lets get-batch-results find the rows to join
             report(result, json_output, review=review.result())
-    finally:
-        if child is not None:
-            child.close()
     return 0
 
 
