@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import surrogates
 from .errors import BatchError
 
 if TYPE_CHECKING:
@@ -423,9 +424,21 @@ def _jsonl_records(path: Path, encoding: str | None) -> Iterator[tuple[int, dict
                     ) from None
                 if not isinstance(record, dict):
                     raise BatchError(f"{path}, line {number}: each line must be a JSON object.")
+                if surrogates.may_hold(line):
+                    _refuse_surrogates(path, number, record)
                 yield number, record
     except UnicodeDecodeError as exc:
         raise _encoding_error(path, exc) from None
+
+
+def _refuse_surrogates(path: Path, number: int, record: dict[str, Any]) -> None:
+    for column, value in record.items():
+        if surrogates.find({column: value}) is not None:
+            raise BatchError(
+                f"{path}, line {number}: column {column!r} holds a lone UTF-16 surrogate, "
+                "which is not text: no request can carry it.",
+                hint=surrogates.HINT,
+            )
 
 
 class _Raw(str):

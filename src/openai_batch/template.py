@@ -21,16 +21,18 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
+from . import surrogates
 from .errors import BatchError
+from .template_marks import Marks
+from .template_sandbox import (
+    NotPlainError,
+    TemplateLimitError,
+    make_sandbox,
+    plain_value,
+    start_row,
+)
 from .template_syntax import MODERN, Syntax, choose_syntax
 
-# Private-use characters mark where placeholders stood while the JSON is parsed.
-_IN_STRING = "\ue000{}\ue001"
-_BARE = '"\ue002{}\ue003"'
-_MARK_RE = re.compile("\ue000(\\d+)\ue001")
-_BARE_RE = re.compile("^\ue002(\\d+)\ue003$")
-_SLOT = "\ue010{}\ue011"
-_SLOT_RE = re.compile('"\ue010(\\d+)\ue011"')
 _CR = "_openai_batch_cr"  # stands for "\r" inside block templates
 
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -74,10 +76,12 @@ class Expr:
     jinja: Callable[..., Any] | None = None
 
     def value(self, row: Mapping[str, str]) -> Any:
+        """The cell, or the expression's value: only text, numbers, booleans, None and lists or
+        dicts of them (an object would reach the prompt as its repr)."""
         if self.column is not None:
             return row[self.column]
         assert self.jinja is not None
-        return self.jinja(**_context(row))
+        return plain_value(self.jinja(**_context(row)))
 
     def text(self, row: Mapping[str, str]) -> str:
         value = self.value(row)
@@ -200,6 +204,7 @@ class Template:
 
     def render(self, row: Mapping[str, str]) -> str:
         """The body's JSON text for one row; a RenderError's message lacks only the row."""
+        start_row()  # the row's loop budget
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
@@ -224,9 +229,9 @@ class Template:
     def _render_bare(self, slot: BareSlot, row: Mapping[str, str]) -> str:
         try:
             value = slot.expr.value(row)
+            rendered = bare_json(value)
         except Exception as exc:
             raise _row_error(exc, slot.expr.label) from None
-        rendered = bare_json(value)
         if rendered is None:
             column = f"column {slot.expr.column!r}" if slot.expr.column else slot.expr.label
             raise RenderError(
@@ -242,6 +247,17 @@ def _row_error(exc: Exception, where: str) -> BatchError:
 
     if isinstance(exc, BatchError):
         return exc
+    if isinstance(exc, NotPlainError):
+        return RenderError(
+            f"{where}: {exc}.",
+            hint="an expression may give text, numbers, true/false/none, or lists of them "
+            "(e.g. <<Items | join(', ')>>).",
+        )
+    if isinstance(exc, TemplateLimitError):
+        return RenderError(
+            f"{where}: {str(exc).rstrip('.')}.",
+            hint="docs/template-limits.md says what one row's expressions may do.",
+        )
     if isinstance(exc, SecurityError | UndefinedError) and "unsafe" in str(exc):
         return RenderError(
             f"{where} was refused by the template sandbox: {str(exc).rstrip('.')}.",
@@ -282,7 +298,8 @@ def compile_template(
     """Compile template text; every problem is found here, before any row is rendered."""
     name = str(source) if source else "template"
     syntax = choose_syntax(text, columns)
-    tokens, sanitized = _scan(text, syntax, name)
+    marks = Marks.absent_from(text)
+    tokens, sanitized = _scan(text, syntax, name, marks)
     try:
         tree = json.loads(sanitized)
     except json.JSONDecodeError as exc:
@@ -291,12 +308,18 @@ def compile_template(
         raise BatchError(
             f"{name} must be a JSON object (a request body), not {type(tree).__name__}."
         )
-    builder = _Builder(tokens, syntax, list(columns), name, source)
+    if surrogates.may_hold(text) and (where := surrogates.find(tree, "body")) is not None:
+        raise BatchError(
+            f"{name}: {where} holds a lone UTF-16 surrogate, which is not text: no request "
+            "can carry it.",
+            hint=surrogates.HINT,
+        )
+    builder = _Builder(tokens, syntax, list(columns), name, source, marks)
     replaced = builder.walk(tree, "body")
     dumped = json.dumps(replaced, ensure_ascii=False)
     parts: list[str | StringSlot | BareSlot] = []
     pos = 0
-    for match in _SLOT_RE.finditer(dumped):
+    for match in marks.slot_re.finditer(dumped):
         if match.start() > pos:
             parts.append(dumped[pos : match.start()])
         slot = builder.slots[int(match.group(1))]
@@ -308,7 +331,7 @@ def compile_template(
     parts.append(dumped[pos:])
     merged = _merge_literals(parts)
     model = tree.get("model") if isinstance(tree.get("model"), str) else None
-    if model is not None and _MARK_RE.search(model):
+    if model is not None and marks.mark_re.search(model):
         model = None
     return Template(source, syntax, merged, list(columns), model, base_dir)
 
@@ -323,7 +346,7 @@ def _merge_literals(parts: list[str | StringSlot | BareSlot]) -> list[str | Stri
     return merged
 
 
-def _scan(text: str, syntax: Syntax, name: str) -> tuple[list[Token], str]:
+def _scan(text: str, syntax: Syntax, name: str, marks: Marks) -> tuple[list[Token], str]:
     """Find every placeholder, noting whether it sits inside a JSON string; mark it for parsing."""
     openers = [("var", syntax.var), ("block", syntax.block), ("comment", syntax.comment)]
     tokens: list[Token] = []
@@ -354,9 +377,9 @@ def _scan(text: str, syntax: Syntax, name: str) -> tuple[list[Token], str]:
                     f"{opening} {closing} blocks work only inside JSON string values.",
                 )
             elif in_string:
-                out.append(_IN_STRING.format(len(tokens)))
+                out.append(marks.in_string.format(len(tokens)))
             else:
-                out.append(_BARE.format(len(tokens)))
+                out.append(marks.bare.format(len(tokens)))
             tokens.append(Token(kind, body, in_string, line))
             i = start = end + len(closing)
             continue
@@ -398,8 +421,10 @@ class _Builder:
         columns: list[str],
         name: str,
         source: Path | None,
+        marks: Marks,
     ) -> None:
         self.tokens = tokens
+        self.marks = marks
         self.syntax = syntax
         self.columns = columns
         self.name = name
@@ -410,10 +435,10 @@ class _Builder:
     # -- walking ------------------------------------------------------------------------
     def walk(self, node: Any, path: str, parent: Mapping[str, Any] | None = None) -> Any:
         if isinstance(node, dict):
-            _check_image_url(node, path, self.name)
+            _check_image_url(node, path, self.name, self.marks)
             out = {}
             for key, value in node.items():
-                if _MARK_RE.search(key) or _BARE_RE.match(key):
+                if self.marks.mark_re.search(key) or self.marks.bare_re.match(key):
                     raise BatchError(
                         f"{self.name}: placeholders cannot stand in a key ({path}).",
                     )
@@ -426,19 +451,19 @@ class _Builder:
         return node
 
     def _string(self, value: str, path: str, parent: Mapping[str, Any] | None) -> Any:
-        bare = _BARE_RE.match(value)
+        bare = self.marks.bare_re.match(value)
         if bare:
             token = self.tokens[int(bare.group(1))]
             return self._add(BareSlot(path, self._expr(token)))
         image = _is_image_value(path, parent)
-        if not _MARK_RE.search(value):
+        if not self.marks.mark_re.search(value):
             if image:
                 from .images import image_url_value
 
                 return image_url_value(value, self.template_dir, f"{self.name} ({path})")
             return value
         slot = StringSlot(path, image=image)
-        chunks = _MARK_RE.split(value)
+        chunks = self.marks.mark_re.split(value)
         if any(self.tokens[int(i)].kind == "block" for i in chunks[1::2]):
             slot.block_template = self._block_template(chunks, path)
             return self._add(slot)
@@ -452,7 +477,7 @@ class _Builder:
 
     def _add(self, slot: StringSlot | BareSlot) -> str:
         self.slots.append(slot)
-        return _SLOT.format(len(self.slots) - 1)
+        return self.marks.slot.format(len(self.slots) - 1)
 
     # -- expressions --------------------------------------------------------------------
     @property
@@ -541,11 +566,11 @@ class _Builder:
 
 
 def make_environment(syntax: Syntax = MODERN) -> Any:
-    """Jinja2's sandbox with our delimiters; undefined names are errors, nothing is HTML-escaped."""
+    """Jinja2's sandbox with our delimiters and bounded work (`template_sandbox`); undefined
+    names are errors, nothing is HTML-escaped, only plain values are output."""
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(
+    return make_sandbox(
         variable_start_string=syntax.var[0],
         variable_end_string=syntax.var[1],
         block_start_string=syntax.block[0],
@@ -555,8 +580,13 @@ def make_environment(syntax: Syntax = MODERN) -> Any:
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
-        finalize=lambda value: "" if value is None else value,  # as outside blocks
+        finalize=_finalize,
     )
+
+
+def _finalize(value: Any) -> Any:
+    """What a block's expression outputs: None as nothing (as outside blocks), plain values."""
+    return "" if value is None else plain_value(value)
 
 
 def _is_image_value(path: str, parent: Mapping[str, Any] | None) -> bool:
@@ -568,12 +598,12 @@ def _is_image_value(path: str, parent: Mapping[str, Any] | None) -> bool:
     )
 
 
-def _check_image_url(node: Mapping[str, Any], path: str, name: str) -> None:
+def _check_image_url(node: Mapping[str, Any], path: str, name: str, marks: Marks) -> None:
     value = node.get("image_url")
     if isinstance(value, list):
         url = value[0].get("url", "...") if value and isinstance(value[0], dict) else "..."
         shown = json.dumps({"type": "image_url", "image_url": {"url": url}}, ensure_ascii=False)
-        shown = _MARK_RE.sub("<<...>>", shown)
+        shown = marks.mark_re.sub("<<...>>", shown)
         raise BatchError(
             f"{name}: {path}.image_url is a list, which the API rejects; "
             "it must be an object with a url.",

@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typing_extensions as te
 
+from . import surrogates
 from .errors import BatchError
 from .requestfile_limits import MAX_EMBEDDING_ARRAY, OPENAI
 from .requestfile_limits import FileLimits as Limits
@@ -749,10 +750,15 @@ def _parse(raw: bytes, line_no: int, problems: list[Problem]) -> Any:
         problems.append(Problem(line_no, "", f"not UTF-8 text (byte {exc.start + 1})"))
         return None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         problems.append(Problem(line_no, "", f"not valid JSON: {exc.msg} at column {exc.colno}"))
         return None
+    if surrogates.may_hold(text) and (where := surrogates.find(value)) is not None:
+        message = "holds a lone UTF-16 surrogate (\\udXXX), which the API cannot read as text"
+        problems.append(Problem(line_no, where, message))
+        return None
+    return value
 
 
 def _check_unique(
