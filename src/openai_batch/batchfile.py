@@ -173,9 +173,11 @@ def iter_identified_chunks(
     delimiter: str | None = None,
     encoding: str | None = None,
     keep_spaces: bool = False,
+    ragged_rows: bool = False,
 ) -> Iterator[tuple[list[str], pd.DataFrame]]:
     """The data rows in order, chunk by chunk, each with the custom_id make-batch-file gave it."""
-    table = open_table(data, TableOptions(sheet, delimiter, encoding, limit, keep_spaces))
+    options = TableOptions(sheet, delimiter, encoding, limit, keep_spaces, ragged_rows)
+    table = open_table(data, options)
     maker = IdMaker(table, id_column, id_prefix)
     start = 0
     for chunk in table.chunks():

@@ -179,6 +179,7 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
         "delimiter": opts.table.delimiter,
         "encoding": opts.table.encoding,
         "keep_spaces": opts.table.keep_spaces,
+        "ragged_rows": opts.table.ragged_rows,
         "data_size": stat.st_size,
         "data_mtime_ns": stat.st_mtime_ns,
     }
@@ -938,6 +939,7 @@ def iter_data(plan: JoinPlan) -> Iterator[tuple[list[str], Any]]:
         delimiter=opts.get("delimiter"),
         encoding=opts.get("encoding"),
         keep_spaces=bool(opts.get("keep_spaces")),
+        ragged_rows=bool(opts.get("ragged_rows")),
     )
 
 

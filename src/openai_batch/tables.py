@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import surrogates
+from . import csv_rows, surrogates
 from .errors import BatchError
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class TableOptions:
     encoding: str | None = None
     limit: int | None = None
     keep_spaces: bool = False  # read `a, b` as " b" even when every field is written that way
+    ragged_rows: bool = False  # rows with fewer/more fields than the header: pad/cut, not refuse
 
 
 @dataclass
@@ -89,6 +90,15 @@ class Table:
     def _csv_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
+        assert self.delimiter is not None
+        fmt = csv_rows.CsvFormat(
+            self.path, self.delimiter, self.options.encoding, self.skip_spaces, self.options.limit
+        )
+        width = len(self.columns)
+        found = csv_rows.scan(fmt, width, self.options.ragged_rows)
+        if found.ragged or found.spaces_only:  # rows pandas would pad or drop: read exactly
+            yield from self._csv_module_chunks(fmt, chunk_rows)
+            return
         try:
             reader = pd.read_csv(
                 self.path,
@@ -119,6 +129,20 @@ class Table:
                 hint="a cell that holds the delimiter or a line break must be in double quotes"
                 + ("" if self.options.delimiter else "; or give --delimiter"),
             ) from None
+
+    def _csv_module_chunks(
+        self, fmt: csv_rows.CsvFormat, chunk_rows: int
+    ) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        try:
+            records = csv_rows.rows(fmt, len(self.columns))
+            while batch := list(itertools.islice(records, chunk_rows)):
+                yield pd.DataFrame(batch, columns=self.columns, dtype=object)
+        except UnicodeDecodeError as exc:
+            raise _encoding_error(self.path, exc) from None
+        except csv.Error as exc:
+            raise BatchError(f"cannot read {self.path}: {exc}.") from None
 
     # -- Excel ----------------------------------------------------------------------------
     def _excel_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:

@@ -45,6 +45,9 @@ class RenderArgs:
     keep_spaces: bool = False
     """Keep the space after each delimiter of a CSV written with ", " between all fields (by
     default that space is dropped from headers and cells)."""
+    ragged_rows: bool = False
+    """Accept CSV rows with fewer fields than the header (empty cells) or more (extra fields
+    ignored); by default such a row is an error naming it."""
     image_size: str | None = None
     """For the cost estimate: the size (WxH) of remote images, which are not downloaded."""
     expected_output: int | None = None
@@ -59,7 +62,12 @@ class RenderArgs:
             id_column=self.id_column,
             id_prefix=self.id_prefix,
             table=TableOptions(
-                self.sheet, self.delimiter, self.encoding, self.limit, self.keep_spaces
+                self.sheet,
+                self.delimiter,
+                self.encoding,
+                self.limit,
+                self.keep_spaces,
+                self.ragged_rows,
             ),
             progress=not quiet,
         )
