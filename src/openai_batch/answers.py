@@ -14,6 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+try:  # a dependency; a venv made before it was added still works, only slower
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
+
 MALFORMED = "malformed_result"
 
 # The errors that reading an unexpected shape can raise; RecursionError is the deep nesting.
@@ -54,9 +59,18 @@ MISSING = RowResult("missing")
 
 
 def parse_line(raw: bytes | str) -> Any:
-    """The JSON value of a line, or raise MalformedResult (not JSON, or nested too deep)."""
+    """The JSON value of a line, or raise MalformedResult (not JSON, or nested too deep).
+
+    orjson reads the lines it accepts ~4x faster; what it refuses (NaN, integers over 64
+    bits, lone surrogates, deep nesting) is read by the json module, so the values are the
+    json module's either way."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            pass
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except RecursionError:
         raise MalformedResult("the line is nested too deeply to read") from None
     except ValueError:
@@ -156,7 +170,17 @@ def _json_type(value: Any) -> str:
 
 
 def _from_chat(body: dict[str, Any], result: RowResult) -> None:
-    choices = _of(body.get("choices"), list, "choices")
+    choices = body.get("choices")
+    if type(choices) is list and len(choices) == 1:  # the usual shape, read without _of
+        choice = choices[0]
+        message = choice.get("message") if type(choice) is dict else None
+        if type(message) is dict:
+            content, refusal = message.get("content"), message.get("refusal")
+            finish = choice.get("finish_reason")
+            if type(content) is str and refusal is None and type(finish) is str:
+                result.content, result.finish_reason = content, finish
+                return
+    choices = _of(choices, list, "choices")
     if not choices:
         return
     choice = _of(choices[0], dict, "choices[0]")
@@ -255,6 +279,17 @@ def json_object(content: str) -> dict[str, Any] | None:
 
 def dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def dump_bytes(value: Any) -> bytes:
+    """Compact JSON as UTF-8 for the index's own files (orjson when it can; parse_line reads
+    either)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value)
+        except TypeError:  # lone surrogates, integers over 64 bits
+            pass
+    return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def cell_text(value: Any) -> str:

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import answers
 from .answers import cell_text
+from .results import LOOKUP_BLOCK, batched
 from .tablewriter import TableTarget, TableWriter, looks_like_formula
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .results import ResultIndex
+    from .resultindex import ResultIndex
 
 RESULT_COLUMNS = (
     "custom_id",
@@ -165,6 +166,7 @@ def write_table(
     order: Iterable[str] | None = None,
     keep_row: Callable[[int, str], bool] | None = None,
     schema: dict[str, str] | None = None,
+    progress: bool = False,
 ) -> CsvSummary:
     """The results as a table: every data row (or every custom_id) plus the result columns.
 
@@ -175,25 +177,44 @@ def write_table(
     plan = json_columns(index.json_key_counts, index.json_answers, schema)
     keys = plan.keys
     types = {**dict.fromkeys(TOKEN_COLUMNS, "int"), **plan.types}
-    seen: set[str] = set()
+    seen = index.new_mask()  # per result: joined to a row
     check = target.kind in ("csv", "tsv")
     if chunks is None:
         columns = result_column_names((), keys)
         counter = _Counter(0, check)
+        done: set[str] = set()  # custom_ids without a result, already listed
         with TableWriter(target, columns, _named(types, columns, 0, keys)) as writer:
-            for custom_id in order if order is not None else index.natural_order():
-                if custom_id in seen:
-                    continue
-                seen.add(custom_id)
-                cells = _result_cells(index.result(custom_id), custom_id, keys)
-                counter.add(cells)
-                writer.write(cells)
+            written = writer
+            ids = order if order is not None else index.natural_order()
+            for block in batched(ids, LOOKUP_BLOCK):
+                for custom_id, hit in zip(block, index.hits(block), strict=True):
+                    if hit is None:
+                        if custom_id in done:
+                            continue
+                        done.add(custom_id)
+                        cells = _result_cells(answers.MISSING, custom_id, keys)
+                    elif seen[hit.position]:
+                        continue
+                    else:
+                        seen[hit.position] = True
+                        cells = index.cells_of(hit, custom_id, keys)
+                    counter.add(cells)
+                    writer.write(cells)
         rows = writer.rows
     else:
-        rows, columns, counter = _write_joined(index, target, chunks, keep_row, keys, types, seen)
-    unmatched = sum(1 for c in index.entries if c not in seen)
+        with _bar(progress, len(index)) as bar:
+            rows, columns, counter, written = _write_joined(
+                index, target, chunks, keep_row, keys, types, seen, bar.update
+            )
+    unmatched = int(len(seen) - seen.sum())
     counts = counter.counts
     notes = [plan.note] if plan.note else []
+    if written.replaced_characters:
+        notes.append(
+            f"{written.replaced_characters:,} character(s) an .xlsx cell cannot hold were "
+            "replaced (control characters by U+FFFD, carriage returns by line feeds); "
+            "the responses file has them as sent"
+        )
     return CsvSummary(target.path, rows, counts["ok"], counts["error"], counts["missing"],
                       unmatched, columns, counter.formulas, notes, target.kind)  # fmt: skip
 
@@ -205,8 +226,9 @@ def _write_joined(
     keep_row: Callable[[int, str], bool] | None,
     keys: list[str],
     types: dict[str, str],
-    seen: set[str],
-) -> tuple[int, list[str], _Counter]:
+    seen: Any,
+    advance: Callable[[int], object],
+) -> tuple[int, list[str], _Counter, TableWriter]:
     """Data rows in file order, each followed by its result cells; the data cells as read."""
     iterator = iter(chunks)
     first = next(iterator, None)
@@ -218,17 +240,40 @@ def _write_joined(
     row_number = 0
     with TableWriter(target, columns, named) as writer:
         for ids, frame in _chain(first, iterator):
-            rows = frame.itertuples(index=False, name=None)
-            for custom_id, data in zip(ids, rows, strict=True):
+            rows = _rows(frame)
+            hits = index.hits(ids)
+            for custom_id, data, hit in zip(ids, rows, hits, strict=True):
                 row_number += 1
                 if keep_row is not None and not keep_row(row_number - 1, custom_id):
                     continue
-                seen.add(custom_id)
-                cells = [*data, *_result_cells(index.result(custom_id), custom_id, keys)]
+                if hit is None:
+                    cells = [*data, *_result_cells(answers.MISSING, custom_id, keys)]
+                else:
+                    seen[hit.position] = True
+                    cells = [*data, *index.cells_of(hit, custom_id, keys)]
                 counter.add(cells)
                 writer.write(cells)
+            advance(len(ids))
         rows_written = writer.rows
-    return rows_written, columns, counter
+    return rows_written, columns, counter, writer
+
+
+def _rows(frame: pd.DataFrame) -> Iterable[tuple[Any, ...]]:
+    """The frame's rows as tuples of cells (column lists zipped: faster than itertuples)."""
+    width = frame.shape[1]
+    if width == 0:
+        return [()] * len(frame)
+    return zip(*(frame.iloc[:, j].tolist() for j in range(width)), strict=True)
+
+
+def _bar(enabled: bool, total: int) -> Any:
+    """A progress bar of data rows joined (on stderr; off with -q)."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, unit=" rows", desc="joining", file=sys.stderr,
+                disable=not enabled, dynamic_ncols=True, unit_scale=True)  # fmt: skip
 
 
 def _chain(first: Any, rest: Iterable[Any]) -> Iterable[Any]:

@@ -974,6 +974,7 @@ def collect(
     id_column: str | None = None,
     id_prefix: str | None = None,
     groups: Mapping[str, str] | None = None,
+    progress: bool = False,
 ) -> Collected:
     """Download every file, merge, write the responses file (and the table: `table`, or CSV
     at `csv`).
@@ -1003,7 +1004,7 @@ def collect(
             schema = join.response_schema(plan.order_files[0] if plan.order_files else None)
             summary = join.write_table(
                 index, table, chunks=chunks, order=plan.order(), keep_row=keep_rows(plan),
-                schema=schema,
+                schema=schema, progress=progress,
             )  # fmt: skip
         counted = summary or responses
         if counted.error or counted.missing:

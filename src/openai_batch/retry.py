@@ -81,11 +81,11 @@ class Tally:
     def add(self, index: results.ResultIndex, custom_id: str) -> bool:
         """Count one request; True when it needs another go."""
         self.total += 1
-        entry = index.entries.get(custom_id)
-        if entry is None:
+        entry_ok = index.entry_ok(custom_id)
+        if entry_ok is None:
             self.missing += 1
             return True
-        if entry.ok:
+        if entry_ok:
             self.ok += 1
             return False
         kind, reason = failure_reason(index.record(custom_id))
@@ -161,7 +161,7 @@ def from_results_files(ledger: Ledger, paths: Sequence[Path], requests: Path | N
         _require_file(path, "results file")
         index.add_file(path, rank)
     results.warn_unreadable(index)
-    if not index.entries:
+    if not len(index):
         index.close()
         raise BatchError(
             f"{', '.join(map(str, paths))} holds no results",
@@ -416,7 +416,7 @@ def _custom_id(raw: bytes, path: Path, number: int) -> str:
 
 def _check_results_belong(source: Source, seen: set[str]) -> None:
     """Results for custom_ids the request file lacks: the wrong request file was given."""
-    stray = [c for c in source.index.entries if c not in seen]
+    stray = [c for c in source.index.custom_ids() if c not in seen]
     if stray:
         raise BatchError(
             f"{len(stray):,} result(s) have custom_ids that are not in {source.requests} "

@@ -115,7 +115,7 @@ def get_batch_results(
         return finish(
             conn, batches, resolved.roots, labels=resolved.labels, output=output, table=target,
             data=data, requests=requests, id_column=id_column, id_prefix=id_prefix,
-            as_json=as_json, resume=args, groups=resolved.groups,
+            as_json=as_json, resume=args, groups=resolved.groups, progress=not quiet,
         )  # fmt: skip
 
 
@@ -231,6 +231,7 @@ def finish(
     resume: list[str] | None = None,
     extra_json: dict[str, Any] | None = None,
     groups: dict[str, str] | None = None,
+    progress: bool = False,
 ) -> int:
     """Show the batches; when all are final, download, merge and write. Returns the exit code."""
     labels = labels or {}
@@ -256,7 +257,7 @@ def finish(
     report["finished"] = True
     collected = lifecycle.collect(
         conn, batches, roots, output=output, table=table, requests=requests, data=data,
-        id_column=id_column, id_prefix=id_prefix, groups=groups,
+        id_column=id_column, id_prefix=id_prefix, groups=groups, progress=progress,
     )  # fmt: skip
     code = exit_code(batches, collected)
     if as_json:
