@@ -975,6 +975,7 @@ def collect(
     id_prefix: str | None = None,
     groups: Mapping[str, str] | None = None,
     progress: bool = False,
+    parallel: int = 4,
 ) -> Collected:
     """Download every file, merge, write the responses file (and the table: `table`, or CSV
     at `csv`).
@@ -991,7 +992,9 @@ def collect(
         roots, requests=requests, data=data, id_column=id_column, id_prefix=id_prefix,
         join=table is not None,
     )  # fmt: skip
-    downloads = [download_results(conn, b) for b in batches]
+    from .downloads import download_all
+
+    downloads = download_all(conn, batches, parallel=parallel)
     names = {r.digest: r.path for r in roots}
     index = build_index(downloads, groups, names=names, shared_unknown=requests is not None)
     failing: list[Path] = []

@@ -239,6 +239,7 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
         id_prefix=how.id_prefix,
         groups=lifecycle.batch_groups(ledger, conn.service, [b.id for b in batches.all]),
         progress=not how.quiet,
+        parallel=how.parallel,
     )
     code = results.exit_code(batches.shards, collected)
     if how.as_json:

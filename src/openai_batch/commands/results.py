@@ -88,13 +88,16 @@ def get_batch_results(
     max_enqueued_tokens
         With --job: change the job's quota of estimated prompt tokens enqueued (0: none).
     parallel
-        With --job: upload this many of its files at once, if some are not uploaded yet.
+        Download this many output and error files at once (and with --job, upload this many
+        of its files at once, if some are not uploaded yet).
     quiet
         No progress bar.
     as_json
         Print the API's batch objects plus what this command adds (files written, counts).
     """
     target = table_target(table, csv_path=csv)
+    if parallel < 1:
+        raise BatchError("--parallel must be at least 1")
     if job is not None:
         return _job_results(
             targets, job, output=output, csv=csv, table=table, data=data, id_column=id_column,
@@ -116,6 +119,7 @@ def get_batch_results(
             conn, batches, resolved.roots, labels=resolved.labels, output=output, table=target,
             data=data, requests=requests, id_column=id_column, id_prefix=id_prefix,
             as_json=as_json, resume=args, groups=resolved.groups, progress=not quiet,
+            parallel=parallel,
         )  # fmt: skip
 
 
@@ -232,6 +236,7 @@ def finish(
     extra_json: dict[str, Any] | None = None,
     groups: dict[str, str] | None = None,
     progress: bool = False,
+    parallel: int = 4,
 ) -> int:
     """Show the batches; when all are final, download, merge and write. Returns the exit code."""
     labels = labels or {}
@@ -258,6 +263,7 @@ def finish(
     collected = lifecycle.collect(
         conn, batches, roots, output=output, table=table, requests=requests, data=data,
         id_column=id_column, id_prefix=id_prefix, groups=groups, progress=progress,
+        parallel=parallel,
     )  # fmt: skip
     code = exit_code(batches, collected)
     if as_json:
