@@ -265,3 +265,188 @@ def test_azure_failed_batch_with_documented_shapes(
     code, out, err = run_cli(capsys, "get-batch-results", path, *WAIT)
     assert code != 0 and "Traceback" not in err
     assert "FAILED" in out + err
+
+
+def test_azure_fail_fast_create_is_queued_and_started_later(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """400 token_limit_exceeded on the create itself: queued like the quota, never exit 3."""
+    use_azure(fake, monkeypatch, fail_fast=1)
+    path = request_file(tmp_path)
+    code, _, err = run_cli(capsys, "start-batch", path)
+    assert code == 0, err
+    assert "queued" in err and "Traceback" not in err
+    job = next(line.split()[1] for line in err.splitlines() if line.startswith("Job ")).rstrip(":")
+    code, _out, err = run_cli(capsys, "get-batch-results", "--job", job, *WAIT)
+    assert code == 0, err
+    assert fake.batch_create_count == 1
+    assert len(read_jsonl(tmp_path / "batch-responses.jsonl")) == 4
+
+
+def test_azure_fail_fast_in_run(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_azure(fake, monkeypatch, fail_fast=3)
+    template, data = make_small(tmp_path)
+    code, _, err = run_cli(capsys, "run", template, data, "--csv", "r.csv", *WAIT)
+    assert "token_limit_exceeded" in err
+    assert code == 0, err
+    assert len(read_csv(tmp_path / "r.csv")) == 6 and fake.batch_create_count == 1
+
+
+def test_azure_defaults_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Azure: a minute between status calls, 100,000 requests a file, "/chat/completions"."""
+    from openai_batch import api
+
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://example-resource.openai.azure.com/")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("OPENAI_API_VERSION", "2024-10-21")
+    conn = api.connect()
+    assert conn.profile.name == "azure" and conn.profile.poll_interval == 60.0
+    assert conn.profile.limits.requests == 100_000
+    assert conn.profile.limits.canonical_url("/chat/completions") == "/v1/chat/completions"
+
+
+def test_azure_unversioned_urls_are_valid_only_for_azure(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = request_file(tmp_path, url="/chat/completions")  # as Azure's guide writes lines
+    code, _, _ = run_cli(capsys, "utils", "validate", path)
+    assert code == 1
+    assert run_cli(capsys, "utils", "validate", path, "--service", "azure")[0] == 0
+    use_azure(fake, monkeypatch)
+    code, _, err = run_cli(capsys, "start-batch", path)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "get-batch-results", path, "-o", "out.jsonl", *WAIT)
+    assert code == 0, err
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 4
+
+
+def test_azure_split_allows_100000_requests(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys
+) -> None:
+    template, data = make_small(tmp_path)
+    code, _, err = run_cli(
+        capsys, "make-batch-file", template, data, "--max-requests", "60000", "-q"
+    )
+    assert_clean_error(code, err, "50,000")
+    code, _, err = run_cli(
+        capsys, "make-batch-file", template, data, "--max-requests", "60000", "--service",
+        "azure", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_azure_hints(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_azure(fake, monkeypatch)
+    monkeypatch.setenv("OPENAI_BATCH_MAX_RETRIES", "0")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "0" * 32)
+    code, _, err = run_cli(capsys, "list-batches")
+    assert_clean_error(code, err, "AZURE_OPENAI_API_KEY was rejected", "portal.azure.com")
+    assert "platform.openai.com" not in err
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY")
+    monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", "expired-token")
+    code, _, err = run_cli(capsys, "list-batches")
+    assert_clean_error(code, err, "AZURE_OPENAI_AD_TOKEN was rejected")
+    assert "OPENAI_API_KEY was rejected" not in err
+    monkeypatch.delenv("AZURE_OPENAI_AD_TOKEN")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", fake.api_key)
+    fake.inject("GET", r"/openai/batches$", 404, body={
+        "error": {"code": "404", "message": "Resource not found"}})  # fmt: skip
+    code, _, err = run_cli(capsys, "list-batches")
+    assert_clean_error(code, err, "OPENAI_API_VERSION")
+
+
+# ------------------------------------------------------------------------ compatible services
+
+
+def test_groq_like_run_with_a_7d_window(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groq_like().install(fake)
+    monkeypatch.setenv("OPENAI_BATCH_SERVICE", "groq")
+    template, data = make_small(tmp_path)
+    args = ("--completion-window", "7d", "--csv", "r.csv")
+    code, _, err = run_cli(capsys, "run", template, data, *args, *WAIT)
+    assert code == 0, err
+    assert len(read_csv(tmp_path / "r.csv")) == 6
+    (batch,) = fake.batches.values()
+    assert batch.completion_window == "7d" and batch.expires_at - batch.created_at == 7 * 86_400
+    code, out, _ = run_cli(capsys, "get-batch-results", batch.id)
+    assert "completion window 7d" in out
+    code, _, err = run_cli(capsys, "run", template, data, *args, *WAIT)
+    assert code == 0 and fake.batch_create_count == 1
+
+
+def test_expired_note_speaks_of_the_batch_window(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groq_like().install(fake)
+    monkeypatch.setenv("OPENAI_BATCH_SERVICE", "groq")
+    fake.plan("expired")
+    path = request_file(tmp_path)
+    assert run_cli(capsys, "start-batch", path, "--completion-window", "48h")[0] == 0
+    _code, out, err = run_cli(capsys, "get-batch-results", path, *WAIT)
+    assert "EXPIRED after 48 hours" in out + err and "24 hours" not in out + err
+
+
+def test_window_the_service_does_not_take_is_refused_before_paying(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys
+) -> None:
+    code, _, err = run_cli(
+        capsys, "start-batch", request_file(tmp_path), "--completion-window", "7d"
+    )
+    assert_clean_error(code, err, "24h", "7d")
+    assert fake.upload_count == 0 and fake.batch_create_count == 0
+
+
+def test_per_service_limits_in_make_and_validate(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys
+) -> None:
+    template, data = make_small(tmp_path)
+    code, _, err = run_cli(
+        capsys, "make-batch-file", template, data, "--max-bytes", "150MB", "--service", "groq"
+    )
+    assert_clean_error(code, err, "100MB", "Groq")
+    code, _, err = run_cli(
+        capsys, "make-batch-file", template, data, "--endpoint", "/v1/responses",
+        "--service", "deepinfra",
+    )  # fmt: skip
+    assert_clean_error(code, err, "DeepInfra takes no /v1/responses batches")
+    path = request_file(tmp_path, url="/v1/moderations")
+    code, out, _ = run_cli(capsys, "utils", "validate", path, "--service", "deepinfra")
+    assert code == 1 and "DeepInfra takes no /v1/moderations batches" in out
+
+
+def test_service_without_openais_batch_api_is_named_before_paying(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BATCH_SERVICE", "mistral")
+    code, _, err = run_cli(capsys, "start-batch", request_file(tmp_path))
+    assert_clean_error(code, err, "Mistral's batch API is not OpenAI's", "utils chat-complete")
+    assert fake.upload_count == 0
+
+
+def test_server_without_batches_says_what_it_lacks(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vllm serve` and the like: no /v1/files, no /v1/batches."""
+    monkeypatch.setenv("OPENAI_BATCH_MAX_RETRIES", "0")
+    fake.inject("POST", r"/v1/files$", 404, times=None)
+    code, _, err = run_cli(capsys, "start-batch", request_file(tmp_path))
+    assert_clean_error(code, err, "no OpenAI Files/Batches API", "utils chat-complete")
+
+
+def test_upload_with_expiry(fake: FakeOpenAI, tmp_path: Path, capsys: Capsys) -> None:
+    code, _out, err = run_cli(
+        capsys, "upload-batch-file", request_file(tmp_path), "--expires-after", "7d"
+    )
+    assert code == 0, err
+    (f,) = fake.files.values()
+    assert f.expires_at is not None and f.expires_at - f.created_at == 7 * 86_400
+    code, _, err = run_cli(
+        capsys, "upload-batch-file", request_file(tmp_path), "--expires-after", "5m"
+    )
+    assert_clean_error(code, err, "1 hour to 30 days")

@@ -15,6 +15,7 @@ call that worked) tune the client. Every batch object goes through `batchshape.n
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import batchshape, console, files
+from . import batchshape, console, files, service_profiles
 from .errors import ApiError, BatchError
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Connection:
     azure: bool
     key_variable: str  # the variable the key came from, for messages
     strict: bool = False  # OPENAI_BATCH_STRICT: report departures from the SDK's schema
+    profile: service_profiles.ServiceProfile = service_profiles.OPENAI  # limits, windows, hints
 
     def describe(self) -> str:
         return f"Azure OpenAI at {self.service}" if self.azure else self.service
@@ -80,9 +82,21 @@ def _max_retries() -> int:
         ) from None
 
 
-def connect(*, strict: bool | None = None, max_retries: int | None = None) -> Connection:
-    """The configured client, checked for a key before any request is made."""
+def connect(
+    *, strict: bool | None = None, max_retries: int | None = None, service: str | None = None
+) -> Connection:
+    """The configured client, checked for a key before any request is made.
+
+    `service` (--service) names the service profile; by default it follows the base URL."""
     load_dotenv_file()
+    conn = _connect(strict=strict, max_retries=max_retries)
+    profile = service_profiles.select(service)
+    if profile is service_profiles.OPENAI and not os.environ.get("OPENAI_BATCH_SERVICE"):
+        profile = service_profiles.for_url(conn.service, azure=conn.azure)
+    return dataclasses.replace(conn, profile=profile)
+
+
+def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
     import httpx2
     import openai
 
@@ -203,10 +217,14 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
 
     where = conn.describe() if conn else "the API"
     key_var = conn.key_variable if conn else "OPENAI_API_KEY"
+    special = _service_error(exc, what, conn)
+    if special is not None:
+        return special
     if isinstance(exc, openai.AuthenticationError):
         return ApiError(
             f"{key_var} was rejected (401) while {what}",
-            hint=f"check the key (environment or .env in this folder); keys are at {KEYS_PAGE}",
+            hint="check the key (environment or .env in this folder); keys are at "
+            + (conn.profile.console if conn and conn.profile.name != "openai" else KEYS_PAGE),
         )
     if isinstance(exc, openai.PermissionDeniedError):
         return ApiError(
@@ -258,6 +276,96 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
     return ApiError(f"{what} failed: {redact(str(exc))}")
 
 
+class TokenLimitRefused(ApiError):
+    """The create itself was refused for the enqueued-token quota (Azure's fail-fast regions):
+    nothing was started, so the request file can be queued and started later."""
+
+
+def _service_error(exc: BaseException, what: str, conn: Connection | None) -> ApiError | None:
+    """Errors that mean something particular: a quota refusal, a server without OpenAI's
+    Batch API, Azure's key, token and api-version failures."""
+    import openai
+
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    code = getattr(exc, "code", None)
+    if isinstance(exc, openai.BadRequestError) and code == "token_limit_exceeded":
+        return TokenLimitRefused(
+            f"the service refused {what}: enqueued-token limit reached (400 "
+            f"token_limit_exceeded): {_server_message(exc)}",
+            hint="nothing was started; the request file waits in its job and starts when "
+            "running batches finish (`openai-batch get-batch-results --job NAME --wait`)",
+        )
+    path = exc.response.request.url.path if exc.response is not None else ""
+    if conn is not None and conn.azure:
+        found = _azure_error(exc, what, conn)
+        if found is not None:
+            return found
+    if exc.status_code in (404, 405, 501) and re.search(r"/(batches|files)/?$", path):
+        return _no_batch_api(conn, what, f"{exc.status_code} for {path}")
+    return None
+
+
+def _azure_error(exc: Any, what: str, conn: Connection) -> ApiError | None:
+    """Azure's own failures, with hints that speak Azure (portal, Entra ID, api-version)."""
+    import openai
+
+    portal = conn.profile.console
+    if isinstance(exc, openai.AuthenticationError):
+        if conn.key_variable == "" or not _env(conn.key_variable):
+            return ApiError(
+                f"AZURE_OPENAI_AD_TOKEN was rejected (401) while {what}",
+                hint="the Entra ID token may have expired (they last about an hour): get a new "
+                "one, e.g. `az account get-access-token --resource "
+                "https://cognitiveservices.azure.com`",
+            )
+        return ApiError(
+            f"{conn.key_variable} was rejected by Azure OpenAI (401) while {what}",
+            hint=f"copy KEY 1 or KEY 2 of this resource from {portal}; the key belongs to the "
+            "resource named in AZURE_OPENAI_ENDPOINT",
+        )
+    message = _server_message(exc)
+    if "api version" in message.lower() or "api-version" in message.lower():
+        return ApiError(
+            f"Azure OpenAI does not know api-version {_env('OPENAI_API_VERSION')!r} "
+            f"({exc.status_code}) while {what}: {message}",
+            hint="set OPENAI_API_VERSION to a version with batch support, e.g. 2024-10-21, "
+            "or use the v1 route: OPENAI_BASE_URL=<endpoint>/openai/v1 without "
+            "AZURE_OPENAI_ENDPOINT",
+        )
+    if isinstance(exc, openai.NotFoundError) and message.strip() == "Resource not found":
+        return ApiError(
+            f"Azure OpenAI answered 404 Resource not found while {what}",
+            hint="check AZURE_OPENAI_ENDPOINT (https://<resource>.openai.azure.com) and that "
+            f"OPENAI_API_VERSION ({_env('OPENAI_API_VERSION')}) supports batches (2024-10-21 "
+            "or later)",
+        )
+    return None
+
+
+def _no_batch_api(conn: Connection | None, what: str, detail: str) -> ApiError:
+    """The server has no OpenAI Batch API: say what it lacks and what works instead."""
+    where = conn.describe() if conn else "the server"
+    profile = conn.profile if conn else service_profiles.OPENAI
+    lacks = (
+        f"{profile.label}'s batch API is not OpenAI's ({profile.notes})"
+        if not profile.openai_batches
+        else f"{where} has no OpenAI Files/Batches API ({detail})"
+    )
+    return ApiError(
+        f"cannot do this while {what}: {lacks}",
+        hint="`openai-batch utils chat-complete` sends the same request file to any "
+        "chat-completions server one request at a time; check OPENAI_BASE_URL if this server "
+        "should have /v1/batches",
+    )
+
+
+def require_openai_batches(conn: Connection, what: str) -> None:
+    """Refuse before spending anything on a service whose batch API is not OpenAI's."""
+    if not conn.profile.openai_batches:
+        raise _no_batch_api(conn, what, "")
+
+
 @contextlib.contextmanager
 def calling(what: str, conn: Connection | None = None) -> Iterator[None]:
     """Turn any SDK/transport exception raised inside into an ApiError about `what`."""
@@ -286,15 +394,21 @@ def upload_file(
     *,
     purpose: str = "batch",
     progress: Callable[[int], object] | None = None,
+    expires_after: int | None = None,
 ) -> FileObject:
     """Upload a file, streamed from disk (the SDK rewinds it on a retry).
 
     `progress` hears of every block read for sending, for a progress bar in bytes."""
+    require_openai_batches(conn, f"uploading {path}")
     with open(path, "rb") as fh, calling(f"uploading {path}", conn):
         body: Any = fh if progress is None else _ReadProgress(fh, progress)
+        extra: dict[str, Any] = {}
+        if expires_after is not None:  # Azure counts files without expiry against 500/resource
+            extra["expires_after"] = {"anchor": "created_at", "seconds": expires_after}
         uploaded = conn.client.files.create(
             file=(path.name, body, "application/jsonl"),
             purpose=purpose,  # type: ignore[arg-type]
+            **extra,
         )
     report_differences(conn, "file", uploaded)
     if not getattr(uploaded, "id", None):
@@ -419,6 +533,7 @@ def create_batch(
     completion_window: str = "24h",
 ) -> Batch:
     """Start a batch. An answer without a batch id raises UnrecognisedBatch (never retried)."""
+    require_openai_batches(conn, f"starting a batch for {input_file_id}")
     with calling(f"starting a batch for {input_file_id}", conn):
         answer = conn.client.batches.create(
             input_file_id=input_file_id,

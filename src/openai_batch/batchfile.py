@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 from . import files
 from .digests import new_digest
 from .errors import BatchError
-from .requestfile_limits import ENDPOINTS, OPENAI, human_decimal
+from .requestfile_limits import ENDPOINTS, OPENAI, FileLimits, human_decimal
 from .tables import Table, TableOptions, open_table
 from .template import Template, load_template
 
@@ -34,6 +34,7 @@ class MakeOptions:
     endpoint: str = "/v1/chat/completions"
     max_requests: int = OPENAI.requests
     max_bytes: int = OPENAI.file_bytes
+    limits: FileLimits = OPENAI  # the service's (service_profiles); bounds the two above
     id_column: str | None = None
     id_prefix: str = "id_"
     table: TableOptions = field(default_factory=TableOptions)
@@ -99,20 +100,25 @@ class MakeResult:
 
 def check_options(opts: MakeOptions) -> None:
     """Reject options the API would make the user pay for discovering later."""
+    limits = opts.limits
     if opts.endpoint not in ENDPOINTS:
         raise BatchError(
             f"unknown endpoint {opts.endpoint!r}.",
             hint="the Batch API takes " + ", ".join(ENDPOINTS) + ".",
         )
-    if not 1 <= opts.max_requests <= OPENAI.requests:
+    refused = limits.endpoint_problem(opts.endpoint)
+    if refused:
+        raise BatchError(refused + ".", hint="pick another --endpoint, or another --service")
+    if not 1 <= opts.max_requests <= limits.requests:
         raise BatchError(
-            f"--max-requests must be between 1 and {OPENAI.requests:,} (the API's limit per file)."
+            f"--max-requests must be between 1 and {limits.requests:,} ({limits.service}'s "
+            "limit per file)."
         )
-    if not 1 <= opts.max_bytes <= OPENAI.file_bytes:
-        limit = human_decimal(OPENAI.file_bytes)
+    if not 1 <= opts.max_bytes <= limits.file_bytes:
+        limit = human_decimal(limits.file_bytes)
         raise BatchError(
-            f"--max-bytes must be at most {limit.replace(' ', '')} ({OPENAI.file_bytes:,} "
-            "bytes), the API's limit per file."
+            f"--max-bytes must be at most {limit.replace(' ', '')} ({limits.file_bytes:,} "
+            f"bytes), {limits.service}'s limit per file."
         )
     if opts.output.suffix != ".jsonl":
         raise BatchError(

@@ -781,7 +781,12 @@ def _requeue(
 
 
 def admit(
-    conn: api.Connection, ledger: Ledger, name: str, *, emit_over_quota: bool = True
+    conn: api.Connection,
+    ledger: Ledger,
+    name: str,
+    *,
+    emit_over_quota: bool = True,
+    poll_interval: float = 5.0,
 ) -> list[Event]:
     """Start queued shards, in order, while the quota allows; one process at a time per job."""
     events: list[Event] = []
@@ -799,7 +804,12 @@ def admit(
                 break
             if quota is not None and not running and shard.tokens > quota and emit_over_quota:
                 events.append(Event("over_quota", shard, message=_over_quota(shard, quota)))
-            started = _start(conn, ledger, job, shard)
+            try:
+                started = _start(conn, ledger, job, shard)
+            except api.TokenLimitRefused as refused:  # Azure fail-fast: nothing was started
+                why = str(refused)
+                events.append(_refused(ledger, job, shard, running > 0, why, poll_interval))
+                break
             batch = started.batch
             final = api.is_final(batch) and not is_token_limit_failure(batch)
             values: dict[str, Any] = {
@@ -819,6 +829,20 @@ def admit(
                 running += 1
                 tokens += shard.tokens
     return events
+
+
+def _refused(
+    ledger: Ledger, job: Job, shard: Shard, others: bool, why: str, poll_interval: float
+) -> Event:
+    """A create refused for the quota: the shard waits for a finish, or a growing delay."""
+    requeues = shard.requeues + 1
+    delay = min(REQUEUE_MAX_DELAY, poll_interval * REQUEUE_BASE_FACTOR * 2 ** (requeues - 1))
+    not_before = WAIT_FOR_A_FINISH if others else time.time() + delay
+    when = "once another batch of this job finishes" if others else f"in {delay:.0f} s"
+    _set(ledger, job.name, shard, None, requeues=requeues, not_before=not_before,
+         note=f"refused: token_limit_exceeded x{requeues}")  # fmt: skip
+    message = f"shard {shard.number} ({shard.name}): {why}; queued, to start {when}"
+    return Event("requeued", shard, None, message)
 
 
 def _over_quota(shard: Shard, quota: int) -> str:
@@ -844,6 +868,7 @@ def _start(conn: api.Connection, ledger: Ledger, job: Job, shard: Shard) -> life
             force=shard.force,
             check=False,
             info=_info(job, shard),
+            completion_window=completion_window(job),
         )
     except OSError as exc:  # the file went away and its upload expired
         raise BatchError(
@@ -852,9 +877,22 @@ def _start(conn: api.Connection, ledger: Ledger, job: Job, shard: Shard) -> life
         ) from None
 
 
+WINDOW_KEY = "_completion_window"  # kept with the job's metadata, never sent as metadata
+
+
+def with_window(metadata: dict[str, str], completion_window: str) -> dict[str, str]:
+    """The job's metadata as stored: the batches' metadata plus their completion window."""
+    return {**metadata, WINDOW_KEY: completion_window}
+
+
+def completion_window(job: Job) -> str:
+    return job.metadata.get(WINDOW_KEY) or "24h"
+
+
 def shard_metadata(job: Job, shard: Shard) -> dict[str, str]:
     """The job's metadata plus job=NAME and shard=N/M, as far as the API's 16 pairs allow."""
-    meta = dict(job.metadata) or {"description": lifecycle.DEFAULT_DESCRIPTION}
+    meta = {k: v for k, v in job.metadata.items() if k != WINDOW_KEY}
+    meta = meta or {"description": lifecycle.DEFAULT_DESCRIPTION}
     for key, value in (("job", job.name), ("shard", f"{shard.number}/{len(job.shards)}")):
         if key not in meta and len(meta) < lifecycle.METADATA_MAX_PAIRS:
             meta[key] = value[: lifecycle.METADATA_MAX_VALUE]
@@ -877,7 +915,7 @@ def step(
     job = load_job(ledger, name, conn.service)
     events = refresh(conn, ledger, job, poll_interval=poll_interval)
     if job.in_state(QUEUED) or any(e.kind == "requeued" for e in events):
-        events += admit(conn, ledger, name)
+        events += admit(conn, ledger, name, poll_interval=poll_interval)
     return load_job(ledger, name), events
 
 

@@ -21,7 +21,7 @@ from . import api, batchshape, console, join, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
 from .ledger import Ledger, RequestFileRecord, downloads_dir
-from .requestfile_limits import OPENAI, human_decimal
+from .requestfile_limits import OPENAI, FileLimits, human_decimal
 from .tablewriter import TableTarget
 
 if TYPE_CHECKING:
@@ -56,7 +56,9 @@ class RequestFileInfo:
     model: str | None
 
 
-def scan_request_file(path: Path, *, check: bool = True) -> RequestFileInfo:
+def scan_request_file(
+    path: Path, *, check: bool = True, limits: FileLimits = OPENAI
+) -> RequestFileInfo:
     """Hash and count a request file; with `check`, refuse what the API would reject.
 
     The check is `utils validate`'s (every line, every body against the SDK's request types),
@@ -67,7 +69,7 @@ def scan_request_file(path: Path, *, check: bool = True) -> RequestFileInfo:
         raise BatchError(f"no such file: {path}")
     size = path.stat().st_size
     if check:
-        _check_outside(path, size)
+        _check_outside(path, size, limits)
     hasher = new_digest()
     urls: dict[str, None] = {}
     models: dict[str, None] = {}
@@ -80,7 +82,7 @@ def scan_request_file(path: Path, *, check: bool = True) -> RequestFileInfo:
             lines += 1
             _note_url_and_model(raw, urls, models)
     if check:
-        check_request_file(path)
+        check_request_file(path, limits)
     endpoint = next(iter(urls), None)
     model = next(iter(models), None)
     return RequestFileInfo(path, hasher.hexdigest(), size, lines, endpoint, model)
@@ -99,7 +101,7 @@ def _note_url_and_model(raw: bytes, urls: dict[str, None], models: dict[str, Non
         models.setdefault(model, None)
 
 
-def _check_outside(path: Path, size: int) -> None:
+def _check_outside(path: Path, size: int, limits: FileLimits = OPENAI) -> None:
     if path.suffix.lower() != ".jsonl":
         raise BatchError(
             f"{path}: the Batch API accepts only .jsonl files",
@@ -107,20 +109,21 @@ def _check_outside(path: Path, size: int) -> None:
         )
     if size == 0:
         raise BatchError(f"{path} is empty: there is nothing to run")
-    if size > OPENAI.file_bytes:
-        limit = human_decimal(OPENAI.file_bytes)
+    if size > limits.file_bytes:
+        limit = human_decimal(limits.file_bytes)
         raise BatchError(
-            f"{path} is {console.human_bytes(size)}, over the API's {limit} limit per file",
+            f"{path} is {console.human_bytes(size)}, over {limits.service}'s {limit} limit per "
+            "file",
             hint=f"split it into files of at most {limit} (make-batch-file --max-bytes "
             f"{limit.replace(' ', '')} does this)",
         )
 
 
-def check_request_file(path: Path) -> None:
+def check_request_file(path: Path, limits: FileLimits = OPENAI) -> None:
     """Everything the Batch API would reject (see `validate`), as one BatchError."""
     from .validate import Report, render, validate_file
 
-    report = validate_file(path)
+    report = validate_file(path, limits)
     if report.errors == 0:
         if report.warnings:
             console.warn(
@@ -235,11 +238,12 @@ def ensure_uploaded(
     info: RequestFileInfo | None = None,
     force: bool = False,
     progress: Callable[[int], object] | None = None,
+    expires_after: int | None = None,
 ) -> Uploaded:
     """Upload a request file unless this exact content is already on the service.
 
     `progress` is called with the number of bytes sent as the upload goes."""
-    info = info or scan_request_file(path)
+    info = info or scan_request_file(path, limits=conn.profile.limits)
     ledger.record_request_file(
         path, info.digest, bytes=info.bytes, requests=info.requests,
         endpoint=info.endpoint, model=info.model,
@@ -249,7 +253,7 @@ def ensure_uploaded(
             found = _usable_upload(conn, ledger, info.digest)
             if found is not None:
                 return Uploaded(Path(path), info, found, reused=True)
-        uploaded = api.upload_file(conn, Path(path), progress=progress)
+        uploaded = api.upload_file(conn, Path(path), progress=progress, expires_after=expires_after)
         ledger.record_upload(conn.service, uploaded, info.digest, path)
     return Uploaded(Path(path), info, uploaded, reused=False)
 
@@ -348,6 +352,7 @@ def start_one(
     force: bool = False,
     check: bool = True,
     info: RequestFileInfo | None = None,
+    completion_window: str = "24h",
 ) -> Started:
     """Start a batch for a local request file or an uploaded file id, unless one already runs.
 
@@ -356,9 +361,9 @@ def start_one(
     """
     target = str(target)
     if info is None and looks_like_file_id(target):
-        return _start_file_id(conn, ledger, target, metadata, endpoint, force)
+        return _start_file_id(conn, ledger, target, metadata, endpoint, force, completion_window)
     path = Path(target)
-    info = info or scan_request_file(path, check=check)
+    info = info or scan_request_file(path, check=check, limits=conn.profile.limits)
     ledger.adopt_legacy(path, info.digest)  # started before ledger schema 4? still found
     with ledger.lock(f"start:{conn.service}:{info.digest}"):
         if not force:
@@ -373,7 +378,7 @@ def start_one(
             if untracked is not None:
                 return Started(target, untracked, reused=True, upload=upload, earlier=others)
         batch = _create(conn, ledger, upload.file.id, endpoint or info.endpoint, metadata,
-                        info.digest)  # fmt: skip
+                        info.digest, completion_window)  # fmt: skip
     return Started(target, batch, reused=False, upload=upload, earlier=others)
 
 
@@ -384,6 +389,7 @@ def _start_file_id(
     metadata: dict[str, str],
     endpoint: str | None,
     force: bool,
+    completion_window: str = "24h",
 ) -> Started:
     upload = ledger.upload(conn.service, file_id)
     digest = upload.digest if upload else None
@@ -398,7 +404,7 @@ def _start_file_id(
             endpoint = record.endpoint if record else None
         if endpoint is None:
             endpoint = _endpoint_from_upload(conn, file_id)
-        batch = _create(conn, ledger, file_id, endpoint, metadata, digest)
+        batch = _create(conn, ledger, file_id, endpoint, metadata, digest, completion_window)
     return Started(file_id, batch, reused=False, earlier=others)
 
 
@@ -421,6 +427,7 @@ def _create(
     endpoint: str | None,
     metadata: dict[str, str],
     digest: str | None,
+    completion_window: str = "24h",
 ) -> Batch:
     if not endpoint:
         raise BatchError(
@@ -428,7 +435,9 @@ def _create(
             hint="give it with --endpoint /v1/chat/completions (or the right one)",
         )
     try:
-        batch = api.create_batch(conn, file_id, endpoint, metadata)
+        batch = api.create_batch(
+            conn, file_id, endpoint, metadata, completion_window=completion_window
+        )
     except api.UnrecognisedBatch:
         ledger.record_batch(conn.service, _unrecognised(file_id, endpoint, metadata), digest=digest)
         raise

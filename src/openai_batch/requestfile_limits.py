@@ -34,6 +34,22 @@ class FileLimits:
     requests: int = MAX_REQUESTS
     file_bytes: int = MAX_FILE_BYTES
     embedding_inputs: int = MAX_EMBEDDING_INPUTS
+    service: str = "the Batch API"  # who sets these limits, for messages
+    endpoints: tuple[str, ...] = ENDPOINTS  # the batch endpoints this service takes
+    unversioned_urls: bool = False  # Azure: request lines may say "/chat/completions"
+
+    def canonical_url(self, url: object) -> object:
+        """`/chat/completions` -> `/v1/chat/completions` where the service takes both."""
+        if self.unversioned_urls and isinstance(url, str) and "/v1" + url in ENDPOINTS:
+            return "/v1" + url
+        return url
+
+    def endpoint_problem(self, url: object) -> str | None:
+        """Why this service refuses a batch for `url` (None: it takes it, or it is unknown)."""
+        url = self.canonical_url(url)
+        if url in ENDPOINTS and url not in self.endpoints:
+            return f"{self.service} takes no {url} batches (it takes {', '.join(self.endpoints)})"
+        return None
 
     def describe(self) -> str:
         """`50,000 requests and 200 MB`: the limits as messages state them."""

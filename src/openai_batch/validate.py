@@ -719,7 +719,12 @@ def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
             report.requests += 1
             if report.requests == limits.requests + 1:
                 over_limit_line = line_no
+            if limits.unversioned_urls and isinstance(obj, dict) and "url" in obj:
+                obj["url"] = limits.canonical_url(obj["url"])  # Azure: "/chat/completions"
             problems += check_line(obj, line_no)
+            refused = limits.endpoint_problem(obj.get("url")) if isinstance(obj, dict) else None
+            if refused:
+                problems.append(Problem(line_no, "url", refused))
             if not isinstance(obj, dict):
                 continue
             _check_unique(obj.get("custom_id"), line_no, first_seen, problems)

@@ -12,7 +12,6 @@ from cyclopts import Parameter
 from .. import console
 from ..batchfile import MakeOptions, MakeResult, make_batch_files, preview
 from ..lifecycle import remember_made
-from ..requestfile_limits import MAX_REQUESTS
 from ..sizes import parse_size
 from ..tables import TableOptions
 
@@ -26,10 +25,15 @@ class RenderArgs:
     """Request file to write (<stem>-001.jsonl, -002, ... when over the API's limits)."""
     endpoint: str = "/v1/chat/completions"
     """Each request's url: /v1/chat/completions, responses, embeddings, completions, moderations."""
-    max_requests: int = MAX_REQUESTS
-    """At most this many requests per file (the API allows 50,000)."""
-    max_bytes: str = "200MB"
-    """At most this size per file: bytes, or e.g. 200MB, 150MiB (the API allows 200MB)."""
+    max_requests: int | None = None
+    """At most this many requests per file (default: the service's limit; OpenAI's is 50,000,
+    Azure's 100,000)."""
+    max_bytes: str | None = None
+    """At most this size per file: bytes, or e.g. 200MB, 150MiB (default: the service's limit;
+    OpenAI's is 200MB, Groq's 100MB)."""
+    service: str | None = None
+    """The batch service whose limits apply (openai, azure, groq, deepinfra, ...; default: from
+    AZURE_OPENAI_ENDPOINT / OPENAI_BASE_URL, else OpenAI). See docs/services.md."""
     id_column: str | None = None
     """Make custom_ids from this column's values (id_<value>) instead of the row number."""
     id_prefix: str = "id_"
@@ -54,11 +58,15 @@ class RenderArgs:
     """For the cost estimate: the output tokens you expect per request."""
 
     def options(self, quiet: bool) -> MakeOptions:
+        from ..service_profiles import select
+
+        limits = select(self.service).limits
         return MakeOptions(
             output=self.output,
             endpoint=self.endpoint,
-            max_requests=self.max_requests,
-            max_bytes=parse_size(self.max_bytes),
+            max_requests=limits.requests if self.max_requests is None else self.max_requests,
+            max_bytes=limits.file_bytes if self.max_bytes is None else parse_size(self.max_bytes),
+            limits=limits,
             id_column=self.id_column,
             id_prefix=self.id_prefix,
             table=TableOptions(

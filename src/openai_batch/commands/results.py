@@ -30,7 +30,7 @@ def get_batch_results(
     id_column: str | None = None,
     id_prefix: str | None = None,
     wait: Annotated[bool, Parameter(alias="-w")] = False,
-    poll_interval: float = 5.0,
+    poll_interval: float | None = None,
     job: str | None = None,
     max_enqueued_tokens: int | None = None,
     parallel: int = 4,
@@ -80,7 +80,8 @@ def get_batch_results(
         Poll until every batch has finished, with a progress bar. Ctrl-C stops waiting, not
         the batch.
     poll_interval
-        Seconds between the first polls; the interval grows to at most a minute.
+        Seconds between the first polls; the interval grows to at most a minute (default 5;
+        60 on Azure, which asks for at least a minute between status calls).
     job
         A job (from run or start-batch) instead of targets: one status table for its request
         files, queued ones started as the quota allows (with --wait until all are final), then
@@ -106,6 +107,7 @@ def get_batch_results(
         )  # fmt: skip
     lifecycle.require_batches(targets)
     conn = api.connect()
+    poll_interval = conn.profile.poll_interval if poll_interval is None else poll_interval
     with open_ledger() as ledger:
         resolved = lifecycle.resolve(conn, ledger, targets)
         args = resume_args(resolved.batch_ids, output, csv, data, requests, id_column, id_prefix,
@@ -134,7 +136,7 @@ def _job_results(
     id_column: str | None,
     id_prefix: str | None,
     wait: bool,
-    poll_interval: float,
+    poll_interval: float | None,
     quota: int | None,
     parallel: int,
     quiet: bool,
@@ -152,6 +154,7 @@ def _job_results(
         )
     check_job_options(quota, parallel)
     conn = api.connect()
+    poll_interval = conn.profile.poll_interval if poll_interval is None else poll_interval
     with open_ledger() as ledger:
         the_job = jobs.load_job(ledger, name, conn.service)
         if quota is not None:

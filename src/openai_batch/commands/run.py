@@ -26,7 +26,8 @@ def run(
     responses: Path = Path("batch-responses.jsonl"),
     csv: Path | None = None,
     table: Path | None = None,
-    poll_interval: float = 5.0,
+    poll_interval: float | None = None,
+    completion_window: str = "24h",
     job: str | None = None,
     max_enqueued_tokens: int | None = None,
     parallel: int = 4,
@@ -67,7 +68,11 @@ def run(
         Like --csv, in the format the extension names (.csv .tsv .jsonl .parquet .xlsx; see
         get-batch-results --table).
     poll_interval
-        Seconds between the first polls; grows to at most a minute.
+        Seconds between the first polls; grows to at most a minute (default 5; 60 on Azure,
+        which asks for at least a minute between status calls).
+    completion_window
+        The time the service has to finish each batch: 24h on OpenAI and Azure; some
+        compatible services take more (Groq: 24h to 7d).
     job
         Name of the job (default: the data file's name, made unique; the same inputs find
         their job again). get-batch-results --job NAME and list-batches --job NAME follow it.
@@ -88,7 +93,9 @@ def run(
     meta = lifecycle.parse_metadata(metadata or [], description)
     check_job_options(max_enqueued_tokens, parallel)
     table_target(table, csv_path=csv)  # a wrong name fails before anything is made
-    conn = api.connect()  # a missing key fails before rendering a million rows
+    conn = api.connect(service=render.service)  # a missing key fails before rendering rows
+    conn.profile.check_window(completion_window)
+    meta = jobs.with_window(meta, completion_window)
     made = make_batch_files(template, data, opts)
     if not as_json:
         make.report(made, False, **render.estimate_options())
@@ -100,7 +107,8 @@ def run(
             max_enqueued_tokens=max_enqueued_tokens, force=force,
         )  # fmt: skip
         how = jobflow.Follow(
-            wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
+            wait=wait, parallel=parallel, quiet=quiet,
+            poll_interval=conn.profile.poll_interval if poll_interval is None else poll_interval,
             as_json=as_json, output=responses, csv=csv, table=table, collect_when_done=False,
             fresh=[f.digest for f in made.files], extra_json={"make": made.to_json()},
         )  # fmt: skip

@@ -23,9 +23,11 @@ def start_batch(
     parallel: int = 4,
     force: bool = False,
     no_check: bool = False,
+    completion_window: str = "24h",
+    service: str | None = None,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
 ) -> int:
-    """Start one batch (completion window 24h) per uploaded file id or local request file.
+    """Start one batch per uploaded file id or local request file.
 
     Example: openai-batch start-batch batch-requests.jsonl --description "persona survey"
 
@@ -61,36 +63,72 @@ def start_batch(
         Start a new batch even if one for the same content is running or completed.
     no_check
         Skip the check of local files against the API's rules (as `utils validate`).
+    completion_window
+        The time the service has to finish the batch: 24h on OpenAI and Azure; some
+        compatible services take more (Groq: 24h to 7d).
+    service
+        The batch service whose rules apply (default: from AZURE_OPENAI_ENDPOINT /
+        OPENAI_BASE_URL, else OpenAI); see docs/services.md.
     as_json
         Print the API's batch objects (plus what this command adds) as JSON.
     """
     if not targets:
         raise BatchError("no file given", hint="openai-batch start-batch batch-requests.jsonl")
+    from ..service_profiles import select
+
     meta = lifecycle.parse_metadata(metadata or [], description)
+    profile = select(service)
+    profile.check_window(completion_window)
     infos = {  # check every local file before starting anything
-        target: lifecycle.scan_request_file(Path(target), check=not no_check)
+        target: lifecycle.scan_request_file(Path(target), check=not no_check, limits=profile.limits)
         for target in targets
         if not lifecycle.looks_like_file_id(target)
     }
-    conn = api.connect()
+    conn = api.connect(service=service)
+    conn.profile.check_window(completion_window)
     if job is not None or max_enqueued_tokens is not None or _one_run(infos):
         return _start_job(
             conn, list(targets), infos, job=job, max_enqueued_tokens=max_enqueued_tokens,
-            parallel=parallel, metadata=meta, endpoint=endpoint, force=force, as_json=as_json,
+            parallel=parallel, metadata=jobs_metadata(meta, completion_window),
+            endpoint=endpoint, force=force, as_json=as_json,
         )  # fmt: skip
-    started = []
+    started, refused = [], []
     with open_ledger() as ledger:
         for target in targets:
-            item = lifecycle.start_one(
-                conn, ledger, target, metadata=meta, endpoint=endpoint, force=force,
-                info=infos.get(target),
-            )  # fmt: skip
+            try:
+                item = lifecycle.start_one(
+                    conn, ledger, target, metadata=meta, endpoint=endpoint, force=force,
+                    info=infos.get(target), completion_window=completion_window,
+                )  # fmt: skip
+            except api.TokenLimitRefused:
+                if target not in infos:
+                    raise  # an uploaded file id: nothing local to queue
+                refused.append(target)
+                continue
             started.append(item)
             if not as_json:
                 report(item)
-    if as_json:
+    if as_json and started:
         console.print_json([to_json(s) for s in started])
+    if refused:  # Azure's fail-fast regions: queued like the quota, started when there is room
+        console.note(
+            f"{conn.describe()} refused to start {', '.join(refused)} now (enqueued-token "
+            "limit, fail fast): queued as a job that starts when running batches finish"
+        )
+        return _start_job(
+            conn, refused, {t: infos[t] for t in refused}, job=None, max_enqueued_tokens=None,
+            parallel=parallel, metadata=jobs_metadata(meta, completion_window),
+            endpoint=endpoint, force=force, as_json=as_json,
+        )  # fmt: skip
+    if as_json and not started:
+        console.print_json([])
     return 0
+
+
+def jobs_metadata(meta: dict[str, str], completion_window: str) -> dict[str, str]:
+    from .. import jobs
+
+    return jobs.with_window(meta, completion_window)
 
 
 def _one_run(infos: dict[str, lifecycle.RequestFileInfo]) -> bool:

@@ -17,16 +17,18 @@ def upload_batch_file(
     *files: Path,
     force: bool = False,
     no_check: bool = False,
+    expires_after: str | None = None,
+    service: str | None = None,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
 ) -> int:
     """Upload request files with purpose "batch", after checking what the API would reject.
 
     Example: openai-batch upload-batch-file batch-requests.jsonl
 
-    Every file is checked first, as `utils validate` does (.jsonl, at most 200 MB and 50,000
-    requests, unique custom_ids, one url and one model, each body against the API's request
-    types); nothing is uploaded if one fails. A file whose exact
-    content was uploaded before and is still on the service is not uploaded again.
+    Every file is checked first, as `utils validate` does (.jsonl, within the service's limits:
+    OpenAI's 200 MB and 50,000 requests by default, unique custom_ids, one url and one model,
+    each body against the API's request types); nothing is uploaded if one fails. A file whose
+    exact content was uploaded before and is still on the service is not uploaded again.
 
     Parameters
     ----------
@@ -36,6 +38,12 @@ def upload_batch_file(
         Upload even when the same content is already on the service.
     no_check
         Skip the check of every line against the API's rules (as `utils validate`).
+    expires_after
+        Let the service delete the upload this long after it was made (1h to 30d, e.g. 7d).
+        Azure counts batch files without an expiry against 500 per resource.
+    service
+        The batch service whose limits apply (default: from AZURE_OPENAI_ENDPOINT /
+        OPENAI_BASE_URL, else OpenAI); see docs/services.md.
     as_json
         Print the API's file objects (plus what this command adds) as JSON.
     """
@@ -43,12 +51,19 @@ def upload_batch_file(
         raise BatchError(
             "no file given", hint="openai-batch upload-batch-file batch-requests.jsonl"
         )
-    infos = [lifecycle.scan_request_file(path, check=not no_check) for path in files]
-    conn = api.connect()
+    from ..durations import upload_expiry
+    from ..service_profiles import select
+
+    expiry = upload_expiry(expires_after) if expires_after is not None else None
+    limits = select(service).limits
+    infos = [lifecycle.scan_request_file(path, check=not no_check, limits=limits) for path in files]
+    conn = api.connect(service=service)
     done = []
     with open_ledger() as ledger:
         for info in infos:
-            uploaded = lifecycle.ensure_uploaded(conn, ledger, info.path, info=info, force=force)
+            uploaded = lifecycle.ensure_uploaded(
+                conn, ledger, info.path, info=info, force=force, expires_after=expiry
+            )
             done.append(uploaded)
             if not as_json:
                 report(uploaded)

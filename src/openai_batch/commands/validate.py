@@ -13,6 +13,7 @@ from ..errors import BatchError
 
 def validate(
     *files: Path,
+    service: str | None = None,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
 ) -> int:
     """Check request files line by line against the Batch API's rules and the openai types.
@@ -23,14 +24,18 @@ def validate(
     ----------
     files
         Request files (.jsonl) to check.
+    service
+        Check against this batch service's limits (openai, azure, groq, deepinfra, ...;
+        default: from AZURE_OPENAI_ENDPOINT / OPENAI_BASE_URL, else OpenAI).
     as_json
         Print one JSON object (ok, errors, warnings, files with grouped problems).
     """
+    from ..service_profiles import select
     from ..validate import plural, render, validate_files
 
     if not files:
         raise BatchError("no request file given.", hint="openai-batch utils validate FILE.jsonl")
-    report = validate_files(files)
+    report = validate_files(files, limits=select(service).limits)
     if as_json:
         console.print_json(report.to_dict())
     else:
