@@ -51,14 +51,16 @@ for line in sys.stdin:  # "stats" -> counters; end of input -> stop
 fake.stop()
 """
 
-# The cookbook script counts tokens with tiktoken, which would download its BPE file: hand it the
-# project's offline encoding instead, then run the script unchanged.
+# The cookbook script counts tokens with tiktoken, which would download its BPE file, and reads
+# the endpoint only from https:// URLs: hand it the project's offline encoding and a parser that
+# accepts the fake's http:// URL, then run its processing function unchanged.
 COOKBOOK_WRAPPER = """
-import runpy, sys, tiktoken
+import asyncio, json, runpy, sys, tiktoken
 from openai_batch import tokens
 tiktoken.get_encoding = tokens.get_encoding
-sys.argv = [sys.argv[1], *sys.argv[2:]]
-runpy.run_path(sys.argv[0], run_name="__main__")
+process = runpy.run_path(sys.argv[1], run_name="cookbook")["process_api_requests_from_file"]
+process.__globals__["api_endpoint_from_url"] = lambda url: url.split("/v1/", 1)[1]
+asyncio.run(process(**json.loads(sys.argv[2])))
 """
 
 
@@ -165,12 +167,18 @@ def run_cookbook(
     out = folder / "cookbook-results.jsonl"
     out.unlink(missing_ok=True)
     before = fake.stats()
-    args = [sys.executable, "-c", COOKBOOK_WRAPPER, str(cookbook)]
-    args += ["--requests_filepath", str(bodies), "--save_filepath", str(out)]
-    args += ["--request_url", f"{fake.base_url}/chat/completions", "--api_key", fake.key]
-    args += ["--max_requests_per_minute", str(rpm), "--max_tokens_per_minute", "1e12"]
-    args += ["--token_encoding_name", "cl100k_base", "--max_attempts", "5"]
-    args += ["--logging_level", "40"]
+    settings = {
+        "requests_filepath": str(bodies),
+        "save_filepath": str(out),
+        "request_url": f"{fake.base_url}/chat/completions",
+        "api_key": fake.key,
+        "max_requests_per_minute": rpm,
+        "max_tokens_per_minute": 1e12,
+        "token_encoding_name": "cl100k_base",
+        "max_attempts": 5,
+        "logging_level": 40,
+    }
+    args = [sys.executable, "-c", COOKBOOK_WRAPPER, str(cookbook), json.dumps(settings)]
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost")
     code, wall, cpu, _ = timed(args, env)
     after = fake.stats()
