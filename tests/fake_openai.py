@@ -26,6 +26,7 @@ Endpoints (all under /v1; every error is {"error": {"message", "type", "param", 
 Unknown paths answer 404 "Invalid URL (METHOD /path)"; unknown ids answer 404 with the real
 wording ("No such File object: file-xyz", "No batch found with id 'batch_xyz'."). A missing or
 wrong key answers 401 `invalid_api_key` (the key is masked in the message, as OpenAI does).
+Like OpenAI, the key is also accepted as the password of Basic auth (`http://user:KEY@host/v1`).
 
 Upload rules: purpose in {assistants, batch, fine-tune, vision, user_data, evals}; purpose `batch`
 needs a `.jsonl` filename and at most `max_batch_file_bytes` (200 MB; lower it in tests) else 400.
@@ -124,6 +125,10 @@ Fault injection:
     (not the 429s) by that many seconds, outside the fake's lock.
   - `fake.echo_auth = True`: every error message repeats the request's Authorization header, as
     a careless proxy or local server might (for redaction tests).
+  - `fake.hostile_ids = {"output_file_id": "../../x/file-1", ...}`: batch and file objects are
+    sent with these values instead of their ids (keys: batch_id, file_id, input_file_id,
+    output_file_id, error_file_id; a file field only replaces an id that is set). Requests still
+    use the real ids; the client must refuse such ids before they touch a path.
 
 Introspection for assertions:
     fake.log                        list of (method, path, status); path without query string;
@@ -995,6 +1000,7 @@ class FakeOpenAI:
         self.echo_auth = False
         self._bucket: _TokenBucket | None = None
         self.rate_limited_count = 0
+        self.hostile_ids: dict[str, str] = {}
 
     # ---------------------------------------------------------------- server lifecycle
 
@@ -1691,7 +1697,7 @@ class FakeOpenAI:
         return rest if rest.startswith("/v1/") else "/v1" + rest
 
     def _check_auth(self, headers: dict[str, str]) -> None:
-        auth = headers.get("authorization", "")
+        auth = _basic_as_bearer(headers.get("authorization", ""))
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             raise FakeApiError(
                 401,
@@ -1767,7 +1773,7 @@ class FakeOpenAI:
         f = self._new_file(data, filename, purpose, None)
         f.expires_at = None if expires_at is None else f.created_at + expires_at
         self.upload_count += 1
-        return _json_reply(200, f.to_api())
+        return _json_reply(200, self._file_json(f))
 
     def _expires_at_for_upload(self, purpose: str, fields: dict[str, str]) -> int | None:
         """Seconds until expiry: from expires_after, else 30 days for batch files, else never."""
@@ -1803,11 +1809,11 @@ class FakeOpenAI:
         files = [f for f in files if not f.gone and (purpose is None or f.purpose == purpose)]
         files.sort(key=lambda f: (f.created_at, f.seq), reverse=order == "desc")
         page = _page(files, _one(query, "after"), limit)
-        page["data"] = [f.to_api() for f in page["data"]]
+        page["data"] = [self._file_json(f) for f in page["data"]]
         return _json_reply(200, page)
 
     def _get_file(self, *, file_id: str, **_: Any) -> _Reply:
-        return _json_reply(200, self._live_file(file_id).to_api())
+        return _json_reply(200, self._file_json(self._live_file(file_id)))
 
     def _delete_file(self, *, file_id: str, **_: Any) -> _Reply:
         f = self._live_file(file_id)
@@ -1827,7 +1833,19 @@ class FakeOpenAI:
     # ---------------------------------------------------------------- batches endpoints
 
     def _batch_json(self, batch: FakeBatch) -> dict:
-        return batch.to_api(absent_file_id="" if self.azure else None)
+        payload = batch.to_api(absent_file_id="" if self.azure else None)
+        if "batch_id" in self.hostile_ids:
+            payload["id"] = self.hostile_ids["batch_id"]
+        for name in ("input_file_id", "output_file_id", "error_file_id"):
+            if payload.get(name) and name in self.hostile_ids:
+                payload[name] = self.hostile_ids[name]
+        return payload
+
+    def _file_json(self, f: FakeFile) -> dict:
+        payload = f.to_api()
+        if "file_id" in self.hostile_ids:
+            payload["id"] = self.hostile_ids["file_id"]
+        return payload
 
     def _live_batch(self, batch_id: str) -> FakeBatch:
         batch = self.batches.get(batch_id)
@@ -2003,6 +2021,17 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 # --------------------------------------------------------------------------------------------
 # Request parsing helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _basic_as_bearer(auth: str) -> str:
+    """OpenAI also takes the key as the password of Basic auth (a URL's user:key@host)."""
+    if not auth.startswith("Basic "):
+        return auth
+    try:
+        _, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return auth
+    return f"Bearer {password}"
 
 
 def _one(query: dict[str, list[str]], name: str) -> str | None:

@@ -5,7 +5,8 @@ with backoff and honours `retry-after`/`retry-after-ms`. Whatever still fails co
 an `ApiError` with one clear message and a hint; the API key never appears in either.
 
 Configuration (environment, or a `.env` file in the working directory that never overrides a
-variable already set): `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`;
+variable already set, and may not name the service for a key it does not hold: dotenv_guard.py):
+`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`;
 Azure OpenAI when `AZURE_OPENAI_ENDPOINT` is set (`AZURE_OPENAI_API_KEY` or `OPENAI_API_KEY`,
 `OPENAI_API_VERSION`). `OPENAI_BATCH_MAX_RETRIES` (default 5) and `OPENAI_BATCH_STRICT=1` (report
 where a response departs from the SDK's schema: useful with look-alike servers; it never blocks a
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import batchshape, console, files, service_profiles
+from . import batchshape, console, files, ids, service_profiles
 from .errors import ApiError, BatchError
+from .redaction import public_url, redact
 
 if TYPE_CHECKING:
     import openai
@@ -56,12 +58,21 @@ class Connection:
 
 
 def load_dotenv_file() -> None:
-    """Read `.env` from the working directory, never overriding variables already set."""
+    """Read `.env` from the working directory, never overriding variables already set.
+
+    A `.env` comes with a cloned or downloaded folder: one that names the service
+    (OPENAI_BASE_URL, AZURE_OPENAI_ENDPOINT) while the key comes from the environment would send
+    the user's own key to a server of the folder's choosing; see `dotenv_guard`."""
     path = Path.cwd() / ".env"
     if path.is_file():
-        from dotenv import load_dotenv
+        from dotenv import dotenv_values
 
-        load_dotenv(path, override=False)
+        from .dotenv_guard import check_dotenv
+
+        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+        check_dotenv(path, values)
+        for name, value in values.items():
+            os.environ.setdefault(name, value)
 
 
 def _env(name: str) -> str | None:
@@ -126,8 +137,13 @@ def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
         )
     except openai.OpenAIError as exc:
         raise ApiError(f"cannot configure the OpenAI client: {redact(str(exc))}") from None
-    service = str(client.base_url).rstrip("/")
+    service = service_of(client)
     return Connection(client, service, azure=False, key_variable="OPENAI_API_KEY", strict=strict)
+
+
+def service_of(client: openai.OpenAI) -> str:
+    """The client's base URL as it may be shown and stored: no trailing slash, no password."""
+    return public_url(str(client.base_url).rstrip("/"))
 
 
 def _check_key_text(key: str, variable: str) -> None:
@@ -176,29 +192,12 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
         )
     except (openai.OpenAIError, ValueError) as exc:
         raise ApiError(f"cannot configure the Azure OpenAI client: {redact(str(exc))}") from None
-    service = str(client.base_url).rstrip("/")
+    service = service_of(client)
     return Connection(client, service, azure=True, key_variable=key_variable or "", strict=strict)
 
 
 # ---------------------------------------------------------------------------------------------
 # Errors
-
-
-_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|[A-Fa-f0-9]{32})\b")
-_BEARER_PATTERN = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
-
-
-def redact(text: str, *secrets: str) -> str:
-    """Remove anything that is, or looks like, an API key (or `secrets`) from a message."""
-    known = [
-        os.environ.get(n)
-        for n in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
-    ]
-    for value in (*known, *secrets):
-        if value and len(value) >= 8:
-            text = text.replace(value, "<redacted>")
-    text = _BEARER_PATTERN.sub(r"\1<redacted>", text)
-    return _KEY_PATTERN.sub("<redacted>", text)
 
 
 def _server_message(exc: Any) -> str:
@@ -417,7 +416,7 @@ def upload_file(
             hint="its Files API may not be OpenAI's; `openai-batch utils chat-complete` works "
             "with any chat-completions server",
         )
-    return uploaded
+    return ids.check_file(uploaded)
 
 
 class _ReadProgress:
@@ -446,7 +445,7 @@ def retrieve_file(conn: Connection, file_id: str) -> FileObject | None:
         except openai.NotFoundError:
             return None
     report_differences(conn, "file", found)
-    return found
+    return ids.check_file(found)
 
 
 def read_first_line(conn: Connection, file_id: str, limit: int = 16 << 20) -> bytes:
@@ -646,10 +645,11 @@ def report_differences(conn: Connection, kind: str, obj: Any) -> None:
 
 
 def normalize(batch: Batch, conn: Connection | None = None, kind: str = "batch") -> Batch:
-    """The batch in OpenAI's shape and words (see batchshape); differences reported if strict."""
+    """The batch in OpenAI's shape and words (see batchshape); differences reported if strict.
+    Every id in it is checked for an id's shape (see ids.py) before anything uses it."""
     if conn is not None:
         report_differences(conn, kind, batch)
-    return batchshape.normalize(batch)
+    return ids.check_batch(batchshape.normalize(batch))
 
 
 def is_final(batch: Batch) -> bool:

@@ -122,7 +122,7 @@ def make_client(
         client = _paced(openai.AsyncOpenAI)(api_key=key, base_url=url, **common)
     except openai.OpenAIError as exc:
         raise ApiError(f"cannot configure the OpenAI client: {api.redact(str(exc))}") from None
-    service = str(client.base_url).rstrip("/")
+    service = api.service_of(client)
     return client, api.Connection(client, service, azure=False, key_variable=variable)
 
 

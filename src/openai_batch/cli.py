@@ -14,6 +14,7 @@ from cyclopts import App, Parameter
 
 from . import __version__
 from .errors import BatchError
+from .localfaults import explain, interrupted
 
 app = App(
     name="openai-batch",
@@ -24,6 +25,7 @@ app = App(
     version=__version__,
     default_parameter=Parameter(negative=()),
     help_format="plaintext",  # help texts show <<Column>> and <stem>, not markup
+    suppress_keyboard_interrupt=False,  # Ctrl-C reaches main(): one message, a resume hint
 )
 
 # (import path, name, one-line description, example): the listing and --help are made from these.
@@ -98,7 +100,11 @@ UTILS: list[tuple[str, str, str, str]] = [
     ),
 ]
 
-utils = App(name="utils", help="Utility commands: estimate cost, validate request files, and more.")
+utils = App(
+    name="utils",
+    help="Utility commands: estimate cost, validate request files, and more.",
+    suppress_keyboard_interrupt=False,
+)
 
 
 def _register(parent: App, entries: list[tuple[str, str, str, str]]) -> None:
@@ -118,16 +124,17 @@ utils.help_epilogue = _examples(UTILS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: runs a command and turns user errors into a message and an exit code."""
+    """Entry point: runs a command and turns user errors into a message and an exit code.
+
+    Failures of the local system (disk, permissions, memory, the ledger) and Ctrl-C become one
+    `error:` line with a hint too (see localfaults.py)."""
     tokens = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(tokens, result_action="return_value", exit_on_error=False, print_error=True)
     except BatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(exc)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _fail(interrupted(tokens))
     except BrokenPipeError:  # `openai-batch ... | head`: the reader left, which is fine
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -139,8 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if isinstance(exc, CycloptsError):
             return 2
-        raise
+        error = explain(exc)
+        if error is None:
+            raise
+        return _fail(error)
     return result if isinstance(result, int) else 0
+
+
+def _fail(exc: BatchError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code
 
 
 def run() -> None:

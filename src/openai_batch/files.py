@@ -1,4 +1,10 @@
-"""Atomic file writing: no reader sees a half-written file, and a failure leaves none behind."""
+"""Atomic file writing: no reader sees a half-written file, and a failure leaves none behind.
+
+A temp file is `.<name>.<random>.part` beside the final path, and its writer holds an advisory
+lock on it (`flock`) until it is committed or discarded. A process killed mid-write (SIGKILL, a
+power cut) cannot clean up, but its lock dies with it: the next write to the same path sweeps
+the leftovers nobody holds. Without `flock` (Windows) only leftovers older than a day go.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,71 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+UNLOCKED_STALE_SECONDS = 24 * 3600.0
+_held: dict[str, int] = {}  # temp path -> the descriptor holding its lock
+
 
 def temp_path_for(path: Path) -> Path:
-    """A fresh temp file next to `path` (same filesystem, so the final rename is atomic)."""
+    """A fresh temp file next to `path` (same filesystem, so the final rename is atomic).
+
+    Leftover temp files of `path` from killed writers are swept first (see the module text)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+        _held[name] = fd
+    else:  # pragma: no cover - Windows
+        os.close(fd)
     return Path(name)
+
+
+def sweep_leftovers(path: Path) -> list[Path]:
+    """Remove the temp files of `path` that no live writer holds; returns what went."""
+    swept = []
+    for temp in path.parent.glob(f".{glob_escape(path.name)}.*.part"):
+        if str(temp) not in _held and _abandoned(temp):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+                swept.append(temp)
+    return swept
+
+
+def glob_escape(name: str) -> str:
+    from glob import escape
+
+    return escape(name)
+
+
+def _abandoned(temp: Path) -> bool:
+    """Whether no process holds `temp`'s lock (its writer died), or, without locks, it is old."""
+    import time
+
+    try:
+        if fcntl is None:  # pragma: no cover - Windows
+            return time.time() - temp.stat().st_mtime > UNLOCKED_STALE_SECONDS
+        fd = os.open(temp, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live writer holds it
+    finally:
+        os.close(fd)
+    return True
+
+
+def _release(temp: Path) -> None:
+    fd = _held.pop(str(temp), None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def commit(temp: Path, final: Path) -> None:
@@ -23,11 +87,13 @@ def commit(temp: Path, final: Path) -> None:
     with open(temp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(temp, final)
+    _release(temp)
 
 
 def discard(temp: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()
+    _release(temp)
 
 
 @contextlib.contextmanager

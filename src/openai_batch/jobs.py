@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, lifecycle, results
+from . import api, console, lifecycle, results
 from .digests import matches
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
@@ -791,7 +791,7 @@ def admit(
     """Start queued shards, in order, while the quota allows; one process at a time per job."""
     events: list[Event] = []
     probe = load_job(ledger, name)
-    with ledger.lock(f"job:{probe.service}:{name}"):
+    with ledger.lock(f"job:{probe.service}:{name}", notify=console.note):
         job = load_job(ledger, name)  # fresh, now that we hold the lock
         quota = job.max_enqueued_tokens or None
         running = len(job.in_state(RUNNING))

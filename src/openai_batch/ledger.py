@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -27,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import ledger_faults
 from .errors import BatchError
+from .ledger_locks import Heartbeat, Holder, Notify, owner, takeover_note, waiting_note
 
 DB_NAME = "ledger.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
-LOCK_STALE_SECONDS = 6 * 3600.0
 
 # Each migration: (version, name, statements). Never edit a released one; append a new one.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -186,6 +186,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX batches_by_digest ON batches (service, digest)",
         ],
     ),
+    # Services were recorded by base URL as given, with a user name and password when
+    # OPENAI_BASE_URL had them (http://alice:secret@host/v1). They are recorded without now
+    # (redaction.public_url), and this removes them from rows recorded before.
+    (
+        5,
+        "service columns: passwords removed from the recorded base URLs",
+        ["scrub_service_userinfo"],
+    ),
 ]
 
 
@@ -260,37 +268,25 @@ class BatchRecord:
     updated_at: float
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would be CTRL_C_EVENT there: rely on the age limit
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
 class Ledger:
     """A connection to the ledger database. Use as a context manager, or call close()."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
-        except sqlite3.Error as exc:
-            raise BatchError(
-                f"cannot open the ledger {path}: {exc}",
-                hint="set OPENAI_BATCH_HOME to a writable folder",
-            ) from None
+        except (OSError, sqlite3.Error) as exc:
+            raise ledger_faults.cannot_open(path, exc) from None
+        try:
+            self._setup()
+        except (OSError, sqlite3.Error) as exc:
+            self.db.close()
+            raise ledger_faults.cannot_open(path, exc) from None
+
+    def _setup(self) -> None:
         self.db.row_factory = sqlite3.Row
         self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         with contextlib.suppress(sqlite3.OperationalError):  # e.g. on a network filesystem
@@ -344,7 +340,10 @@ class Ledger:
                         hint="use a Python built with a newer SQLite (python.org, conda, uv)",
                     )
                 for statement in statements:
-                    db.execute(statement)
+                    if statement in _STEPS:
+                        _STEPS[statement](db)
+                    else:
+                        db.execute(statement)
                 db.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (version, name, time.time()),
@@ -355,14 +354,25 @@ class Ledger:
         return int(row[0] or 0)
 
     @contextlib.contextmanager
-    def lock(self, name: str, *, wait_seconds: float = 3600.0, poll: float = 0.1) -> Iterator[None]:
-        """Hold a named lock across processes (e.g. "start:<digest>"); waits for a live holder.
+    def lock(
+        self,
+        name: str,
+        *,
+        wait_seconds: float = 3600.0,
+        poll: float = 0.1,
+        notify: Notify | None = None,
+    ) -> Iterator[None]:
+        """Hold a named lock across processes and hosts (e.g. "start:<digest>").
 
-        A lock whose holder died on this host, or that is older than six hours, is taken over.
-        """
-        owner = _owner()
+        Waits for a live holder; a dead one (see ledger_locks) is taken over. `notify` hears,
+        once, what this waits for, and of a takeover."""
+        me = owner()
         deadline = time.monotonic() + wait_seconds
-        while not self._try_lock(name, owner):
+        told = False
+        while (holder := self._try_lock(name, me, notify)) is not True:
+            if not told and notify is not None and isinstance(holder, Holder):
+                notify(waiting_note(name, holder))
+                told = True
             if time.monotonic() > deadline:
                 raise BatchError(
                     f"another openai-batch command holds the lock {name!r}",
@@ -370,29 +380,28 @@ class Ledger:
                 )
             time.sleep(poll)
         try:
-            yield
+            with Heartbeat(self.path, name, me):
+                yield
         finally:
             with self.transaction() as db:
-                db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+                db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, me))
 
-    def _try_lock(self, name: str, owner: str) -> bool:
+    def _try_lock(self, name: str, me: str, notify: Notify | None) -> Holder | bool:
+        """True when taken; else the live holder it waits for."""
         with self.transaction() as db:
             row = db.execute("SELECT owner, acquired_at FROM locks WHERE name = ?", (name,))
             held = row.fetchone()
-            if held is not None and held["owner"] != owner and not self._stale(held):
-                return False
+            if held is not None and held["owner"] != me:
+                holder = Holder.parse(held["owner"], held["acquired_at"])
+                if not holder.dead():
+                    return holder
+                if notify is not None:
+                    notify(takeover_note(name, holder))
             db.execute(
                 "INSERT OR REPLACE INTO locks (name, owner, acquired_at) VALUES (?, ?, ?)",
-                (name, owner, time.time()),
+                (name, me, time.time()),
             )
             return True
-
-    @staticmethod
-    def _stale(held: sqlite3.Row) -> bool:
-        if time.time() - held["acquired_at"] > LOCK_STALE_SECONDS:
-            return True
-        host, _, pid = str(held["owner"]).rpartition(":")
-        return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
 
     # -- request files ----------------------------------------------------------------------
 
@@ -744,6 +753,26 @@ _CONTENT_COLUMNS = (
     ("batches", "digest"),
     ("job_shards", "digest"),
 )
+
+
+def _scrub_service_userinfo(db: sqlite3.Connection) -> None:
+    """Migration 5: every service column without the URL's user name and password."""
+    from .redaction import public_url
+
+    for table in ("uploads", "batches", "jobs", "job_batches"):
+        rows = db.execute(f"SELECT DISTINCT service FROM {table} WHERE service LIKE '%@%'")
+        for (service,) in rows.fetchall():
+            clean = public_url(service)
+            if clean != service:
+                db.execute(
+                    f"UPDATE OR REPLACE {table} SET service = ? WHERE service = ?",
+                    (clean, service),
+                )
+    db.execute("DELETE FROM locks WHERE name LIKE '%@%'")
+
+
+# Migration steps written in Python, named in MIGRATIONS' statement lists.
+_STEPS = {"scrub_service_userinfo": _scrub_service_userinfo}
 
 
 def open_ledger(home: Path | None = None) -> Ledger:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, batchshape, console, join, results
+from . import api, batchshape, console, ids, join, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
 from .ledger import Ledger, RequestFileRecord, downloads_dir
@@ -248,7 +248,7 @@ def ensure_uploaded(
         path, info.digest, bytes=info.bytes, requests=info.requests,
         endpoint=info.endpoint, model=info.model,
     )  # fmt: skip
-    with ledger.lock(f"upload:{conn.service}:{info.digest}"):
+    with ledger.lock(f"upload:{conn.service}:{info.digest}", notify=console.note):
         if not force:
             found = _usable_upload(conn, ledger, info.digest)
             if found is not None:
@@ -365,7 +365,7 @@ def start_one(
     path = Path(target)
     info = info or scan_request_file(path, check=check, limits=conn.profile.limits)
     ledger.adopt_legacy(path, info.digest)  # started before ledger schema 4? still found
-    with ledger.lock(f"start:{conn.service}:{info.digest}"):
+    with ledger.lock(f"start:{conn.service}:{info.digest}", notify=console.note):
         if not force:
             batch, others = _reusable_batch(conn, ledger, digest=info.digest, file_id=None)
             if batch is not None:
@@ -393,7 +393,7 @@ def _start_file_id(
 ) -> Started:
     upload = ledger.upload(conn.service, file_id)
     digest = upload.digest if upload else None
-    with ledger.lock(f"start:{conn.service}:{digest or file_id}"):
+    with ledger.lock(f"start:{conn.service}:{digest or file_id}", notify=console.note):
         others: list[Batch] = []
         if not force:
             batch, others = _reusable_batch(conn, ledger, digest=digest, file_id=file_id)
@@ -710,7 +710,7 @@ def download_results(conn: api.Connection, batch: Batch) -> Downloaded:
         if not file_id:
             paths.append(None)
             continue
-        dest = folder / f"{file_id}.jsonl"
+        dest = folder / ids.file_name(file_id, ".jsonl")
         if not dest.is_file():
             api.download_file(conn, file_id, dest)
         paths.append(dest)

@@ -124,6 +124,8 @@ class Table:
         except UnicodeDecodeError as exc:
             raise _encoding_error(self.path, exc) from None
         except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+            if "out of memory" in str(exc):  # the C tokenizer's MemoryError (localfaults)
+                raise MemoryError(f"reading {self.path}: {exc}") from None
             raise BatchError(
                 f"cannot read {self.path}: {exc}",
                 hint="a cell that holds the delimiter or a line break must be in double quotes"

@@ -12,6 +12,7 @@ from .. import api, batchview, console, join, lifecycle
 from ..errors import BatchError
 from ..ledger import Ledger, RequestFileRecord, open_ledger
 from ..tablewriter import TableTarget, table_target
+from .options import POLL_INTERVAL
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -30,7 +31,7 @@ def get_batch_results(
     id_column: str | None = None,
     id_prefix: str | None = None,
     wait: Annotated[bool, Parameter(alias="-w")] = False,
-    poll_interval: float | None = None,
+    poll_interval: Annotated[float | None, POLL_INTERVAL] = None,
     job: str | None = None,
     max_enqueued_tokens: int | None = None,
     parallel: int = 4,

@@ -13,6 +13,7 @@ from ..errors import BatchError
 from ..ledger import open_ledger
 from ..tablewriter import table_target
 from . import jobflow, make
+from .options import POLL_INTERVAL
 
 
 def run(
@@ -26,7 +27,7 @@ def run(
     responses: Path = Path("batch-responses.jsonl"),
     csv: Path | None = None,
     table: Path | None = None,
-    poll_interval: float | None = None,
+    poll_interval: Annotated[float | None, POLL_INTERVAL] = None,
     completion_window: str = "24h",
     job: str | None = None,
     max_enqueued_tokens: int | None = None,

@@ -1,0 +1,442 @@
+"""The local world breaks: the ledger, the disk, file size and memory limits, unreadable or damaged
+inputs, locks of dead holders, leftovers of killed writers, Ctrl-C. Each is one `error:` line and
+a hint, never a traceback, and nothing already written is lost. See docs/reliability.md.
+
+Limits are set in subprocesses (RLIMIT_FSIZE, RLIMIT_AS through preexec_fn); permission faults
+need a user that file modes bind, so they skip when the tests run as root (the same code paths
+are driven as root by the file-size, not-a-folder and damaged-ledger cases)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_openai import FakeOpenAI
+from helpers import assert_clean_error, cli_json, run_cli
+from openai_batch.ledger import DB_NAME, home_dir, open_ledger
+
+Capsys = pytest.CaptureFixture[str]
+TEMPLATE = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<q>>"}]}'
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file modes")
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.json").write_text(TEMPLATE, encoding="utf-8")
+    (tmp_path / "d.csv").write_text("q\n" + "".join(f"row {i}\n" for i in range(50)), "utf-8")
+    return tmp_path
+
+
+@pytest.fixture
+def fake(fake_api: FakeOpenAI, work: Path) -> FakeOpenAI:
+    return fake_api
+
+
+def request_file(path: Path, n: int = 3) -> Path:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    lines = [
+        json.dumps(
+            {"custom_id": f"id_{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+        )
+        for i in range(n)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def cli(
+    *args: str | Path, cwd: Path, limits: dict[int, int] | None = None, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess, under resource limits (soft and hard)."""
+
+    def preexec() -> None:
+        for which, value in (limits or {}).items():
+            resource.setrlimit(which, (value, value))
+
+    return subprocess.run(
+        [sys.executable, "-m", "openai_batch", *map(str, args)],
+        cwd=cwd,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=preexec,
+        **popen,
+    )
+
+
+def parts(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*.part"))
+
+
+# ------------------------------------------------------------------- the ledger
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_ledger_is_named_with_what_to_do(
+    fake: FakeOpenAI, capsys: Capsys, work: Path, damage: str
+) -> None:
+    request_file(work / "r.jsonl")
+    assert run_cli(capsys, "upload-batch-file", "r.jsonl")[0] == 0
+    ledger = home_dir() / DB_NAME
+    with open_ledger() as led:  # fold the WAL in, so the file alone is the ledger
+        led.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = ledger.read_bytes()
+    if damage == "garbage":
+        ledger.write_bytes(os.urandom(len(data)))
+    else:
+        ledger.write_bytes(data[: len(data) // 3])
+    before = ledger.read_bytes()
+    for args in (("upload-batch-file", "r.jsonl"), ("get-batch-results", "r.jsonl"),
+                 ("start-batch", "r.jsonl")):  # fmt: skip
+        code, _out, err = run_cli(capsys, *args)
+        assert_clean_error(code, err, f"the ledger {ledger} is damaged", "hint: move it aside")
+    assert ledger.read_bytes() == before  # left as it was, for the user to look at
+    assert fake.upload_count == 1 and fake.batch_create_count == 0
+
+
+def test_openai_batch_home_that_is_a_file_or_under_one(
+    capsys: Capsys, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (work / "home").write_text("not a folder", encoding="utf-8")
+    request_file(work / "r.jsonl")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-used-0000")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_BATCH_HOME", str(work / "home"))
+    code, _, err = run_cli(capsys, "upload-batch-file", "r.jsonl")
+    assert_clean_error(code, err, "OPENAI_BATCH_HOME", "is a file, not a folder")
+    monkeypatch.setenv("OPENAI_BATCH_HOME", str(work / "home" / "sub"))
+    code, _, err = run_cli(capsys, "upload-batch-file", "r.jsonl")
+    assert_clean_error(code, err, "cannot use the ledger folder", "OPENAI_BATCH_HOME")
+
+
+@needs_non_root
+def test_a_read_only_ledger_or_home(
+    capsys: Capsys, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request_file(work / "r.jsonl")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-used-0000")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    with open_ledger():
+        pass
+    ledger = home_dir() / DB_NAME
+    for p in home_dir().iterdir():
+        p.chmod(0o444)
+    home_dir().chmod(0o555)
+    try:
+        code, _, err = run_cli(capsys, "upload-batch-file", "r.jsonl")
+        assert_clean_error(code, err, str(ledger))
+        monkeypatch.setenv("OPENAI_BATCH_HOME", str(home_dir() / "inner"))
+        code, _, err = run_cli(capsys, "upload-batch-file", "r.jsonl")
+        assert_clean_error(code, err, "cannot use the ledger folder")
+    finally:
+        monkeypatch.setenv("OPENAI_BATCH_HOME", str(ledger.parent))
+        home_dir().chmod(0o755)
+        for p in home_dir().iterdir():
+            p.chmod(0o644)
+
+
+def test_a_ledger_that_cannot_grow_says_why(fake: FakeOpenAI, work: Path) -> None:
+    request_file(work / "r.jsonl")
+    proc = cli("upload-batch-file", "r.jsonl", cwd=work,
+               limits={resource.RLIMIT_FSIZE: 16 * 1024})  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert_clean_error(proc.returncode, proc.stderr, "the ledger", "disk I/O error", "ulimit -f")
+
+
+def test_an_older_version_whose_ledger_is_upgraded_while_it_waits(
+    fake: FakeOpenAI, capsys: Capsys, work: Path
+) -> None:
+    code, started = cli_json(capsys, "start-batch", request_file(work / "r.jsonl"))
+    assert code == 0
+    batch_id = started[0]["id"]
+    fake.auto_advance = False
+
+    def upgrade_when_polled() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if sum(1 for m, p, _ in fake.log if m == "GET" and p.endswith(batch_id)) >= 2:
+                break
+            time.sleep(0.01)
+        db = sqlite3.connect(home_dir() / DB_NAME, isolation_level=None)
+        db.execute("ALTER TABLE batches RENAME COLUMN digest TO content_digest")
+        db.execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 0)")
+        db.close()
+
+    thread = threading.Thread(target=upgrade_when_polled)
+    thread.start()
+    code, _out, err = run_cli(capsys, "get-batch-results", batch_id, "--wait",
+                             "--poll-interval", "0.01", "--quiet")  # fmt: skip
+    thread.join()
+    assert_clean_error(code, err, "was upgraded by a newer openai-batch while this command ran")
+    assert "pip install -U openai-batch" in err
+
+
+# ------------------------------------------------------------------- outputs and the disk
+
+
+def test_output_onto_a_folder_or_under_a_file(fake: FakeOpenAI, capsys: Capsys, work: Path) -> None:
+    code, started = cli_json(capsys, "start-batch", request_file(work / "r.jsonl"))
+    fake.finish(started[0]["id"])
+    (work / "folder.csv").mkdir()
+    (work / "afile").write_text("x", encoding="utf-8")
+    for args in (("--csv", "folder.csv"), ("-o", "folder.csv"), ("--csv", "afile/t.csv"),
+                 ("-o", "afile/out.jsonl")):  # fmt: skip
+        code, _out, err = run_cli(capsys, "get-batch-results", "r.jsonl", *args)
+        assert_clean_error(code, err)
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "afile/r.jsonl")
+    assert_clean_error(code, err, "afile")
+    assert parts(work) == []
+
+
+@needs_non_root
+def test_output_into_a_read_only_folder(fake: FakeOpenAI, capsys: Capsys, work: Path) -> None:
+    code, started = cli_json(capsys, "start-batch", request_file(work / "r.jsonl"))
+    fake.finish(started[0]["id"])
+    ro = work / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, _, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "ro/r.jsonl")
+        assert_clean_error(code, err, "permission denied", "ro")
+        code, _out, err = run_cli(capsys, "get-batch-results", "r.jsonl", "--csv", "ro/t.csv")
+        assert_clean_error(code, err, "permission denied", "ro")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_a_file_size_limit_while_writing_keeps_what_was_there(work: Path) -> None:
+    (work / "d.csv").write_text(
+        "q\n" + "".join(f"row {i} {'x' * 200}\n" for i in range(2000)), "utf-8"
+    )
+    previous = work / "r.jsonl"
+    previous.write_text("earlier output\n", encoding="utf-8")
+    proc = cli("make-batch-file", "t.json", "d.csv", "-o", "r.jsonl", cwd=work,
+               limits={resource.RLIMIT_FSIZE: 64 * 1024})  # fmt: skip
+    assert_clean_error(proc.returncode, proc.stderr, "file size limit", "ulimit -f")
+    assert previous.read_text(encoding="utf-8") == "earlier output\n"
+    assert parts(work) == []
+
+
+def test_local_errors_name_the_cause_and_the_way_out() -> None:
+    """Faults a test cannot cause cheaply (a full disk, a read-only mount), as the OS says them."""
+    import errno
+
+    from openai_batch.localfaults import explain
+
+    cases = {
+        errno.ENOSPC: "no space left",
+        errno.EROFS: "read-only",
+        errno.EACCES: "permission denied",
+        errno.EISDIR: "is a folder",
+        errno.EMFILE: "too many open files",
+    }
+    for code, words in cases.items():
+        error = explain(OSError(code, os.strerror(code), "/data/out.csv"))
+        assert error is not None and words in error.message, (code, error)
+        assert error.hint
+
+
+# ------------------------------------------------------------------- inputs
+
+
+def test_damaged_or_fake_compressed_tables(capsys: Capsys, work: Path) -> None:
+    import gzip
+
+    (work / "fake.csv.gz").write_text("q\na\n", encoding="utf-8")
+    whole = gzip.compress(("q\n" + "a\n" * 5000).encode())
+    (work / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])
+    code, _, err = run_cli(capsys, "make-batch-file", "t.json", "fake.csv.gz", "-o", "a.jsonl")
+    assert_clean_error(code, err, "not a gzip file")
+    code, _, err = run_cli(capsys, "make-batch-file", "t.json", "cut.csv.gz", "-o", "b.jsonl")
+    assert_clean_error(code, err, "ended early", "truncated")
+    assert not (work / "a.jsonl").exists() and not (work / "b.jsonl").exists()
+    assert parts(work) == []
+
+
+@needs_non_root
+def test_unreadable_data_and_request_files(capsys: Capsys, work: Path) -> None:
+    request_file(work / "r.jsonl")
+    for name in ("d.csv", "r.jsonl"):
+        (work / name).chmod(0)
+    try:
+        code, _, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "x.jsonl")
+        assert_clean_error(code, err, "permission denied", "d.csv")
+        for command in ("validate", "estimate"):
+            code, _, err = run_cli(capsys, "utils", command, "r.jsonl")
+            assert_clean_error(code, err, "permission denied", "r.jsonl")
+    finally:
+        for name in ("d.csv", "r.jsonl"):
+            (work / name).chmod(0o644)
+
+
+def test_templates_and_request_lines_nested_thousands_deep(capsys: Capsys, work: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    (work / "deep.json").write_text(TEMPLATE[:-1] + f', "x": {deep}}}', encoding="utf-8")
+    code, _, err = run_cli(capsys, "make-batch-file", "deep.json", "d.csv", "-o", "x.jsonl")
+    assert_clean_error(code, err, "nested too deeply")
+    line = request_file(work / "r.jsonl", 1).read_text(encoding="utf-8").rstrip()
+    (work / "r.jsonl").write_text(line[:-1] + f', "x": {deep}}}\n', encoding="utf-8")
+    for args in (("utils", "validate"), ("utils", "estimate"), ("upload-batch-file",)):
+        code, _, err = run_cli(capsys, *args, "r.jsonl")
+        assert_clean_error(code, err, "nested too deeply")
+    assert not (work / "x.jsonl").exists()
+
+
+def test_a_1_gb_cell_under_a_memory_limit(work: Path) -> None:
+    with open(work / "big.csv", "wb") as fh:  # sparse: costs no disk and no time to write
+        fh.write(b"q\nx")
+        fh.truncate(3 + 1_000_000_000)
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"\n")
+    proc = cli("make-batch-file", "t.json", "big.csv", "-o", "r.jsonl", cwd=work,
+               limits={resource.RLIMIT_AS: 2 << 30})  # fmt: skip
+    assert_clean_error(proc.returncode, proc.stderr, "out of memory")
+    assert proc.returncode == 1
+    assert not (work / "r.jsonl").exists() and parts(work) == []
+
+
+def test_poll_interval_must_be_a_finite_number_of_seconds(
+    fake: FakeOpenAI, capsys: Capsys, work: Path
+) -> None:
+    for value in ("inf", "nan", "-1", "1e9"):
+        for command in (("get-batch-results", "batch_abc"), ("run", "t.json", "d.csv")):
+            code, out, err = run_cli(capsys, *command, "--wait", "--poll-interval", value)
+            assert code == 2 and "Traceback" not in err
+            assert "--poll-interval" in out + err
+    assert fake.log == []
+
+
+# ------------------------------------------------------------------- locks
+
+
+def _add_lock(name: str, owner: str, at: float) -> None:
+    with open_ledger() as led:
+        led.db.execute("INSERT OR REPLACE INTO locks VALUES (?, ?, ?)", (name, owner, at))
+
+
+def _start_lock_name(fake: FakeOpenAI, path: Path) -> str:
+    from openai_batch.digests import digest_of
+
+    return f"start:{fake.base_url}:{digest_of(path)}"
+
+
+def test_a_lock_of_a_dead_holder_on_another_host_is_taken_over(
+    fake: FakeOpenAI, capsys: Capsys, work: Path
+) -> None:
+    path = request_file(work / "r.jsonl")
+    _add_lock(_start_lock_name(fake, path), "other-host:4242", time.time() - 600)
+    started = time.monotonic()
+    code, _out, err = run_cli(capsys, "start-batch", "r.jsonl")
+    assert code == 0 and time.monotonic() - started < 20
+    assert "took over the lock for starting a batch for this file" in err
+    assert "process 4242 on other-host" in err
+    assert fake.batch_create_count == 1
+
+
+def test_waiting_for_a_live_lock_says_what_it_waits_for(fake: FakeOpenAI, work: Path) -> None:
+    path = request_file(work / "r.jsonl")
+    name = _start_lock_name(fake, path)
+    _add_lock(name, "other-host:4242", time.time())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openai_batch", "start-batch", "r.jsonl"],
+        cwd=work, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert "waiting for another openai-batch command, process 4242 on other-host" in first
+    assert "starting a batch for this file" in first and "120 s" in first
+    assert fake.batch_create_count == 0
+    with open_ledger() as led:  # the holder finishes
+        led.db.execute("DELETE FROM locks WHERE name = ?", (name,))
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert fake.batch_create_count == 1
+
+
+def test_a_held_lock_shows_signs_of_life(fake: FakeOpenAI, capsys: Capsys, work: Path) -> None:
+    from openai_batch import ledger_locks
+
+    with open_ledger() as led, led.lock("start:x"):
+        first = led.db.execute("SELECT acquired_at FROM locks").fetchone()[0]
+        deadline = time.monotonic() + ledger_locks.HEARTBEAT_SECONDS * 3
+        while time.monotonic() < deadline:
+            now = led.db.execute("SELECT acquired_at FROM locks").fetchone()[0]
+            if now > first:
+                break
+            time.sleep(0.2)
+        assert now > first
+    with open_ledger() as led:
+        assert led.db.execute("SELECT COUNT(*) FROM locks").fetchone()[0] == 0
+
+
+# ------------------------------------------------------------------- leftovers and Ctrl-C
+
+
+def test_leftovers_of_killed_writers_are_swept_but_not_live_ones(
+    fake: FakeOpenAI, capsys: Capsys, work: Path
+) -> None:
+    dead = work / ".r.jsonl.k1ll3d00.part"
+    dead.write_bytes(b"half a file")
+    live = work / ".r.jsonl.l1ve0000.part"
+    live.write_bytes(b"being written")
+    holder = os.open(live, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a live writer holds its temp file
+    try:
+        code, _, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "r.jsonl")
+        assert code == 0, err
+        assert not dead.exists() and live.exists()
+    finally:
+        os.close(holder)
+    # the downloads folder: a killed download of the same file is swept by the next one
+    code, started = cli_json(capsys, "start-batch", "r.jsonl")
+    batch_id = started[0]["id"]
+    fake.finish(batch_id)
+    output_id = fake.batches[batch_id].output_file_id
+    downloads = home_dir() / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    (downloads / f".{output_id}.jsonl.k1ll3d00.part").write_bytes(b"half")
+    code, _out, err = run_cli(capsys, "get-batch-results", "r.jsonl")
+    assert code == 0, err
+    assert parts(downloads) == []
+
+
+def _interrupt_when(proc: subprocess.Popen[str], ready: Callable[[], bool]) -> tuple[str, str]:
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert time.monotonic() < deadline and proc.poll() is None, "never got there"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=60)
+
+
+def test_ctrl_c_outside_polling_says_how_to_go_on(fake: FakeOpenAI, work: Path) -> None:
+    request_file(work / "r.jsonl")
+    fake.inject("POST", r"/v1/files$", 503, times=None)  # the upload retries, with pauses
+    env = {**os.environ, "OPENAI_BATCH_MAX_RETRIES": "8"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openai_batch", "upload-batch-file", "r.jsonl"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    posts = lambda: sum(1 for m, p, _ in fake.log if m == "POST")  # noqa: E731
+    _out, err = _interrupt_when(proc, lambda: posts() >= 2)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "error: interrupted" in err
+    assert "run the same command again: openai-batch upload-batch-file r.jsonl" in err
+    assert parts(work) == []
