@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import resource
+import select
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -60,7 +60,10 @@ def request_file(path: Path, n: int = 3) -> Path:
 
 
 def cli(
-    *args: str | Path, cwd: Path, limits: dict[int, int] | None = None, **popen: Any
+    *args: str | Path,
+    cwd: Path,
+    limits: dict[int, int] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """The CLI in a subprocess, under resource limits (soft and hard)."""
 
@@ -74,9 +77,8 @@ def cli(
         env=dict(os.environ),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         preexec_fn=preexec,
-        **popen,
     )
 
 
@@ -306,7 +308,8 @@ def test_a_1_gb_cell_under_a_memory_limit(work: Path) -> None:
         fh.write(b"\n")
     proc = cli("make-batch-file", "t.json", "big.csv", "-o", "r.jsonl", cwd=work,
                limits={resource.RLIMIT_AS: 2 << 30})  # fmt: skip
-    assert_clean_error(proc.returncode, proc.stderr, "out of memory")
+    assert_clean_error(proc.returncode, proc.stderr, "error: out of memory")
+    assert "double quotes" not in proc.stderr  # not a quoting problem
     assert proc.returncode == 1
     assert not (work / "r.jsonl").exists() and parts(work) == []
 
@@ -337,13 +340,13 @@ def _start_lock_name(fake: FakeOpenAI, path: Path) -> str:
 
 
 def test_a_lock_of_a_dead_holder_on_another_host_is_taken_over(
-    fake: FakeOpenAI, capsys: Capsys, work: Path
+    fake: FakeOpenAI, work: Path
 ) -> None:
     path = request_file(work / "r.jsonl")
     _add_lock(_start_lock_name(fake, path), "other-host:4242", time.time() - 600)
-    started = time.monotonic()
-    code, _out, err = run_cli(capsys, "start-batch", "r.jsonl")
-    assert code == 0 and time.monotonic() - started < 20
+    proc = cli("start-batch", "r.jsonl", cwd=work, timeout=30)  # it used to wait an hour
+    code, err = proc.returncode, proc.stderr
+    assert code == 0, err
     assert "took over the lock for starting a batch for this file" in err
     assert "process 4242 on other-host" in err
     assert fake.batch_create_count == 1
@@ -358,6 +361,11 @@ def test_waiting_for_a_live_lock_says_what_it_waits_for(fake: FakeOpenAI, work: 
         cwd=work, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stderr is not None
+    ready, _, _ = select.select([proc.stderr], [], [], 30)
+    if not ready:  # it used to wait silently for up to an hour
+        proc.kill()
+        proc.communicate()
+        pytest.fail("no word of what the command waits for")
     first = proc.stderr.readline()
     assert "waiting for another openai-batch command, process 4242 on other-host" in first
     assert "starting a batch for this file" in first and "120 s" in first
