@@ -273,7 +273,7 @@ def test_a_ledger_at_version_3_opens_at_4_with_its_rows_under_the_new_names(home
     db.close()
 
     with open_ledger() as led:
-        assert led.schema_version() == 4 == MIGRATIONS[-1][0]
+        assert led.schema_version() == MIGRATIONS[-1][0] >= 4  # and every later migration
         record = led.request_file(digest=OLD_A)
         assert record is not None
         assert (record.path, record.parent_digest, record.data_digest, record.make_run) == (
