@@ -448,3 +448,32 @@ def test_ctrl_c_outside_polling_says_how_to_go_on(fake: FakeOpenAI, work: Path) 
     assert "error: interrupted" in err
     assert "run the same command again: openai-batch upload-batch-file r.jsonl" in err
     assert parts(work) == []
+
+
+def test_ctrl_c_while_rendering_says_the_same(work: Path) -> None:
+    with open(work / "big.csv", "w", encoding="utf-8") as fh:
+        fh.write("q\n")
+        fh.writelines(f"row {i} of a table that takes a while\n" for i in range(1_500_000))
+    previous = work / "r.jsonl"
+    previous.write_text("earlier output\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openai_batch", "make-batch-file", "t.json", "big.csv",
+         "-o", "r.jsonl"],
+        cwd=work, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = b""
+    while b"Rendering: " not in seen or b" 0 rows" in seen.rsplit(b"Rendering: ", 1)[-1]:
+        ready, _, _ = select.select([proc.stderr], [], [], 30)
+        chunk = os.read(proc.stderr.fileno(), 4096) if ready else b""
+        assert chunk, f"make ended or went quiet before rendering: {seen[-300:]!r}"
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    err = (seen + rest).decode()
+    assert proc.returncode == 130, err[-500:]
+    assert "Traceback" not in err and "error: interrupted" in err
+    resume = "openai-batch make-batch-file t.json big.csv -o r.jsonl"
+    assert f"run the same command again: {resume}" in err
+    assert previous.read_text(encoding="utf-8") == "earlier output\n"
+    assert parts(work) == []
