@@ -256,7 +256,7 @@ def test_types_are_strict():
 
 
 def test_messages_must_not_be_empty():
-    assert ("body.messages", "error", "must contain at least one message") in body_problems(
+    assert ("body.messages", "error", "at least 1 message, got 0") in body_problems(
         lambda b: b.update(messages=[])
     )
 

@@ -6,6 +6,7 @@ import base64
 import mimetypes
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from .errors import BatchError
 
@@ -17,6 +18,13 @@ _MAGIC = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
+
+
+def image_url_shape_problem(value: Any) -> str:
+    """Why a chat image part's `image_url` that is not an object is refused (a list, a string)."""
+    kind = "a list" if isinstance(value, list) else "a string" if isinstance(value, str) else None
+    what = f"is {kind}, which the API rejects; it" if kind else "it"
+    return f'{what} must be an object with a url, e.g. {{"url": "https://..."}}'
 
 
 def image_url_value(value: str, base_dir: Path | None, where: str) -> str:

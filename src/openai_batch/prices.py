@@ -1,4 +1,4 @@
-"""Bundled Batch API prices (USD per 1M tokens) and output ceilings, for offline estimates.
+"""Bundled Batch API prices (USD per 1M tokens), for offline estimates.
 
 Prices change; the table is dated and every estimate says which date it used. Batch prices are
 half the standard ones. Users override with --price-input / --price-output.
@@ -7,6 +7,7 @@ half the standard ones. Users override with --price-input / --price-output.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 PRICES_AS_OF = "2026-03-01"
@@ -48,27 +49,6 @@ _BATCH_PRICES: dict[str, tuple[float, float]] = {
     "text-moderation-latest": (0.0, 0.0),
 }
 
-# Most output tokens a model can produce: the ceiling for requests without max_tokens.
-_MAX_OUTPUT: dict[str, int] = {
-    "gpt-5": 128_000,
-    "gpt-5.1": 128_000,
-    "gpt-5-mini": 128_000,
-    "gpt-5-nano": 128_000,
-    "gpt-4.1": 32_768,
-    "gpt-4.1-mini": 32_768,
-    "gpt-4.1-nano": 32_768,
-    "gpt-4o": 16_384,
-    "gpt-4o-2024-05-13": 4_096,
-    "gpt-4o-mini": 16_384,
-    "o1": 100_000,
-    "o3": 100_000,
-    "o3-mini": 100_000,
-    "o4-mini": 100_000,
-    "gpt-4-turbo": 4_096,
-    "gpt-4": 8_192,
-    "gpt-3.5-turbo": 4_096,
-}
-
 # Names whose family is not their prefix.
 _ALIASES = {
     "gpt-4-1106-preview": "gpt-4-turbo",
@@ -82,13 +62,21 @@ _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|latest|preview)$")
 
 
 def family(model: str | None) -> str | None:
-    """The table key for `model`: exact name first, then with its date suffix removed."""
+    """The price table's key for `model` (see `resolve`)."""
+    return resolve(model, _BATCH_PRICES)
+
+
+def resolve(model: str | None, table: Mapping[str, object]) -> str | None:
+    """The key of `table` for `model`: exact name first, then its family's (aliases, then
+    with its date suffix removed); a fine-tune's base model."""
     name = (model or "").strip().lower()
     if name.startswith("ft:"):  # ft:gpt-4o-mini-2024-07-18:org::id
         name = name[3:].split(":", 1)[0]
     while name:
+        if name in table:
+            return name
         name = _ALIASES.get(name, name)
-        if name in _BATCH_PRICES:
+        if name in table:
             return name
         stripped = _SNAPSHOT.sub("", name)
         if stripped == name:
@@ -112,9 +100,10 @@ def batch_price(model: str | None) -> Price | None:
 
 
 def max_output_tokens(model: str | None) -> int | None:
-    """The model's own output ceiling, or None when unknown."""
-    key = family(model)
-    return _MAX_OUTPUT.get(key) if key else None
+    """The model's own output ceiling, or None when unknown (`capabilities.py` has them)."""
+    from .capabilities import max_output
+
+    return max_output(model)
 
 
 def known_models() -> list[str]:

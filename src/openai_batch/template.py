@@ -604,8 +604,9 @@ def _check_image_url(node: Mapping[str, Any], path: str, name: str, marks: Marks
         url = value[0].get("url", "...") if value and isinstance(value[0], dict) else "..."
         shown = json.dumps({"type": "image_url", "image_url": {"url": url}}, ensure_ascii=False)
         shown = marks.mark_re.sub("<<...>>", shown)
+        from .images import image_url_shape_problem
+
         raise BatchError(
-            f"{name}: {path}.image_url is a list, which the API rejects; "
-            "it must be an object with a url.",
+            f"{name}: {path}.image_url {image_url_shape_problem(value)}.",
             hint=f"write the part as {shown}",
         )
