@@ -398,6 +398,7 @@ class BatchJob:
             if "response_format" in body:
                 raise BatchError("pass either response_model or response_format, not both")
             template["response_format"] = response_format_for(response_model)
+        _check_capabilities(template)
         lines = _request_lines(messages_batch, template)
         if file_path is None:
             return lines
@@ -457,6 +458,20 @@ class BatchJob:
             elif item.custom_id not in parsed:
                 failed[item.custom_id] = item.error or "unknown error"
         return parsed, failed
+
+
+def _check_capabilities(template: dict[str, Any]) -> None:
+    """What `utils validate` says about the model: a request it cannot serve is refused before
+    anything is written (an unknown model is a warning)."""
+    from .capabilities import check
+
+    body = {**template, "messages": [{"role": "user", "content": ""}]}
+    findings = check(body, "/v1/chat/completions")
+    for finding in findings:
+        where = ".".join(str(p) for p in finding.path)
+        if finding.severity == "error":
+            raise BatchError(f"{where}: {finding.message}")
+        warnings.warn(f"{where}: {finding.message}", stacklevel=3)
 
 
 def _request_lines(
