@@ -79,13 +79,25 @@ def assert_strict(schema: dict[str, Any]) -> None:
 # --- create_from_messages ---------------------------------------------------------------------
 
 
+def test_spam_tutorial_with_gpt_35_turbo_is_refused_with_the_fix(tmp_path, monkeypatch):
+    # The tutorial's model has no structured outputs: every request would fail a day later.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BatchError, match="does not support structured outputs") as caught:
+        BatchJob.create_from_messages(
+            messages_batch=spam_messages(),
+            model="gpt-3.5-turbo",
+            response_model=SinglePrediction,
+        )
+    assert "gpt-4o-mini" in str(caught.value) and "json_object" in str(caught.value)
+
+
 def test_spam_tutorial_writes_lines_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    # The tutorial's code, unchanged but for the import.
+    # The tutorial's code, unchanged but for the import and a model with structured outputs.
     with open("./test.jsonl", "w") as f:
         for line in BatchJob.create_from_messages(
             messages_batch=spam_messages(),
-            model="gpt-3.5-turbo",
+            model="gpt-4o-mini",
             response_model=SinglePrediction,
         ):
             f.write(json.dumps(line) + "\n")
@@ -95,7 +107,7 @@ def test_spam_tutorial_writes_lines_as_written(tmp_path, monkeypatch):
     for email, line in zip(EMAILS, lines, strict=True):
         assert line["method"] == "POST" and line["url"] == "/v1/chat/completions"
         body = line["body"]
-        assert body["model"] == "gpt-3.5-turbo"
+        assert body["model"] == "gpt-4o-mini"
         assert body["messages"] == [
             {"role": "system", "content": f"Classify the following email {email}"}
         ]
@@ -552,7 +564,7 @@ def test_spam_tutorial_end_to_end(fake_api, tmp_path, monkeypatch):
     with open("./test.jsonl", "w") as f:
         for line in BatchJob.create_from_messages(
             messages_batch=spam_messages(),
-            model="gpt-3.5-turbo",
+            model="gpt-4o-mini",
             response_model=SinglePrediction,
         ):
             f.write(json.dumps(line) + "\n")

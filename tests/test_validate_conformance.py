@@ -14,14 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import ROOT, read_jsonl, run_cli
 from openai_batch import api_schema, api_schema_build, validate
-
-jsonschema = pytest.importorskip("jsonschema")
 
 DATA = Path(__file__).parent / "data" / "openai-openapi-requests.json"
 VENDORED = json.loads(DATA.read_text(encoding="utf-8"))
@@ -173,12 +172,17 @@ def _resolve(node: Any) -> Any:
 
 
 def _properties(url: str) -> dict[str, Any]:
-    root = _resolve({"$ref": "#/$defs/" + ORACLE["endpoints"][url]})
-    parts = root.get("allOf", [root])
-    props: dict[str, Any] = {}
-    for part in parts:
-        props.update(_resolve(part).get("properties", {}))
+    props = _all_properties({"$ref": "#/$defs/" + ORACLE["endpoints"][url]})
     return {k: v for k, v in props.items() if k not in NOT_GENERATED}
+
+
+def _all_properties(node: Any) -> dict[str, Any]:
+    node = _resolve(node)
+    props: dict[str, Any] = {}
+    for part in node.get("allOf", []):
+        props.update(_all_properties(part))
+    props.update(node.get("properties", {}))
+    return props
 
 
 def values(node: Any, depth: int = 0) -> st.SearchStrategy[Any]:
