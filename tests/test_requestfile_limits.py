@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from helpers import run_cli
-from openai_batch import requestfile_limits, validate
+from openai_batch import api_schema, requestfile_limits, sdk_types, validate
 from openai_batch.requestfile_limits import OPENAI, FileLimits, human_decimal
 
 SRC = Path(requestfile_limits.__file__).parent
@@ -35,7 +35,8 @@ def test_no_module_keeps_its_own_copy_of_a_limit():
 
 
 def test_endpoints_are_the_ones_validate_checks_and_the_sdk_lists():
-    assert set(requestfile_limits.ENDPOINTS) == set(validate._BODY_TYPES)
+    assert set(requestfile_limits.ENDPOINTS) == set(sdk_types.BODY_TYPES)
+    assert set(requestfile_limits.ENDPOINTS) == set(api_schema.endpoints())
     assert set(requestfile_limits.ENDPOINTS) <= set(validate.batch_endpoints())
 
 
