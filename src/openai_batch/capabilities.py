@@ -10,6 +10,7 @@ their family's row (`prices.resolve`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .problems import ERROR, WARNING
@@ -100,12 +101,17 @@ class Finding:
 
 def lookup(model: Any) -> tuple[str, Model] | None:
     """The table's row for `model` (a dated snapshot or fine-tune takes its family's)."""
-    from .prices import resolve
-
     if not isinstance(model, str):
         return None
-    name = resolve(model, MODELS)
+    name = _family(model)
     return (name, MODELS[name]) if name else None
+
+
+@lru_cache(maxsize=256)  # a file uses one model on every line
+def _family(model: str) -> str | None:
+    from .prices import resolve
+
+    return resolve(model, MODELS)
 
 
 def max_output(model: str | None) -> int | None:

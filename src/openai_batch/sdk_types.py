@@ -367,7 +367,7 @@ def check(body: dict, url: str) -> list[Found]:
 
 
 def _from_pydantic(errors: list[Any], body: dict) -> list[Found]:
-    located = [(_clean_path(body, e["loc"], e["type"]), e) for e in errors]
+    located = [(clean_path(body, e["loc"], e["type"]), e) for e in errors]
     # In an undiscriminated union (content: string or parts) a "not a string" error beside
     # errors deeper inside the same value only says the value took the other branch.
     kept = [
@@ -400,8 +400,9 @@ def _is_inside(inner: tuple, outer: tuple) -> bool:
     return len(inner) > len(outer) and inner[: len(outer)] == outer
 
 
-def _clean_path(value: Any, loc: tuple, err_type: str) -> tuple:
-    """Pydantic's loc without union-member labels: just the input's own keys and indexes."""
+def clean_path(value: Any, loc: tuple, err_type: str) -> tuple:
+    """Pydantic's loc without union-member labels (and tags): just the input's own keys and
+    indexes (a missing field's name last)."""
     path: list = []
     for i, item in enumerate(loc):
         if isinstance(value, dict) and isinstance(item, str):
