@@ -246,9 +246,7 @@ def check(body: Any, url: str) -> list[SpecProblem]:
     except ValidationError as exc:
         located: Located = [(tuple(e["loc"]), dict(e)) for e in exc.errors(include_url=False)]
         # the input's own keys and indexes: without union labels and tagged unions' tags
-        return [
-            _problem(clean_path(body, loc, err["type"]), err) for loc, err in _choose(located)
-        ]
+        return [_problem(clean_path(body, loc, err["type"]), err) for loc, err in _choose(located)]
     return []
 
 
