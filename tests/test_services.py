@@ -450,3 +450,30 @@ def test_upload_with_expiry(fake: FakeOpenAI, tmp_path: Path, capsys: Capsys) ->
         capsys, "upload-batch-file", request_file(tmp_path), "--expires-after", "5m"
     )
     assert_clean_error(code, err, "1 hour to 30 days")
+
+
+def test_delete_files_once_results_are_downloaded(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_azure(fake, monkeypatch)
+    fake.plan(fail_every=2)  # an output and an error file
+    path = request_file(tmp_path)
+    assert run_cli(capsys, "start-batch", path)[0] == 0
+    (batch_id,) = fake.batches
+    code, out, err = run_cli(capsys, "utils", "delete-files", batch_id)
+    assert code == 0 and "Deleted 0 file(s)" in out and "still" in err  # running: all kept
+    fake.auto_advance = False
+    fake.finish()
+    batch = fake.batches[batch_id]
+    code, out, err = run_cli(capsys, "utils", "delete-files", batch_id)
+    assert "Deleted 0 file(s)" in out and "not downloaded yet" in err
+    assert not any(f.deleted for f in fake.files.values())
+    run_cli(capsys, "get-batch-results", batch_id, "-o", "out.jsonl")
+    code, out, err = run_cli(capsys, "utils", "delete-files", batch_id, "--dry-run")
+    assert code == 0 and "Would delete 3 file(s)" in out
+    assert not any(f.deleted for f in fake.files.values())
+    code, out, err = run_cli(capsys, "utils", "delete-files", batch_id)
+    assert code == 0 and "Deleted 3 file(s)" in out
+    for file_id in (batch.input_file_id, batch.output_file_id, batch.error_file_id):
+        assert fake.files[file_id].deleted
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 4  # the results stay on this disk

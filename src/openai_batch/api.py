@@ -448,6 +448,17 @@ def retrieve_file(conn: Connection, file_id: str) -> FileObject | None:
     return ids.check_file(found)
 
 
+def delete_file(conn: Connection, file_id: str) -> None:
+    """Delete a file on the service; one already gone is fine."""
+    import openai
+
+    with calling(f"deleting file {file_id}", conn):
+        try:
+            conn.client.files.delete(file_id)
+        except openai.NotFoundError:
+            return
+
+
 def read_first_line(conn: Connection, file_id: str, limit: int = 16 << 20) -> bytes:
     """The first line of an uploaded file, without downloading the rest of it."""
     with (

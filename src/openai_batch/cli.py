@@ -93,6 +93,12 @@ UTILS: list[tuple[str, str, str, str]] = [
         "openai-batch utils chat-complete batch-requests.jsonl --concurrency 16",
     ),
     (
+        "openai_batch.commands.delete_files:delete_files",
+        "delete-files",
+        "Delete finished batches' files on the service once their results are downloaded.",
+        "openai-batch utils delete-files --job personas",
+    ),
+    (
         "openai_batch.commands.retry_failed:retry_failed",
         "retry-failed",
         "Write a request file of the requests that failed or never ran, for another batch.",

@@ -1,0 +1,76 @@
+"""`openai-batch utils delete-files`: free a finished job's files on the service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from cyclopts import Parameter
+
+from .. import api, console, lifecycle
+from ..errors import BatchError
+from ..ledger import open_ledger
+
+
+def delete_files(
+    *targets: str,
+    job: str | None = None,
+    dry_run: bool = False,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Delete finished batches' input, output and error files on the service, once safe.
+
+    Example: openai-batch utils delete-files --job personas
+
+    Output and error files are deleted only once get-batch-results has downloaded them whole
+    (the local copy has the service's size); an input file only once its batch is final, all
+    its results are downloaded, and no unfinished batch uses it. Anything else is kept and
+    listed with the reason. Azure OpenAI allows 500 batch files without expiry per resource
+    (output files count), so a finished job's files are worth freeing.
+
+    Parameters
+    ----------
+    targets
+        Batch ids or request files (each stands for the batches started from it).
+    job
+        Every batch of this job (run / start-batch).
+    dry_run
+        Only list what would be deleted.
+    as_json
+        Print what was (or would be) deleted and kept as JSON.
+    """
+    from .. import jobs, service_files
+
+    if not targets and job is None:
+        raise BatchError(
+            "no batch given", hint="openai-batch utils delete-files --job NAME (or batch ids)"
+        )
+    conn = api.connect()
+    with open_ledger() as ledger:
+        batch_ids = lifecycle.resolve(conn, ledger, targets).batch_ids if targets else []
+        if job is not None:
+            jobs.load_job(ledger, job, conn.service)
+            batch_ids += [b for _, b in jobs.job_batch_ids(ledger, job) if b not in batch_ids]
+        batches = [api.retrieve_batch(conn, b) for b in batch_ids]
+        plan = service_files.plan_cleanup(conn, ledger, batches)
+        if not dry_run:
+            service_files.carry_out(conn, ledger, plan)
+    if as_json:
+        console.print_json(
+            {
+                "dry_run": dry_run,
+                "delete": [{"file_id": f, "role": r, "bytes": n} for f, r, n in plan.delete],
+                "deleted": plan.deleted,
+                "kept": [{"id": i, "why": why} for i, why in plan.keep],
+            }
+        )
+        return 0
+    verb = "Would delete" if dry_run else "Deleted"
+    console.say(
+        f"{verb} {len(plan.delete)} file(s) ({console.human_bytes(plan.bytes)}) on "
+        f"{conn.describe()}"
+    )
+    for file_id, role, _ in plan.delete:
+        console.say(f"  {file_id}  ({role})")
+    for item, why in plan.keep:
+        console.note(f"kept {item}: {why}")
+    return 0
