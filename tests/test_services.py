@@ -477,3 +477,15 @@ def test_delete_files_once_results_are_downloaded(
     for file_id in (batch.input_file_id, batch.output_file_id, batch.error_file_id):
         assert fake.files[file_id].deleted
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 4  # the results stay on this disk
+
+
+def test_run_wait_on_a_status_it_cannot_read_stops_and_says_so(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys
+) -> None:
+    """The job path (run --wait) too: no status means no end, so waiting stops and says so."""
+    CompatibleProfile(drop_batch_fields=("status",)).install(fake)
+    template, data = make_small(tmp_path)
+    code, _, err = run_cli(capsys, "run", template, data, *WAIT)
+    assert_clean_error(code, err, "stopped waiting")
+    code, _, err = run_cli(capsys, "run", template, data, *WAIT)
+    assert fake.batch_create_count == 1

@@ -89,6 +89,36 @@ def status_text(batch: Batch) -> str:
     return batch.status
 
 
+UNKNOWN_POLLS = 10  # answers in a row without a status we know before waiting stops
+
+
+class UnknownWatch:
+    """Counts, per batch, the polls in a row whose status is `unknown`: waiting on such a batch
+    could go on forever, so after UNKNOWN_POLLS it stops and says so (the batch is kept)."""
+
+    def __init__(self, limit: int = UNKNOWN_POLLS) -> None:
+        self.limit = limit
+        self.counts: dict[str, int] = {}
+
+    def see(self, batch_id: str | None, status: str | None, shown: str | None = None) -> None:
+        from .errors import ApiError
+
+        if batch_id is None:
+            return
+        if status != UNKNOWN:
+            self.counts.pop(batch_id, None)
+            return
+        self.counts[batch_id] = seen = self.counts.get(batch_id, 0) + 1
+        if seen >= self.limit:
+            raise ApiError(
+                f"stopped waiting: batch {batch_id} answered {seen} times with a status this "
+                f"tool does not know ({shown or 'unknown'})",
+                hint="the batch exists and may still run (it is never started again without "
+                "--force); check it on the service's console, then "
+                f"`openai-batch get-batch-results {batch_id}` once it is done",
+            )
+
+
 def raw_data(batch: Batch) -> dict[str, Any]:
     """The fields as the SDK parsed them, unknown ones included (nothing validated)."""
     return batch.model_dump(mode="python", warnings=False)

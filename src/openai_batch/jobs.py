@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, console, lifecycle, results
+from . import api, batchshape, console, lifecycle, results
 from .digests import matches
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
@@ -957,11 +957,14 @@ def drive(
     for event in first or []:
         say(event)
     interval = max(0.0, poll_interval)
+    watch = batchshape.UnknownWatch()
     try:
         while True:
             job, events = step(conn, ledger, name, poll_interval=poll_interval)
             for event in events:
                 say(event)
+            for shard in job.in_state(RUNNING):
+                watch.see(shard.batch_id, shard.status)
             bar.n = job.done_requests()
             bar.set_description_str(job.summary(), refresh=False)
             bar.refresh()

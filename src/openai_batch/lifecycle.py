@@ -36,7 +36,6 @@ METADATA_MAX_VALUE = 512
 DEFAULT_DESCRIPTION = "batch job"
 UNTRACKED_SCAN_LIMIT = 1000  # batches listed when looking for one the ledger missed
 MAX_POLL_INTERVAL = 60.0
-UNKNOWN_STATUS_POLLS = 10  # answers in a row without a status we know before waiting stops
 UNRECOGNISED_PREFIX = "unrecognised-"  # ledger ids for creates answered without a batch id
 
 
@@ -628,12 +627,13 @@ def wait_for(
         disable=not progress,
         dynamic_ncols=True,
     )
-    unknown: dict[str, int] = {}
+    watch = batchshape.UnknownWatch()
     try:
         while True:
             for batch in batches:
                 ledger.record_batch(conn.service, batch)
-            _check_known(batches, unknown)
+            for batch in batches:
+                watch.see(batch.id, batch.status, batchshape.status_text(batch))
             bar.total = _total(batches)
             bar.n = _done(batches)
             bar.set_description_str(_bar_text(batches), refresh=False)
@@ -649,23 +649,6 @@ def wait_for(
         raise StoppedWaiting(batches) from None
     finally:
         bar.close()
-
-
-def _check_known(batches: Sequence[Batch], unknown: dict[str, int]) -> None:
-    """Stop waiting on a batch whose status stays unreadable: it might never look final."""
-    for batch in batches:
-        if batch.status != batchshape.UNKNOWN:
-            unknown.pop(batch.id, None)
-            continue
-        unknown[batch.id] = unknown.get(batch.id, 0) + 1
-        if unknown[batch.id] >= UNKNOWN_STATUS_POLLS:
-            raise ApiError(
-                f"stopped waiting: batch {batch.id} answered {unknown[batch.id]} times with a "
-                f"status this tool does not know ({batchshape.status_text(batch)})",
-                hint="the batch exists and may still run (it is never started again without "
-                "--force); check it on the service's console, then "
-                f"`openai-batch get-batch-results {batch.id}` once it is done",
-            )
 
 
 def _total(batches: Sequence[Batch]) -> int:
