@@ -450,10 +450,34 @@ def test_ctrl_c_outside_polling_says_how_to_go_on(fake: FakeOpenAI, work: Path) 
     assert parts(work) == []
 
 
-def test_ctrl_c_while_rendering_says_the_same(work: Path) -> None:
-    with open(work / "big.csv", "w", encoding="utf-8") as fh:
+def big_table(path: Path, rows: int = 1_500_000) -> Path:
+    """A table make-batch-file takes a few seconds over (~60 MB)."""
+    with open(path, "w", encoding="utf-8") as fh:
         fh.write("q\n")
-        fh.writelines(f"row {i} of a table that takes a while\n" for i in range(1_500_000))
+        fh.writelines(f"row {i} of a table that takes a while\n" for i in range(rows))
+    return path
+
+
+def test_a_make_killed_mid_write_leaves_a_part_the_next_run_sweeps(work: Path) -> None:
+    big_table(work / "big.csv")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openai_batch", "make-batch-file", "t.json", "big.csv",
+         "-o", "r.jsonl"],
+        cwd=work, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size > 0 for p in work.glob(".r.jsonl.*.part")):
+        assert proc.poll() is None and time.monotonic() < deadline, "never saw it writing"
+        time.sleep(0.01)
+    proc.kill()  # SIGKILL: no clean-up runs
+    proc.wait(timeout=30)
+    assert parts(work) != []
+    assert cli("make-batch-file", "t.json", "d.csv", "-o", "r.jsonl", cwd=work).returncode == 0
+    assert parts(work) == []
+
+
+def test_ctrl_c_while_rendering_says_the_same(work: Path) -> None:
+    big_table(work / "big.csv")
     previous = work / "r.jsonl"
     previous.write_text("earlier output\n", encoding="utf-8")
     proc = subprocess.Popen(

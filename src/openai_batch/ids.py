@@ -30,7 +30,7 @@ def check(value: str, what: str) -> str:
     if not is_safe(value):
         shown = repr(value) if len(str(value)) <= 80 else repr(str(value)[:80]) + "..."
         raise ApiError(
-            f"the service sent a {what} that is not an id: {shown}",
+            f"the service sent {what} {shown}, which is not an id",
             hint="ids are letters, digits, '_', '-' and '.'; nothing was written for it. Check "
             "that OPENAI_BASE_URL points at a service you trust",
         )
