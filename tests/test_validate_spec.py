@@ -148,6 +148,13 @@ def test_an_unknown_enum_value_names_the_allowed_ones():
     assert "'low'" in message and "'high'" in message
 
 
+def test_chat_image_detail_original_passes_as_the_sdk_and_responses_take_it():
+    body = image_chat("https://example.com/a.png")
+    body["messages"][0]["content"][1]["image_url"]["detail"] = "original"
+    assert errors(body) == []
+    assert errors(image_responses("https://example.com/a.png", detail="original"), RESPONSES) == []
+
+
 def test_the_command_says_it_with_line_and_path(capsys, tmp_path):
     line = {"custom_id": "a", "method": "POST", "url": CHAT, "body": chat(stop=list("abcde"))}
     path = write(tmp_path / "r.jsonl", json.dumps(line) + "\n")

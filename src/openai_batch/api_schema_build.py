@@ -72,6 +72,17 @@ PATCHES = (
         "a function without arguments needs none; the API accepts a tool without it",
     ),
 )
+# Values the official SDK's request types take that an enum of the spec lacks, where the spec
+# takes the same value elsewhere (the SDK is generated from a newer spec): (schema, property
+# path, value, why).
+ENUM_ADDITIONS = (
+    (
+        "ChatCompletionRequestMessageContentPartImage",
+        ("image_url", "detail"),
+        "original",
+        "the SDK's chat image part takes it, as the spec's own DetailEnum (/v1/responses) does",
+    ),
+)
 _DEFAULT_SPEC = Path(__file__).resolve().parents[2].parent / "shared/fixtures/openai-openapi"
 
 
@@ -166,12 +177,20 @@ def snapshot(spec_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
 def runtime_form(source: dict[str, str], raw: dict[str, Any]) -> dict[str, Any]:
     """The snapshot `api_schema.py` reads: JSON Schema, each definition under `$defs`."""
     defs = {name: _recursive_refs(to_json_schema(schema), name) for name, schema in raw.items()}
-    for name, optional, _ in PATCHES:
+    notes = []
+    for name, optional, why in PATCHES:
         defs[name]["required"] = [f for f in defs[name].get("required", []) if f != optional]
+        notes.append(f"{name}.{optional} is optional: {why}")
+    for name, path, value, why in ENUM_ADDITIONS:
+        node = defs[name]
+        for key in path:
+            node = node["properties"][key]
+        node["enum"] = [*node["enum"], value]
+        notes.append(f"{name}.{'.'.join(path)} also takes {value!r}: {why}")
     return {
         "source": source,
         "endpoints": {url: name for url, (_, name) in ENDPOINTS.items()},
-        "patches": [f"{name}.{optional} is optional: {why}" for name, optional, why in PATCHES],
+        "patches": notes,
         "$defs": defs,
     }
 
