@@ -268,6 +268,19 @@ def test_output_token_limits_and_reasoning_parameters():
     assert path == "body.dimensions"
 
 
+def test_on_another_service_what_the_table_says_is_a_warning(capsys, tmp_path):
+    # Azure's model is a deployment name: "gpt-35-turbo" may run any model the user deployed.
+    body = chat(model="gpt-3.5-turbo", response_format=STRICT_SCHEMA)
+    line = {"custom_id": "a", "method": "POST", "url": CHAT, "body": body}
+    path = write(tmp_path / "r.jsonl", json.dumps(line) + "\n")
+    assert run_cli(capsys, "utils", "validate", path)[0] == 1
+    code, report = cli_json(capsys, "utils", "validate", path, "--service", "azure")
+    assert code == 0 and report["warnings"] == 1
+    [problem] = report["files"][0]["problems"]
+    assert "does not support structured outputs" in problem["message"]
+    assert "on Azure OpenAI" in problem["message"]
+
+
 def test_output_ceilings_moved_beside_the_capabilities_but_estimates_keep_them():
     assert prices.max_output_tokens("gpt-4o-mini-2024-07-18") == 16_384
     assert prices.max_output_tokens("ft:gpt-4.1-mini:org::x") == 32_768

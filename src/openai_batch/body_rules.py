@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from . import api_schema, capabilities, sdk_types
-from .problems import ERROR, Problem, format_path
+from .problems import ERROR, WARNING, Problem, format_path
 from .requestfile_limits import MAX_EMBEDDING_ARRAY
 
 IMAGE_MIME = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -32,8 +32,10 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
 LOGIT_BIAS = (-100, 100)  # the spec says so in prose only
 
 
-def check_body(body: dict, url: str, line_no: int = 0) -> list[Problem]:
-    """Problems in a request body for endpoint `url`, with `body.`-prefixed field paths."""
+def check_body(body: dict, url: str, line_no: int = 0, service: str | None = None) -> list[Problem]:
+    """Problems in a request body for endpoint `url`, with `body.`-prefixed field paths.
+
+    On another `service` than OpenAI's, what the capability table says is a warning."""
     if url not in sdk_types.BODY_TYPES:
         return []
     problems = [
@@ -49,10 +51,12 @@ def check_body(body: dict, url: str, line_no: int = 0) -> list[Problem]:
             problems = [p for p in problems if p.path != path]
             problems.append(Problem(line_no, path, found.message))
             named.add(path)
-    problems += [
-        Problem(line_no, format_path(("body", *c.path)), c.message, c.severity)
-        for c in capabilities.check(body, url)
-    ]
+    for finding in capabilities.check(body, url):
+        message, severity = finding.message, finding.severity
+        if service is not None:
+            message += f" (on {service} the model may be named otherwise: not enforced)"
+            severity = WARNING
+        problems.append(Problem(line_no, format_path(("body", *finding.path)), message, severity))
     return problems
 
 

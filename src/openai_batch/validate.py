@@ -110,8 +110,11 @@ class Report:
 # -- one line -------------------------------------------------------------------------------------
 
 
-def check_line(obj: Any, line_no: int) -> list[Problem]:
-    """Problems in one parsed request line, on its own (file-wide rules are in validate_file)."""
+def check_line(obj: Any, line_no: int, service: str | None = None) -> list[Problem]:
+    """Problems in one parsed request line, on its own (file-wide rules are in validate_file).
+
+    `service`: another service than OpenAI's, whose model names (Azure's deployment names, other
+    providers' models) the capability table cannot judge: what it says is then a warning."""
     if not isinstance(obj, dict):
         return [Problem(line_no, "", f"a request line must be a JSON object, not {_kind(obj)}")]
     problems = [
@@ -140,8 +143,19 @@ def check_line(obj: Any, line_no: int) -> list[Problem]:
     if "body" in obj and not isinstance(body, dict):
         problems.append(Problem(line_no, "body", f"must be a JSON object, not {_kind(body)}"))
     elif isinstance(body, dict) and isinstance(url, str):
-        problems += check_body(body, url, line_no)
+        problems += check_body(body, url, line_no, service=service)
     return problems
+
+
+def _other_service(limits: Limits) -> str | None:
+    """The service's name when it is not OpenAI's (whose models the capability table knows)."""
+    from .service_profiles import OPENAI as OPENAI_PROFILE
+
+    return (
+        None
+        if limits.service in (OPENAI.service, OPENAI_PROFILE.limits.service)
+        else limits.service
+    )
 
 
 def _kind(value: Any) -> str:
@@ -174,7 +188,7 @@ def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
                 over_limit_line = line_no
             if limits.unversioned_urls and isinstance(obj, dict) and "url" in obj:
                 obj["url"] = limits.canonical_url(obj["url"])  # Azure: "/chat/completions"
-            problems += check_line(obj, line_no)
+            problems += check_line(obj, line_no, _other_service(limits))
             refused = limits.endpoint_problem(obj.get("url")) if isinstance(obj, dict) else None
             if refused:
                 problems.append(Problem(line_no, "url", refused))
