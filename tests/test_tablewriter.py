@@ -108,3 +108,85 @@ def test_xlsx_refuses_more_rows_than_excel_holds(tmp_path: Path, monkeypatch) ->
             w.write([str(i)])
     assert not target.path.exists() and not list(tmp_path.iterdir())
     assert EXCEL_MAX_ROWS == 1_048_576
+
+
+def test_a_failed_finishing_step_leaves_no_table(tmp_path: Path, monkeypatch) -> None:
+    """A disk that fills while Parquet writes its footer: an error, and no file at the path."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full_disk(self) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "close", full_disk)
+    target = TableTarget(tmp_path / "out.parquet", "parquet")
+    with pytest.raises(OSError), TableWriter(target, ["n"], {"n": "int"}) as writer:
+        writer.write(["1"])
+    assert not target.path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_a_lone_surrogate_in_an_answer_is_replaced_and_said(tmp_path: Path, kind: str) -> None:
+    """Valid JSON ("\\ud800") that no UTF-8 file can hold: U+FFFD, a note, every row written."""
+    from openai_batch.batchfile import iter_identified_chunks
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"Name": "a"}\n{"Name": "b"}\n', encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    lines = []
+    for i, answer in enumerate(["bad \ud800 here", "fine"]):
+        body = {"choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": answer}}]}  # fmt: skip
+        lines.append(json.dumps({"custom_id": f"id_{i}", "response": {"status_code": 200,
+                                 "body": body}}))  # fmt: skip
+    out.write_text("\n".join(lines) + "\n", encoding="ascii")
+    target = TableTarget(tmp_path / f"t.{kind}", kind)
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        summary = write_table(index, target, chunks=iter_identified_chunks(data))
+    rows = [r for chunk in open_table(target.path, TableOptions()).chunks()
+            for r in chunk.to_dict("records")]  # fmt: skip
+    assert [r["content"] for r in rows] == ["bad \ufffd here", "fine"]
+    assert any("U+FFFD" in note for note in summary.notes)
+
+
+def test_xlsx_refuses_a_cell_longer_than_excel_holds(tmp_path: Path) -> None:
+    """openpyxl would cut a 3072-dimension embedding at 32,767 characters without a word."""
+    target = TableTarget(tmp_path / "t.xlsx", "xlsx")
+    with pytest.raises(BatchError, match="at most 32,767"), TableWriter(target, ["a"]) as w:
+        w.write(["short"])
+        w.write(["x" * 40_000])
+    assert not target.path.exists()
+
+
+def test_typed_columns_keep_or_count_what_does_not_fit(tmp_path: Path) -> None:
+    """JSONL keeps an off-type answer as sent; Parquet stores null and counts it for a note."""
+    import pyarrow.parquet as pq
+
+    values = ["30.0", "thirty", str(2**70), "7"]
+    jsonl = TableTarget(tmp_path / "t.jsonl", "jsonl")
+    with TableWriter(jsonl, ["n"], {"n": "int"}) as writer:
+        for value in values:
+            writer.write([value])
+    read = [json.loads(line)["n"] for line in jsonl.path.read_text().splitlines()]
+    assert read == [30, "thirty", 2**70, 7]
+    parquet = TableTarget(tmp_path / "t.parquet", "parquet")
+    with TableWriter(parquet, ["n"], {"n": "int"}) as writer:
+        for value in values:
+            writer.write([value])
+    assert pq.read_table(parquet.path).column("n").to_pylist() == [30, None, None, 7]
+    assert writer.untyped == {"n": 2}
+
+
+@pytest.mark.parametrize("kind", ["csv", "tsv"])
+def test_a_lone_carriage_return_is_quoted(tmp_path: Path, kind: str) -> None:
+    """Python 3.11's csv leaves a bare CR unquoted; every reader then splits the row there."""
+    target = TableTarget(tmp_path / f"t.{kind}", kind)
+    with TableWriter(target, ["a", "b"]) as writer:
+        writer.write(["one\rtwo", "x"])
+    delimiter = "," if kind == "csv" else "\t"
+    assert target.path.read_bytes() == f'a{delimiter}b\n"one\rtwo"{delimiter}x\n'.encode()
+    with open(target.path, newline="", encoding="utf-8") as fh:
+        assert list(csv.reader(fh, delimiter=delimiter))[1] == ["one\rtwo", "x"]

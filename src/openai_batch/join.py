@@ -215,6 +215,7 @@ def write_table(
             "replaced (control characters by U+FFFD, carriage returns by line feeds); "
             "the responses file has them as sent"
         )
+    notes.extend(writer_notes(written))
     return CsvSummary(target.path, rows, counts["ok"], counts["error"], counts["missing"],
                       unmatched, columns, counter.formulas, notes, target.kind)  # fmt: skip
 
@@ -292,6 +293,22 @@ def _named(
         for final, name in zip(columns[start:], base, strict=False)
         if name in types
     }
+
+
+def writer_notes(written: TableWriter) -> list[str]:
+    """What the table could not hold exactly, said rather than hidden."""
+    notes = []
+    if written.surrogates:
+        notes.append(
+            f"{written.surrogates:,} lone UTF-16 surrogate(s) in the answers were written as "
+            "U+FFFD (no UTF-8 file can hold them); the responses file has them as sent"
+        )
+    for column, count in written.untyped.items():
+        notes.append(
+            f"{count:,} value(s) of column {column!r} did not fit its type and are null in "
+            f"{written.target.path.name}; the responses file and a .csv or .jsonl table keep them"
+        )
+    return notes
 
 
 def formula_warning(summary: CsvSummary) -> str | None:

@@ -22,13 +22,17 @@ from .errors import BatchError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet", ".xlsx": "xlsx"}
 EXCEL_MAX_ROWS = 1_048_576  # rows of a worksheet, the header row included
+EXCEL_MAX_CELL = 32_767  # characters in one cell; openpyxl would cut a longer one silently
+INT64 = range(-(2**63), 2**63)
 PARQUET_BATCH_ROWS = 10_000
 # Cells a spreadsheet would read as a formula (OWASP's list): = + - @ tab, carriage return.
 _FORMULA_START = re.compile(r"[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # Characters XML 1.0 (and so .xlsx) cannot hold.
 _CARRIAGE_RETURN = re.compile("\r\n?")
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Lone UTF-16 surrogates: valid in JSON text ("\\ud800"), impossible in any UTF-8 file.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class TableWriter:
         self.types = types or {}
         self.rows = 0
         self.replaced_characters = 0  # .xlsx: control characters as U+FFFD, CR (LF) as LF
+        self.surrogates = 0  # lone surrogates written as U+FFFD (no UTF-8 file holds them)
+        self.untyped: dict[str, int] = {}  # Parquet: cells of a typed column that did not fit
         self._stack = contextlib.ExitStack()
         self._impl: _Impl
 
@@ -95,7 +101,7 @@ class TableWriter:
             self._impl = _Jsonl(fh, self.columns, self.types)
         elif kind == "parquet":
             temp = self._stack.enter_context(_atomic_path(self.target.path))
-            self._impl = _Parquet(temp, self.columns, self.types)
+            self._impl = _Parquet(temp, self.columns, self.types, self)
         else:
             temp = self._stack.enter_context(_atomic_path(self.target.path))
             self._impl = _Excel(temp, self.columns, self)
@@ -103,16 +109,34 @@ class TableWriter:
 
     def write(self, cells: Sequence[Any]) -> None:
         self.rows += 1
-        self._impl.write(cells)
+        try:
+            self._impl.write(cells)
+        except UnicodeEncodeError:  # rare: checked only when encoding fails, off the hot path
+            self._impl.write([self.without_surrogates(value) for value in cells])
 
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+    def without_surrogates(self, value: Any) -> Any:
+        """A cell with each lone surrogate as U+FFFD, counted for the summary's note."""
+        if not isinstance(value, str):
+            return value
+        text, replaced = _SURROGATE.subn("\ufffd", value)
+        self.surrogates += replaced
+        return text
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool | None:
+        """Commit only after the format's own finishing step succeeded (Parquet footers,
+        the .xlsx archive): a failure there drops the temp file like any other error."""
         try:
             if kind is None:
                 self._impl.close()
             else:
                 self._impl.abort()
-        finally:
-            self._stack.__exit__(kind, value, tb)
+        except BaseException as error:
+            with contextlib.suppress(Exception):
+                self._impl.abort()
+            if not self._stack.__exit__(type(error), error, error.__traceback__):
+                raise
+            return None
+        return self._stack.__exit__(kind, value, tb)
 
 
 class _Impl:
@@ -170,17 +194,19 @@ class _Jsonl(_Impl):
         self._typed = [types.get(c) for c in columns]
 
     def write(self, cells: Sequence[Any]) -> None:
-        row = {
-            name: _typed(value, kind)
-            for name, value, kind in zip(self._columns, cells, self._typed, strict=True)
-        }
+        row = {}
+        for name, value, kind in zip(self._columns, cells, self._typed, strict=True):
+            typed = _typed(value, kind)
+            row[name] = _as_sent(value) if typed is _UNFIT else typed
         self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 class _Parquet(_Impl):
     """Row groups of PARQUET_BATCH_ROWS rows: memory holds one batch, never the table."""
 
-    def __init__(self, path: Path, columns: list[str], types: dict[str, str]) -> None:
+    def __init__(
+        self, path: Path, columns: list[str], types: dict[str, str], owner: TableWriter
+    ) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -191,21 +217,36 @@ class _Parquet(_Impl):
         self._typed = [types.get(c) for c in columns]
         self._batch: list[list[Any]] = [[] for _ in columns]
         self._writer = pq.ParquetWriter(path, self._schema)
+        self._owner = owner
 
     def write(self, cells: Sequence[Any]) -> None:
-        for column, value, kind in zip(self._batch, cells, self._typed, strict=True):
-            column.append(_typed(value, kind))
+        for name, column, value, kind in zip(
+            self._schema.names, self._batch, cells, self._typed, strict=True
+        ):
+            typed = _typed(value, kind)
+            if typed is _UNFIT:
+                self._owner.untyped[name] = self._owner.untyped.get(name, 0) + 1
+                typed = None
+            column.append(typed)
         if len(self._batch[0]) >= PARQUET_BATCH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
-        import pyarrow as pa
 
         if self._batch and self._batch[0]:
-            self._writer.write_table(pa.Table.from_pydict(
-                dict(zip(self._schema.names, self._batch, strict=True)), schema=self._schema
-            ))  # fmt: skip
+            try:
+                table = self._table()
+            except UnicodeEncodeError:  # a lone surrogate somewhere in this batch
+                self._batch = [[self._owner.without_surrogates(v) for v in c] for c in self._batch]
+                table = self._table()
+            self._writer.write_table(table)
             self._batch = [[] for _ in self._batch]
+
+    def _table(self) -> Any:
+        import pyarrow as pa
+
+        columns = dict(zip(self._schema.names, self._batch, strict=True))
+        return pa.Table.from_pydict(columns, schema=self._schema)
 
     def close(self) -> None:
         self._flush()
@@ -239,8 +280,15 @@ class _Excel(_Impl):
                 hint="write it as .csv, .parquet or .jsonl instead",
             )
         row = []
-        for value in cells:
+        for number, value in enumerate(cells):
             text = "" if value is None else str(value)
+            if len(text) > EXCEL_MAX_CELL:
+                raise BatchError(
+                    f"{self._owner.target.path}: row {self._rows - 1:,}, column "
+                    f"{self._owner.columns[number]!r} holds {len(text):,} characters; an Excel "
+                    f"cell holds at most {EXCEL_MAX_CELL:,} (nothing was written)",
+                    hint="write it as .csv, .parquet or .jsonl instead, which keep every character",
+                )
             if _XML_ILLEGAL.search(text):
                 text, n = _XML_ILLEGAL.subn("\ufffd", text)
                 self._owner.replaced_characters += n
@@ -262,25 +310,41 @@ class _Excel(_Impl):
         self._book.close()
 
 
+_UNFIT = object()  # a cell that does not fit its column's type
+
+
 def _typed(value: Any, kind: str | None) -> Any:
-    """A cell as its column's type; empty is null; text that does not fit stays text."""
+    """A cell as its column's type; empty is null; a value that does not fit is `_UNFIT`
+    (Parquet stores null and the summary counts it; JSONL keeps the value as sent)."""
     if kind is None:
         return "" if value is None else value if isinstance(value, str) else str(value)
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, str):
-        return value
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return None
-    if kind == "int" and isinstance(parsed, int) and not isinstance(parsed, bool):
-        return parsed
-    if kind == "float" and isinstance(parsed, int | float) and not isinstance(parsed, bool):
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return _UNFIT
+    if isinstance(parsed, bool):
+        return parsed if kind == "bool" else _UNFIT
+    if kind == "int" and isinstance(parsed, float) and parsed.is_integer():
+        parsed = int(parsed)  # 30.0 is the integer 30 (JSON Schema's "integer")
+    if kind == "int" and isinstance(parsed, int):
+        return parsed if parsed in INT64 else _UNFIT
+    if kind == "float" and isinstance(parsed, int | float):
         return float(parsed)
-    if kind == "bool" and isinstance(parsed, bool):
-        return parsed
-    return None
+    return _UNFIT
+
+
+def _as_sent(value: Any) -> Any:
+    """A JSONL cell that did not fit its type: the JSON value it was, else its text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 @contextlib.contextmanager
