@@ -154,6 +154,10 @@ class AzureProfile(Profile):
                 data["endpoint"] = None
             if self.capitalised_validating:
                 data["status"] = "Validating"
+        if self.time_scale != 1:
+            for name in TIME_FIELDS:
+                if isinstance(data.get(name), int):
+                    data[name] *= self.time_scale
         if self.iso_times:
             for name in TIME_FIELDS:
                 data[name] = iso(data.get(name))
@@ -178,6 +182,7 @@ class CompatibleProfile(Profile):
     wrap_create: str | None = None  # Together: the create answers {"job": {...}}
     no_cursors: bool = False  # lists without has_more/first_id/last_id that ignore `after`
     max_file_bytes: int | None = None
+    time_scale: int = 1  # 1000: times in milliseconds, as some services write them
 
     def install(self, fake: FakeOpenAI) -> Profile:
         fake.completion_windows = dict(self.windows)
@@ -193,6 +198,10 @@ class CompatibleProfile(Profile):
     def batch(self, fake: FakeOpenAI, data: dict, *, created: bool) -> dict:
         if self.capitalised and isinstance(data.get("status"), str):
             data["status"] = data["status"].upper()
+        if self.time_scale != 1:
+            for name in TIME_FIELDS:
+                if isinstance(data.get(name), int):
+                    data[name] *= self.time_scale
         if self.iso_times:
             for name in TIME_FIELDS:
                 data[name] = iso(data.get(name))

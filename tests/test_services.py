@@ -489,3 +489,51 @@ def test_run_wait_on_a_status_it_cannot_read_stops_and_says_so(
     assert_clean_error(code, err, "stopped waiting")
     code, _, err = run_cli(capsys, "run", template, data, *WAIT)
     assert fake.batch_create_count == 1
+
+
+@pytest.mark.parametrize("scale", [1000, 10**12])
+def test_times_in_milliseconds_or_nonsense_never_stop_the_workflow(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys, scale: int
+) -> None:
+    """created_at in milliseconds used to end list-batches and --wait in `year 58880 is out of
+    range`; a clock past any unit used to lose the created batch's id (OverflowError)."""
+    CompatibleProfile(time_scale=scale).install(fake)
+    path = request_file(tmp_path)
+    code, _out, err = run_cli(capsys, "start-batch", path)
+    assert code == 0, err
+    (batch_id,) = fake.batches
+    with open_ledger() as ledger:
+        assert ledger.batch(ledger_service(fake), batch_id) is not None
+    code, out, err = run_cli(capsys, "list-batches")
+    assert code == 0 and batch_id in out, err
+    code, _out, err = run_cli(capsys, "get-batch-results", path, "-o", "out.jsonl", *WAIT)
+    assert code == 0, err
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 4
+
+
+@pytest.mark.parametrize(
+    ("variable", "command"),
+    [
+        ("OPENAI_BASE_URL", ("start-batch", "requests.jsonl")),
+        ("OPENAI_BASE_URL", ("utils", "chat-complete", "requests.jsonl", "-o", "out.jsonl")),
+        ("AZURE_OPENAI_ENDPOINT", ("list-batches",)),
+    ],
+)
+def test_a_base_url_that_is_not_a_url_is_one_clear_error(
+    fake: FakeOpenAI,
+    tmp_path: Path,
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    command: tuple[str, ...],
+) -> None:
+    """`http://[::1` used to end in an httpx2.InvalidURL traceback from the SDK's constructor;
+    commands that need no server (make-batch-file) still work with it set."""
+    request_file(tmp_path)
+    monkeypatch.setenv(variable, "http://[::1")
+    monkeypatch.setenv("OPENAI_API_VERSION", "2024-10-21")
+    code, _out, err = run_cli(capsys, *command)
+    assert_clean_error(code, err, f"{variable} is not a valid URL")
+    template, data = make_small(tmp_path)
+    code, _out, err = run_cli(capsys, "make-batch-file", template, data, "-o", "made.jsonl")
+    assert code == 0, err

@@ -135,8 +135,8 @@ def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
             max_retries=retries,
             timeout=timeout,
         )
-    except openai.OpenAIError as exc:
-        raise ApiError(f"cannot configure the OpenAI client: {redact(str(exc))}") from None
+    except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:
+        raise client_setup_error(exc, "OPENAI_BASE_URL") from None
     service = service_of(client)
     return Connection(client, service, azure=False, key_variable="OPENAI_API_KEY", strict=strict)
 
@@ -144,6 +144,23 @@ def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
 def service_of(client: openai.OpenAI) -> str:
     """The client's base URL as it may be shown and stored: no trailing slash, no password."""
     return public_url(str(client.base_url).rstrip("/"))
+
+
+def client_setup_error(exc: BaseException, url_variable: str) -> ApiError:
+    """The SDK refused its settings: most often a base URL that is not a URL (`http://[::1`)."""
+    import httpx2
+
+    if isinstance(exc, httpx2.InvalidURL | ValueError):
+        return ApiError(
+            f"{url_variable} is not a valid URL ({redact(str(exc))})",
+            hint=f"set {url_variable} to the service's address, e.g. "
+            + (
+                "https://YOUR-RESOURCE.openai.azure.com"
+                if url_variable.startswith("AZURE")
+                else "https://api.openai.com/v1"
+            ),
+        )
+    return ApiError(f"cannot configure the OpenAI client: {redact(str(exc))}")
 
 
 def _check_key_text(key: str, variable: str) -> None:
@@ -164,6 +181,7 @@ def unicodedata_name(char: str) -> str:
 
 
 def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -> Connection:
+    import httpx2
     import openai
 
     key_variable = "AZURE_OPENAI_API_KEY" if _env("AZURE_OPENAI_API_KEY") else "OPENAI_API_KEY"
@@ -190,8 +208,8 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
             max_retries=retries,
             timeout=timeout,
         )
-    except (openai.OpenAIError, ValueError) as exc:
-        raise ApiError(f"cannot configure the Azure OpenAI client: {redact(str(exc))}") from None
+    except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:
+        raise client_setup_error(exc, "AZURE_OPENAI_ENDPOINT") from None
     service = service_of(client)
     return Connection(client, service, azure=True, key_variable=key_variable or "", strict=strict)
 

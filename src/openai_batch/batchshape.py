@@ -12,6 +12,7 @@ waiting on it stops after a while and says so.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -159,23 +160,39 @@ def normalize(batch: Batch) -> Batch:
     return construct_type(type_=BatchType, value=data)  # type: ignore[return-value]
 
 
+_LATEST = 253_402_300_799  # 9999-12-31T23:59:59Z: the last second datetime can show
+
+
 def unix_time(value: object) -> int | None:
-    """Seconds since 1970 from a number or an ISO-8601 string; None for absent, 0 or garbage."""
+    """Seconds since 1970 from a number or an ISO-8601 string; None for absent, 0 or garbage.
+
+    Some services send milliseconds (or microseconds): a number past year 9999 as seconds is
+    read in the smallest unit that brings it into range, and anything still out of range is
+    unknown, so a strange clock never stops a status view or the ledger."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float):
-        return int(value) if value > 0 else None
     if isinstance(value, str) and value.strip():
         text = value.strip()
         if text.isdigit():
-            return int(text) or None
+            return _seconds(int(text))
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp())
+        return _seconds(moment.timestamp())
+    if isinstance(value, int | float):
+        return _seconds(value)
+    return None
+
+
+def _seconds(value: float) -> int | None:
+    if not math.isfinite(value) or value <= 0:
+        return None
+    for scale in (1, 1_000, 1_000_000, 1_000_000_000):
+        if value / scale <= _LATEST:
+            return int(value / scale) or None
     return None
 
 

@@ -72,6 +72,7 @@ def make_client(
     (`api.connect`: `.env`, organization/project, Azure). A base URL or another key variable
     builds a plain client: a local server without auth needs no key at all.
     """
+    import httpx2
     import openai
 
     api.load_dotenv_file()
@@ -120,8 +121,8 @@ def make_client(
         key = LOCAL_KEY
     try:
         client = _paced(openai.AsyncOpenAI)(api_key=key, base_url=url, **common)
-    except openai.OpenAIError as exc:
-        raise ApiError(f"cannot configure the OpenAI client: {api.redact(str(exc))}") from None
+    except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:
+        raise api.client_setup_error(exc, "--base-url" if base_url else "OPENAI_BASE_URL") from None
     service = api.service_of(client)
     return client, api.Connection(client, service, azure=False, key_variable=variable)
 

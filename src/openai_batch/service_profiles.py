@@ -151,7 +151,10 @@ def for_url(url: str | None, *, azure: bool = False) -> ServiceProfile:
     """The profile of a base URL (OpenAI's rules when the host is not in the table)."""
     if azure:
         return BY_NAME["azure"]
-    host = (urlsplit(url).hostname or "") if url else "api.openai.com"
+    try:
+        host = (urlsplit(url).hostname or "") if url else "api.openai.com"
+    except ValueError:  # "http://[::1": commands that connect say so; offline ones need no host
+        return OPENAI
     for profile in PROFILES:
         if any(host == h or (h.startswith(".") and host.endswith(h)) for h in profile.hosts):
             return profile
