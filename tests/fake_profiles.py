@@ -154,10 +154,6 @@ class AzureProfile(Profile):
                 data["endpoint"] = None
             if self.capitalised_validating:
                 data["status"] = "Validating"
-        if self.time_scale != 1:
-            for name in TIME_FIELDS:
-                if isinstance(data.get(name), int):
-                    data[name] *= self.time_scale
         if self.iso_times:
             for name in TIME_FIELDS:
                 data[name] = iso(data.get(name))
