@@ -163,6 +163,8 @@ def test_wait_on_a_status_it_cannot_read_stops_and_says_so(
     assert_clean_error(code, err, "stopped waiting", "unknown (no status)")
     code, out, err = run_cli(capsys, "get-batch-results", path)
     assert "unknown (no status)" in out + err
+    code, listed = cli_json(capsys, "list-batches", "--status", "unknown")
+    assert code == 0 and [b["id"] for b in listed] == list(fake.batches)
 
 
 # ------------------------------------------------------------------------ compatible shapes

@@ -25,7 +25,6 @@ from . import api, batchshape, console, files, lifecycle, results
 from .digests import digest_of, matches, new_digest
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
-from .requestfile_limits import OPENAI
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -426,11 +425,15 @@ def _check_results_belong(source: Source, seen: set[str]) -> None:
 
 
 def _check_limits(requests: int, size: int, output: Path) -> None:
-    """A retry is a subset of a file the API took, so this only trips on a foreign --requests."""
-    if OPENAI.exceeded_by(requests, size):
+    """A retry is a subset of a file the API took, so this only trips on a foreign --requests.
+    The limits are the service's (Azure takes 100,000 requests a file)."""
+    from .service_profiles import select
+
+    limits = select().limits
+    if limits.exceeded_by(requests, size):
         raise BatchError(
-            f"{output} would hold {requests:,} requests ({console.human_bytes(size)}), over the "
-            f"API's limit of {OPENAI.describe()} per file",
+            f"{output} would hold {requests:,} requests ({console.human_bytes(size)}), over "
+            f"{limits.service}'s limit of {limits.describe()} per file",
             hint="split the request file with make-batch-file --max-requests / --max-bytes",
         )
 

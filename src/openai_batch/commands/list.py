@@ -8,9 +8,10 @@ from cyclopts import Parameter
 
 from .. import api, batchview, console
 
+# batchshape.STATUSES plus "unknown" (a status no known word maps to)
 Status = Literal[
     "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling",
-    "cancelled",
+    "cancelled", "unknown",
 ]  # fmt: skip
 
 
