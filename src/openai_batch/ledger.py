@@ -212,6 +212,13 @@ def downloads_dir() -> Path:
     return home_dir() / "downloads"
 
 
+def download_path(file_id: str) -> Path:
+    """Where the download of `file_id` is kept; the id is checked first (see ids.py)."""
+    from .ids import file_name
+
+    return downloads_dir() / file_name(file_id, ".jsonl")
+
+
 @dataclass
 class RequestFileRecord:
     id: int

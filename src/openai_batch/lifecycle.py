@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, batchshape, console, ids, join, results
+from . import api, batchshape, console, join, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
-from .ledger import Ledger, RequestFileRecord, downloads_dir
+from .ledger import Ledger, RequestFileRecord, download_path
 from .requestfile_limits import OPENAI, FileLimits, human_decimal
 from .tablewriter import TableTarget
 
@@ -687,13 +687,12 @@ class Downloaded:
 
 def download_results(conn: api.Connection, batch: Batch) -> Downloaded:
     """The batch's output and error files, kept by file id under the ledger's home."""
-    folder = downloads_dir()
     paths: list[Path | None] = []
     for file_id in (batch.output_file_id, batch.error_file_id):
         if not file_id:
             paths.append(None)
             continue
-        dest = folder / ids.file_name(file_id, ".jsonl")
+        dest = download_path(file_id)
         if not dest.is_file():
             api.download_file(conn, file_id, dest)
         paths.append(dest)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import api, batchshape
-from .ledger import Ledger, downloads_dir
+from .ledger import Ledger, download_path
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -64,7 +64,7 @@ def _unsafe_result(conn: api.Connection, file_id: str, role: str, plan: Plan) ->
     found = api.retrieve_file(conn, file_id)
     if found is None:
         return None  # already gone from the service
-    local = downloads_dir() / f"{file_id}.jsonl"
+    local = download_path(file_id)
     if not local.is_file():
         return "not downloaded yet (get-batch-results downloads it)"
     size = getattr(found, "bytes", None)
