@@ -57,6 +57,8 @@ ran are in neither count (completed + failed < total), and `usage` sums the bodi
 By default EVERY `GET /v1/batches/{id}` first advances that batch one step (`auto_advance=True`),
 so a polling client sees it progress: created=validating, 1st GET in_progress 0/N, then N/3,
 2N/3, N/N, finalizing, completed (6 GETs with progress_steps=3). Tests can set
+`fake.advance_on_list = True` makes a `GET /v1/batches` page advance each unfinished batch on it
+the same way (for clients that poll many batches through list pages). Or set
 `fake.auto_advance = False` and drive it: `fake.advance(batch_id=None, steps=1)` (None = every
 unfinished batch) and `fake.finish(batch_id=None)` (until a final status).
 `fake.travel(seconds)` moves the clock: batch files past `expires_at` vanish (404), unfinished
@@ -958,6 +960,7 @@ class FakeOpenAI:
         self._thread: threading.Thread | None = None
         # Behaviour knobs.
         self.auto_advance = True
+        self.advance_on_list = False  # with auto_advance: a list page advances its batches too
         self.progress_steps = 3
         self.step_seconds = 30
         self.shuffle_output = True
@@ -1911,6 +1914,11 @@ class FakeOpenAI:
         limit = _int_param(query, "limit", 20, 1, 100)
         batches = sorted(self.batches.values(), key=lambda b: (b.created_at, b.seq), reverse=True)
         page = _page(batches, _one(query, "after"), limit)
+        if self.advance_on_list and self.auto_advance:
+            for batch in page["data"]:
+                if not batch.done:
+                    self._tick(self.step_seconds)
+                    self._step(batch)
         page["data"] = [self._batch_json(b) for b in page["data"]]
         return _json_reply(200, page)
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, batchshape, console, lifecycle, results
+from . import api, batchshape, batchstatus, console, lifecycle, results
 from .digests import matches
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
@@ -708,9 +708,11 @@ def is_token_limit_failure(batch: Batch) -> bool:
 def refresh(conn: api.Connection, ledger: Ledger, job: Job, *, poll_interval: float) -> list[Event]:
     """Poll the running shards' batches; record progress, finishes and token-limit failures."""
     events: list[Event] = []
-    for shard in job.in_state(RUNNING):
+    running = job.in_state(RUNNING)
+    now = batchstatus.current(conn, [s.batch_id for s in running if s.batch_id])
+    for shard in running:
         assert shard.batch_id is not None
-        batch = api.retrieve_batch(conn, shard.batch_id)
+        batch = now[shard.batch_id]
         ledger.record_batch(conn.service, batch)
         counts = _counts(batch)
         if is_token_limit_failure(batch):
@@ -1015,9 +1017,10 @@ def current_batches(conn: api.Connection, ledger: Ledger, job: Job) -> JobBatche
     """Each started shard's batch as the service has it now, and the batches of retry files
     made from the shards (`utils retry-failed`), so their answers merge into the job's."""
     shards = []
+    now = batchstatus.current(conn, [s.batch_id for s in job.shards if s.batch_id])
     for shard in job.shards:
         if shard.batch_id:
-            batch = api.retrieve_batch(conn, shard.batch_id)
+            batch = now[shard.batch_id]
             ledger.record_batch(conn.service, batch)
             shards.append(batch)
     retries = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, batchshape, console, join, results
+from . import api, batchshape, batchstatus, console, join, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
 from .ledger import Ledger, RequestFileRecord, download_path
@@ -618,7 +618,8 @@ def wait_for(
     from tqdm import tqdm
 
     interval = max(0.0, poll_interval)
-    batches = [api.retrieve_batch(conn, b) for b in batch_ids]
+    now = batchstatus.current(conn, batch_ids)
+    batches = [now[b] for b in batch_ids]
     bar = tqdm(
         total=_total(batches),
         unit=" req",
@@ -644,7 +645,7 @@ def wait_for(
                 return batches
             time.sleep(interval)
             interval = min(max(interval * 1.5, 0.01), MAX_POLL_INTERVAL)
-            batches = [b if api.is_final(b) else api.retrieve_batch(conn, b.id) for b in batches]
+            batches = batchstatus.refreshed(conn, batches)
     except KeyboardInterrupt:
         raise StoppedWaiting(batches) from None
     finally:
