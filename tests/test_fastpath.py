@@ -499,3 +499,36 @@ def test_cli_import_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+SPACED_CELL = st.text(st.sampled_from('ab ,"\n'), max_size=8).filter(
+    lambda s: not s.startswith(" ")  # a leading space is the layout skipinitialspace drops
+)
+SPACED_TEMPLATE = (
+    '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<A>>"}, '
+    '{"role": "user", "content": "<<B>>"}, {"role": "user", "content": "<<C>>"}]}'
+)
+
+
+def _spaced(cell: str) -> str:
+    return '"' + cell.replace('"', '""') + '"' if any(c in cell for c in ',"\n') else cell
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(rows=st.lists(st.tuples(st.text("ab", min_size=1, max_size=3), SPACED_CELL, SPACED_CELL),
+                     min_size=1, max_size=5))  # fmt: skip
+def test_a_spaced_csv_with_quoted_cells_reads_as_the_csv_module_does(
+    capsys, tmp_path: Path, rows: list[tuple[str, str, str]]
+) -> None:
+    """`1, 30, "Likes cats, dogs"`: the quoted cell after `, ` is one cell (it used to be
+    refused as a row with 4 fields, or not recognised as spaced when a cell was `","`)."""
+    text = "A, B, C\n" + "".join(", ".join(_spaced(c) for c in row) + "\n" for row in rows)
+    data = write(tmp_path / "spaced.csv", text)
+    template = write(tmp_path / "t.json", SPACED_TEMPLATE)
+    made = same_as_general(capsys, template, data)
+    assert made.code == 0, made.err
+    expected = list(csv.reader(text.splitlines(keepends=True), skipinitialspace=True))[1:]
+    lines = made.files["requests.jsonl"].decode().splitlines()
+    got = [[m["content"] for m in json.loads(line)["body"]["messages"]] for line in lines]
+    assert got == [list(row) for row in expected]

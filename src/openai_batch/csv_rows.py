@@ -55,6 +55,8 @@ def scan(fmt: CsvFormat, columns: int, accept_ragged: bool) -> Structure:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    if fmt.skip_spaces:
+        return _scan_spaced(fmt, columns, accept_ragged)
     ragged: list[Any] = []
 
     def invalid(row: Any) -> str:
@@ -97,6 +99,37 @@ def scan(fmt: CsvFormat, columns: int, accept_ragged: bool) -> Structure:
         return Structure(ragged=False, spaces_only=False)
     if fmt.limit is not None:
         ragged = [r for r in ragged if r.number is None or r.number - 1 <= fmt.limit]
+    if ragged and not accept_ragged:
+        raise _ragged_error(fmt, ragged)
+    return Structure(ragged=bool(ragged), spaces_only=spaces_only)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A ragged row as pyarrow's invalid-row handler describes one."""
+
+    expected_columns: int
+    actual_columns: int
+    number: int  # 1 is the header
+    text: str
+
+
+def _scan_spaced(fmt: CsvFormat, columns: int, accept_ragged: bool) -> Structure:
+    """pyarrow cannot skip the space before a quoted cell (`1, "cats, dogs"` would be three
+    fields to it): files written with `, ` (small, hand-made tables) are checked by the csv
+    module itself, which reads them."""
+    ragged: list[_Row] = []
+    spaces_only = False
+    try:
+        for number, record in enumerate(_records(fmt), start=2):
+            if fmt.limit is not None and number - 1 > fmt.limit:
+                break
+            if len(record) != columns:
+                ragged.append(_Row(columns, len(record), number, fmt.delimiter.join(record)))
+            elif columns == 1 and record[0].strip(" \t") == "" and record[0]:
+                spaces_only = True
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return Structure(ragged=False, spaces_only=False)  # the reader says it better
     if ragged and not accept_ragged:
         raise _ragged_error(fmt, ragged)
     return Structure(ragged=bool(ragged), spaces_only=spaces_only)
@@ -159,6 +192,15 @@ def _first_ragged_in_order(fmt: CsvFormat) -> Any:
 def rows(fmt: CsvFormat, columns: int) -> Iterator[list[str]]:
     """Every data row as the `csv` module reads it (the header skipped, truly empty lines
     skipped), cut or padded to `columns` fields."""
+    for record in _records(fmt):
+        if len(record) < columns:
+            record += [""] * (columns - len(record))
+        yield record[:columns]
+
+
+def _records(fmt: CsvFormat) -> Iterator[list[str]]:
+    """Every data record as the `csv` module reads it: the header and truly empty lines
+    skipped."""
     opener: Any = gzip.open if fmt.path.suffix.lower() == ".gz" else open
     raw = opener(fmt.path, "rb")
     text = io.TextIOWrapper(raw, encoding=fmt.encoding or "utf-8-sig", newline="")
@@ -173,8 +215,5 @@ def rows(fmt: CsvFormat, columns: int) -> Iterator[list[str]]:
         )
         next(reader, None)
         for record in reader:
-            if not record:
-                continue
-            if len(record) < columns:
-                record += [""] * (columns - len(record))
-            yield record[:columns]
+            if record:
+                yield record

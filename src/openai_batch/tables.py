@@ -306,20 +306,59 @@ def _open_csv(path: Path, kind: str, options: TableOptions) -> Table:
 def _spaced_fields(sample: str, delimiter: str, rows: int = 100) -> bool:
     """True when the author put a space after every delimiter (`ID, Age, College`): every
     header name after the first starts with one, and so does every non-empty cell after the
-    first in the first rows. Such a space is layout, not data."""
-    if delimiter == " ":
+    first in the first rows. Such a space is layout, not data. Read as `csv` reads with
+    `skipinitialspace`: a quoted cell after the space (`, "cats, dogs"`) is one cell."""
+    if delimiter in (" ", '"'):
         return False
-    records = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
-    try:
-        header = next(records, [])
-        if len(header) < 2 or not all(n.startswith(" ") and n.strip() for n in header[1:]):
-            return False
-        lines = list(itertools.islice(records, rows + 1))
-    except csv.Error:
-        return False
+    text = sample
     if len(sample) >= _SNIFF_BYTES:
-        lines = lines[:-1]  # the last record may be cut off by the sample's end
-    return all(cell.startswith(" ") for row in lines[:rows] for cell in row[1:] if cell)
+        text = sample[: sample.rfind("\n") + 1]  # the last line may be cut off by the sample
+    lines = _fields_after_delimiters(text, delimiter, rows + 1)
+    if not lines or len(lines[0]) < 1:
+        return False
+    header, data = lines[0], lines[1:]
+    if not all(start == " " for start in header):
+        return False
+    return all(start in (" ", "") for line in data for start in line)
+
+
+def _fields_after_delimiters(text: str, delimiter: str, lines: int) -> list[list[str]]:
+    """For each record, the first character of every field after the first (`""` for an
+    empty one), quotes followed as the csv module follows them."""
+    found: list[list[str]] = []
+    record: list[str] = []
+    i, n = 0, len(text)
+    ends = delimiter + "\r\n"
+    while i < n and len(found) < lines:
+        if text[i] in "\r\n" and not record:  # a blank line is no record
+            i += 1
+            continue
+        while i < n and text[i] == " ":
+            i += 1
+        if i < n and text[i] == '"':
+            i += 1
+            while i < n:
+                if text[i] == '"':
+                    if i + 1 < n and text[i + 1] == '"':
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                i += 1
+        while i < n and text[i] not in ends:
+            i += 1
+        if i < n and text[i] == delimiter:
+            i += 1
+            record.append(text[i] if i < n and text[i] not in ends else "")
+            continue
+        found.append(record)
+        record = []
+        if i < n and text[i] == "\r" and i + 1 < n and text[i + 1] == "\n":
+            i += 1
+        i += 1
+    if record:
+        found.append(record)
+    return found
 
 
 def _sniff_delimiter(sample: str) -> str:
