@@ -539,3 +539,24 @@ def test_a_base_url_that_is_not_a_url_is_one_clear_error(
     template, data = make_small(tmp_path)
     code, _out, err = run_cli(capsys, "make-batch-file", template, data, "-o", "made.jsonl")
     assert code == 0, err
+
+
+def test_azure_style_urls_are_estimated_and_run_like_versioned_ones(
+    fake: FakeOpenAI, tmp_path: Path, capsys: Capsys
+) -> None:
+    """`"url": "/chat/completions"` (Azure's guide) was estimated as 0 tokens ("not a
+    token-priced endpoint") and refused by chat-complete as an unsupported url."""
+    short = request_file(tmp_path, url="/chat/completions").rename(tmp_path / "short.jsonl")
+    full = request_file(tmp_path)
+    estimates = []
+    for path in (short, full):
+        code, report = cli_json(capsys, "utils", "estimate", path)
+        assert code == 0
+        estimates.append({k: v for k, v in report.items() if k not in ("files", "file")})
+    assert estimates[0] == estimates[1]
+    assert "not a token-priced" not in json.dumps(estimates[0])
+    code, _out, err = run_cli(capsys, "utils", "chat-complete", short, "-o", "answers.jsonl")
+    assert code == 0, err
+    answers = read_jsonl(tmp_path / "answers.jsonl")
+    assert sorted(a["custom_id"] for a in answers) == [f"id_{i}" for i in range(4)]
+    assert all(a["response"]["status_code"] == 200 for a in answers)

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import chat_runner, console, files
+from . import chat_runner, console, files, requestfile_limits
 from .errors import ApiError, BatchError
 from .pacing import Limits, RateLimitedTooLong
 
@@ -137,7 +137,8 @@ def _parse_request(path: Path, number: int, text: str) -> Request:
         raise BatchError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise BatchError(f"{where}: a request line must be a JSON object")
-    custom_id, url, body = data.get("custom_id"), data.get("url"), data.get("body")
+    custom_id, body = data.get("custom_id"), data.get("body")
+    url = requestfile_limits.versioned(data.get("url"))
     if not isinstance(custom_id, str) or not custom_id:
         raise BatchError(f"{where}: missing custom_id")
     if data.get("method", "POST") != "POST":

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import images_tokens, prices, tokens
+from . import images_tokens, prices, requestfile_limits, tokens
 from .errors import BatchError
 
 CHAT = "/v1/chat/completions"
@@ -420,6 +420,7 @@ def _estimate(
     for line_no, obj in numbered:
         body: dict = obj["body"] if isinstance(obj.get("body"), dict) else obj
         url: str = obj["url"] if isinstance(obj.get("url"), str) else url_hint
+        url = str(requestfile_limits.versioned(url))  # Azure's "/chat/completions"
         model: str = body["model"] if isinstance(body.get("model"), str) else (model_hint or "")
         acc = totals.setdefault(model, ModelTotals())
         acc.requests += 1

@@ -26,6 +26,15 @@ MAX_EMBEDDING_INPUTS = 50_000  # embedding inputs per batch, across all its requ
 MAX_EMBEDDING_ARRAY = 2048  # inputs in one embeddings request
 
 
+def versioned(url: object) -> object:
+    """`/chat/completions` (as Azure's guide writes request lines) -> `/v1/chat/completions`;
+    anything else unchanged. For readers that only need to know the endpoint (estimate,
+    chat-complete); whether a service's batches accept the short form is `FileLimits`'s rule."""
+    if isinstance(url, str) and "/v1" + url in ENDPOINTS:
+        return "/v1" + url
+    return url
+
+
 @dataclass(frozen=True)
 class FileLimits:
     """What one request file may hold on a service (a value, so tests and other services can
@@ -40,9 +49,7 @@ class FileLimits:
 
     def canonical_url(self, url: object) -> object:
         """`/chat/completions` -> `/v1/chat/completions` where the service takes both."""
-        if self.unversioned_urls and isinstance(url, str) and "/v1" + url in ENDPOINTS:
-            return "/v1" + url
-        return url
+        return versioned(url) if self.unversioned_urls else url
 
     def endpoint_problem(self, url: object) -> str | None:
         """Why this service refuses a batch for `url` (None: it takes it, or it is unknown)."""
