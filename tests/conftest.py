@@ -84,3 +84,30 @@ def _isolated_user_state(
     """A fresh OPENAI_BATCH_HOME (ledger, downloads) per test; tests may point it elsewhere."""
     monkeypatch.setenv("OPENAI_BATCH_HOME", str(tmp_path_factory.mktemp("openai-batch-home")))
     monkeypatch.setenv("OPENAI_BATCH_CACHE", str(_shared_cache))
+
+
+# ============================================================================================
+# The repository folder: no test writes into it (outputs, locks and caches go to temp folders)
+# ============================================================================================
+
+_REPO = Path(__file__).resolve().parents[1]
+_TOOL_DIRS = frozenset(
+    {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".mypy_cache"}
+)
+
+
+def _repo_files() -> set[str]:
+    found: set[str] = set()
+    for folder, dirs, names in os.walk(_REPO):
+        dirs[:] = [d for d in dirs if d not in _TOOL_DIRS and not d.endswith(".egg-info")]
+        found.update(os.path.relpath(os.path.join(folder, n), _REPO) for n in names)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repository_left_alone() -> Iterator[None]:
+    """Fails the run if a test left a file in the repository (e.g. `-o x.jsonl` in the cwd)."""
+    before = _repo_files()
+    yield
+    added = sorted(_repo_files() - before)
+    assert not added, f"tests wrote into the repository folder: {added[:10]}"

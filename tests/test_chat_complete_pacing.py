@@ -163,5 +163,29 @@ def test_retry_after_prefers_milliseconds_and_ignores_dates():
 
 def test_the_progress_bar_shows_pace_and_share_of_429s():
     pacer = Pacer(Limits(concurrency=4))
-    assert set(pacer.status()) == {"pace", "429"}
-    assert pacer.status()["429"] == "0.0%"
+    assert set(pacer.status()) == {"pace", "429s"}
+    assert pacer.status()["429s"] == "0.0%"
+
+
+def test_the_server_s_bucket_is_mirrored_from_its_headers():
+    """remaining 40 of 100, full again in 600 ms: 100/s; what was sent since is owed."""
+    from openai_batch.pacing import Ticket
+
+    pacer = Pacer(Limits(concurrency=8))
+    headers = {
+        "x-ratelimit-limit-requests": "100",
+        "x-ratelimit-remaining-requests": "40",
+        "x-ratelimit-reset-requests": "600ms",
+        "x-ratelimit-limit-tokens": "10000",
+        "x-ratelimit-remaining-tokens": "10000",
+        "x-ratelimit-reset-tokens": "0s",
+    }
+    pacer._sent = 10  # this answer's request was the 4th: six left after it
+    ticket = Ticket(sent_at=100.0, seq=3, tokens_before=0.0, flight=1)
+    pacer._learn(headers, ticket, now=100.0)
+    requests, tokens = pacer._mirrors
+    assert requests.bucket is not None
+    assert requests.bucket.rate == pytest.approx(100.0)
+    assert requests.bucket.capacity == 100.0
+    assert requests.bucket.level == pytest.approx(40 - 6)
+    assert tokens.bucket is None  # full and never seen draining: nothing to pace by

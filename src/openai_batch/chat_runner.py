@@ -203,13 +203,12 @@ def _failure(custom_id: str, exc: Any, secrets: tuple[str, ...]) -> Outcome:
 
 def _unreachable(exc: BaseException) -> bool:
     """A connect that failed (refused, unknown host), which aiohttp reports as a timeout."""
+    import aiohttp
+    import httpx2
+
     seen: BaseException | None = exc
     while seen is not None:
-        if type(seen).__name__ in (
-            "ClientConnectorError",
-            "ConnectError",
-            "ClientConnectorDNSError",
-        ):
+        if isinstance(seen, aiohttp.ClientConnectorError | httpx2.ConnectError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -309,9 +308,8 @@ class _Run:
         now = time.monotonic()
         if now - self.shown_at >= STATUS_EVERY_SECONDS:
             self.shown_at = now
-            self.bar.set_postfix(
-                ok=summary.succeeded, failed=summary.failed, **self.pacer.status(), refresh=False
-            )
+            shown = {"ok": summary.succeeded, "failed": summary.failed, **self.pacer.status()}
+            self.bar.set_postfix(ordered_dict=shown, refresh=False)
         if self.settings.on_result is not None:
             try:
                 self.settings.on_result(outcome.custom_id, outcome.ok)

@@ -288,4 +288,4 @@ class Pacer:
         pace = self._recent_rate(time.monotonic())
         sent = self.ok + self.rate_limited
         share = 100.0 * self.rate_limited / sent if sent else 0.0
-        return {"pace": f"{pace:.1f}/s", "429": f"{share:.1f}%"}
+        return {"pace": f"{pace:.1f}/s", "429s": f"{share:.1f}%"}
