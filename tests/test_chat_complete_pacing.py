@@ -189,3 +189,29 @@ def test_the_server_s_bucket_is_mirrored_from_its_headers():
     assert requests.bucket.capacity == 100.0
     assert requests.bucket.level == pytest.approx(40 - 6)
     assert tokens.bucket is None  # full and never seen draining: nothing to pace by
+
+
+def test_a_server_refusing_without_saying_when_is_not_hammered(fake_api, tmp_path, capsys):
+    """429s with no retry-after: pauses grow with the time nothing got through."""
+    fake_api.inject("POST", CHAT + "$", 429, times=None)
+    path = write_requests(tmp_path / "r.jsonl", 4)
+    code, _, err = run_cli(
+        capsys, "utils", "chat-complete", path, "--give-up-after", "1", "-c", "4", "-q"
+    )
+    assert_clean_error(code, err, "429 (rate limited) for 1 seconds")
+    assert len([s for _, p, s in fake_api.log if p == CHAT]) < 40  # not a tight loop
+
+
+def test_the_python_api_runs_inside_an_event_loop(fake_api, tmp_path):
+    """From a notebook (a running event loop), run_requests still works."""
+    import asyncio
+
+    from openai_batch.chat_complete import run_requests
+
+    path = write_requests(tmp_path / "r.jsonl", 3)
+
+    async def notebook_cell() -> Any:
+        return run_requests(path, progress=False)
+
+    summary = asyncio.run(notebook_cell())
+    assert summary.complete and summary.succeeded == 3

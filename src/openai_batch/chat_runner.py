@@ -14,13 +14,14 @@ answer as a Batch API output line through one appender (fsynced regularly).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -406,7 +407,7 @@ def execute(
     bar = tqdm(total=pending, unit="req", disable=None if settings.progress else True, leave=False)
     run = _Run(settings, todo, summary, Appender(out), bar, Pacer(settings.limits))
     try:
-        asyncio.run(_main(run, min(settings.limits.concurrency, pending)))
+        _run_to_end(_main(run, min(settings.limits.concurrency, pending)))
     except KeyboardInterrupt:  # after the answers on their way were saved, or a second Ctrl-C
         summary.interrupted = True
     finally:
@@ -414,3 +415,14 @@ def execute(
         bar.close()
     summary.rate_limited = run.pacer.rate_limited
     return run.fatal
+
+
+def _run_to_end(main: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run, also from code already inside an event loop (a Jupyter notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(main)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chat-complete") as pool:
+        pool.submit(asyncio.run, main).result()

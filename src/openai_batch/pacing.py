@@ -12,7 +12,8 @@ flight at or below `--concurrency` and, once the server has pushed back, spaces 
   per round: 429s for requests sent before that cut change nothing); each answer raises it by
   5% of a request per second, so it probes upward again by about 5% a second.
 - `retry-after-ms` / `retry-after` on a 429 pause every request, and the sends after the pause
-  are spaced out again instead of all firing at once.
+  are spaced out again instead of all firing at once. A 429 without them pauses for half the time
+  nothing has gone through (50 ms to 30 s), so a server refusing everything is not hammered.
 - `--max-rps` / `--max-tpm` are buckets of the user's own, one second deep (tokens are estimated
   as the request's characters / 4 plus its `max_tokens`, as OpenAI's limiter counts them).
 
@@ -34,6 +35,8 @@ DECREASE = 0.85  # of the requests in flight, after a 429 (once per round)
 INCREASE = 1.0  # per round trip: each answer adds INCREASE / window
 RATE_WINDOW = 2.0  # seconds of answers that make up the pace shown
 MAX_PAUSE = 600.0  # longest server-requested pause honoured (seconds)
+MIN_PAUSE = 0.05  # after a 429 that says nothing about when to come back...
+QUIET_PAUSE = 30.0  # ...growing with the time nothing got through, up to this
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -252,6 +255,8 @@ class Pacer:
         if now - self._progress_at > self.limits.give_up_after:
             raise RateLimitedTooLong(self.limits.give_up_after)
         pause = retry_after(headers)
+        if pause is None:  # no word on when: back off by how long nothing has gone through
+            pause = min(QUIET_PAUSE, max(MIN_PAUSE, (now - self._progress_at) / 2))
         if pause:  # never past the point of giving up: the next 429 then ends the run
             deadline = self._progress_at + self.limits.give_up_after + 0.001
             self._resume_at = max(self._resume_at, min(now + pause, deadline))
