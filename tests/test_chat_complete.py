@@ -296,7 +296,7 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path, capsys, monkeypatch):
         "--max-retries",
         "0",
     )
-    assert_clean_error(code, err, "could not reach", f"127.0.0.1:{port}")
+    assert_clean_error(code, err, "nothing answers at", f"127.0.0.1:{port}")
     assert not default_output_path(path).exists()
 
 

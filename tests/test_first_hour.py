@@ -6,6 +6,9 @@ service is needed, the in-repo fake server or a port where nothing listens.
 
 from __future__ import annotations
 
+import json
+import socket
+import time
 from pathlib import Path
 
 from helpers import assert_clean_error, cli_json, read_jsonl, run_cli, write
@@ -22,6 +25,13 @@ PERSONA = (
     '"content": "Persona <<ID>> (<<Age>>, college: <<College>>): <<Description>>"}]}'
 )
 CHAT = '{"model": "m", "messages": [{"role": "user", "content": "CONTENT"}]}'
+
+
+def _request_line(custom_id: str) -> str:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    return json.dumps(
+        {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+    )
 
 
 def contents(path: Path) -> list[str]:
@@ -110,3 +120,63 @@ def test_literal_brackets_as_documented(tmp_path, capsys):
         code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", out, "-q")
         assert code == 0, err
         assert contents(out) == [expected]
+
+
+# --- connection ----------------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_nothing_listening_fails_fast_naming_the_url(fake_api, monkeypatch, capsys):
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    started = time.monotonic()
+    code, _, err = run_cli(capsys, "list-batches")
+    assert time.monotonic() - started < 5
+    assert_clean_error(code, err, url, "connection refused", "OPENAI_BASE_URL")
+
+
+def test_base_url_without_v1_says_so(fake_api, monkeypatch, capsys, tmp_path):
+    base = fake_api.base_url.removesuffix("/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", base)
+    code, _, err = run_cli(capsys, "list-batches")
+    assert_clean_error(code, err, "GET /batches", "base URL", f"OPENAI_BASE_URL={base}/v1")
+    assert "list-batches`" not in err  # not the hint to run the command that failed
+    code, _, err = run_cli(capsys, "get-batch-results", "batch_abc")
+    assert_clean_error(code, err, "GET /batches/batch_abc", f"{base}/v1")
+    requests = write(tmp_path / "r.jsonl", _request_line("id_0") + "\n")
+    code, _, err = run_cli(capsys, "upload-batch-file", requests)
+    assert_clean_error(code, err, "POST /files", f"{base}/v1")
+
+
+def test_501_is_not_retried(fake_api, capsys):
+    fake_api.inject("GET", "/v1/batches", 501, times=None)
+    code, _, err = run_cli(capsys, "list-batches")
+    assert_clean_error(code, err, "GET /v1/batches", "501")
+    assert [r.status for r in fake_api.requests] == [501]
+
+
+def test_chat_complete_names_the_endpoint_the_server_lacks(fake_api, monkeypatch, capsys, tmp_path):
+    base = fake_api.base_url.removesuffix("/v1")
+    requests = write(
+        tmp_path / "r.jsonl", "".join(_request_line(f"id_{i}") + "\n" for i in range(20))
+    )
+    for how in (["--base-url", base], []):
+        monkeypatch.setenv("OPENAI_BASE_URL", base)
+        code, _, err = run_cli(capsys, "utils", "chat-complete", requests, "-q", "-c", "2", *how)
+        assert_clean_error(code, err, "POST /chat/completions", f"{base}/v1")
+        assert "run the same command again" not in err
+    assert len(fake_api.requests) < 10  # stopped at once, not one 404 per request
+
+
+def test_chat_complete_unknown_model_is_a_failed_request(fake_api, capsys, tmp_path):
+    body = {"error": {"message": "The model `gpt-9` does not exist", "code": "model_not_found"}}
+    fake_api.inject("POST", "/v1/chat/completions", 404, times=None, body=body)
+    requests = write(tmp_path / "r.jsonl", _request_line("id_0") + "\n")
+    code, _, err = run_cli(capsys, "utils", "chat-complete", requests, "-q")
+    assert code == 4, err
+    assert "does not exist" in err and "base URL" not in err

@@ -111,6 +111,8 @@ def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
     import httpx2
     import openai
 
+    from .reach import FailFastClient
+
     if strict is None:
         strict = _env("OPENAI_BATCH_STRICT") not in (None, "0", "false", "no")
     retries = _max_retries() if max_retries is None else max_retries
@@ -134,6 +136,7 @@ def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
             project=_env("OPENAI_PROJECT_ID"),
             max_retries=retries,
             timeout=timeout,
+            http_client=FailFastClient(),
         )
     except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:
         raise client_setup_error(exc, "OPENAI_BASE_URL") from None
@@ -184,6 +187,8 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
     import httpx2
     import openai
 
+    from .reach import FailFastClient
+
     key_variable = "AZURE_OPENAI_API_KEY" if _env("AZURE_OPENAI_API_KEY") else "OPENAI_API_KEY"
     key = _env(key_variable)
     if key is None and not _env("AZURE_OPENAI_AD_TOKEN"):
@@ -207,6 +212,7 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
             api_version=version,
             max_retries=retries,
             timeout=timeout,
+            http_client=FailFastClient(),
         )
     except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:
         raise client_setup_error(exc, "AZURE_OPENAI_ENDPOINT") from None
@@ -232,6 +238,8 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
     import httpx2
     import openai
 
+    from .reach import unreachable_reason
+
     where = conn.describe() if conn else "the API"
     key_var = conn.key_variable if conn else "OPENAI_API_KEY"
     special = _service_error(exc, what, conn)
@@ -248,6 +256,8 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
             f"permission denied (403) while {what}: {_server_message(exc)}",
             hint="the key's project may lack access to Files/Batches or this model",
         )
+    if isinstance(exc, openai.APIStatusError) and (wrong := _wrong_address(exc, what, conn)):
+        return wrong
     if isinstance(exc, openai.NotFoundError):
         return ApiError(
             f"not found (404) while {what}: {_server_message(exc)}",
@@ -277,6 +287,11 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
         return ApiError(
             f"timed out while {what} ({where})",
             hint="check the network and run the same command again",
+        )
+    if isinstance(exc, openai.APIConnectionError) and (reason := unreachable_reason(exc)):
+        return ApiError(
+            f"nothing answers at {where} ({reason}) while {what}",
+            hint="start the server there, or fix OPENAI_BASE_URL (unset it to use OpenAI)",
         )
     if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError | OSError):
         cause = exc.__cause__ or exc
@@ -319,6 +334,10 @@ def _service_error(exc: BaseException, what: str, conn: Connection | None) -> Ap
         if found is not None:
             return found
     if exc.status_code in (404, 405, 501) and re.search(r"/(batches|files)/?$", path):
+        from .reach import lacks_v1
+
+        if conn is not None and lacks_v1(conn.service):
+            return None  # a base URL without its /v1: `_wrong_address` says so
         return _no_batch_api(conn, what, f"{exc.status_code} for {path}")
     return None
 
@@ -383,6 +402,22 @@ def require_openai_batches(conn: Connection, what: str) -> None:
         raise _no_batch_api(conn, what, "")
 
 
+def _wrong_address(exc: Any, what: str, conn: Connection | None) -> ApiError | None:
+    """A route the API always has is missing: the base URL is wrong, or the server lacks it."""
+    from .reach import base_url_hint, route_missing
+
+    route = route_missing(exc)
+    if route is None:
+        return None
+    base = conn.service if conn else (_env("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+    where = conn.describe() if conn else base
+    return ApiError(
+        f"{where} answered {exc.status_code} to {route} while {what}: the base URL is wrong, "
+        "or this server does not offer that endpoint",
+        hint=base_url_hint(base),
+    )
+
+
 @contextlib.contextmanager
 def calling(what: str, conn: Connection | None = None) -> Iterator[None]:
     """Turn any SDK/transport exception raised inside into an ApiError about `what`."""
@@ -396,9 +431,20 @@ def calling(what: str, conn: Connection | None = None) -> Iterator[None]:
 
 
 def is_not_found(exc: BaseException) -> bool:
+    """The service does not know the id (not: the base URL lacks the route)."""
     import openai
 
-    return isinstance(exc, openai.NotFoundError)
+    from .reach import route_missing
+
+    return isinstance(exc, openai.NotFoundError) and route_missing(exc) is None
+
+
+def _reraise_missing_route(exc: Any) -> None:
+    """A 404 about the route, not the id, goes on to `calling`, which says the URL is wrong."""
+    from .reach import route_missing
+
+    if route_missing(exc) is not None:
+        raise exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,7 +506,8 @@ def retrieve_file(conn: Connection, file_id: str) -> FileObject | None:
     with calling(f"looking up file {file_id}", conn):
         try:
             found = conn.client.files.retrieve(file_id)
-        except openai.NotFoundError:
+        except openai.NotFoundError as exc:
+            _reraise_missing_route(exc)
             return None
     report_differences(conn, "file", found)
     return ids.check_file(found)
@@ -590,7 +637,8 @@ def retrieve_batch(conn: Connection, batch_id: str) -> Batch:
         with calling(f"looking up batch {batch_id}", conn):
             try:
                 return normalize(conn.client.batches.retrieve(batch_id), conn, "batch")
-            except openai.NotFoundError:
+            except openai.NotFoundError as exc:
+                _reraise_missing_route(exc)
                 raise ApiError(
                     f"no batch {batch_id} at {conn.describe()} (404)",
                     hint="check the id with `openai-batch list-batches`; batch ids belong to one "
@@ -607,7 +655,8 @@ def find_batch(conn: Connection, batch_id: str) -> Batch | None:
     with calling(f"looking up batch {batch_id}", conn):
         try:
             return normalize(conn.client.batches.retrieve(batch_id), conn, "batch")
-        except openai.NotFoundError:
+        except openai.NotFoundError as exc:
+            _reraise_missing_route(exc)
             return None
 
 
@@ -617,7 +666,8 @@ def cancel_batch(conn: Connection, batch_id: str) -> Batch:
     with calling(f"cancelling batch {batch_id}", conn):
         try:
             return normalize(conn.client.batches.cancel(batch_id), conn, "batch")
-        except openai.NotFoundError:
+        except openai.NotFoundError as exc:
+            _reraise_missing_route(exc)
             raise ApiError(
                 f"no batch {batch_id} at {conn.describe()} (404)",
                 hint="check the id with `openai-batch list-batches`",
