@@ -7,9 +7,12 @@ service is needed, the in-repo fake server or a port where nothing listens.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from pathlib import Path
+
+import pytest
 
 from helpers import assert_clean_error, cli_json, read_jsonl, run_cli, write
 
@@ -180,3 +183,48 @@ def test_chat_complete_unknown_model_is_a_failed_request(fake_api, capsys, tmp_p
     code, _, err = run_cli(capsys, "utils", "chat-complete", requests, "-q")
     assert code == 4, err
     assert "does not exist" in err and "base URL" not in err
+
+
+# --- files in the wrong place ------------------------------------------------------------------
+
+REQUEST_COMMANDS = [
+    ["upload-batch-file"],
+    ["start-batch"],
+    ["get-batch-results"],
+    ["utils", "validate"],
+    ["utils", "estimate"],
+    ["utils", "chat-complete"],
+    ["utils", "retry-failed", "-o", "retry.jsonl"],
+]
+
+
+@pytest.mark.parametrize("command", REQUEST_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_table_or_template_where_a_request_file_goes(fake_api, capsys, tmp_path, command):
+    files = {
+        "people.csv": (SLIDES_CSV, "is a data table", "make-batch-file TEMPLATE.json"),
+        "rows.jsonl": ('{"ID": "1", "Age": "28"}\n{"ID": "2"}\n', "is a data table", "TEMPLATE"),
+        "config.json": (PERSONA.replace(", ", ",\n  "), "is a template", "DATA.csv"),
+        "one-line.jsonl": (PERSONA + "\n", "is a template", "make-batch-file"),
+    }
+    for name, (text, what, hint) in files.items():
+        path = write(tmp_path / name, text)
+        code, _, err = run_cli(capsys, *command[:2], path, *command[2:])
+        assert_clean_error(code, err, f"{path} {what}", hint)
+    folder = tmp_path / "wave2"
+    write(folder / "batch-requests.jsonl", _request_line("id_0") + "\n")
+    code, _, err = run_cli(capsys, *command[:2], folder, *command[2:])
+    assert_clean_error(code, err, f"{folder} is a folder", "batch-requests.jsonl")
+    assert fake_api.requests == []
+
+
+@pytest.mark.parametrize("command", REQUEST_COMMANDS[:2] + REQUEST_COMMANDS[3:6])
+def test_a_truncated_last_line_is_said_to_be_cut_short(fake_api, capsys, tmp_path, command):
+    whole = _request_line("id_0") + "\n"
+    path = write(tmp_path / "r.jsonl", whole + _request_line("id_1")[:-30])
+    _, out, err = run_cli(capsys, *command, path)
+    assert re.search("(line |:)2:? (was skipped: )?cut short", out + err), out + err
+    assert "Expecting" not in out + err
+    # A complete last line without its newline is fine; a broken line in the middle is not cut.
+    write(tmp_path / "r.jsonl", whole + '{"custom_id": "id_1" "body": {}}\n' + whole)
+    _, out, err = run_cli(capsys, *command, path)
+    assert "cut short" not in out + err

@@ -40,6 +40,7 @@ from typing import Any
 from . import chat_runner, console, files, requestfile_limits
 from .errors import ApiError, BatchError
 from .pacing import Limits, RateLimitedTooLong
+from .request_files import check_request_path, json_problem
 
 SUPPORTED_URLS = (
     "/v1/chat/completions",
@@ -103,8 +104,7 @@ def default_output_path(requests_file: Path) -> Path:
 
 def scan_requests(path: Path) -> list[str]:
     """Check every line of a request file before the first paid call; the custom_ids in order."""
-    if not path.is_file():
-        raise BatchError(f"no such request file: {path}")
+    check_request_path(path)
     ids: list[str] = []
     seen: dict[str, int] = {}
     for request in iter_requests(path):
@@ -133,8 +133,8 @@ def _parse_request(path: Path, number: int, text: str) -> Request:
     where = f"{path}:{number}"
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise BatchError(f"{where}: not valid JSON ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise BatchError(f"{where}: {json_problem(text, exc)}") from None
     if not isinstance(data, dict):
         raise BatchError(f"{where}: a request line must be a JSON object")
     custom_id, body = data.get("custom_id"), data.get("body")

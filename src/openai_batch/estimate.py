@@ -19,6 +19,7 @@ from typing import Any
 
 from . import images_tokens, prices, requestfile_limits, tokens
 from .errors import BatchError
+from .request_files import CUT_SHORT, check_request_path, cut_short
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -571,6 +572,12 @@ def _read_lines(path: Path, notes: list[str]) -> Iterator[tuple[int, dict]]:
                 continue
             try:
                 obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                if cut_short(raw.decode("utf-8", errors="replace"), exc):
+                    notes.append(f"{path.name}: line {line_no} was skipped: {CUT_SHORT}")
+                else:
+                    bad += 1
+                continue
             except ValueError:
                 bad += 1
                 continue
@@ -598,8 +605,7 @@ _OPTION_NAMES = (
 def estimate_file(path: str | Path, **kwargs: Any) -> Estimate:
     """Estimate one request file (same options as `estimate_lines`)."""
     path = Path(path)
-    if not path.is_file():
-        raise BatchError(f"request file not found: {path}", hint="check the path.")
+    check_request_path(path)
     skipped: list[str] = []
     options: dict[str, Any] = {k: None for k in _OPTION_NAMES}
     options |= {"base_dir": path.parent, "url_hint": CHAT}

@@ -23,6 +23,7 @@ from .errors import ApiError, BatchError
 from .ledger import Ledger, RequestFileRecord, download_path
 from .requestfile_limits import OPENAI, FileLimits, human_decimal
 from .tablewriter import TableTarget
+from .request_files import check_request_path
 
 if TYPE_CHECKING:
     from openai.types import Batch, FileObject
@@ -64,8 +65,7 @@ def scan_request_file(
     so a mistake costs seconds here rather than a failed batch later.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BatchError(f"no such file: {path}")
+    check_request_path(path)
     size = path.stat().st_size
     if check:
         _check_outside(path, size, limits)
@@ -502,6 +502,7 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
                 roots.setdefault(root.digest, root)
             found = ledger.batches_for(conn.service, digests=family)
             if not found:
+                check_request_path(path)  # a table or a template says so
                 raise BatchError(
                     f"no batch was started from {path} on {conn.describe()}",
                     hint=_no_batch_hint(ledger, conn.service, path),
@@ -511,6 +512,8 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
                     batch_ids.append(record_.batch_id)
                     labels[record_.batch_id] = str(path)
                     groups[record_.batch_id] = root.digest if root else digest
+        elif path.is_dir():
+            check_request_path(path)  # says it is a folder
         elif looks_like_batch_id(target) or not any(c in target for c in "/\\."):
             if target not in batch_ids:
                 batch_ids.append(target)

@@ -25,6 +25,7 @@ from . import api, batchshape, console, files, lifecycle, results
 from .digests import digest_of, matches, new_digest
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
+from .request_files import check_request_path
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -235,7 +236,7 @@ def _root_of_batch(
 
 
 def _root_of_request_file(ledger: Ledger, path: Path) -> RequestFileRecord:
-    _require_file(path, "request file")
+    check_request_path(path)
     digest = digest_of(path)
     known = ledger.request_file(path=path, digest=digest) or ledger.request_file(digest=digest)
     root = ledger.root_request_file(digest, path=path) if known else None

@@ -21,6 +21,7 @@ from .errors import BatchError
 from .problems import ERROR, WARNING, Problem
 from .requestfile_limits import OPENAI
 from .requestfile_limits import FileLimits as Limits
+from .request_files import check_request_path, json_problem
 from .sdk_types import batch_endpoints
 
 LINE_FIELDS = ("custom_id", "method", "url", "body")
@@ -170,8 +171,7 @@ def _kind(value: Any) -> str:
 def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
     """Check one request file line by line, then the file-wide rules."""
     path = Path(path)
-    if not path.is_file():
-        raise BatchError(f"request file not found: {path}", hint="check the path.")
+    check_request_path(path)
     report = FileReport(path=str(path), bytes=path.stat().st_size)
     problems = report.problems
     first_seen: dict[str, int] = {}
@@ -224,7 +224,7 @@ def _parse(raw: bytes, line_no: int, problems: list[Problem]) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        problems.append(Problem(line_no, "", f"not valid JSON: {exc.msg} at column {exc.colno}"))
+        problems.append(Problem(line_no, "", json_problem(text, exc)))
         return None
     if surrogates.may_hold(text) and (where := surrogates.find(value)) is not None:
         message = "holds a lone UTF-16 surrogate (\\udXXX), which the API cannot read as text"

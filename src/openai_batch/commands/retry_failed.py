@@ -10,6 +10,7 @@ from cyclopts import Parameter
 
 from .. import console
 from ..errors import BatchError
+from ..request_files import check_request_path
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
@@ -72,6 +73,9 @@ def _source(ledger: Ledger, sources: tuple[str, ...], requests: Path | None) -> 
     single = len(sources) == 1
     if single and not paths[0].exists() and not any(c in sources[0] for c in "/\\."):
         return retry.from_batches(api.connect(), ledger, sources[0], requests)
+    for path in paths:
+        if path.exists():
+            check_request_path(path)  # a folder, a table or a template says what it is
     missing = [p for p in paths if not p.is_file()]
     if missing:
         alone = "; a batch id goes alone" if str(missing[0]).startswith("batch_") else ""
