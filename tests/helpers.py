@@ -55,6 +55,13 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
+def pretend_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress bars are drawn only on a terminal: make the captured stderr say it is one."""
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+
+
 def assert_clean_error(code: int, err: str, *needles: str) -> None:
     """A user error: non-zero exit, a message naming the problem, never a traceback."""
     assert code != 0

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import ROOT, need_seed, write
+from helpers import ROOT, need_seed, pretend_terminal, write
 from openai_batch import fastpath
 from openai_batch.batchfile import MakeOptions, make_batch_files
 from openai_batch.cli import main
@@ -479,7 +479,8 @@ def test_template_without_model_is_the_general_error(tmp_path, capsys):
     assert general.code != 0
 
 
-def test_progress_bar_on_the_fast_path(tmp_path, capsys):
+def test_progress_bar_on_the_fast_path(tmp_path, capsys, monkeypatch):
+    pretend_terminal(monkeypatch)
     made = make(
         capsys,
         "fast",

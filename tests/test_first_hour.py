@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_clean_error, cli_json, read_jsonl, run_cli, write
+from helpers import assert_clean_error, cli_json, pretend_terminal, read_jsonl, run_cli, write
 
 # The personas file as the slides show it: a space after every comma.
 SLIDES_CSV = (
@@ -48,7 +48,7 @@ def test_slides_csv_with_comma_space_is_read_as_meant(tmp_path, capsys):
     data = write(tmp_path / "personas.csv", SLIDES_CSV)
     template = write(tmp_path / "t.json", PERSONA)
     out = tmp_path / "req.jsonl"
-    code, stdout, err = run_cli(capsys, "make-batch-file", template, data, "-o", out, "-q")
+    code, stdout, err = run_cli(capsys, "make-batch-file", template, data, "-o", out)
     assert code == 0, err
     assert contents(out)[0] == (
         "Persona 1 (28, college: No): Hank Rodriguez is a 28 year old black architect who "
@@ -228,3 +228,84 @@ def test_a_truncated_last_line_is_said_to_be_cut_short(fake_api, capsys, tmp_pat
     write(tmp_path / "r.jsonl", whole + '{"custom_id": "id_1" "body": {}}\n' + whole)
     _, out, err = run_cli(capsys, *command, path)
     assert "cut short" not in out + err
+
+
+# --- output -------------------------------------------------------------------------------------
+
+RESULT_LINES = ("Batch file created:", "Started batch:", "Results written to:", "Table written to:")
+
+
+def test_quiet_prints_only_result_lines(fake_api, capsys, tmp_path, monkeypatch):
+    pretend_terminal(monkeypatch)  # even on a terminal: no bar
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "personas.csv", SLIDES_CSV)
+    image = '{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}'
+    template = PERSONA.replace(
+        '"content": "', '"content": [' + image + ', {"type": "text", "text": "'
+    )
+    write(tmp_path / "t.json", template.replace('"}]}', '"}]}]}'))
+    code, out, err = run_cli(
+        capsys, "run", "t.json", "personas.csv", "-q", "--wait", "--poll-interval", "0",
+        "--csv", "out.csv",
+    )  # fmt: skip
+    assert code == 0, err
+    assert err == ""
+    assert out.splitlines() and all(line.startswith(RESULT_LINES) for line in out.splitlines())
+    code, out, err = run_cli(capsys, "get-batch-results", "batch-requests.jsonl", "-q")
+    assert (code, err) == (0, "")
+    assert [line.split(":")[0] for line in out.splitlines()] == ["Results written to"]
+    # Without -q the same commands say more (the warning about the remote image, the timeline).
+    code, out, err = run_cli(capsys, "make-batch-file", "t.json", "personas.csv")
+    assert "warning:" in err and "Estimate:" in out
+
+
+def test_no_progress_bar_outside_a_terminal(fake_api, capsys, tmp_path):
+    data = write(tmp_path / "personas.csv", SLIDES_CSV)
+    template = write(tmp_path / "t.json", PERSONA)
+    out = tmp_path / "r.jsonl"
+    code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", out)
+    assert code == 0
+    assert "Rendering" not in err and "rows/s" not in err
+    code, _, err = run_cli(capsys, "utils", "chat-complete", out)
+    assert code == 0
+    assert "req/s" not in err and "%|" not in err
+
+
+def test_progress_rates_in_readable_units(monkeypatch, capsys):
+    from openai_batch import console
+
+    pretend_terminal(monkeypatch)
+    bar = console.progress_bar(total=30_000, unit=" req")
+    bar.update(20_813)
+    meter = {**bar.format_dict, "elapsed": 2.0}  # as if two seconds had passed
+    text = bar.format_meter(**meter)
+    bar.close()
+    assert "20.8k/30.0k" in text and "10.4k req/s" in text
+
+
+ONE_PLURAL = re.compile(
+    r"(?<![\d,.])1 (requests|lines|rows|files|request files|shards|batches|results|answers|"
+    r"warnings|errors|prompt tokens)\b|\((s|es)\)|(?<![\d,.])1 were"
+)
+
+
+def test_one_is_singular(fake_api, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "one.csv", "ID,Description\n1,Hank\n")
+    write(tmp_path / "t.json", PERSONA.replace("<<Age>>", "x").replace("<<College>>", "y"))
+    said = []
+    for args in (
+        ["run", "t.json", "one.csv", "--wait", "--poll-interval", "0", "--csv", "out.csv"],
+        ["utils", "validate", "batch-requests.jsonl"],
+        ["utils", "estimate", "batch-requests.jsonl"],
+        ["utils", "chat-complete", "batch-requests.jsonl", "--csv", "cc.csv"],
+        ["get-batch-results", "batch-requests.jsonl"],
+        ["start-batch", "batch-requests.jsonl"],
+    ):
+        code, out, err = run_cli(capsys, *args)
+        assert code == 0, err
+        said.append(out + err)
+    text = "\n".join(said)
+    assert "1 request file, 1 request" in text and "(1 line:" in text and "(1 row:" in text
+    assert "1 of 1 request answered" in text
+    assert not ONE_PLURAL.search(text), ONE_PLURAL.search(text)

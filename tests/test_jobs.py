@@ -138,7 +138,7 @@ def test_seven_shards_run_two_at_a_time_under_the_quota(
     assert fake.max_concurrent_in_flight == 2  # the quota admitted two at a time, not fewer
     assert fake.upload_count == 7 and fake.batch_create_count == 7
     assert all(b.status == "completed" for b in fake.batches.values())
-    assert "Job messages: 7 request file(s), 70 requests" in err
+    assert "Job messages: 7 request files, 70 requests" in err
     assert out.count("Started batch: batch_") == 2  # the first pass; the rest as room freed
     assert "Table written to: all.csv (70 rows: 70 ok, 0 error)" in out
     assert_every_row_ok(Path("all.csv"), 70)
@@ -181,7 +181,7 @@ def test_without_wait_the_queue_moves_with_each_command(
     )
     assert code == 0, err
     assert fake.upload_count == 3 and fake.batch_create_count == 1  # all uploaded, one started
-    assert "2 shard(s) wait for room under the quota" in out
+    assert "2 shards wait for room under the quota" in out
     assert "openai-batch get-batch-results --job weather -o batch-responses.jsonl --wait" in out
     table = [line.split() for line in out[out.index("Job weather:") :].splitlines()[2:5]]
     assert table[0][:2] == ["1/3", "batch-requests-001.jsonl"] and table[0][3] == "validating"
@@ -307,7 +307,7 @@ def test_retries_of_a_shard_merge_into_the_job_results(
         capsys, "get-batch-results", "--job", "messages", "--csv", "j.csv", "--wait", *FAST
     )
     assert code == 0, err
-    assert "merging 1 retry batch(es)" in out
+    assert "merging 1 retry batch made" in out
     assert_every_row_ok(Path("j.csv"), 30)
     assert fake.batch_create_count == 4
 
@@ -337,7 +337,7 @@ def test_start_batch_on_several_files_is_one_job(
     code, out, err = run_cli(capsys, "start-batch", *files, "--parallel", "2")
     assert code == 0, err
     assert out.count("Started batch: batch_") == 3 and fake.upload_count == 3
-    assert "Job messages: 3 request file(s), 25 requests" in err  # named after the recorded data
+    assert "Job messages: 3 request files, 25 requests" in err  # named after the recorded data
     code, out, err = run_cli(
         capsys, "get-batch-results", "--job", "messages", "--csv", "s.csv", "--wait", *FAST
     )

@@ -119,7 +119,7 @@ def test_unrelated_files_with_disjoint_ids_may_form_a_job_and_merge(
     make(capsys, "b.csv", "Name\nbob\n", "rb.jsonl", "--id-prefix", "b_")
     code, _, err = run_cli(capsys, "start-batch", "ra.jsonl", "rb.jsonl", "--job", "mix")
     assert code == 0, err
-    assert "Job mix: 2 request file(s)" in err
+    assert "Job mix: 2 request files" in err
     code, _, err = run_cli(capsys, "get-batch-results", "--job", "mix", *WAIT)
     assert code == 0, err
     assert answered(Path("batch-responses.jsonl")) == [
@@ -133,7 +133,7 @@ def test_shards_of_one_make_run_still_form_a_job(fake: FakeOpenAI, capsys: Capsy
     shards = sorted(str(p) for p in Path().glob("r-*.jsonl"))
     code, _, err = run_cli(capsys, "start-batch", *shards)
     assert code == 0, err
-    assert "Job d: 3 request file(s)" in err
+    assert "Job d: 3 request files" in err
     code, _, err = run_cli(capsys, "get-batch-results", *shards, "--csv", "out.csv", *WAIT)
     assert code == 0, err
     table = read_csv(Path("out.csv"))

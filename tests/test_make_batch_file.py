@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, assert_clean_error, need_seed, read_jsonl, run_cli, write
+from helpers import (
+    ROOT,
+    assert_clean_error,
+    need_seed,
+    pretend_terminal,
+    read_jsonl,
+    run_cli,
+    write,
+)
 
 CHAT = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "%s"}]}'
 
@@ -570,7 +578,8 @@ def test_failure_leaves_existing_output_untouched_and_no_temp_files(tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "o.jsonl", "t.json"]
 
 
-def test_json_summary_and_progress_on_stderr(tmp_path, capsys):
+def test_json_summary_and_progress_on_stderr(tmp_path, capsys, monkeypatch):
+    pretend_terminal(monkeypatch)
     data = write(tmp_path / "d.csv", "n\n1\n2\n3\n")
     out = tmp_path / "o.jsonl"
     code, stdout, stderr = run_cli(
@@ -790,7 +799,7 @@ def test_the_program_exits_with_the_command_code_and_everything_written(tmp_path
     import sys
 
     out = tmp_path / "r.jsonl"
-    cmd = [sys.executable, "-m", "openai_batch", "make-batch-file", "-q"]
+    cmd = [sys.executable, "-m", "openai_batch", "make-batch-file"]
     proc = subprocess.run(
         [*cmd, ROOT / "templates/spam_classifier.json", ROOT / "sample_data/emails.csv", "-o", out],
         capture_output=True,

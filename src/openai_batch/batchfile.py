@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import files
+from . import console, files
 from .digests import new_digest
 from .errors import BatchError
 from .requestfile_limits import ENDPOINTS, OPENAI, FileLimits, human_decimal
@@ -431,14 +430,6 @@ def preview(
 
 
 def _progress(table: Table, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=table.total_rows,
-        unit=" rows",
-        desc="Rendering",
-        disable=not enabled,
-        file=sys.stderr,
-        leave=False,
-        dynamic_ncols=True,
+    return console.progress_bar(
+        enabled=enabled, total=table.total_rows, unit=" rows", desc="Rendering", leave=False
     )

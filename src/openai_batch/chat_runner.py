@@ -402,9 +402,7 @@ def execute(
     todo: Iterator[Request], settings: Settings, out: Path, summary: RunSummary, pending: int
 ) -> Fatal | None:
     """Answer `todo`, appending to `out` and counting into `summary`; the error that stopped it."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=pending, unit="req", disable=None if settings.progress else True, leave=False)
+    bar = console.progress_bar(enabled=settings.progress, total=pending, unit=" req", leave=False)
     run = _Run(settings, todo, summary, Appender(out), bar, Pacer(settings.limits))
     try:
         _run_to_end(_main(run, min(settings.limits.concurrency, pending)))

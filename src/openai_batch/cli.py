@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from cyclopts import App, Parameter
 
-from . import __version__
+from . import __version__, console
 from .errors import BatchError
 from .localfaults import explain, interrupted
 
@@ -156,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error is None:
             raise
         return _fail(error)
+    finally:
+        console.set_quiet(False)  # -q holds for one command (tests run many in one process)
     return result if isinstance(result, int) else 0
 
 

@@ -1,4 +1,8 @@
-"""What the tool says to a person (stderr) and to a program (stdout, `--json`)."""
+"""What the tool says to a person (stderr) and to a program (stdout, `--json`).
+
+`-q` (`set_quiet`) leaves only errors and, on stdout, the result lines (`say`): notes, warnings,
+details (`info`) and progress bars are left out.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,30 @@ import json
 import sys
 from typing import Any
 
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Set by a command's `-q`; the CLI clears it after every command."""
+    global _quiet
+    _quiet = quiet
+
 
 def say(message: str = "") -> None:
-    """A result line for a person, on stdout."""
+    """A result line for a person, on stdout (printed even with -q)."""
     print(message, flush=True)
+
+
+def info(message: str = "") -> None:
+    """A detail on stdout that -q leaves out (a batch's timeline, an estimate)."""
+    if not _quiet:
+        print(message, flush=True)
 
 
 def note(message: str) -> None:
     """Progress, warnings and notes: stderr, so stdout stays clean for `--json` and pipes."""
-    print(message, file=sys.stderr, flush=True)
+    if not _quiet:
+        print(message, file=sys.stderr, flush=True)
 
 
 def warn(message: str) -> None:
@@ -33,5 +52,16 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 request`, `2 requests`; `many` for the irregular (`plural(n, "batch", "batches")`)."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {many or word + 's'}"
+
+
+def progress_bar(*, enabled: bool = True, **options: Any) -> Any:
+    """A tqdm bar on stderr, drawn only on a terminal: a log file or a pipe gets no bar lines
+    (`Rendering: 0 rows [00:00, ? rows/s]`). Counts and rates in readable units (10.4k req/s)."""
+    from tqdm import tqdm
+
+    options.setdefault("unit_scale", True)
+    options.setdefault("dynamic_ncols", True)
+    return tqdm(file=sys.stderr, disable=None if enabled and not _quiet else True, **options)

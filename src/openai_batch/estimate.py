@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import images_tokens, prices, requestfile_limits, tokens
+from .console import plural
 from .errors import BatchError
 from .request_files import CUT_SHORT, check_request_path, cut_short
 
@@ -506,7 +507,7 @@ def _finish(
     if est.sampled:
         notes.assume(
             f"prompt tokens scaled up from a random sample of {counted:,} of "
-            f"{reservoir.seen:,} requests"
+            f"{plural(reservoir.seen, 'request')}"
         )
     _price(est, opts, notes)
     est.assumptions = _Notes.render(notes.assumptions, counts=not est.sampled)
@@ -587,7 +588,7 @@ def _read_lines(path: Path, notes: list[str]) -> Iterator[tuple[int, dict]]:
                 bad += 1
     if bad:
         notes.append(
-            f"{path.name}: {bad:,} lines are not JSON objects and were skipped "
+            f"{path.name}: {plural(bad, 'line')} not JSON objects, skipped "
             "(run `openai-batch utils validate`)"
         )
 
@@ -674,8 +675,8 @@ def summary_line(est: Estimate) -> str:
     """One line for a person, e.g. for make-batch-file's summary."""
     approx = "~" if est.sampled else ""
     parts = [
-        f"{est.requests:,} requests",
-        f"{approx}{est.prompt_tokens:,} prompt tokens",
+        plural(est.requests, "request"),
+        f"{approx}{plural(est.prompt_tokens, 'prompt token')}",
         f"output ≤ {est.max_output_tokens:,} tokens",
     ]
     if est.expected_output_tokens is not None:

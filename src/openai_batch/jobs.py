@@ -485,7 +485,7 @@ def _set_shards(
         if any(r["batch_id"] or r["state"] != QUEUED for r in rows):
             raise BatchError(
                 f"job {name!r} was started with other request files "
-                f"({len(rows)} file(s); these {len(specs)} differ)",
+                f"({console.plural(len(rows), 'file')}; these {len(specs)} differ)",
                 hint="give these files a new job name with --job NAME, or follow the old job "
                 f"with `openai-batch get-batch-results --job {name}`",
             )
@@ -615,18 +615,13 @@ def upload_pending(
     for shard in todo:
         if shard.digest not in fresh_set:
             check_unchanged(shard)
-    from tqdm import tqdm
-
     total = sum(s.bytes or 0 for s in todo)
-    bar = tqdm(
+    bar = console.progress_bar(
+        enabled=progress,
         total=total,
         unit="B",
-        unit_scale=True,
         unit_divisor=1000,
-        file=sys.stderr,
-        desc=f"uploading {len(todo)} file(s)",
-        disable=not progress,
-        dynamic_ncols=True,
+        desc=f"uploading {console.plural(len(todo), 'file')}",
     )
     done: list[lifecycle.Uploaded] = []
     pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="upload")
@@ -944,16 +939,9 @@ def drive(
     Polls back off x1.5 up to a minute while nothing changes, and start again at
     `poll_interval` when a batch starts, ends or is requeued.
     """
-    from tqdm import tqdm
-
     job = load_job(ledger, name, conn.service)
-    bar = tqdm(
-        total=job.requests,
-        unit=" req",
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
-        desc=job.summary(),
+    bar = console.progress_bar(
+        enabled=progress, total=job.requests, unit=" req", desc=job.summary()
     )
     say = _emitter(bar, emit, progress)
     for event in first or []:
@@ -1085,7 +1073,8 @@ def status_table(job: Job) -> str:
 
     quota = f", quota {job.max_enqueued_tokens:,} tokens" if job.max_enqueued_tokens else ""
     head = (
-        f"Job {job.name}: {len(job.shards)} shard(s), {job.requests:,} requests "
+        f"Job {job.name}: {console.plural(len(job.shards), 'shard')}, "
+        f"{console.plural(job.requests, 'request')} "
         f"({job.summary()}{quota})"
     )
     return head + "\n" + table(status_rows(job), STATUS_HEADER)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -126,7 +125,8 @@ def check_request_file(path: Path, limits: FileLimits = OPENAI) -> None:
     if report.errors == 0:
         if report.warnings:
             console.warn(
-                f"{path}: {report.warnings} warning(s); `openai-batch utils validate {path}` "
+                f"{path}: {console.plural(report.warnings, 'warning')}; "
+                f"`openai-batch utils validate {path}` "
                 "shows them"
             )
         return
@@ -618,18 +618,11 @@ def wait_for(
     on_update: Callable[[list[Batch]], None] | None = None,
 ) -> list[Batch]:
     """Poll until every batch is final: the interval grows x1.5 up to a minute."""
-    from tqdm import tqdm
-
     interval = max(0.0, poll_interval)
     now = batchstatus.current(conn, batch_ids)
     batches = [now[b] for b in batch_ids]
-    bar = tqdm(
-        total=_total(batches),
-        unit=" req",
-        desc=_bar_text(batches),
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
+    bar = console.progress_bar(
+        enabled=progress, total=_total(batches), unit=" req", desc=_bar_text(batches)
     )
     watch = batchshape.UnknownWatch()
     try:

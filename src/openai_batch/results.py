@@ -159,10 +159,11 @@ def warn_unreadable(index: ResultIndex) -> None:
 def problems(index: ResultIndex) -> list[str]:
     found = []
     if index.unreadable:
-        found.append(f"{index.unreadable} result line(s) have no custom_id and were skipped")
+        lines = console.plural(index.unreadable, "result line")
+        found.append(f"{lines} without a custom_id, skipped")
     if index.malformed:
         found.append(
-            f"{index.malformed} result line(s) are not a readable answer: their rows say "
+            f"{console.plural(index.malformed, 'result line')} not a readable answer: their rows say "
             f"{answers.MALFORMED} (the lines are in the responses file as received)"
         )
     if index.duplicate_count:
@@ -172,7 +173,8 @@ def problems(index: ResultIndex) -> list[str]:
         )
         more = len(index.duplicates) < index.duplicate_count and index.duplicate_count > 3
         found.append(
-            f"{index.duplicate_count:,} custom_id(s) answered more than once by one batch: "
+            f"{console.plural(index.duplicate_count, 'custom_id')} answered more than once by one "
+            "batch: "
             f"{shown}{' and more' if more else ''}; a success is kept over an error, else the "
             "later line"
         )

@@ -419,7 +419,7 @@ def _check_results_belong(source: Source, seen: set[str]) -> None:
     stray = [c for c in source.index.custom_ids() if c not in seen]
     if stray:
         raise BatchError(
-            f"{len(stray):,} result(s) have custom_ids that are not in {source.requests} "
+            f"{console.plural(len(stray), 'result')} with custom_ids not in {source.requests} "
             f"(e.g. {stray[0]!r}): these results do not answer that request file",
             hint="give the request file these results came from with --requests",
         )

@@ -327,7 +327,7 @@ def render(report: Report) -> list[str]:
 
     out = []
     for f in report.files:
-        facts = [f"{f.requests:,} requests", human_bytes(f.bytes)]
+        facts = [plural(f.requests, "request"), human_bytes(f.bytes)]
         facts += [x for x in (f.model, f.url) if x]
         verdict = "ok" if f.errors == 0 else plural(f.errors, "error")
         if f.warnings:

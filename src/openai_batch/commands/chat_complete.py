@@ -96,11 +96,12 @@ def chat_complete(
     id_prefix
         With --data: the custom_id prefix (as make-batch-file --id-prefix).
     quiet
-        No progress bar.
+        Only errors and the result lines: no progress bar, notes, warnings or details.
     json_output
         Print the summary as one JSON object.
     """
     target = table_target(table, csv_path=csv)  # a wrong name fails before any paid call
+    console.set_quiet(quiet)
     summary = run_requests(
         file,
         output,
@@ -146,18 +147,20 @@ def report(summary: RunSummary, json_output: bool, table: Any = None) -> None:
     console.say(f"Answers written to: {summary.output}")
     if table is not None:
         console.say(
-            f"Table written to: {table.path} ({table.rows:,} rows: {table.ok:,} ok, "
+            f"Table written to: {table.path} ({console.plural(table.rows, 'row')}: "
+            f"{table.ok:,} ok, "
             f"{table.error:,} error, {table.missing:,} missing)"
         )
         if table.unmatched:
-            console.warn(f"{table.unmatched} answer(s) match no row of the data: check --data")
+            answers = console.plural(table.unmatched, "answer")
+            console.warn(f"{answers} matching no row of the data: check --data")
         for text in table.notes:
             console.note(f"({text})")
         formulas = formula_warning(table)
         if formulas:
             console.warn(formulas)
     console.say(
-        f"{answered} of {summary.total} requests answered "
+        f"{answered:,} of {console.plural(summary.total, 'request')} answered "
         f"({summary.succeeded} now, {summary.already_done} earlier), {summary.failed} failed"
     )
     if summary.rate_limited:
@@ -170,6 +173,6 @@ def report(summary: RunSummary, json_output: bool, table: Any = None) -> None:
     if summary.failed > 5:
         console.note(f"  ... and {summary.failed - 5} more")
     if summary.interrupted:
-        console.warn(f"interrupted; {summary.not_run} requests not run yet")
+        console.warn(f"interrupted; {console.plural(summary.not_run, 'request')} not run yet")
     if not summary.complete:
         console.note(f"run the same command again to retry the {summary.total - answered} left")

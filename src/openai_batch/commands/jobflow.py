@@ -53,9 +53,9 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
     if uploads.uploaded and not how.as_json:
         fresh = sum(1 for u in uploads.uploaded if not u.reused)
         console.note(
-            f"Uploaded {fresh} file(s) ({console.human_bytes(uploads.bytes)})"
+            f"Uploaded {console.plural(fresh, 'file')} ({console.human_bytes(uploads.bytes)})"
             + (
-                f"; {len(uploads.uploaded) - fresh} were already on the service"
+                f"; {_were(len(uploads.uploaded) - fresh)} already on the service"
                 if fresh < len(uploads.uploaded)
                 else ""
             )
@@ -82,6 +82,14 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
     return _not_finished(job, started, how)
 
 
+def _shards_wait(n: int) -> str:
+    return "1 shard waits" if n == 1 else f"{n:,} shards wait"
+
+
+def _were(n: int) -> str:
+    return f"{n:,} was" if n == 1 else f"{n:,} were"
+
+
 def _headline(job: jobs.Job) -> str:
     quota = (
         f", at most {job.max_enqueued_tokens:,} estimated prompt tokens enqueued"
@@ -89,7 +97,8 @@ def _headline(job: jobs.Job) -> str:
         else ""
     )
     return (
-        f"Job {job.name}: {len(job.shards)} request file(s), {job.requests:,} requests, "
+        f"Job {job.name}: {console.plural(len(job.shards), 'request file')}, "
+        f"{console.plural(job.requests, 'request')}, "
         f"~{sum(s.tokens for s in job.shards):,} prompt tokens{quota}"
     )
 
@@ -166,7 +175,7 @@ def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
         console.say(jobs.status_table(job))
     if queued:
         console.say(
-            f"{len(queued)} shard(s) wait for room under the quota; they start whenever a "
+            f"{_shards_wait(len(queued))} for room under the quota; they start whenever a "
             "command on this job runs. Keep the job moving and get the results with:"
         )
     else:
@@ -197,7 +206,8 @@ def _retries_running(job: jobs.Job, pending: list[str], how: Follow) -> int:
         return 0
     console.say(jobs.status_table(job))
     console.say(
-        f"{len(pending)} retry batch(es) of this job still running ({' '.join(pending)}): "
+        f"{console.plural(len(pending), 'retry batch', 'retry batches')} of this job still "
+        f"running ({' '.join(pending)}): "
         "nothing downloaded yet. Get the results when they are done with:"
     )
     console.say(f"  {lifecycle.resume_command([*resume_args(job, how), '--wait'])}")
@@ -222,12 +232,13 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
     roots = jobs.roots(ledger, job)
     if not how.as_json:
         if len(job.shards) == 1 and batches.shards:
-            console.say(batchview.describe(batches.shards[0], request_file=job.shards[0].path))
-            console.say()
+            console.info(batchview.describe(batches.shards[0], request_file=job.shards[0].path))
+            console.info()
         else:
-            console.say(jobs.status_table(job))
+            console.info(jobs.status_table(job))
         if batches.retries:
-            console.say(f"(merging {len(batches.retries)} retry batch(es) made from these files)")
+            retries = console.plural(len(batches.retries), "retry batch", "retry batches")
+            console.say(f"(merging {retries} made from these files)")
     collected = lifecycle.collect(
         conn,
         batches.all,

@@ -82,7 +82,8 @@ def _list_job(
         return 0
     if not found:
         what = f" with status {status}" if status else ""
-        console.say(f"No batches{what} in job {name} yet ({len(job.shards)} request file(s)).")
+        files = console.plural(len(job.shards), "request file")
+        console.say(f"No batches{what} in job {name} yet ({files}).")
         return 0
     rows = [
         [f"{shard}/{len(job.shards)}", *row]

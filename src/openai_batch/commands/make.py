@@ -106,10 +106,11 @@ def make_batch_file(
     preview_rows
         Print the first N rendered requests and write nothing.
     quiet
-        No progress bar.
+        Only errors and the result lines: no progress bar, notes, warnings or details.
     json_output
         Print the summary as one JSON object.
     """
+    console.set_quiet(quiet)
     opts = render.options(quiet)
     if preview_rows is not None:
         requests = preview(template, data, opts, max(1, preview_rows))
@@ -168,7 +169,7 @@ def report(
             f"({console.plural(info.requests, 'request')}, {console.human_bytes(info.bytes)})"
         )
     if result.skipped_spaces:
-        console.say(
+        console.info(
             f"Read {result.data} without the space after each delimiter (every field is "
             "written with one); --keep-spaces keeps it."
         )
@@ -176,12 +177,12 @@ def report(
         console.warn(f"{path} is from an earlier run and is not part of this output.")
     if len(result.files) > 1:
         console.say(
-            f"{result.requests:,} requests in {len(result.files)} files "
+            f"{console.plural(result.requests, 'request')} in {len(result.files)} files "
             f"({console.human_bytes(result.bytes)})"
         )
-    console.say(f"Estimate: {summary_line(review.estimate)}")
+    console.info(f"Estimate: {summary_line(review.estimate)}")
     if review.checked < review.total:
-        console.say(
+        console.info(
             f"Checked {review.checked:,} of the {review.total:,} requests, sampled at random; "
             "the token count is scaled from them (`utils validate` checks every line)."
         )

@@ -93,13 +93,14 @@ def get_batch_results(
         Download this many output and error files at once (and with --job, upload this many
         of its files at once, if some are not uploaded yet).
     quiet
-        No progress bar.
+        Only errors and the result lines: no progress bar, notes, warnings or details.
     as_json
         Print the API's batch objects plus what this command adds (files written, counts).
     """
     target = table_target(table, csv_path=csv)
     if parallel < 1:
         raise BatchError("--parallel must be at least 1")
+    console.set_quiet(quiet)
     if job is not None:
         return _job_results(
             targets, job, output=output, csv=csv, table=table, data=data, id_column=id_column,
@@ -246,8 +247,8 @@ def finish(
     labels = labels or {}
     if not as_json:
         for batch in batches:
-            console.say(batchview.describe(batch, request_file=labels.get(batch.id)))
-            console.say()
+            console.info(batchview.describe(batch, request_file=labels.get(batch.id)))
+            console.info()
     report: dict[str, Any] = {
         **(extra_json or {}),
         "batches": [batchview.batch_json(b) for b in batches],
@@ -258,7 +259,8 @@ def finish(
             console.print_json(report)
         else:
             running = sum(1 for b in batches if not api.is_final(b))
-            console.say(f"{running} batch(es) not finished yet: nothing downloaded.")
+            batches_ = console.plural(running, "batch", "batches")
+            console.say(f"{batches_} not finished yet: nothing downloaded.")
             if resume:
                 console.note("Wait for the results with:")
                 console.note(f"  {lifecycle.resume_command([*resume, '--wait'])}")
@@ -320,18 +322,18 @@ def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> N
         console.say("No output or error file: nothing to write.")
     else:
         console.say(
-            f"Results written to: {responses.path} ({responses.lines:,} lines: "
+            f"Results written to: {responses.path} ({console.plural(responses.lines, 'line')}: "
             f"{lifecycle.results.summarize_counts(responses)})"
         )
         if responses.extra:
             console.warn(
-                f"{responses.extra} result(s) have custom_ids that are not in the request file; "
-                "they are at the end"
+                f"{console.plural(responses.extra, 'result')} with custom_ids not in the request "
+                "file: at the end"
             )
     table = collected.csv
     if table is not None:
         console.say(
-            f"Table written to: {table.path} ({table.rows:,} rows: "
+            f"Table written to: {table.path} ({console.plural(table.rows, 'row')}: "
             f"{lifecycle.results.summarize_counts(table)})"
         )
         for text in table.notes:
@@ -341,7 +343,8 @@ def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> N
             console.warn(formulas)
         if table.unmatched:
             console.warn(
-                f"{table.unmatched} result(s) match no row of the data: check --data, "
+                f"{console.plural(table.unmatched, 'result')} matching no row of the data: "
+                "check --data, "
                 "--id-column and --id-prefix"
             )
         if collected.plan.data is None:

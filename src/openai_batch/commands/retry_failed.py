@@ -98,18 +98,21 @@ def say_report(report: RetryReport, output: Path) -> None:
     source, tally = report.source, report.tally
     if source.batches:
         seen = ", ".join(f"{b.id} ({b.status})" for b in source.batches)
-        console.note(f"Results of {len(source.batches)} batch(es): {seen}")
+        batches = console.plural(len(source.batches), "batch", "batches")
+        console.note(f"Results of {batches}: {seen}")
     lines_from = shown(source.requests)
     original = shown(source.root.path if source.root is not None else source.requests)
     if report.output is None:
-        console.say(f"Nothing to retry: all {tally.total:,} requests of {lines_from} succeeded.")
+        every = "the request" if tally.total == 1 else f"all {tally.total:,} requests"
+        console.say(f"Nothing to retry: {every} of {lines_from} succeeded.")
         if output.exists():
             console.warn(
                 f"{output} exists from before and was left as it was; nothing needs it now"
             )
         return
     console.say(
-        f"Retry file written: {report.output} ({tally.retried:,} of {tally.total:,} requests "
+        f"Retry file written: {report.output} ({tally.retried:,} of "
+        f"{console.plural(tally.total, 'request')} "
         f"of {lines_from})"
     )
     console.say(f"  {tally.describe()}")

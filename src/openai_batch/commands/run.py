@@ -7,7 +7,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import api, jobs, lifecycle
+from .. import api, console, jobs, lifecycle
 from ..batchfile import make_batch_files
 from ..errors import BatchError
 from ..ledger import open_ledger
@@ -86,10 +86,11 @@ def run(
     force
         Start new batches even if the same requests already have one running or completed.
     quiet
-        No progress bars.
+        Only errors and the result lines: no progress bar, notes, warnings or details.
     as_json
         Print one JSON object: files made, batches (the API's objects), results written.
     """
+    console.set_quiet(quiet)
     opts = render.options(quiet)
     meta = lifecycle.parse_metadata(metadata or [], description)
     check_job_options(max_enqueued_tokens, parallel)

@@ -82,7 +82,8 @@ def report(uploaded: lifecycle.Uploaded) -> None:
     if file.expires_at:
         expires = f", expires {datetime.fromtimestamp(file.expires_at):%Y-%m-%d %H:%M}"
     console.say(
-        f"  {file.id}  ({info.requests:,} requests, {console.human_bytes(info.bytes)}{expires})"
+        f"  {file.id}  ({console.plural(info.requests, 'request')}, "
+        f"{console.human_bytes(info.bytes)}{expires})"
     )
 
 
