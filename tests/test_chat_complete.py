@@ -248,7 +248,7 @@ def test_client_errors_are_not_retried(fake_api, tmp_path, capsys):
 
     fake_api.responder = picky
     path = write_requests(tmp_path / "r.jsonl", [request(0), request(1, "forbidden"), request(2)])
-    code, out, err = run_cli(capsys, "utils", "chat-complete", path, "-q")
+    code, out, err = run_cli(capsys, "utils", "chat-complete", path)
     assert code == 4
     assert "2 of 3 requests answered" in out and "1 failed" in out
     assert "id_1: HTTP 400: Invalid value for 'messages'." in err

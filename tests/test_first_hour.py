@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -180,7 +181,7 @@ def test_chat_complete_unknown_model_is_a_failed_request(fake_api, capsys, tmp_p
     body = {"error": {"message": "The model `gpt-9` does not exist", "code": "model_not_found"}}
     fake_api.inject("POST", "/v1/chat/completions", 404, times=None, body=body)
     requests = write(tmp_path / "r.jsonl", _request_line("id_0") + "\n")
-    code, _, err = run_cli(capsys, "utils", "chat-complete", requests, "-q")
+    code, _, err = run_cli(capsys, "utils", "chat-complete", requests)
     assert code == 4, err
     assert "does not exist" in err and "base URL" not in err
 
@@ -280,7 +281,7 @@ def test_progress_rates_in_readable_units(monkeypatch, capsys):
     meter = {**bar.format_dict, "elapsed": 2.0}  # as if two seconds had passed
     text = bar.format_meter(**meter)
     bar.close()
-    assert "20.8k/30.0k" in text and "10.4k req/s" in text
+    assert "20,813/30,000" in text and "10.4k req/s" in text
 
 
 ONE_PLURAL = re.compile(
@@ -309,3 +310,68 @@ def test_one_is_singular(fake_api, capsys, tmp_path, monkeypatch):
     assert "1 request file, 1 request" in text and "(1 line:" in text and "(1 row:" in text
     assert "1 of 1 request answered" in text
     assert not ONE_PLURAL.search(text), ONE_PLURAL.search(text)
+
+
+def test_each_help_shows_its_own_example(capsys):
+    from openai_batch.cli import COMMANDS, UTILS
+
+    examples = [example for *_, example in COMMANDS + UTILS]
+    commands = [([name], e) for _, name, _, e in COMMANDS]
+    for argv, example in commands + [(["utils", name], e) for _, name, _, e in UTILS]:
+        code, out, _ = run_cli(capsys, *argv, "--help")
+        assert code == 0
+        assert [e for e in examples if e in out] == [example], argv
+    _, out, _ = run_cli(capsys, "--help")
+    assert all(e in out for e in examples)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["list-batches", "--limit", "-1"], "--limit cannot be negative"),
+        (["make-batch-file", "t.json", "d.csv", "--preview", "0"], "--preview must be at least 1"),
+        (["get-batch-results", "batch_x", "--poll-interval", "-5"], "--poll-interval"),
+        (["run", "t.json", "d.csv", "--poll-interval", "-1"], "--poll-interval"),
+    ],
+)
+def test_nonsense_numbers_are_refused(fake_api, capsys, args, needle):
+    code, _, err = run_cli(capsys, *args)
+    assert_clean_error(code, err, needle)
+    assert fake_api.requests == []
+
+
+def test_parse_from_file_with_the_wrong_model_warns_naming_the_field(tmp_path):
+    from pydantic import BaseModel
+
+    from openai_batch import BatchJob
+
+    class Answer(BaseModel):
+        label: str
+
+    class Other(BaseModel):
+        verdict: str
+
+    def line(custom_id: str, content: str) -> str:
+        message = {"role": "assistant", "content": content}
+        body = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+        response = {"status_code": 200, "request_id": "r", "body": body}
+        return json.dumps({"id": "b", "custom_id": custom_id, "response": response, "error": None})
+
+    path = write(
+        tmp_path / "out.jsonl", line("id_0", "prose") + "\n" + line("id_1", '{"label": "x"}') + "\n"
+    )
+    with pytest.warns(UserWarning, match=r"none of the 2 lines .* Other; line 2: .*'verdict'"):
+        parsed, unparsed = BatchJob.parse_from_file(path, Other)
+    assert (parsed, len(unparsed)) == ([], 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parsed, _ = BatchJob.parse_from_file(path, Answer)  # one parses: no warning
+    assert [p.label for p in parsed] == ["x"]
+
+
+def test_the_package_exports_only_its_api():
+    import openai_batch
+    import openai_batch.files
+
+    assert dir(openai_batch) == ["ApiError", "BatchError", "BatchJob", "__version__"]
+    assert sorted(openai_batch.__all__) == dir(openai_batch)

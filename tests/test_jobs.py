@@ -25,7 +25,7 @@ from openai_batch import jobs
 from openai_batch.ledger import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
-FAST = ("--poll-interval", "0", "--quiet")
+FAST = ("--poll-interval", "0")
 
 
 @pytest.fixture

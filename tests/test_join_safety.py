@@ -22,7 +22,7 @@ from openai_batch.jobs import job_names
 from openai_batch.ledger import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
-WAIT = ("--wait", "--poll-interval", "0", "-q")
+WAIT = ("--wait", "--poll-interval", "0")
 TEMPLATE = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<Name>>"}]}
 
 

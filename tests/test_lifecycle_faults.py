@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from fake_openai import FakeOpenAI
-from helpers import cli_json, read_csv, read_jsonl, run_cli
+from helpers import cli_json, pretend_terminal, read_csv, read_jsonl, run_cli
 from openai_batch import api
 from openai_batch.errors import ApiError
 from openai_batch.ledger import downloads_dir, open_ledger
 
 Capsys = pytest.CaptureFixture[str]
-WAIT = ("--wait", "--poll-interval", "0.01", "--quiet")
+WAIT = ("--wait", "--poll-interval", "0.01")
 WRONG_KEY = "sk-proj-WRONGkey0123456789abcdefXYZ"
 
 
@@ -428,8 +428,11 @@ def test_token_limit_failure(fake: FakeOpenAI, capsys: Capsys, tmp_path: Path) -
     assert batch["errors"]["data"][0]["code"] == "token_limit_exceeded"
 
 
-def test_wait_shows_a_progress_bar(fake: FakeOpenAI, capsys: Capsys, tmp_path: Path) -> None:
+def test_wait_shows_a_progress_bar(
+    fake: FakeOpenAI, capsys: Capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     batch_id = start(capsys, request_file(tmp_path / "r.jsonl", 9))
+    pretend_terminal(monkeypatch)  # a bar is drawn only on a terminal
     code, _out, err = run_cli(
         capsys, "get-batch-results", batch_id, "--wait", "--poll-interval", "0.01"
     )

@@ -508,7 +508,7 @@ def test_stale_files_from_an_earlier_run_are_pointed_out(tmp_path, capsys):
     data = write(tmp_path / "d.csv", "n\n" + "".join(f"{i}\n" for i in range(4)))
     out = tmp_path / "reqs.jsonl"
     template = chat_template(tmp_path, "<<n>>")
-    args = ("make-batch-file", template, data, "-o", out, "-q")
+    args = ("make-batch-file", template, data, "-o", out)
     assert run_cli(capsys, *args, "--max-requests", "2")[0] == 0
     code, _, err = run_cli(capsys, *args)
     assert code == 0
@@ -656,7 +656,6 @@ def test_summary_has_an_estimate_line(tmp_path, capsys):
         data,
         "-o",
         tmp_path / "o.jsonl",
-        "-q",
     )
     assert code == 0
     assert "Estimate: 2 requests" in stdout and "prompt tokens" in stdout

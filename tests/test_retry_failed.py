@@ -20,7 +20,7 @@ from openai_batch.digests import digest_of
 from openai_batch.ledger import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
-WAIT = ("--wait", "--poll-interval", "0.01", "--quiet")
+WAIT = ("--wait", "--poll-interval", "0.01")
 ORIGINAL = "batch-requests.jsonl"
 
 

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it from here)
 
-__all__ = ["BatchError", "__version__"]
+__all__ = ["ApiError", "BatchError", "BatchJob", "__version__"]
 
-from .errors import BatchError
+from .errors import ApiError, BatchError
+
+if TYPE_CHECKING:
+    from .batchjob import BatchJob
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # Heavy objects load on first use so that `openai-batch --help` stays fast.
     if name == "BatchJob":
         from .batchjob import BatchJob
 
         return BatchJob
     raise AttributeError(f"module 'openai_batch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The API only: not the submodules or the names this file imports for itself."""
+    return sorted(__all__)

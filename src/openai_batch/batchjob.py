@@ -336,7 +336,10 @@ def _validate(model: type[T], text: str) -> T:
             json.loads(text)
         except ValueError:
             raise ValueError(f"the answer is not JSON: {text[:80]!r}") from None
-        raise ValueError(f"does not match {model.__name__}: {exc.errors()[0]['msg']}") from None
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        field = f"field {where!r}: " if where else ""
+        raise ValueError(f"does not match {model.__name__}: {field}{first['msg']}") from None
 
 
 # --------------------------------------------------------------------------- the class
@@ -431,11 +434,21 @@ class BatchJob:
         """
         parsed: list[T] = []
         unparsed: list[dict[str, Any]] = []
+        first_failure: ParsedLine[T] | None = None
         for item in cls.parse_lines(file_path, response_model):
             if item.value is not None:
                 parsed.append(item.value)
             else:
                 unparsed.append(item.raw)
+                if first_failure is None or _mismatch(item) > _mismatch(first_failure):
+                    first_failure = item
+        if not parsed and first_failure is not None and _mismatch(first_failure):
+            # A wrong response_model parses nothing: say why, rather than return empty-handed.
+            warnings.warn(
+                f"none of the {len(unparsed):,} lines of {file_path} parsed as "
+                f"{response_model.__name__}; line {first_failure.line}: {first_failure.error}",
+                stacklevel=2,
+            )
         return parsed, unparsed
 
     @classmethod
@@ -513,6 +526,13 @@ def _write_lines(lines: Iterator[dict[str, Any]], path: Path, limits: FileLimits
         if count == 0:
             raise BatchError("messages_batch is empty: no requests to write")
     return count
+
+
+def _mismatch(item: ParsedLine[Any]) -> int:
+    """How well a failure tells of a wrong model: 2, an answer missing or mistyping a field;
+    1, an answer that is not JSON; 0, a failed request."""
+    error = item.error or ""
+    return 2 if error.startswith("does not match") else int(error.startswith("the answer is"))
 
 
 def _parse_line(number: int, text: str, model: type[T]) -> ParsedLine[T]:

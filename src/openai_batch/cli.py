@@ -114,8 +114,9 @@ utils = App(
 
 
 def _register(parent: App, entries: list[tuple[str, str, str, str]]) -> None:
+    # Each command's --help ends with its own example, not the whole tool's list.
     for path, name, summary, example in entries:
-        parent.command(path, name=name, help=f"{summary}\n\nExample: {example}")
+        parent.command(path, name=name, help=summary, help_epilogue=f"Example:\n  {example}")
 
 
 def _examples(entries: list[tuple[str, str, str, str]]) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from cyclopts import Parameter
 
 from .. import api, batchview, console
+from ..errors import BatchError
 
 # batchshape.STATUSES plus "unknown" (a status no known word maps to)
 Status = Literal[
@@ -39,6 +40,10 @@ def list_batches(
     as_json
         Print the API's batch objects as JSON.
     """
+    if limit is not None and limit < 0:
+        raise BatchError(
+            f"--limit cannot be negative ({limit})", hint="0 lists them all; the default is 20"
+        )
     conn = api.connect()
     if job is not None:
         return _list_job(conn, job, limit or 0, status, as_json)

@@ -11,6 +11,7 @@ from cyclopts import Parameter
 
 from .. import console
 from ..batchfile import MakeOptions, MakeResult, make_batch_files, preview
+from ..errors import BatchError
 from ..lifecycle import remember_made
 from ..sizes import parse_size
 from ..tables import TableOptions
@@ -113,7 +114,9 @@ def make_batch_file(
     console.set_quiet(quiet)
     opts = render.options(quiet)
     if preview_rows is not None:
-        requests = preview(template, data, opts, max(1, preview_rows))
+        if preview_rows < 1:
+            raise BatchError(f"--preview must be at least 1, not {preview_rows}")
+        requests = preview(template, data, opts, preview_rows)
         for request in requests:
             console.say(json.dumps(request, indent=2, ensure_ascii=False))
         return 0
