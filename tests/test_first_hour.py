@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_clean_error, cli_json, pretend_terminal, read_jsonl, run_cli, write
+from helpers import (
+    assert_clean_error,
+    cli_json,
+    pretend_terminal,
+    read_csv,
+    read_jsonl,
+    run_cli,
+    write,
+)
 
 # The personas file as the slides show it: a space after every comma.
 SLIDES_CSV = (
@@ -375,3 +383,143 @@ def test_the_package_exports_only_its_api():
 
     assert dir(openai_batch) == ["ApiError", "BatchError", "BatchJob", "__version__"]
     assert sorted(openai_batch.__all__) == dir(openai_batch)
+
+
+# --- reuse that surprises ------------------------------------------------------------------------
+
+
+def _start_json(capsys, path) -> str:
+    code, started = cli_json(capsys, "start-batch", path)
+    assert code == 0, started
+    return str(started[0]["id"])
+
+
+def test_the_same_requests_in_another_folder_say_where_and_when(fake_api, capsys, tmp_path):
+    lines = "".join(_request_line(f"id_{i}") + "\n" for i in range(3))
+    wave1 = write(tmp_path / "wave1" / "req.jsonl", lines)
+    wave2 = write(tmp_path / "wave2" / "req.jsonl", lines)
+    first = _start_json(capsys, wave1)
+    code, out, err = run_cli(capsys, "start-batch", wave2)
+    assert code == 0, err
+    assert f"Already started: {first}" in out
+    assert f"started from {wave1} on 20" in out  # where, and when (a date)
+    assert f"openai-batch start-batch {wave2} --force" in out
+    code, out, _ = run_cli(capsys, "start-batch", wave1)  # the same file: no "elsewhere"
+    assert "started from" not in out and "--force" in out
+    assert len(fake_api.batches) == 1
+
+
+def test_a_cancelled_batch_without_output_still_writes_the_table(fake_api, capsys, tmp_path):
+    data = write(tmp_path / "personas.csv", SLIDES_CSV)
+    template = write(tmp_path / "t.json", PERSONA)
+    requests = tmp_path / "r.jsonl"
+    assert run_cli(capsys, "make-batch-file", template, data, "-o", requests, "-q")[0] == 0
+    batch_id = _start_json(capsys, requests)
+    assert run_cli(capsys, "cancel-batch", batch_id)[0] == 0
+    table = tmp_path / "out.csv"
+    code, out, err = run_cli(
+        capsys, "get-batch-results", requests, "--wait", "--poll-interval", "0", "--csv", table
+    )
+    assert code == 4, err
+    assert "(3 rows: 0 ok, 0 error, 3 missing)" in out
+    rows = read_csv(table)
+    assert [(r["ID"], r["status"]) for r in rows] == [
+        ("1", "missing"),
+        ("2", "missing"),
+        ("3", "missing"),
+    ]
+    assert f"utils retry-failed {batch_id}" in err
+
+
+def test_a_retry_batch_is_labelled_with_its_retry_file(fake_api, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "r.jsonl", "".join(_request_line(f"id_{i}") + "\n" for i in range(4)))
+    answer = fake_api.responder
+    fake_api.responder = lambda line: (
+        (500, {"error": {"message": "boom", "type": "server_error"}})
+        if line["custom_id"] == "id_2"
+        else answer(line)
+    )
+    first = _start_json(capsys, "r.jsonl")
+    wait = ("--wait", "--poll-interval", "0")
+    assert run_cli(capsys, "get-batch-results", first, *wait)[0] == 4
+    assert run_cli(capsys, "utils", "retry-failed", "r.jsonl", "-o", "retry.jsonl")[0] == 0
+    fake_api.responder = answer
+    second = _start_json(capsys, "retry.jsonl")
+    code, out, err = run_cli(capsys, "get-batch-results", "r.jsonl", *wait)
+    assert code == 0, err
+    blocks = {block.split()[0]: block for block in out.split("\n\n") if block.startswith("batch_")}
+    assert re.search(r"Input file: .*\(r\.jsonl\)", blocks[first])
+    assert re.search(r"Input file: .*\(retry\.jsonl\)", blocks[second])
+
+
+def test_readme_run_example_matches_what_the_tool_prints(fake_api, capsys, tmp_path, monkeypatch):
+    from helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = "$ openai-batch run templates/persona_survey.json sample_data/personas.csv"
+    block = readme.split(command, 1)[1].split("```", 1)[0].splitlines()
+    args, expected = block[0].split(), [line for line in block[1:] if line.strip() != "..."]
+    for folder, name in (("templates", "persona_survey.json"), ("sample_data", "personas.csv")):
+        write(tmp_path / folder / name, (ROOT / folder / name).read_text(encoding="utf-8"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "run", *command.split()[3:], *args, "--poll-interval", "0")
+    assert code == 0, err
+    batch_id = re.search(r"batch_[0-9a-f]+", out)
+    assert batch_id is not None
+    for line in expected:
+        line = re.sub(r"batch_[0-9a-f]+", batch_id.group(0), line)
+        assert line in out.splitlines(), (line, out)
+
+
+# --- done when --------------------------------------------------------------------------------
+
+
+def _hint(err: str) -> str:
+    return err.split("hint: ", 1)[1].strip()
+
+
+def test_done_when_a_newcomer_with_the_slides_is_led_to_each_fix(
+    fake_api, capsys, tmp_path, monkeypatch
+):
+    """README's quick start with the slides' personas file (", " between fields), a base URL
+    typed without /v1, and the table given to upload-batch-file: each message's hint, followed
+    literally, fixes the mistake, and the answers land on the right rows."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "personas.csv", SLIDES_CSV)
+    write(tmp_path / "config.json", PERSONA)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_api.base_url.removesuffix("/v1"))
+
+    # The table where the request file goes: the hint is the make-batch-file command.
+    code, _, err = run_cli(capsys, "upload-batch-file", "personas.csv")
+    assert_clean_error(code, err, "personas.csv is a data table")
+    command = _hint(err).split(": ", 1)[1].split()
+    assert command[:2] == ["openai-batch", "make-batch-file"]
+    code, out, err = run_cli(
+        capsys, *[a.replace("TEMPLATE.json", "config.json") for a in command[1:]]
+    )
+    assert code == 0, err
+    assert "without the space after each delimiter" in out  # the slides' ", " is read as meant
+
+    # The base URL without /v1: the hint gives the variable's right value.
+    code, _, err = run_cli(capsys, "upload-batch-file", "batch-requests.jsonl")
+    assert_clean_error(code, err, "POST /files", "base URL")
+    variable, value = re.search(r"try (OPENAI_BASE_URL)=(\S+)", _hint(err)).groups()
+    monkeypatch.setenv(variable, value)
+    assert value == fake_api.base_url
+
+    # Now the quick start goes through, and every answer is on its persona's row.
+    code, _, err = run_cli(capsys, "upload-batch-file", "batch-requests.jsonl")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "start-batch", "batch-requests.jsonl")
+    assert code == 0, err
+    code, out, err = run_cli(
+        capsys, "get-batch-results", "batch-requests.jsonl", "--wait", "--poll-interval", "0",
+        "--csv", "results.csv",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = read_csv(tmp_path / "results.csv")
+    assert list(rows[0])[:4] == ["ID", "Age", "College", "Description"]
+    assert [r["ID"] for r in rows] == ["1", "2", "3"]
+    assert all(r["status"] == "ok" and r["Description"] in r["content"] for r in rows)
+    assert rows[1]["Description"].startswith("David Carter")

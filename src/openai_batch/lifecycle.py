@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from . import api, batchshape, batchstatus, console, join, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
-from .ledger import Ledger, RequestFileRecord, download_path
+from .ledger import BatchRecord, Ledger, RequestFileRecord, download_path
+from .request_files import check_request_path
 from .requestfile_limits import OPENAI, FileLimits, human_decimal
 from .tablewriter import TableTarget
-from .request_files import check_request_path
 
 if TYPE_CHECKING:
     from openai.types import Batch, FileObject
@@ -268,6 +268,17 @@ class Started:
     reused: bool
     upload: Uploaded | None = None
     earlier: list[Batch] = field(default_factory=list)  # earlier batches not reused
+    origin: str | None = None  # a reused batch: the request file it was started from
+
+
+def _reused(
+    conn: api.Connection, ledger: Ledger, target: str, batch: Batch, **more: Any
+) -> Started:
+    """A batch of the same content started before, with the file it was started from: the
+    same rows made again in another folder (a new wave of a study) must not surprise."""
+    upload = ledger.upload(conn.service, batch.input_file_id) if batch.input_file_id else None
+    origin = upload.path if upload is not None else None
+    return Started(target, batch, reused=True, origin=origin, **more)
 
 
 def parse_metadata(pairs: Sequence[str], description: str) -> dict[str, str]:
@@ -368,14 +379,14 @@ def start_one(
         if not force:
             batch, others = _reusable_batch(conn, ledger, digest=info.digest, file_id=None)
             if batch is not None:
-                return Started(target, batch, reused=True, earlier=others)
+                return _reused(conn, ledger, target, batch, earlier=others)
         else:
             others = []
         upload = ensure_uploaded(conn, ledger, path, info=info)
         if upload.reused and not force:
             untracked = _untracked_batch(conn, ledger, upload.file, info.digest)
             if untracked is not None:
-                return Started(target, untracked, reused=True, upload=upload, earlier=others)
+                return _reused(conn, ledger, target, untracked, upload=upload, earlier=others)
         batch = _create(conn, ledger, upload.file.id, endpoint or info.endpoint, metadata,
                         info.digest, completion_window)  # fmt: skip
     return Started(target, batch, reused=False, upload=upload, earlier=others)
@@ -397,7 +408,7 @@ def _start_file_id(
         if not force:
             batch, others = _reusable_batch(conn, ledger, digest=digest, file_id=file_id)
             if batch is not None:
-                return Started(file_id, batch, reused=True, earlier=others)
+                return _reused(conn, ledger, file_id, batch, earlier=others)
         if endpoint is None and digest:
             record = ledger.request_file(digest=digest)
             endpoint = record.endpoint if record else None
@@ -480,6 +491,14 @@ def looks_like_batch_id(target: str) -> bool:
     return target.startswith("batch_") and not Path(target).exists()
 
 
+def _started_from(ledger: Ledger, batch: BatchRecord, digest: str, given: Path) -> str:
+    """The request file a batch ran: the one given, or for a retry batch its retry file."""
+    if batch.digest is None or batch.digest == digest:
+        return str(given)
+    record = ledger.request_file(digest=batch.digest)
+    return console.shown(record.path) if record is not None else str(given)
+
+
 def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Resolved:
     """Batch ids stay as given; a request file stands for every batch started from it (and from
     the retry files made from it), oldest first, so the latest success wins."""
@@ -510,7 +529,7 @@ def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Res
             for record_ in found:
                 if record_.batch_id not in batch_ids:
                     batch_ids.append(record_.batch_id)
-                    labels[record_.batch_id] = str(path)
+                    labels[record_.batch_id] = _started_from(ledger, record_, digest, path)
                     groups[record_.batch_id] = root.digest if root else digest
         elif path.is_dir():
             check_request_path(path)  # says it is a folder

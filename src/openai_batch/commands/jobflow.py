@@ -5,14 +5,19 @@ Not a command itself: the commands parse their options and hand a registered job
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import api, batchview, console, jobs, lifecycle
 from ..ledger import Ledger
 from ..tablewriter import table_target
 from . import results
+
+if TYPE_CHECKING:
+    from openai.types import Batch
 
 
 @dataclass
@@ -43,8 +48,9 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
         if how.announce_existing:
             for shard in job.shards:
                 if shard.batch_id:
+                    where = console.shown(shard.path)
                     console.say(
-                        f"Already started: {shard.batch_id}  {shard.status}  ({shard.path}); "
+                        f"Already started: {shard.batch_id}  {shard.status}  ({where}); "
                         "not starting it again (--force starts another)"
                     )
     uploads = jobs.upload_pending(
@@ -52,14 +58,15 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
     )
     if uploads.uploaded and not how.as_json:
         fresh = sum(1 for u in uploads.uploaded if not u.reused)
-        console.note(
-            f"Uploaded {console.plural(fresh, 'file')} ({console.human_bytes(uploads.bytes)})"
-            + (
-                f"; {_were(len(uploads.uploaded) - fresh)} already on the service"
-                if fresh < len(uploads.uploaded)
-                else ""
+        there = len(uploads.uploaded) - fresh
+        already = f"{console.plural(there, 'file')} {'was' if there == 1 else 'were'} already "
+        if fresh == 0:
+            console.note(f"Nothing uploaded: {already}on the service")
+        else:
+            sent = (
+                f"Uploaded {console.plural(fresh, 'file')} ({console.human_bytes(uploads.bytes)})"
             )
-        )
+            console.note(sent + (f"; {already}there" if there else ""))
     job, events = jobs.step(conn, ledger, job.name, poll_interval=how.poll_interval)
     started = [e for e in events if e.kind in ("started", "reused")]
     if not how.as_json:
@@ -86,10 +93,6 @@ def _shards_wait(n: int) -> str:
     return "1 shard waits" if n == 1 else f"{n:,} shards wait"
 
 
-def _were(n: int) -> str:
-    return f"{n:,} was" if n == 1 else f"{n:,} were"
-
-
 def _headline(job: jobs.Job) -> str:
     quota = (
         f", at most {job.max_enqueued_tokens:,} estimated prompt tokens enqueued"
@@ -103,17 +106,26 @@ def _headline(job: jobs.Job) -> str:
     )
 
 
+def already_started(batch: Batch, target: str, origin: str | None) -> str:
+    """Why nothing was started: where and when the same requests ran, and how to run afresh."""
+    text = f"Already started: {batch.id}  {batch.status}  ({target}); not starting it again"
+    if origin and Path(origin).resolve() != Path(target).resolve():
+        when = datetime.fromtimestamp(batch.created_at).strftime("%Y-%m-%d %H:%M")
+        text += f"\n  the same requests were started from {origin} on {when}"
+    fresh = f"openai-batch start-batch {shlex.quote(target)} --force"
+    return text + f"\n  to run them again (and pay again): {fresh}"
+
+
 def say_event(event: jobs.Event, first: bool = False) -> None:
     """Starts go to stdout on the first pass (as start-batch prints them), the rest to stderr."""
     shard = event.shard
     if event.kind in ("started", "reused") and event.batch is not None:
         if event.kind == "reused":
-            text = (
-                f"Already started: {event.batch.id}  {event.batch.status}  ({shard.path}); "
-                "not starting it again (--force starts another)"
-            )
+            origin = event.started.origin if event.started is not None else None
+            text = already_started(event.batch, console.shown(shard.path), origin)
         else:
-            text = f"Started batch: {event.batch.id}  {event.batch.status}  ({shard.path})"
+            where = console.shown(shard.path)
+            text = f"Started batch: {event.batch.id}  {event.batch.status}  ({where})"
         if first:
             console.say(text)
         else:
@@ -232,7 +244,11 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
     roots = jobs.roots(ledger, job)
     if not how.as_json:
         if len(job.shards) == 1 and batches.shards:
-            console.info(batchview.describe(batches.shards[0], request_file=job.shards[0].path))
+            console.info(
+                batchview.describe(
+                    batches.shards[0], request_file=console.shown(job.shards[0].path)
+                )
+            )
             console.info()
         else:
             console.info(jobs.status_table(job))

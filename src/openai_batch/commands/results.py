@@ -322,7 +322,7 @@ def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> N
         console.warn(text)
     responses = collected.responses
     if responses is None:
-        console.say("No output or error file: nothing to write.")
+        console.say("No output or error file: no responses file written.")
     else:
         console.say(
             f"Results written to: {responses.path} ({console.plural(responses.lines, 'line')}: "

@@ -196,10 +196,9 @@ def report(item: lifecycle.Started) -> None:
     for earlier in item.earlier:
         console.note(f"(an earlier batch {earlier.id} of this file ended {earlier.status})")
     if item.reused:
-        console.say(
-            f"Already started: {batch.id}  {batch.status}  ({item.target}); "
-            "not starting it again (--force starts another)"
-        )
+        from .jobflow import already_started
+
+        console.say(already_started(batch, item.target, item.origin))
     else:
         console.say(f"Started batch: {batch.id}  {batch.status}  ({item.target})")
 
