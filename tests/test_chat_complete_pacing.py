@@ -114,7 +114,6 @@ def test_server_error_text_is_redacted_on_screen_and_in_the_output(
         fake_api.base_url,
         "--api-key-env",
         "MY_LLM_KEY",
-        "-q",
     )
     assert code == 4, err
     assert "Authorization: Bearer <redacted>" in err

@@ -24,7 +24,7 @@ from openai_batch.jobs import job_names
 from openai_batch.ledger import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
-WAIT = ("--wait", "--poll-interval", "0", "-q")
+WAIT = ("--wait", "--poll-interval", "0")
 TEMPLATE = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<Name>>"}]}
 # every column that holds a content hash, as (table, column)
 CONTENT_COLUMNS = [

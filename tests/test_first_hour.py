@@ -143,13 +143,19 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_nothing_listening_fails_fast_naming_the_url(fake_api, monkeypatch, capsys):
+def test_nothing_listening_fails_fast_naming_the_url(fake_api, monkeypatch, capsys, tmp_path):
     url = f"http://127.0.0.1:{_closed_port()}/v1"
     monkeypatch.setenv("OPENAI_BASE_URL", url)
-    started = time.monotonic()
-    code, _, err = run_cli(capsys, "list-batches")
-    assert time.monotonic() - started < 5
-    assert_clean_error(code, err, url, "connection refused", "OPENAI_BASE_URL")
+    requests = write(tmp_path / "r.jsonl", _request_line("id_0") + "\n")
+    for args in (
+        ["list-batches"],
+        ["upload-batch-file", requests],
+        ["utils", "chat-complete", requests],
+    ):
+        started = time.monotonic()
+        code, _, err = run_cli(capsys, *args)
+        assert time.monotonic() - started < 5, args
+        assert_clean_error(code, err, url, "connection refused", "OPENAI_BASE_URL")
 
 
 def test_base_url_without_v1_says_so(fake_api, monkeypatch, capsys, tmp_path):

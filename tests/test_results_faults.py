@@ -18,7 +18,7 @@ from openai_batch.join import MAX_JSON_COLUMNS, write_csv
 from openai_batch.results import ResultIndex
 
 Capsys = pytest.CaptureFixture[str]
-WAIT = ("--wait", "--poll-interval", "0", "-q")
+WAIT = ("--wait", "--poll-interval", "0")
 TEMPLATE = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<Name>>"}]}
 
 
@@ -68,7 +68,7 @@ def test_an_odd_result_line_is_that_rows_error_and_the_rest_is_written(
         assert [r["status"] for r in rows] == ["ok", "ok", "error", "ok"]
         assert rows[2]["error"].startswith("malformed_result: "), rows[2]["error"]
         assert rows[3]["content"].endswith("n3")
-        assert "1 result line(s) are not a readable answer" in err
+        assert "1 result line not a readable answer" in err
         lines = Path("batch-responses.jsonl").read_bytes().split(b"\n")
         assert len(lines) == 5 and lines[2] == odd_result_line("id_2", kind).encode()
     assert "utils retry-failed" in err

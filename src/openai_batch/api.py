@@ -283,15 +283,15 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
             f"{_server_message(exc)}",
             hint="the service may be having trouble; run the same command again later",
         )
-    if isinstance(exc, openai.APITimeoutError):
-        return ApiError(
-            f"timed out while {what} ({where})",
-            hint="check the network and run the same command again",
-        )
     if isinstance(exc, openai.APIConnectionError) and (reason := unreachable_reason(exc)):
         return ApiError(
             f"nothing answers at {where} ({reason}) while {what}",
             hint="start the server there, or fix OPENAI_BASE_URL (unset it to use OpenAI)",
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return ApiError(
+            f"timed out while {what} ({where})",
+            hint="check the network and run the same command again",
         )
     if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError | OSError):
         cause = exc.__cause__ or exc

@@ -50,7 +50,8 @@ def _paced(base: type) -> type:
         _urls: dict[str, Any]
 
         def _should_retry(self, response: Any) -> bool:
-            return response.status_code != 429 and super()._should_retry(response)
+            # 501: the server has no such endpoint, and will not have it on a retry either.
+            return response.status_code not in (429, 501) and super()._should_retry(response)
 
         def _prepare_url(self, url: str) -> Any:
             # A run posts to a handful of paths; parsing each URL again costs 0.1 ms a request.
@@ -76,6 +77,8 @@ def make_client(
     import httpx2
     import openai
 
+    from .reach import fail_fast_async_client
+
     api.load_dotenv_file()
     env_base = os.environ.get("OPENAI_BASE_URL", "").strip() or None
     configured = any(
@@ -84,7 +87,7 @@ def make_client(
     common: dict[str, Any] = {
         "max_retries": max_retries,
         "timeout": timeout,
-        "http_client": openai.DefaultAioHttpClient(timeout=timeout),
+        "http_client": fail_fast_async_client(timeout=timeout),
     }
     if (
         base_url is None
@@ -323,6 +326,8 @@ async def _answer(run: _Run, request: Request) -> Outcome | None:
     import httpx2
     import openai
 
+    from .reach import route_missing
+
     settings, pacer = run.settings, run.pacer
     model = settings.model
     body = dict(request.body, model=model) if model else request.body
@@ -348,10 +353,12 @@ async def _answer(run: _Run, request: Request) -> Outcome | None:
             raise Fatal(exc) from None
         except openai.APIStatusError as exc:
             pacer.answered(exc.response.headers, ticket)
+            if route_missing(exc):  # every request would get the same: wrong URL or endpoint
+                raise Fatal(exc) from None
             return _failure(request.custom_id, exc, settings.secrets)
         except openai.APITimeoutError as exc:
             if _unreachable(exc):
-                raise Fatal(openai.APIConnectionError(request=exc.request)) from None
+                raise Fatal(exc) from None  # api.translate names what refused
             pacer.answered({}, ticket)
             error = {"code": "timeout", "message": "the request timed out after retries"}
             return Outcome(

@@ -115,3 +115,23 @@ def base_url_hint(base_url: str, variable: str = "OPENAI_BASE_URL") -> str:
         f"check {variable} (OpenAI's is https://api.openai.com/v1; unset it to use OpenAI), "
         "or use a server that offers this endpoint"
     )
+
+
+def fail_fast_async_client(**options: Any) -> Any:
+    """The SDK's aiohttp client (chat-complete) with FailFastClient's rules."""
+    base: Any = openai.DefaultAioHttpClient
+
+    class FailFastAsyncClient(base):  # type: ignore[misc,valid-type]
+        async def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+            try:
+                response = await super().send(request, **kwargs)
+            except Exception as exc:
+                reason = unreachable_reason(exc)
+                if reason is None:
+                    raise
+                raise Unreachable(reason, request) from exc
+            if response.status_code == 501 and "x-should-retry" not in response.headers:
+                response.headers["x-should-retry"] = "false"
+            return response
+
+    return FailFastAsyncClient(**options)

@@ -163,8 +163,8 @@ def problems(index: ResultIndex) -> list[str]:
         found.append(f"{lines} without a custom_id, skipped")
     if index.malformed:
         found.append(
-            f"{console.plural(index.malformed, 'result line')} not a readable answer: their rows say "
-            f"{answers.MALFORMED} (the lines are in the responses file as received)"
+            f"{console.plural(index.malformed, 'result line')} not a readable answer: their rows "
+            f"say {answers.MALFORMED} (the lines are in the responses file as received)"
         )
     if index.duplicate_count:
         shown = ", ".join(

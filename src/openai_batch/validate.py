@@ -17,11 +17,10 @@ from typing import Any
 
 from . import surrogates
 from .body_rules import check_body, embedding_inputs
-from .errors import BatchError
 from .problems import ERROR, WARNING, Problem
+from .request_files import check_request_path, json_problem
 from .requestfile_limits import OPENAI
 from .requestfile_limits import FileLimits as Limits
-from .request_files import check_request_path, json_problem
 from .sdk_types import batch_endpoints
 
 LINE_FIELDS = ("custom_id", "method", "url", "body")
