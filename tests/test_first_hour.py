@@ -529,3 +529,21 @@ def test_done_when_a_newcomer_with_the_slides_is_led_to_each_fix(
     assert [r["ID"] for r in rows] == ["1", "2", "3"]
     assert all(r["status"] == "ok" and r["Description"] in r["content"] for r in rows)
     assert rows[1]["Description"].startswith("David Carter")
+
+
+@pytest.mark.parametrize("command", REQUEST_COMMANDS[:6], ids=lambda c: " ".join(c[:2]))
+def test_a_results_file_where_a_request_file_goes(fake_api, capsys, tmp_path, command):
+    response = {"status_code": 200, "request_id": "r", "body": {"choices": []}}
+    line = {"id": "batch_req_1", "custom_id": "id_0", "response": response, "error": None}
+    path = write(tmp_path / "batch-responses.jsonl", json.dumps(line) + "\n")
+    code, _, err = run_cli(capsys, *command, path)
+    assert_clean_error(code, err, f"{path} is a results file", "utils retry-failed")
+    assert fake_api.requests == []
+
+
+def test_template_and_data_the_other_way_round(capsys, tmp_path):
+    data = write(tmp_path / "personas.csv", SLIDES_CSV)
+    template = write(tmp_path / "config.json", PERSONA)
+    code, _, err = run_cli(capsys, "make-batch-file", data, template)
+    assert_clean_error(code, err, "the template comes first")
+    assert f"make-batch-file {template} {data}" in err

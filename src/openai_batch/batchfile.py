@@ -353,9 +353,25 @@ def open_inputs(template_path: Path, data_path: Path, opts: MakeOptions) -> tupl
                 f"output {opts.output} is also the {what} file: writing it would destroy it.",
                 hint="give another name with -o.",
             )
+    _check_order(template_path, data_path)
     table = open_table(data_path, opts.table)
     template = load_template(template_path, table.columns, base_dir=data_path.resolve().parent)
     return table, template
+
+
+def _check_order(template_path: Path, data_path: Path) -> None:
+    """`make-batch-file people.csv config.json`: the two given the other way round."""
+    from .tables import FORMATS
+
+    swapped = data_path.suffix.lower() == ".json" and (
+        template_path.suffix.lower() in FORMATS.keys() - {".jsonl", ".ndjson"}
+    )
+    if swapped:
+        raise BatchError(
+            f"{data_path} looks like the template and {template_path} like the data: the "
+            "template comes first",
+            hint=f"openai-batch make-batch-file {data_path} {template_path}",
+        )
 
 
 def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) -> MakeResult:

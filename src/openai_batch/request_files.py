@@ -23,8 +23,9 @@ _REQUEST_KEYS = frozenset({"custom_id", "method", "url", "body"})
 _SNIFF_BYTES = 1 << 20  # a template is small; a request file's first line fits
 
 
-def check_request_path(path: Path) -> None:
-    """Refuse a missing path, a folder, a table or a template, each with the way forward."""
+def check_request_path(path: Path, *, results_allowed: bool = False) -> None:
+    """Refuse a missing path, a folder, a table or a template (and a results file, unless
+    `results_allowed`), each with the way forward."""
     if path.is_dir():
         inside = sorted(p.name for p in path.glob("*.jsonl"))[:5]
         listed = (
@@ -42,6 +43,13 @@ def check_request_path(path: Path) -> None:
             hint="make request files from it first: openai-batch make-batch-file TEMPLATE.json "
             f"{shlex.quote(str(path))}",
         )
+    if kind == "results" and not results_allowed:
+        raise BatchError(
+            f"{path} is a results file (the answers of a batch), not a request file",
+            hint="give the request file the batch was started from; to redo the failed "
+            f"requests: openai-batch utils retry-failed {shlex.quote(str(path))} --requests "
+            "REQUESTS.jsonl -o retry.jsonl",
+        )
     if kind == "template":
         raise BatchError(
             f"{path} is a template (one request body), not a request file (a .jsonl of requests)",
@@ -51,7 +59,8 @@ def check_request_path(path: Path) -> None:
 
 
 def _what_it_is(path: Path) -> str | None:
-    """ "table", "template", or None for what may be a request file (its checks come later)."""
+    """What the file is, when not a request file: "table", "template" or "results"; None for
+    what may be one (its checks come later)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(_SNIFF_BYTES)
@@ -61,7 +70,10 @@ def _what_it_is(path: Path) -> str | None:
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     first = _json_object(text.split("\n", 1)[0])
     if first is not None:
-        # One JSON object per line: requests have custom_id/body; a data table has neither.
+        # One JSON object per line: requests have custom_id/body; a data table has neither;
+        # results (an output or error file) have a response instead of a body.
+        if "response" in first and "body" not in first:
+            return "results"
         return None if _REQUEST_KEYS & first.keys() else _table_or_template(first, text)
     if text.startswith("{") and whole and '"custom_id"' not in text and _template_text(text):
         return "template"

@@ -75,7 +75,7 @@ def _source(ledger: Ledger, sources: tuple[str, ...], requests: Path | None) -> 
         return retry.from_batches(api.connect(), ledger, sources[0], requests)
     for path in paths:
         if path.exists():
-            check_request_path(path)  # a folder, a table or a template says what it is
+            check_request_path(path, results_allowed=True)  # a folder, a table, a template
     missing = [p for p in paths if not p.is_file()]
     if missing:
         alone = "; a batch id goes alone" if str(missing[0]).startswith("batch_") else ""
