@@ -547,3 +547,11 @@ def test_template_and_data_the_other_way_round(capsys, tmp_path):
     code, _, err = run_cli(capsys, "make-batch-file", data, template)
     assert_clean_error(code, err, "the template comes first")
     assert f"make-batch-file {template} {data}" in err
+
+
+def test_a_spaced_header_in_a_mixed_file_is_named_not_copied(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", "ID, Text\n1, a\n2,b\n")
+    template = write(tmp_path / "t.json", CHAT.replace("CONTENT", "<<Text>>"))
+    code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", tmp_path / "r.jsonl")
+    assert_clean_error(code, err, "the header says ' Text', with spaces", "take them out")
+    assert "did you mean << Text>>" not in err

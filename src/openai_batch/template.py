@@ -559,6 +559,13 @@ class _Builder:
             close = [lowered[wanted.lower()]] if wanted.lower() in lowered else []
         columns = ", ".join(repr(c) for c in self.columns)
         hint = f"the data's columns are: {columns}."
+        spaced = [c for c in self.columns if c != wanted and c.strip() == wanted.strip()]
+        if spaced:  # `ID, Age` in a file whose rows are not all written that way
+            return (
+                f"the header says {spaced[0]!r}, with spaces around the name: take them out of "
+                "the header (make-batch-file drops the space after each comma by itself only "
+                "when every row is written that way). " + hint
+            )
         if close:
             o, c = self.syntax.var
             hint = f"did you mean {o}{close[0]}{c}? " + hint
