@@ -253,7 +253,7 @@ def test_formula_like_answers_are_counted_and_xlsx_keeps_them_text(
     assert run_cli(capsys, "start-batch", "r.jsonl")[0] == 0
     code, _, err = results(capsys)
     assert code == 0, err
-    assert "4 result cell(s) in out.csv start with = + - @" in err
+    assert "4 result cells in out.csv starting with = + - @" in err
     assert "--table out.xlsx" in err
     rows = read_csv(Path("out.csv"))
     assert [r["content"] for r in rows[:4]] == FORMULAS  # data is never changed

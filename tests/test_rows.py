@@ -134,9 +134,9 @@ TWO = '{"model": "gpt-4o", "messages": [{"role": "user", "content": "<<a>>-<<b>>
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ("a,b\n1,2\n3\n4,5\n", "row 2: 1 field(s) where the header has 2: '3'"),
-        ("a,b\n1,2\n4,5\n6,7,8\n", "row 3: 3 field(s) where the header has 2: '6,7,8'"),
-        ('a,b\n"x\ny",2\n   \n', "row 2: 1 field(s) where the header has 2: '   '"),
+        ("a,b\n1,2\n3\n4,5\n", "row 2: 1 field where the header has 2: '3'"),
+        ("a,b\n1,2\n4,5\n6,7,8\n", "row 3: 3 fields where the header has 2: '6,7,8'"),
+        ('a,b\n"x\ny",2\n   \n', "row 2: 1 field where the header has 2: '   '"),
     ],
     ids=["fewer", "more", "spaces"],
 )

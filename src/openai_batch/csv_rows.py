@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .console import plural
 from .errors import BatchError
 
 RAGGED_HINT = (
@@ -155,7 +156,7 @@ def _ragged_error(fmt: CsvFormat, ragged: list[Any]) -> BatchError:
     text = first.text if len(first.text) <= 60 else first.text[:57] + "..."
     more = f" ({len(ragged):,} rows in all)" if len(ragged) > 1 else ""
     return BatchError(
-        f"{fmt.path}, {row}: {first.actual_columns} field(s) where the header has "
+        f"{fmt.path}, {row}: {plural(first.actual_columns, 'field')} where the header has "
         f"{first.expected_columns}: {text!r}{more}.",
         hint=RAGGED_HINT,
     )

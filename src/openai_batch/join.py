@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import answers
+from . import answers, console
 from .answers import cell_text
 from .results import LOOKUP_BLOCK, batched
 from .tablewriter import TableTarget, TableWriter, looks_like_formula
@@ -211,7 +211,8 @@ def write_table(
     notes = [plan.note] if plan.note else []
     if written.replaced_characters:
         notes.append(
-            f"{written.replaced_characters:,} character(s) an .xlsx cell cannot hold were "
+            f"{console.plural(written.replaced_characters, 'character')} an .xlsx cell cannot "
+            "hold, "
             "replaced (control characters by U+FFFD, carriage returns by line feeds); "
             "the responses file has them as sent"
         )
@@ -268,13 +269,8 @@ def _rows(frame: pd.DataFrame) -> Iterable[tuple[Any, ...]]:
 
 
 def _bar(enabled: bool, total: int) -> Any:
-    """A progress bar of data rows joined (on stderr; off with -q)."""
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total or None, unit=" rows", desc="joining", file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True, unit_scale=True)  # fmt: skip
+    """A progress bar of data rows joined (on stderr, on a terminal; off with -q)."""
+    return console.progress_bar(enabled=enabled, total=total or None, unit=" rows", desc="joining")
 
 
 def _chain(first: Any, rest: Iterable[Any]) -> Iterable[Any]:
@@ -317,7 +313,8 @@ def formula_warning(summary: CsvSummary) -> str | None:
         return None
     xlsx = summary.path.with_suffix(".xlsx")
     return (
-        f"{summary.formulas:,} result cell(s) in {summary.path} start with = + - @ or a tab: "
+        f"{console.plural(summary.formulas, 'result cell')} in {summary.path} starting with "
+        "= + - @ or a tab: "
         "Excel and LibreOffice may run them as formulas when the file is opened; "
         f"--table {xlsx.name} writes every cell as text"
     )
