@@ -389,7 +389,7 @@ def test_limit_takes_the_first_rows(tmp_path, capsys):
         ("", "d.csv", "empty"),
         ("a,a\n1,2\n", "d.csv", "appears twice"),
         ("Name\n", "d.csv", "no data rows"),
-        ("a,b\n1,2,3,4\n", "d.csv", "row 1: 4 field(s) where the header has 2"),
+        ("a,b\n1,2,3,4\n", "d.csv", "row 1: 4 fields where the header has 2"),
         ("x", "d.xls", ".xls"),
         ("x", "d.docx", "unknown data file type"),
         ('{"a": 1}\nnot json\n', "d.jsonl", "line 2"),
