@@ -12,7 +12,7 @@ from helpers import assert_clean_error, read_csv, run_cli
 from openai_batch.ledger import downloads_dir
 
 Capsys = pytest.CaptureFixture[str]
-WAIT = ("--wait", "--poll-interval", "0", "-q")
+WAIT = ("--wait", "--poll-interval", "0")
 TEMPLATE = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<Name>>"}]}
 
 

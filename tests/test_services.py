@@ -16,7 +16,7 @@ from helpers import assert_clean_error, cli_json, read_csv, read_jsonl, run_cli
 from openai_batch.ledger import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
-WAIT = ("--wait", "--poll-interval", "0", "--quiet")
+WAIT = ("--wait", "--poll-interval", "0")
 
 
 @pytest.fixture

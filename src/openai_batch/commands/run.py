@@ -118,8 +118,8 @@ def run(
         return jobflow.follow_job(conn, ledger, the_job, how)
 
 
-def check_poll_interval(poll_interval: float) -> None:
-    if poll_interval < 0:
+def check_poll_interval(poll_interval: float | None) -> None:
+    if poll_interval is not None and poll_interval < 0:
         raise BatchError(f"--poll-interval cannot be negative ({poll_interval:g})")
 
 
