@@ -16,7 +16,7 @@ from openai_batch.ledger import DB_NAME, home_dir, open_ledger
 from openai_batch.redaction import public_url, redact
 
 Capsys = pytest.CaptureFixture[str]
-WAIT = ("--wait", "--poll-interval", "0.01", "--quiet")
+WAIT = ("--wait", "--poll-interval", "0.01")
 
 
 @pytest.fixture
