@@ -555,3 +555,10 @@ def test_a_spaced_header_in_a_mixed_file_is_named_not_copied(tmp_path, capsys):
     code, _, err = run_cli(capsys, "make-batch-file", template, data, "-o", tmp_path / "r.jsonl")
     assert_clean_error(code, err, "the header says ' Text', with spaces", "take them out")
     assert "did you mean << Text>>" not in err
+
+
+def test_the_unreachable_url_is_named_without_its_password(fake_api, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://alice:s3cret-pw@127.0.0.1:{_closed_port()}")
+    code, out, err = run_cli(capsys, "list-batches")
+    assert_clean_error(code, err, "nothing answers at http://127.0.0.1:")
+    assert "s3cret-pw" not in out + err

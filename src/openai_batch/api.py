@@ -40,6 +40,7 @@ CONNECT_TIMEOUT_SECONDS = 20.0
 DOWNLOAD_ATTEMPTS = 3
 FINAL_STATUSES = batchshape.FINAL
 KEYS_PAGE = "https://platform.openai.com/api-keys"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
@@ -409,7 +410,7 @@ def _wrong_address(exc: Any, what: str, conn: Connection | None) -> ApiError | N
     route = route_missing(exc)
     if route is None:
         return None
-    base = conn.service if conn else (_env("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+    base = conn.service if conn else public_url(_env("OPENAI_BASE_URL") or OPENAI_BASE_URL)
     where = conn.describe() if conn else base
     return ApiError(
         f"{where} answered {exc.status_code} to {route} while {what}: the base URL is wrong, "
