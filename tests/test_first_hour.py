@@ -344,8 +344,6 @@ def test_each_help_shows_its_own_example(capsys):
     [
         (["list-batches", "--limit", "-1"], "--limit cannot be negative"),
         (["make-batch-file", "t.json", "d.csv", "--preview", "0"], "--preview must be at least 1"),
-        (["get-batch-results", "batch_x", "--poll-interval", "-5"], "--poll-interval"),
-        (["run", "t.json", "d.csv", "--poll-interval", "-1"], "--poll-interval"),
     ],
 )
 def test_nonsense_numbers_are_refused(fake_api, capsys, args, needle):

@@ -97,13 +97,10 @@ def get_batch_results(
     as_json
         Print the API's batch objects plus what this command adds (files written, counts).
     """
-    from .run import check_poll_interval
-
     target = table_target(table, csv_path=csv)
     if parallel < 1:
         raise BatchError("--parallel must be at least 1")
     console.set_quiet(quiet)
-    check_poll_interval(poll_interval)
     if job is not None:
         return _job_results(
             targets, job, output=output, csv=csv, table=table, data=data, id_column=id_column,

@@ -95,7 +95,6 @@ def run(
     meta = lifecycle.parse_metadata(metadata or [], description)
     check_job_options(max_enqueued_tokens, parallel)
     table_target(table, csv_path=csv)  # a wrong name fails before anything is made
-    check_poll_interval(poll_interval)
     conn = api.connect(service=render.service)  # a missing key fails before rendering rows
     conn.profile.check_window(completion_window)
     meta = jobs.with_window(meta, completion_window)
@@ -116,11 +115,6 @@ def run(
             fresh=[f.digest for f in made.files], extra_json={"make": made.to_json()},
         )  # fmt: skip
         return jobflow.follow_job(conn, ledger, the_job, how)
-
-
-def check_poll_interval(poll_interval: float | None) -> None:
-    if poll_interval is not None and poll_interval < 0:
-        raise BatchError(f"--poll-interval cannot be negative ({poll_interval:g})")
 
 
 def check_job_options(max_enqueued_tokens: int | None, parallel: int) -> None:
