@@ -463,19 +463,19 @@ def test_delete_files_once_results_are_downloaded(
     assert run_cli(capsys, "start-batch", path)[0] == 0
     (batch_id,) = fake.batches
     code, out, err = run_cli(capsys, "utils", "delete-files", batch_id)
-    assert code == 0 and "Deleted 0 file(s)" in out and "still" in err  # running: all kept
+    assert code == 0 and "Deleted 0 files" in out and "still" in err  # running: all kept
     fake.auto_advance = False
     fake.finish()
     batch = fake.batches[batch_id]
     code, out, err = run_cli(capsys, "utils", "delete-files", batch_id)
-    assert "Deleted 0 file(s)" in out and "not downloaded yet" in err
+    assert "Deleted 0 files" in out and "not downloaded yet" in err
     assert not any(f.deleted for f in fake.files.values())
     run_cli(capsys, "get-batch-results", batch_id, "-o", "out.jsonl")
     code, out, err = run_cli(capsys, "utils", "delete-files", batch_id, "--dry-run")
-    assert code == 0 and "Would delete 3 file(s)" in out
+    assert code == 0 and "Would delete 3 files" in out
     assert not any(f.deleted for f in fake.files.values())
     code, out, err = run_cli(capsys, "utils", "delete-files", batch_id)
-    assert code == 0 and "Deleted 3 file(s)" in out
+    assert code == 0 and "Deleted 3 files" in out
     for file_id in (batch.input_file_id, batch.output_file_id, batch.error_file_id):
         assert fake.files[file_id].deleted
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 4  # the results stay on this disk

@@ -66,7 +66,7 @@ def delete_files(
         return 0
     verb = "Would delete" if dry_run else "Deleted"
     console.say(
-        f"{verb} {len(plan.delete)} file(s) ({console.human_bytes(plan.bytes)}) on "
+        f"{verb} {console.plural(len(plan.delete), 'file')} ({console.human_bytes(plan.bytes)}) on "
         f"{conn.describe()}"
     )
     for file_id, role, _ in plan.delete:
