@@ -26,7 +26,6 @@ from .digests import digest_of, matches, new_digest
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
 from .request_files import check_request_path
-from .requestfile_limits import OPENAI
 
 if TYPE_CHECKING:
     from openai.types import Batch
