@@ -560,3 +560,14 @@ def test_azure_style_urls_are_estimated_and_run_like_versioned_ones(
     answers = read_jsonl(tmp_path / "answers.jsonl")
     assert sorted(a["custom_id"] for a in answers) == [f"id_{i}" for i in range(4)]
     assert all(a["response"]["status_code"] == 200 for a in answers)
+
+
+def test_service_named_explicitly_wins_over_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openai_batch import api
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.groq.com/openai/v1")
+    assert api.connect().profile.name == "groq"
+    assert api.connect(service="openai").profile.name == "openai"
+    monkeypatch.setenv("OPENAI_BATCH_SERVICE", "openai")
+    assert api.connect().profile.name == "openai"

@@ -103,7 +103,8 @@ def connect(
     load_dotenv_file()
     conn = _connect(strict=strict, max_retries=max_retries)
     profile = service_profiles.select(service)
-    if profile is service_profiles.OPENAI and not os.environ.get("OPENAI_BATCH_SERVICE"):
+    chosen = service or os.environ.get("OPENAI_BATCH_SERVICE", "").strip()
+    if profile is service_profiles.OPENAI and not chosen:  # not named: the connection decides
         profile = service_profiles.for_url(conn.service, azure=conn.azure)
     return dataclasses.replace(conn, profile=profile)
 
