@@ -2,7 +2,7 @@
 
 Memory holds no string per result: each line becomes one fixed-size record in numpy arrays
 (the custom_id's 128-bit XXH3, where the raw line is, where its understood answer is in a spill
-file, success, batch rank and request-file group: 58 bytes), so a million results take ~60 MB
+file, success, batch rank and request-file group: 47 bytes), so a million results take ~50 MB
 and long answers take none. The answers themselves, read once with answers.extract, go to the
 spill file (beside the downloads) as small JSON arrays; the join reads them back instead of
 parsing every result line again. Every answer read back is checked against the custom_id asked
@@ -27,16 +27,17 @@ from .errors import BatchError
 
 MAX_TRACKED_KEYS = 10_000  # distinct JSON answer keys counted (see join.json_columns)
 _SPILL_BUFFER = 1 << 20
+_MAX_SMALL = 0xFFFF  # sources, ranks and groups are stored in 16 bits
 _RECORD = [
     ("hi", "<u8"),
     ("lo", "<u8"),
-    ("source", "<i4"),
-    ("offset", "<i8"),
-    ("length", "<i4"),
-    ("spill", "<i8"),
-    ("spill_length", "<i4"),
-    ("rank", "<i4"),
-    ("group", "<i4"),
+    ("source", "<u2"),
+    ("offset", "<u8"),
+    ("length", "<u4"),
+    ("spill", "<u8"),
+    ("spill_length", "<u4"),
+    ("rank", "<u2"),
+    ("group", "<u2"),
     ("ok", "u1"),
 ]
 
@@ -105,8 +106,13 @@ class ResultIndex:
         if self._table is not None:
             raise RuntimeError("ResultIndex: add_file after the first lookup")
         source = len(self.sources)
-        self.sources.append(Path(path))
         group_no = self._group_number(group)
+        if max(source, rank, group_no) > _MAX_SMALL:
+            raise BatchError(
+                f"more than {_MAX_SMALL:,} result files, batches or request files in one join",
+                hint="get the results of fewer batches at a time",
+            )
+        self.sources.append(Path(path))
         spill = self._spill_file(Path(path).parent)
         rows: list[tuple[Any, ...]] = []
         lines = 0
@@ -189,23 +195,38 @@ class ResultIndex:
 
         if self._spill is not None:
             self._spill.flush()  # reads go by os.pread, around the file object's buffer
-        parts = [p for p in self._parts if len(p)]
-        every = np.concatenate(parts) if parts else np.zeros(0, dtype=_RECORD)
-        self._parts = []
+        every = self._gathered()
         if len(every) == 0:
             self._table = every
             return every
-        seq = np.arange(len(every))
-        order = np.lexsort((seq, every["rank"], every["ok"], every["lo"], every["hi"]))
-        ranked = every[order]
-        del order, seq
-        same_id = (ranked["hi"][1:] == ranked["hi"][:-1]) & (ranked["lo"][1:] == ranked["lo"][:-1])
+        # np.lexsort is stable: equal keys keep the order the lines were added in, so the
+        # last of a run is the winner (success over error, then the later batch, then the
+        # later line). Only the sort order and two gathered key columns exist beside the
+        # records (~80 bytes per result at the peak), never a second copy of them.
+        order = np.lexsort((every["rank"], every["ok"], every["lo"], every["hi"]))
+        his, los = every["hi"][order], every["lo"][order]
+        same_id = (his[1:] == his[:-1]) & (los[1:] == los[:-1])
+        del his, los
         if same_id.any():
             self._find_duplicates(every)
-            self._find_conflicts(ranked, same_id)
-        last = np.append(~same_id, True)
-        self._table = ranked[last]
+            self._find_conflicts(every[order], same_id)
+        winners = order[np.append(~same_id, True)]
+        del order, same_id
+        self._table = every[winners]
         return self._table
+
+    def _gathered(self) -> Any:
+        """Every file's records in one array, each part freed once copied (no 2x peak)."""
+        import numpy as np
+
+        parts, self._parts = self._parts, []
+        every = np.empty(sum(len(p) for p in parts), dtype=_RECORD)
+        at = 0
+        for n, part in enumerate(parts):
+            every[at : at + len(part)] = part
+            at += len(part)
+            parts[n] = None
+        return every
 
     def _find_duplicates(self, every: Any) -> None:
         """One batch (rank) of one group answering a custom_id more than once."""
