@@ -413,7 +413,10 @@ def test_the_same_requests_in_another_folder_say_where_and_when(fake_api, capsys
     assert len(fake_api.batches) == 1
 
 
-def test_a_cancelled_batch_without_output_still_writes_the_table(fake_api, capsys, tmp_path):
+def test_a_cancelled_batch_without_output_still_writes_the_table(
+    fake_api, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # batch-responses.jsonl is written in the working folder
     data = write(tmp_path / "personas.csv", SLIDES_CSV)
     template = write(tmp_path / "t.json", PERSONA)
     requests = tmp_path / "r.jsonl"
