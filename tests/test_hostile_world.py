@@ -218,3 +218,74 @@ def test_a_dotenv_with_its_own_key_and_url_is_the_users_configuration(
         f"OPENAI_BASE_URL={fake.base_url}\nOPENAI_API_KEY={fake.api_key}\n", encoding="utf-8"
     )
     assert run_cli(capsys, "list-batches")[0] == 0
+
+
+def test_a_dotenv_url_is_refused_for_the_key_variable_chat_complete_reads(
+    fake: FakeOpenAI, capsys: Capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`--api-key-env GROQ_API_KEY` with the key in the environment: a `.env` base URL used to
+    receive `Bearer gsk_...`, since only the three standard key variables were guarded."""
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("GROQ_API_KEY", "gsk_reviewsecret123456")
+    Path(".env").write_text(f"OPENAI_BASE_URL={fake.base_url}\n", encoding="utf-8")
+    write_request_file()
+    code, _out, err = run_cli(
+        capsys,
+        "utils",
+        "chat-complete",
+        "r.jsonl",
+        "-o",
+        "o.jsonl",
+        "--api-key-env",
+        "GROQ_API_KEY",
+    )
+    assert code == 1 and "Traceback" not in err
+    assert ".env sets OPENAI_BASE_URL" in err and "GROQ_API_KEY" in err
+    assert fake.log == [] and not Path("o.jsonl").exists()
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "SSL_CERT_FILE"])
+def test_a_dotenv_may_not_route_the_users_key_through_a_proxy(
+    fake: FakeOpenAI, capsys: Capsys, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A `.env` proxy sees every request, the key included; a certificate file lets a server
+    of the folder's choosing pass for the real one."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy", "SSL_CERT_FILE"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    Path(".env").write_text(f"{variable}=http://127.0.0.1:9\n", encoding="utf-8")
+    code, _out, err = run_cli(capsys, "list-batches")
+    assert code == 1 and "Traceback" not in err
+    assert f".env sets {variable}=" in err and "OPENAI_BATCH_TRUST_DOTENV_URL=1" in err
+    assert fake.log == []
+
+
+@pytest.mark.parametrize("url", ["alice:s3cretpw@host/v1", "localhost:8000/v1", "ftp://h/v1"])
+def test_a_base_url_without_http_is_named_and_its_password_never_shown(
+    fake: FakeOpenAI, capsys: Capsys, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """`alice:s3cretpw@host/v1` was printed whole, as "could not reach", with a network hint."""
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    for command in (("list-batches",), ("utils", "chat-complete", "r.jsonl", "-o", "o.jsonl")):
+        write_request_file()
+        code, _out, err = run_cli(capsys, *command)
+        assert code != 0 and "Traceback" not in err
+        assert "OPENAI_BASE_URL is not a valid URL" in err and "http://" in err, err
+        assert "s3cretpw" not in err and "network" not in err
+
+
+def test_the_resume_command_after_ctrl_c_shows_no_password() -> None:
+    from openai_batch.localfaults import interrupted
+
+    argv = ["utils", "chat-complete", "r.jsonl", "--base-url", "http://u:pw-secret@h/v1"]
+    error = interrupted(argv)
+    assert "pw-secret" not in str(error) + str(error.hint)
+    assert "--base-url http://h/v1" in str(error.hint)
+    assert "pw-secret" not in redact("could not reach alice:pw-secret@host/v1")
+
+
+def write_request_file() -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    request = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    Path("r.jsonl").write_text(json.dumps(request) + "\n", encoding="utf-8")

@@ -58,7 +58,7 @@ class Connection:
         return f"Azure OpenAI at {self.service}" if self.azure else self.service
 
 
-def load_dotenv_file() -> None:
+def load_dotenv_file(key_variables: tuple[str, ...] = ()) -> None:
     """Read `.env` from the working directory, never overriding variables already set.
 
     A `.env` comes with a cloned or downloaded folder: one that names the service
@@ -71,7 +71,7 @@ def load_dotenv_file() -> None:
         from .dotenv_guard import check_dotenv
 
         values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-        check_dotenv(path, values)
+        check_dotenv(path, values, key_variables)
         for name, value in values.items():
             os.environ.setdefault(name, value)
 
@@ -130,6 +130,7 @@ def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
             "or put `OPENAI_API_KEY=...` in a .env file in this folder",
         )
     _check_key_text(key, "OPENAI_API_KEY")
+    check_base_url(_env("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
     try:
         client = openai.OpenAI(
             api_key=key,
@@ -157,15 +158,32 @@ def client_setup_error(exc: BaseException, url_variable: str) -> ApiError:
 
     if isinstance(exc, httpx2.InvalidURL | ValueError):
         return ApiError(
-            f"{url_variable} is not a valid URL ({redact(str(exc))})",
-            hint=f"set {url_variable} to the service's address, e.g. "
-            + (
-                "https://YOUR-RESOURCE.openai.azure.com"
-                if url_variable.startswith("AZURE")
-                else "https://api.openai.com/v1"
-            ),
+            f"{url_variable} is not a valid URL ({redact(str(exc))})", hint=_url_hint(url_variable)
         )
     return ApiError(f"cannot configure the OpenAI client: {redact(str(exc))}")
+
+
+def check_base_url(url: str | None, variable: str) -> None:
+    """A base URL must say http:// or https://: `localhost:8000/v1` would otherwise read as
+    scheme `localhost` and fail as "could not reach" (and `alice:pw@host` show a password)."""
+    if url is None:
+        return
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise ApiError(
+            f"{variable} is not a valid URL: {public_url(url)} (it must start with http:// or "
+            "https://)",
+            hint=_url_hint(variable),
+        )
+
+
+def _url_hint(variable: str) -> str:
+    example = (
+        "https://YOUR-RESOURCE.openai.azure.com"
+        if variable.startswith("AZURE")
+        else "https://api.openai.com/v1 (a local server: http://localhost:8000/v1)"
+    )
+    return f"set {variable} to the service's address, e.g. {example}"
 
 
 def _check_key_text(key: str, variable: str) -> None:
@@ -207,6 +225,7 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
             "Azure OpenAI needs an API version: OPENAI_API_VERSION is not set",
             hint="set OPENAI_API_VERSION, e.g. `export OPENAI_API_VERSION=2025-04-01-preview`",
         )
+    check_base_url(endpoint, "AZURE_OPENAI_ENDPOINT")
     try:
         client = openai.AzureOpenAI(
             azure_endpoint=endpoint,

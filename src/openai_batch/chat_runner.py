@@ -79,7 +79,7 @@ def make_client(
 
     from .reach import fail_fast_async_client
 
-    api.load_dotenv_file()
+    api.load_dotenv_file((api_key_env,) if api_key_env else ())
     env_base = os.environ.get("OPENAI_BASE_URL", "").strip() or None
     configured = any(
         os.environ.get(v, "").strip() for v in ("OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT")
@@ -123,6 +123,7 @@ def make_client(
                 hint=f"export {variable}=... (a local server without auth needs no key)",
             )
         key = LOCAL_KEY
+    api.check_base_url(url, "--base-url" if base_url else "OPENAI_BASE_URL")
     try:
         client = _paced(openai.AsyncOpenAI)(api_key=key, base_url=url, **common)
     except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:

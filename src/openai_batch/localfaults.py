@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Sequence
 
 from .errors import BatchError
+from .redaction import redact
 
 RERUN = "nothing half-written was kept; run the same command again when fixed"
 
@@ -121,7 +122,7 @@ def interrupted(argv: Sequence[str]) -> BatchError:
     error = BatchError(
         "interrupted",
         hint="nothing half-written was kept, and what finished is remembered; to go on, run "
-        "the same command again: " + shlex.join(["openai-batch", *argv]),
+        "the same command again: " + redact(shlex.join(["openai-batch", *argv])),
     )
     error.exit_code = 130
     return error

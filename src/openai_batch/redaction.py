@@ -19,6 +19,8 @@ _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|[A-Fa-f0-9]{32})\b")
 _BEARER_PATTERN = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
 # scheme://user[:password]@ : the userinfo of any URL inside a text
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/@:]*(?::[^\s/@]*)?@")
+# user:password@host written without a scheme (`alice:secret@host/v1`)
+_BARE_USERINFO = re.compile(r"(?<![\w/:@.\-])[^\s/@:'\"]+:[^\s/@'\"]*@(?=[\w\[])")
 
 
 def redact(text: str, *secrets: str) -> str:
@@ -29,12 +31,15 @@ def redact(text: str, *secrets: str) -> str:
         if value and len(value.strip()) >= 8:
             text = text.replace(value.strip(), REDACTED)
     text = _USERINFO.sub(r"\1", text)
+    text = _BARE_USERINFO.sub("", text)
     text = _BEARER_PATTERN.sub(rf"\1{REDACTED}", text)
     return _KEY_PATTERN.sub(REDACTED, text)
 
 
 def public_url(url: str) -> str:
     """The URL without its user name and password (what may be shown, stored or compared)."""
+    if "://" not in url:  # not a URL this function can take apart: `alice:secret@host`
+        return redact(url)
     try:
         parts = urlsplit(url)
     except ValueError:
