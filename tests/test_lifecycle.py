@@ -46,7 +46,7 @@ def make_small(tmp_path: Path, rows: int = 12, *, name: str = "people.csv") -> t
     return template, data
 
 
-SLIDES_WAIT = ("--wait", "--poll-interval", "0.01", "--quiet")
+SLIDES_WAIT = ("--wait", "--poll-interval", "0.01")
 
 
 def test_slides_workflow_on_the_seed_fixtures_joins_real_output(
