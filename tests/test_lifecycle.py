@@ -75,7 +75,7 @@ def test_slides_workflow_on_the_seed_fixtures_joins_real_output(
     assert batch["endpoint"] == "/v1/chat/completions" and batch["completion_window"] == "24h"
 
     code, out, err = run_cli(
-        capsys, "get-batch-results", batch["id"], "--csv", "results.csv", *SLIDES_WAIT[:-1]
+        capsys, "get-batch-results", batch["id"], "--csv", "results.csv", *SLIDES_WAIT
     )  # not --quiet: the status view is what this step checks
     assert code == 0, err
     assert f"{batch['id']}  completed" in out
