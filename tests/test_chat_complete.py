@@ -126,7 +126,7 @@ def test_cli_refuses_a_broken_file_cleanly(tmp_path, capsys):
 def test_cli_refuses_writing_over_the_request_file(tmp_path, capsys):
     path = write_requests(tmp_path / "r.jsonl", [request(0)])
     code, _, err = run_cli(capsys, "utils", "chat-complete", path, "-o", path)
-    assert_clean_error(code, err, "cannot be the request file")
+    assert_clean_error(code, err, "is the request file this command reads")
 
 
 # --- against the fake server ------------------------------------------------------------------

@@ -321,7 +321,7 @@ def test_user_mistakes_are_clear_errors(fake: FakeOpenAI, capsys: Capsys, tmp_pa
         assert "Traceback" not in err and "error: " in err
         return err
 
-    assert "overwritten" in refused(batch, "-o", ORIGINAL)
+    assert "would destroy it" in refused(batch, "-o", ORIGINAL)
     assert Path(ORIGINAL).read_bytes() == before
     assert "no batch batch_doesnotexist" in refused(
         "batch_doesnotexist", "-o", "r.jsonl", exit_code=3

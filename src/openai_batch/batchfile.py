@@ -14,7 +14,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import console, files
+from . import console, files, output_guard
 from .digests import new_digest
 from .errors import BatchError
 from .requestfile_limits import ENDPOINTS, OPENAI, FileLimits, human_decimal
@@ -347,12 +347,9 @@ def _check_request(request: dict[str, Any], template: Template) -> None:
 
 def open_inputs(template_path: Path, data_path: Path, opts: MakeOptions) -> tuple[Table, Template]:
     check_options(opts)
-    for what, given in (("template", template_path), ("data", data_path)):
-        if opts.output.resolve() == given.resolve():
-            raise BatchError(
-                f"output {opts.output} is also the {what} file: writing it would destroy it.",
-                hint="give another name with -o.",
-            )
+    output_guard.check_output(
+        opts.output, flag="-o", reads=[("template", template_path), ("data file", data_path)]
+    )
     _check_order(template_path, data_path)
     table = open_table(data_path, opts.table)
     template = load_template(template_path, table.columns, base_dir=data_path.resolve().parent)
@@ -377,6 +374,7 @@ def _check_order(template_path: Path, data_path: Path) -> None:
 def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) -> MakeResult:
     """Render every row into request files; all or nothing."""
     table, template = open_inputs(template_path, data_path, opts)
+    _check_not_known_inputs(opts.output)
     if opts.inputs_open is not None:
         opts.inputs_open()
     maker = IdMaker(table, opts.id_column, opts.id_prefix)
@@ -414,6 +412,17 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
     return MakeResult(
         shards, template_path, data_path, opts.endpoint, model, opts, stale, table.skip_spaces
     )
+
+
+def _check_not_known_inputs(output: Path) -> None:
+    """Request files are made again freely; a data file or template of a recorded job is not
+    replaced (every later join of that job would refuse the changed file)."""
+    from .ledger import open_ledger
+
+    with open_ledger() as ledger:
+        output_guard.check_output(
+            output, flag="-o", ledger=ledger, may_replace=lambda what: what == "request file"
+        )
 
 
 def stale_outputs(output: Path, written: list[Path]) -> list[Path]:

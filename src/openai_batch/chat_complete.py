@@ -258,8 +258,7 @@ def run_requests(
     if not give_up_after > 0:
         raise BatchError("--give-up-after must be a positive number of seconds")
     out = Path(output) if output is not None else default_output_path(path)
-    if out.resolve() == path.resolve():
-        raise BatchError("the output file cannot be the request file", hint="choose another -o")
+    _check_output(out, path)
     ids = scan_requests(path)
     limits = Limits(concurrency, max_rps, max_tpm, give_up_after)
     with output_lock(out):
@@ -283,6 +282,16 @@ def run_requests(
     if fatal is not None:
         raise _fatal_error(fatal.exc, path, conn)
     return summary
+
+
+def _check_output(out: Path, requests: Path) -> None:
+    """Never over the request file read, nor an input the ledger knows (`output_guard`); the
+    output may be an earlier run's output of the same kind, which is resumed."""
+    from . import output_guard
+    from .ledger import open_ledger
+
+    with open_ledger() as ledger:
+        output_guard.check_output(out, flag="-o", reads=[("request file", requests)], ledger=ledger)
 
 
 def output_lock(out: Path) -> Any:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -83,11 +85,42 @@ def _release(temp: Path) -> None:
 
 
 def commit(temp: Path, final: Path) -> None:
-    """Move a finished temp file into place, atomically, after flushing it to disk."""
+    """Move a finished temp file into place, atomically, after flushing it to disk.
+
+    The temp file was made private (mkstemp: 0600); the file put in place gets the mode a plain
+    `open(final, "w")` would give it: a replaced file keeps its mode, a new one follows the
+    umask (so colleagues on a shared server can read results when the umask lets them)."""
     with open(temp, "rb+") as fh:
         os.fsync(fh.fileno())
+    with contextlib.suppress(OSError):
+        os.chmod(temp, _mode_for(final))
     os.replace(temp, final)
     _release(temp)
+
+
+def _mode_for(final: Path) -> int:
+    try:
+        return stat.S_IMODE(os.stat(final).st_mode)
+    except OSError:
+        return 0o666 & ~umask()
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # os.umask can only be read by setting it
+        current = os.umask(0o077)
+        os.umask(current)
+    return current
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def discard(temp: Path) -> None:

@@ -509,6 +509,22 @@ class Ledger:
         )
         return [row[0] for row in rows]
 
+    def known_as(self, path: Path | str) -> str | None:
+        """What the ledger knows `path` as: "request file", "data file" or "template" (an
+        input of a recorded job, which no output may replace), else None."""
+        where = _abs(path)
+        for column, what in (
+            ("path", "request file"),
+            ("data", "data file"),
+            ("template", "template"),
+        ):
+            row = self.db.execute(
+                f"SELECT 1 FROM request_files WHERE {column} = ? LIMIT 1", (where,)
+            ).fetchone()
+            if row is not None:
+                return what
+        return None
+
     def request_files_derived_from(self, digest: str) -> list[RequestFileRecord]:
         """Request files made from this one (retries of its failed requests), transitively."""
         found: dict[str, RequestFileRecord] = {}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, batchshape, batchstatus, console, join, results
+from . import api, batchshape, batchstatus, console, join, output_guard, results
 from .digests import digest_of, matches, new_digest
 from .errors import ApiError, BatchError
 from .ledger import BatchRecord, Ledger, RequestFileRecord, download_path
@@ -999,6 +999,10 @@ def collect(
         roots, requests=requests, data=data, id_column=id_column, id_prefix=id_prefix,
         join=table is not None,
     )  # fmt: skip
+    guard_outputs(
+        [("-o", output), *([(table.flag, table.path)] if table is not None else [])],
+        roots, data=plan.data or data, requests=requests, order_files=plan.order_files,
+    )  # fmt: skip
     from .downloads import download_all
 
     downloads = download_all(conn, batches, parallel=parallel)
@@ -1022,6 +1026,40 @@ def collect(
     finally:
         index.close()
     return Collected(downloads, responses, summary, plan, failing, notes, dict(groups or {}))
+
+
+def guard_outputs(
+    outputs: Sequence[tuple[str, Path]],
+    roots: Sequence[RequestFileRecord],
+    *,
+    data: Path | None = None,
+    requests: Path | None = None,
+    order_files: Sequence[Path] = (),
+) -> None:
+    """No results file or table is written over an input of these batches or one the ledger
+    knows (`output_guard`), nor two outputs over each other."""
+    from .ledger import open_ledger
+
+    reads: list[tuple[str, Path | str | None]] = [("data file", data), ("request file", requests)]
+    for root in roots:
+        reads += [
+            ("request file", root.path),
+            ("template", root.template),
+            ("data file", root.data),
+        ]
+    reads += [("request file", path) for path in order_files]
+    seen: dict[Path, str] = {}
+    with open_ledger() as ledger:
+        for flag, path in outputs:
+            output_guard.check_output(path, flag=flag, reads=reads, ledger=ledger)
+            resolved = path.expanduser().resolve()
+            if resolved in seen:
+                raise BatchError(
+                    f"{flag} {path} is also given as {seen[resolved]}: one would overwrite the "
+                    "other.",
+                    hint=f"give {flag} another name.",
+                )
+            seen[resolved] = flag
 
 
 def require_batches(batch_ids: Sequence[str]) -> None:

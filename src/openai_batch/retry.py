@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api, batchshape, console, files, lifecycle, results
+from . import api, batchshape, console, files, lifecycle, output_guard, results
 from .digests import digest_of, matches, new_digest
 from .errors import BatchError
 from .ledger import Ledger, RequestFileRecord
@@ -446,16 +446,15 @@ def _check_output(ledger: Ledger, source: Source, output: Path) -> None:
             f"-o {output}: the Batch API accepts only .jsonl files",
             hint=f"use -o {output.with_suffix('.jsonl').name}",
         )
-    target = output.expanduser().resolve()
-    protected = [source.requests, *source.inputs]
+    reads: list[tuple[str, Path | str | None]] = [("request file", source.requests)]
+    reads += [("results file", path) for path in source.inputs]
     if source.root is not None:
-        protected.append(Path(source.root.path))
-    for path in protected:
-        if target == Path(path).expanduser().resolve():
-            raise BatchError(
-                f"-o {output} is {path}, which this command reads: it would be overwritten",
-                hint="write the retry file elsewhere, e.g. -o retry.jsonl",
-            )
+        reads.append(("request file", source.root.path))
+    # the ledger's request files are judged below (a retry may replace one of its family)
+    output_guard.check_output(
+        output, flag="-o", reads=reads, ledger=ledger, may_replace=lambda w: w == "request file"
+    )
+    target = output.expanduser().resolve()
     if not target.is_file():
         return
     digest = digest_of(target)

@@ -43,6 +43,11 @@ class TableTarget:
     kind: str  # csv, tsv, jsonl, parquet, xlsx
 
     @property
+    def flag(self) -> str:
+        """The option that names it, for messages."""
+        return "--csv" if self.kind == "csv" else "--table"
+
+    @property
     def label(self) -> str:
         return {"csv": "CSV", "tsv": "TSV", "jsonl": "JSONL", "xlsx": "Excel"}.get(
             self.kind, self.kind.capitalize()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import api, console, jobs, lifecycle
+from .. import api, console, jobs, lifecycle, output_guard
 from ..batchfile import make_batch_files
 from ..errors import BatchError
 from ..ledger import open_ledger
@@ -94,7 +94,12 @@ def run(
     opts = render.options(quiet)
     meta = lifecycle.parse_metadata(metadata or [], description)
     check_job_options(max_enqueued_tokens, parallel)
-    table_target(table, csv_path=csv)  # a wrong name fails before anything is made
+    target = table_target(table, csv_path=csv)  # a wrong name fails before anything is made
+    outputs = [("--responses", responses), *([(target.flag, target.path)] if target else [])]
+    inputs = [("template", template), ("data file", data), ("request file", opts.output)]
+    with open_ledger() as ledger:  # before anything is paid for (collect checks again)
+        for flag, path in outputs:
+            output_guard.check_output(path, flag=flag, reads=inputs, ledger=ledger)
     conn = api.connect(service=render.service)  # a missing key fails before rendering rows
     conn.profile.check_window(completion_window)
     meta = jobs.with_window(meta, completion_window)
