@@ -92,7 +92,7 @@ def store(name: str, value: Any) -> None:
     with contextlib.suppress(Exception):
         data = _FORMAT + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         _sweep(_path(name).parent)
-        with files.atomic_write(_path(name), "wb") as fh:
+        with files.atomic_write(_path(name), "wb", private=True) as fh:
             fh.write(data)
 
 

@@ -84,7 +84,7 @@ def _release(temp: Path) -> None:
             os.close(fd)
 
 
-def commit(temp: Path, final: Path) -> None:
+def commit(temp: Path, final: Path, *, private: bool = False) -> None:
     """Move a finished temp file into place, atomically, after flushing it to disk.
 
     The temp file was made private (mkstemp: 0600); the file put in place gets the mode a plain
@@ -92,8 +92,9 @@ def commit(temp: Path, final: Path) -> None:
     umask (so colleagues on a shared server can read results when the umask lets them)."""
     with open(temp, "rb+") as fh:
         os.fsync(fh.fileno())
-    with contextlib.suppress(OSError):
-        os.chmod(temp, _mode_for(final))
+    if not private:  # a private file (the cache, loaded with pickle) stays 0600
+        with contextlib.suppress(OSError):
+            os.chmod(temp, _mode_for(final))
     os.replace(temp, final)
     _release(temp)
 
@@ -130,7 +131,9 @@ def discard(temp: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:  # type: ignore[type-arg]
+def atomic_write(  # type: ignore[type-arg]
+    path: str | os.PathLike[str], mode: str = "wb", *, private: bool = False
+) -> Iterator[IO]:
     """Write to a temp file beside `path`, then rename over it; on any error nothing changes."""
     final = Path(path)
     temp = temp_path_for(final)
@@ -138,7 +141,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with open(temp, mode, **kwargs) as fh:  # type: ignore[call-overload]
             yield fh
-        commit(temp, final)
+        commit(temp, final, private=private)
     except BaseException:
         discard(temp)
         raise
