@@ -130,3 +130,14 @@ def test_new_files_follow_the_umask_and_replaced_files_keep_their_mode(
         assert json.loads(Path("n.jsonl").read_text().splitlines()[0])["custom_id"] == "id_0"
     finally:
         os.umask(old)
+
+
+def test_get_batch_results_refuses_before_waiting(
+    made: dict[str, Path], capsys: Capsys, tmp_path: Path, monkeypatch
+) -> None:
+    """The batch is still running: the refusal comes at once, not when it has finished."""
+    code, _, err = run_cli(
+        capsys, "get-batch-results", "batch-requests.jsonl", "--csv", made["data"], "--wait",
+        "--poll-interval", "30", "--quiet",
+    )  # fmt: skip
+    assert_clean_error(code, err, "data file", "would destroy it")

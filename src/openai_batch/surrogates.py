@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_LONE = re.compile("[\ud800-\udfff]")
+LONE = re.compile("[\ud800-\udfff]")
 _ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how one is written in JSON text
 
 HINT = (
@@ -23,7 +23,7 @@ def may_hold(json_text: str) -> bool:
 
 
 def in_text(text: str) -> bool:
-    return _LONE.search(text) is not None
+    return LONE.search(text) is not None
 
 
 def find(value: Any, path: str = "") -> str | None:

@@ -34,6 +34,47 @@ MAX_LOOP_STEPS = 100_000  # loop iterations in one row, all loops together
 MAX_DEPTH = 100  # nesting of a rendered list/dict
 
 _BIG_WIDTH = re.compile(r"\d{8,}")  # a width in a format string: 10,000,000 and up
+# Filters whose result is no bigger than a small multiple of their input (the input is already
+# bounded): left unwrapped, as rendering calls them for every row.
+_SHRINKING_FILTERS = frozenset(
+    {
+        "abs",
+        "attr",
+        "bool",
+        "capitalize",
+        "count",
+        "default",
+        "d",
+        "dictsort",
+        "e",
+        "escape",
+        "first",
+        "float",
+        "forceescape",
+        "groupby",
+        "int",
+        "last",
+        "length",
+        "lower",
+        "map",
+        "max",
+        "min",
+        "reject",
+        "rejectattr",
+        "round",
+        "safe",
+        "select",
+        "selectattr",
+        "sort",
+        "string",
+        "striptags",
+        "title",
+        "trim",
+        "unique",
+        "upper",
+        "wordcount",
+    }
+)
 _CALL_GROWTH = {"ljust", "rjust", "center", "zfill", "expandtabs", "format", "format_map"}
 
 
@@ -124,6 +165,8 @@ def _check_binop(op: str, left: Any, right: Any) -> None:
         raise _too_big("a %-formatted text")
 
 
+_NUMBERS = frozenset({int, float, bool})
+_SMALL_OPS = frozenset({"+", "-", "/", "//", "%"})
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
     "-": operator.sub,
@@ -148,6 +191,8 @@ def _sandbox_class() -> type:
         intercepted_binops = frozenset(_BINOPS)
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator in _SMALL_OPS and type(left) in _NUMBERS and type(right) in _NUMBERS:
+                return _BINOPS[operator](left, right)  # adds a bit at most: nothing to check
             _check_binop(operator, left, right)
             return check_size(_BINOPS[operator](left, right), f"{operator!r} here")
 
@@ -239,7 +284,10 @@ def make_sandbox(**options: Any) -> Any:
     from jinja2.sandbox import safe_range
 
     env = _sandbox_class()(**options)
-    env.filters = {name: _bounded_filter(name, f) for name, f in env.filters.items()}
+    env.filters = {
+        name: f if name in _SHRINKING_FILTERS else _bounded_filter(name, f)
+        for name, f in env.filters.items()
+    }
     env.globals = {
         "range": safe_range,  # at most 100,000 numbers; loops over it are counted
         "dict": dict,
@@ -256,8 +304,17 @@ def make_sandbox(**options: Any) -> Any:
 def plain_value(value: Any) -> Any:
     """`value` when it is a string, number, boolean, None or a list/dict of them; else an
     error (an object would reach the prompt as its repr, memory address included)."""
+    kind = type(value)
+    if kind is str:  # the common case, without a call per level
+        if _lone_surrogate(value) is None:
+            return value
+    elif kind is int or kind is float or kind is bool or value is None:
+        return value
     _check_plain(value, 0)
     return value
+
+
+_lone_surrogate = surrogates.LONE.search
 
 
 class NotPlainError(TemplateLimitError):

@@ -112,6 +112,9 @@ def get_batch_results(
     poll_interval = conn.profile.poll_interval if poll_interval is None else poll_interval
     with open_ledger() as ledger:
         resolved = lifecycle.resolve(conn, ledger, targets)
+        # before any waiting: an output over an input is refused now, not after hours
+        outputs = [("-o", output), *([(target.flag, target.path)] if target else [])]
+        lifecycle.guard_outputs(outputs, [], data=data, requests=requests)
         args = resume_args(resolved.batch_ids, output, csv, data, requests, id_column, id_prefix,
                            table=table)  # fmt: skip
         batches = follow(conn, ledger, resolved.batch_ids, wait, poll_interval, quiet, as_json,
