@@ -113,7 +113,7 @@ def test_rows_are_what_the_csv_module_reads(tmp_path, capsys, monkeypatch, rows,
             if ragged:
                 assert_clean_error(code, err, f"row {ragged[0]}:", "--ragged-rows")
                 continue
-            assert code == 0, (err, text)
+            assert code == 0, (err, ascii(text), how, template)
             got = contents(out)
             assert [c for _, c in got] == [r[0] for r in expected], (how, text)
             assert [i for i, _ in got] == [f"id_{n}" for n in range(len(expected))]

@@ -36,6 +36,11 @@ class Structure:
 
     ragged: bool  # some row has fewer or more fields than the header
     spaces_only: bool  # a one-column file has a row of only spaces/tabs
+    lone_cr: bool = False  # a "\r" not followed by "\n": pandas reads some such files wrongly
+
+    @property
+    def needs_csv_module(self) -> bool:
+        return self.ragged or self.spaces_only or self.lone_cr
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,38 @@ def scan(fmt: CsvFormat, columns: int, accept_ragged: bool) -> Structure:
         ragged = [r for r in ragged if r.number is None or r.number - 1 <= fmt.limit]
     if ragged and not accept_ragged:
         raise _ragged_error(fmt, ragged)
-    return Structure(ragged=bool(ragged), spaces_only=spaces_only)
+    return Structure(bool(ragged), spaces_only, _has_lone_cr(fmt))
+
+
+def _has_lone_cr(fmt: CsvFormat, block: int = 1 << 24) -> bool:
+    """Whether the file holds a carriage return that does not start a CRLF (old Mac line ends,
+    or a stray one in a cell): pandas can drop the row after one (`\r,` reads as no row)."""
+    encoding = (fmt.encoding or "utf-8").lower().replace("-", "").replace("_", "")
+    if encoding.startswith(("utf16", "utf32")):
+        return False  # not ASCII-compatible; such files are rare and read as before
+    opener: Any = gzip.open if fmt.path.suffix.lower() == ".gz" else open
+    try:
+        with opener(fmt.path, "rb") as fh:
+            carry = b""
+            while chunk := fh.read(block):
+                data = carry + chunk
+                if b"\r" in data:
+                    end = len(data) - 1 if data.endswith(b"\r") else len(data)
+                    if any(data[i + 1 : i + 2] != b"\n" for i in _positions(data, b"\r", end)):
+                        return True
+                    carry = b"\r" if end < len(data) else b""
+                else:
+                    carry = b""
+            return carry == b"\r"
+    except (OSError, EOFError):
+        return False
+
+
+def _positions(data: bytes, byte: bytes, end: int) -> Iterator[int]:
+    at = data.find(byte, 0, end)
+    while at >= 0:
+        yield at
+        at = data.find(byte, at + 1, end)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ class Table:
         )
         width = len(self.columns)
         found = csv_rows.scan(fmt, width, self.options.ragged_rows)
-        if found.ragged or found.spaces_only:  # rows pandas would pad or drop: read exactly
+        if found.needs_csv_module:  # rows pandas would pad or drop: read exactly
             yield from self._csv_module_chunks(fmt, chunk_rows)
             return
         try:
