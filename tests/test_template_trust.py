@@ -98,6 +98,11 @@ RUNAWAY = {
     "<% for i in range(100000) %><% for j in range(100000) %><% endfor %><% endfor %>": "loops",
     "<% set s = 'x' * 1000000 %><<s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s>>": "characters",
     "<% for c in 'x' * 5000000 %><% for d in 'yy' %><% endfor %><% endfor %>": "loops",
+    # what one row renders in all: each value under the cap, together far over it
+    "<<['a' * 9999999] * 50>>": "20,000,000 characters for one row",
+    "<<['a' * 9999999] * 9999999>>": "20,000,000 characters for one row",
+    "<<[range(99999) | list] * 9999999>>": "20,000,000 characters for one row",
+    "<% for i in range(500) %><<'a' * 9999999>><% endfor %>": "20,000,000 characters",
 }
 
 

@@ -9,6 +9,9 @@ clear error, within seconds and bounded memory, whatever it says:
 - calls, filters and `~` joins are checked the same way (a width or count argument over the cap
   is refused before the call; every result is measured after);
 - loops and `range` count against `MAX_LOOP_STEPS` iterations per row;
+- what one row's expressions render, all together (a list of many big strings, a loop that
+  outputs a big value each time), counts against `MAX_ROW_CHARS`, checked as each value is
+  rendered so it stops before memory runs out;
 - only strings, numbers, booleans, None and lists/dicts of them may be rendered: anything else
   (an object's repr with a memory address, an undefined value inside a list) is an error naming
   the expression (`plain_value`).
@@ -31,6 +34,7 @@ from . import surrogates
 MAX_VALUE_CHARS = 10_000_000  # characters (or items) one value may have
 MAX_INT_BITS = 100_000  # bits of one integer (about 30,000 digits)
 MAX_LOOP_STEPS = 100_000  # loop iterations in one row, all loops together
+MAX_ROW_CHARS = 20_000_000  # characters (or items) all of one row's expression values hold
 MAX_DEPTH = 100  # nesting of a rendered list/dict
 
 _BIG_WIDTH = re.compile(r"\d{8,}")  # a width in a format string: 10,000,000 and up
@@ -89,8 +93,18 @@ _state = threading.local()
 
 
 def start_row() -> None:
-    """Reset the loop budget: called before each row's expressions are evaluated."""
+    """Reset the loop and output budgets: called before each row's expressions are evaluated."""
     _state.steps = 0
+    _state.chars = 0
+
+
+def _spend(chars: int) -> None:
+    used = getattr(_state, "chars", 0) + chars
+    _state.chars = used
+    if used > MAX_ROW_CHARS:
+        raise TemplateLimitError(
+            f"the template's expressions render more than {MAX_ROW_CHARS:,} characters for one row"
+        )
 
 
 def _step() -> None:
@@ -307,6 +321,7 @@ def plain_value(value: Any) -> Any:
     kind = type(value)
     if kind is str:  # the common case, without a call per level
         if _lone_surrogate(value) is None:
+            _spend(len(value))
             return value
     elif kind is int or kind is float or kind is bool or value is None:
         return value
@@ -325,7 +340,9 @@ def _check_plain(value: Any, depth: int) -> None:
     if isinstance(value, str):
         if surrogates.in_text(value):
             raise NotPlainError("it holds a lone UTF-16 surrogate, which is not text")
+        _spend(len(value))
         return
+    _spend(1)  # an item of a list or dict costs at least its separator
     if value is None or isinstance(value, bool | int | float):
         return
     from jinja2.runtime import Undefined
