@@ -90,3 +90,24 @@ def test_waiting_on_many_shards_moves_through_list_pages(
     assert len(read_csv(Path("o.csv"))) == 25
     lists, retrieves = batch_gets(fake_api, 0)
     assert retrieves < 25 < lists * 25, (lists, retrieves)
+
+
+def test_another_tools_batch_with_a_bad_id_does_not_stop_the_pass(
+    job: FakeOpenAI, capsys: Capsys
+) -> None:
+    """The list pages show every batch on the account: one whose id is not an id (another
+    tool's, or a hostile server's) used to stop `--wait` for every job of 20 shards or more.
+    Our own batches are still checked: they were read one by one when they were created."""
+    from fake_profiles import Profile
+
+    class ForeignBatch(Profile):
+        def page(self, data: dict) -> dict:
+            foreign = {**data["data"][0], "id": "../../not-ours", "output_file_id": "/tmp/x"}
+            data["data"] = [foreign, *data["data"]]
+            return data
+
+    ForeignBatch().install(job)
+    job.finish()
+    code, _, err = run_cli(capsys, "get-batch-results", "--job", "j", "--csv", "o.csv", "-q")
+    assert code == 0, err
+    assert [r["status"] for r in read_csv(Path("o.csv"))] == ["ok"] * SHARDS

@@ -698,8 +698,13 @@ def cancel_batch(conn: Connection, batch_id: str) -> Batch:
 MAX_LIST_PAGES = 10_000  # a bound even for a server whose cursors never end
 
 
-def iter_batches(conn: Connection, *, page_size: int = 100) -> Iterator[Batch]:
+def iter_batches(
+    conn: Connection, *, page_size: int = 100, skip_unreadable: bool = False
+) -> Iterator[Batch]:
     """Every batch, newest first, across the API's pages, each once.
+
+    `skip_unreadable`: pass over a batch whose ids are not ids (another tool's, on the same
+    account) instead of stopping; for callers that look for their own batches among all.
 
     Stops at the end the server announces (`has_more: false`), and also on a page without a
     cursor (no ids) or one that brings nothing new: some compatible servers ignore `after` and
@@ -715,7 +720,12 @@ def iter_batches(conn: Connection, *, page_size: int = 100) -> Iterator[Batch]:
             items = list(getattr(page, "data", None) or [])
             new = 0
             for item in items:
-                batch = normalize(item, conn, "batch")
+                try:
+                    batch = normalize(item, conn, "batch")
+                except ApiError:
+                    if not skip_unreadable:
+                        raise
+                    continue  # not one of ours: ours were checked when they were created
                 if batch.id is None or batch.id in seen:
                     continue
                 seen.add(batch.id)

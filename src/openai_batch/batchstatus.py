@@ -29,7 +29,9 @@ def current(conn: api.Connection, batch_ids: Sequence[str]) -> dict[str, Batch]:
     if len(wanted) >= LIST_FROM:
         looking = set(wanted)
         budget = (len(wanted) // PAGE + 1 + SPARE_PAGES) * PAGE
-        for seen, batch in enumerate(api.iter_batches(conn, page_size=PAGE), start=1):
+        for seen, batch in enumerate(
+            api.iter_batches(conn, page_size=PAGE, skip_unreadable=True), start=1
+        ):
             if batch.id in looking:
                 found[batch.id] = batch
                 if len(found) == len(looking):
