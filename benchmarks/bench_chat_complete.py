@@ -56,7 +56,7 @@ fake.stop()
 # accepts the fake's http:// URL, then run its processing function unchanged.
 COOKBOOK_WRAPPER = """
 import asyncio, json, runpy, sys, tiktoken
-from openai_batch import tokens
+from openai_batch.estimate import tokens
 tiktoken.get_encoding = tokens.get_encoding
 process = runpy.run_path(sys.argv[1], run_name="cookbook")["process_api_requests_from_file"]
 process.__globals__["api_endpoint_from_url"] = lambda url: url.split("/v1/", 1)[1]

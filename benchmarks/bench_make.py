@@ -183,7 +183,7 @@ def child_floor(data: Path, output: Path, nbytes: int) -> None:
 def child_library(template: Path, data: Path, output: Path) -> None:
     """make-batch-file's library call alone: render and write, without the CLI's summary
     (the sampled validation and token count) and without starting the CLI."""
-    from openai_batch.batchfile import MakeOptions, make_batch_files
+    from openai_batch.requestfile.make import MakeOptions, make_batch_files
 
     make_batch_files(template, data, MakeOptions(output=output, progress=True))
 

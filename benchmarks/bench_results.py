@@ -95,8 +95,10 @@ def build_outputs(shards: list[Path], folder: Path, seed: int = 7) -> list[tuple
 def child_join(args: list[str]) -> None:
     """The join as collect() runs it, over files already downloaded."""
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    from openai_batch import join, lifecycle, results
-    from openai_batch.tablewriter import TableTarget
+    from openai_batch.flow import lifecycle
+    from openai_batch.results import join
+    from openai_batch.results import merge as results
+    from openai_batch.results.tablewriter import TableTarget
 
     index = results.ResultIndex()
     for rank, (output, errors) in enumerate(spec["outputs"]):

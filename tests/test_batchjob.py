@@ -15,7 +15,7 @@ from fake_openai import chat_completion_body
 from helpers import need_seed, read_jsonl
 from openai_batch import BatchError, BatchJob
 from openai_batch.batchjob import response_format_for, strict_json_schema
-from openai_batch.requestfile_limits import FileLimits
+from openai_batch.requestfile.limits import FileLimits
 
 EMAILS = [
     "Hello there I'm a Nigerian prince and I want to give you money",

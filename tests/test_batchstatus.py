@@ -10,7 +10,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import read_csv, run_cli
-from openai_batch.batchstatus import LIST_FROM
+from openai_batch.service.status import LIST_FROM
 
 Capsys = pytest.CaptureFixture[str]
 SHARDS = 30

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from openai_batch import cache as cache_module
+from openai_batch.local import cache as cache_module
 
 # Checks a good and a bad body, counts tokens, and says whether the SDK had to be imported.
 _PROBE = r"""
 import json, sys
-from openai_batch import tokens, validate
+from openai_batch.estimate import tokens
+from openai_batch.validate import check as validate
 body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 bad = {"model": "gpt-4o", "messages": [{"role": "sys", "content": 3}], "temperatur": 1,
        "input": [{"type": "input_text"}]}
@@ -111,7 +112,8 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
 
 _THREADED = r"""
 import json, sys, threading
-from openai_batch import tokens, validate
+from openai_batch.estimate import tokens
+from openai_batch.validate import check as validate
 bad = {"model": "gpt-4o", "messages": [{"role": "sys", "content": 3}],
        "input": [{"type": "input_text"}, {"role": "user", "content": [{"type": "nope"}]}]}
 out = [None] * 8

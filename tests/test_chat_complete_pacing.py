@@ -15,7 +15,7 @@ import pytest
 from fake_openai import error_body
 from helpers import assert_clean_error, read_jsonl, run_cli, write
 from openai_batch.chat_complete import default_output_path
-from openai_batch.pacing import Limits, Pacer, parse_duration, retry_after
+from openai_batch.service.pacing import Limits, Pacer, parse_duration, retry_after
 
 CHAT = "/v1/chat/completions"
 
@@ -168,7 +168,7 @@ def test_the_progress_bar_shows_pace_and_share_of_429s():
 
 def test_the_server_s_bucket_is_mirrored_from_its_headers():
     """remaining 40 of 100, full again in 600 ms: 100/s; what was sent since is owed."""
-    from openai_batch.pacing import Ticket
+    from openai_batch.service.pacing import Ticket
 
     pacer = Pacer(Limits(concurrency=8))
     headers = {

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers import assert_clean_error, need_seed, run_cli
-from openai_batch import estimate, images_tokens, prices, tokens
+from openai_batch.estimate import cost as estimate
+from openai_batch.estimate import images_tokens, prices, tokens
 
 CHAT = "/v1/chat/completions"
 

@@ -28,11 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import ROOT, need_seed, pretend_terminal, write
-from openai_batch import fastpath
-from openai_batch.batchfile import MakeOptions, make_batch_files
 from openai_batch.cli import main
 from openai_batch.errors import BatchError
-from openai_batch.tables import TableOptions
+from openai_batch.requestfile import fastpath
+from openai_batch.requestfile.make import MakeOptions, make_batch_files
+from openai_batch.table.read import TableOptions
 
 TEMPLATE = (
     '{"model": "gpt-4o-mini", "temperature": 0, "messages": ['
@@ -164,8 +164,8 @@ def test_seed_fixture_fast_output_matches_the_seed_tool_requests(tmp_path, capsy
     ],
 )
 def test_bundled_templates(tmp_path, capsys, template, data):
-    from openai_batch.tables import open_table
-    from openai_batch.template import load_template
+    from openai_batch.table.read import open_table
+    from openai_batch.template.prompt import load_template
 
     template_path = ROOT / "templates" / template
     data_path = ROOT / "sample_data" / data
@@ -494,7 +494,8 @@ def test_progress_bar_on_the_fast_path(tmp_path, capsys, monkeypatch):
 
 def test_cli_import_stays_light():
     code = (
-        "import sys, openai_batch.cli, openai_batch.batchfile, openai_batch.fastpath;"
+        "import sys, openai_batch.cli, openai_batch.requestfile.make,"
+        " openai_batch.requestfile.fastpath;"
         "heavy = [m for m in ('pandas', 'pyarrow', 'numpy', 'openai', 'tiktoken', 'xxhash') "
         "if m in sys.modules]; print(heavy)"
     )

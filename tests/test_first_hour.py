@@ -287,7 +287,7 @@ def test_no_progress_bar_outside_a_terminal(fake_api, capsys, tmp_path):
 
 
 def test_progress_rates_in_readable_units(monkeypatch, capsys):
-    from openai_batch import console
+    from openai_batch.ui import console
 
     pretend_terminal(monkeypatch)
     bar = console.progress_bar(total=30_000, unit=" req")
@@ -383,7 +383,7 @@ def test_parse_from_file_with_the_wrong_model_warns_naming_the_field(tmp_path):
 
 def test_the_package_exports_only_its_api():
     import openai_batch
-    import openai_batch.files
+    import openai_batch.local.files
 
     assert dir(openai_batch) == ["ApiError", "BatchError", "BatchJob", "__version__"]
     assert sorted(openai_batch.__all__) == dir(openai_batch)

@@ -12,8 +12,8 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import cli_json, run_cli
-from openai_batch.ledger import DB_NAME, home_dir, open_ledger
-from openai_batch.redaction import public_url, redact
+from openai_batch.ledger.store import DB_NAME, home_dir, open_ledger
+from openai_batch.service.redaction import public_url, redact
 
 Capsys = pytest.CaptureFixture[str]
 WAIT = ("--wait", "--poll-interval", "0.01")
@@ -105,7 +105,7 @@ def test_every_id_the_service_sends_is_checked(
 
 
 def test_ids_of_openai_azure_and_compatible_servers_pass(fake: FakeOpenAI) -> None:
-    from openai_batch import ids
+    from openai_batch.service import ids
 
     for good in ("file-AbC123", "batch_6708634c0ba081909ca21a5f182ce840",
                  "batch_3f2a9c1e-7b1d-4f7e-9a51-5d1c0e8b2a77", "file-abc.jsonl"):  # fmt: skip
@@ -276,7 +276,7 @@ def test_a_base_url_without_http_is_named_and_its_password_never_shown(
 
 
 def test_the_resume_command_after_ctrl_c_shows_no_password() -> None:
-    from openai_batch.localfaults import interrupted
+    from openai_batch.local.faults import interrupted
 
     argv = ["utils", "chat-complete", "r.jsonl", "--base-url", "http://u:pw-secret@h/v1"]
     error = interrupted(argv)

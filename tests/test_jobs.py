@@ -21,8 +21,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, estimate_tokens
 from helpers import ROOT, read_csv, read_jsonl, run_cli
-from openai_batch import jobs
-from openai_batch.ledger import open_ledger
+from openai_batch.flow import jobs
+from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
 FAST = ("--poll-interval", "0")

@@ -9,9 +9,9 @@ import pytest
 
 from helpers import ROOT, need_seed
 from join_cases import chat_case, endpoints_case
-from openai_batch.batchfile import iter_identified_chunks
-from openai_batch.join import write_csv
-from openai_batch.results import ResultIndex, iter_request_ids, write_responses
+from openai_batch.requestfile.make import iter_identified_chunks
+from openai_batch.results.join import write_csv
+from openai_batch.results.merge import ResultIndex, iter_request_ids, write_responses
 
 GOLDEN = ROOT / "tests" / "data" / "join_golden"
 # sha256 of the seed fixture's outputs (../shared is never copied into the repository)

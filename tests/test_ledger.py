@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from openai_batch import ledger as ledger_mod
 from openai_batch.errors import BatchError
-from openai_batch.ledger import MIGRATIONS, home_dir, open_ledger
+from openai_batch.ledger import store as ledger_mod
+from openai_batch.ledger.store import MIGRATIONS, home_dir, open_ledger
 
 SERVICE = "http://127.0.0.1:1/v1"
 
@@ -140,7 +140,7 @@ def test_lock_is_exclusive_across_processes_and_released(home: Path, tmp_path: P
     script = textwrap.dedent(
         f"""
         import sys, time
-        from openai_batch.ledger import open_ledger
+        from openai_batch.ledger.store import open_ledger
         with open_ledger() as led:
             with led.lock("start:x"):
                 with open({str(marker)!r}, "a") as fh:
@@ -198,7 +198,7 @@ def test_concurrent_writers_do_not_fail(home: Path) -> None:
         """
         import sys
         from types import SimpleNamespace
-        from openai_batch.ledger import open_ledger
+        from openai_batch.ledger.store import open_ledger
         with open_ledger() as led:
             for i in range(200):
                 led.record_request_file(f"/tmp/{sys.argv[1]}-{i}.jsonl", f"{sys.argv[1]}{i}")
@@ -306,7 +306,7 @@ def test_rows_recorded_under_sha256_are_adopted_when_their_file_is_met_again(
 ) -> None:
     import hashlib
 
-    from openai_batch.digests import digest_of
+    from openai_batch.ledger.digests import digest_of
 
     path = tmp_path / "r.jsonl"
     path.write_bytes(b'{"custom_id": "id_0"}\n')
@@ -351,7 +351,7 @@ def test_content_started_before_the_upgrade_is_found_again_after_other_files_at_
     again: A's old rows are still adopted (else A is started, and paid for, twice)."""
     import hashlib
 
-    from openai_batch.digests import digest_of
+    from openai_batch.ledger.digests import digest_of
 
     path = tmp_path / "r.jsonl"
     a, b = b'{"custom_id": "id_0"}\n', b'{"custom_id": "id_1"}\n'  # the same size

@@ -15,7 +15,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import ROOT, cli_json, need_seed, read_csv, read_jsonl, run_cli
-from openai_batch.ledger import open_ledger
+from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
 
@@ -319,7 +319,7 @@ def test_retry_batches_merge_latest_success_wins(
         if json.loads(x)["custom_id"] in failed
     ]
     retry.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    from openai_batch.lifecycle import scan_request_file
+    from openai_batch.flow.lifecycle import scan_request_file
 
     parent = scan_request_file(Path("batch-requests.jsonl"))
     with open_ledger() as ledger:
@@ -511,7 +511,7 @@ def test_json_outputs_carry_the_api_objects(
 
 
 def test_uploads_report_progress_in_bytes_as_they_stream(fake_api, tmp_path):
-    from openai_batch import api
+    from openai_batch.service import api
 
     lines = [
         json.dumps({"custom_id": f"id_{i}", "method": "POST", "url": "/v1/chat/completions",

@@ -26,7 +26,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import assert_clean_error, cli_json, run_cli
-from openai_batch.ledger import DB_NAME, home_dir, open_ledger
+from openai_batch.ledger.store import DB_NAME, home_dir, open_ledger
 
 Capsys = pytest.CaptureFixture[str]
 TEMPLATE = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<q>>"}]}'
@@ -239,7 +239,7 @@ def test_local_errors_name_the_cause_and_the_way_out() -> None:
     """Faults a test cannot cause cheaply (a full disk, a read-only mount), as the OS says them."""
     import errno
 
-    from openai_batch.localfaults import explain
+    from openai_batch.local.faults import explain
 
     cases = {
         errno.ENOSPC: "no space left",
@@ -334,7 +334,7 @@ def _add_lock(name: str, owner: str, at: float) -> None:
 
 
 def _start_lock_name(fake: FakeOpenAI, path: Path) -> str:
-    from openai_batch.digests import digest_of
+    from openai_batch.ledger.digests import digest_of
 
     return f"start:{fake.base_url}:{digest_of(path)}"
 
@@ -378,7 +378,7 @@ def test_waiting_for_a_live_lock_says_what_it_waits_for(fake: FakeOpenAI, work: 
 
 
 def test_a_held_lock_shows_signs_of_life(fake: FakeOpenAI, capsys: Capsys, work: Path) -> None:
-    from openai_batch import ledger_locks
+    from openai_batch.ledger import locks as ledger_locks
 
     with open_ledger() as led, led.lock("start:x"):
         first = led.db.execute("SELECT acquired_at FROM locks").fetchone()[0]

@@ -673,7 +673,7 @@ def test_template_the_api_would_reject_is_refused_before_writing(tmp_path, capsy
 
 
 def test_review_samples_large_outputs_and_scales_the_estimate(tmp_path, capsys):
-    from openai_batch.review import review_files
+    from openai_batch.requestfile.review import review_files
 
     data = write(tmp_path / "d.csv", "n\n" + "".join(f"row {i}\n" for i in range(300)))
     out = tmp_path / "o.jsonl"

@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 
 from helpers import need_seed, read_csv
-from openai_batch.answers import extract
-from openai_batch.batchfile import iter_identified_chunks
-from openai_batch.join import result_column_names, write_csv
-from openai_batch.results import (
-    ResultIndex,
-    iter_request_ids,
-    natural_key,
-    write_responses,
-)
+from openai_batch.requestfile.make import iter_identified_chunks
+from openai_batch.results.answers import extract
+from openai_batch.results.join import result_column_names, write_csv
+from openai_batch.results.merge import ResultIndex, iter_request_ids, natural_key, write_responses
 
 
 def ok_line(custom_id: str, content: str = "hi", **usage: int) -> dict[str, Any]:
@@ -279,7 +274,7 @@ def test_unreadable_lines_are_counted_not_fatal(tmp_path: Path, bad: bytes) -> N
 
 
 def test_natural_order_with_unicode_digits_in_ids():
-    from openai_batch.results import natural_key
+    from openai_batch.results.merge import natural_key
 
     ids = ["id_10", "id_2", "area 10²", "area 2²", "x"]
     assert sorted(ids, key=natural_key) == ["area 2²", "area 10²", "id_2", "id_10", "x"]

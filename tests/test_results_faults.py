@@ -14,8 +14,8 @@ import pytest
 
 from fake_openai import ODD_RESULT_KINDS, FakeOpenAI, chat_completion_body, odd_result_line
 from helpers import assert_clean_error, read_csv, run_cli
-from openai_batch.join import MAX_JSON_COLUMNS, write_csv
-from openai_batch.results import ResultIndex
+from openai_batch.results.join import MAX_JSON_COLUMNS, write_csv
+from openai_batch.results.merge import ResultIndex
 
 Capsys = pytest.CaptureFixture[str]
 WAIT = ("--wait", "--poll-interval", "0")
@@ -219,7 +219,7 @@ def test_memory_does_not_grow_with_answer_size_times_rows(tmp_path: Path) -> Non
             body = chat_completion_body("m", big)
             response = {"status_code": 200, "body": body}
             fh.write(json.dumps({"custom_id": f"id_{i}", "response": response}) + "\n")
-    from openai_batch.batchfile import iter_identified_chunks
+    from openai_batch.requestfile.make import iter_identified_chunks
 
     index = ResultIndex()
     index.add_file(out, 0)

@@ -16,8 +16,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, error_body
 from helpers import cli_json, need_seed, read_csv, read_jsonl, run_cli
-from openai_batch.digests import digest_of
-from openai_batch.ledger import open_ledger
+from openai_batch.ledger.digests import digest_of
+from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
 WAIT = ("--wait", "--poll-interval", "0.01")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from openai_batch import review
-from openai_batch.batchfile import check_first_line
 from openai_batch.cli import main
 from openai_batch.errors import BatchError
-from openai_batch.template import load_template
+from openai_batch.requestfile import review
+from openai_batch.requestfile.make import check_first_line
+from openai_batch.template.prompt import load_template
 
 
 def _make(tmp_path: Path, rows: int = 300) -> tuple[Path, Path]:
@@ -95,7 +95,7 @@ def test_make_batch_file_reports_the_same_from_a_child(tmp_path, monkeypatch, ca
             }
         )
     )
-    from openai_batch import tokens
+    from openai_batch.estimate import tokens
 
     summaries = {}
     for threshold in (0, 1 << 40):  # every data file reviewed in a child; none

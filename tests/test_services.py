@@ -13,7 +13,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from fake_profiles import AzureProfile, CompatibleProfile, Profile, groq_like, together_like
 from helpers import assert_clean_error, cli_json, read_csv, read_jsonl, run_cli
-from openai_batch.ledger import open_ledger
+from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
 WAIT = ("--wait", "--poll-interval", "0")
@@ -298,7 +298,7 @@ def test_azure_fail_fast_in_run(
 
 def test_azure_defaults_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Azure: a minute between status calls, 100,000 requests a file, "/chat/completions"."""
-    from openai_batch import api
+    from openai_batch.service import api
 
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://example-resource.openai.azure.com/")
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "0123456789abcdef0123456789abcdef")
@@ -563,7 +563,7 @@ def test_azure_style_urls_are_estimated_and_run_like_versioned_ones(
 
 
 def test_service_named_explicitly_wins_over_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from openai_batch import api
+    from openai_batch.service import api
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.groq.com/openai/v1")

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openai_batch.errors import BatchError
-from openai_batch.join import write_table
-from openai_batch.results import ResultIndex
-from openai_batch.tables import TableOptions, open_table
-from openai_batch.tablewriter import EXCEL_MAX_ROWS, TableTarget, TableWriter, _Delimited
+from openai_batch.results.join import write_table
+from openai_batch.results.merge import ResultIndex
+from openai_batch.results.tablewriter import EXCEL_MAX_ROWS, TableTarget, TableWriter, _Delimited
+from openai_batch.table.read import TableOptions, open_table
 
 # Text a spreadsheet cell can hold: XML 1.0 characters (no lone surrogates, no C0 controls
 # other than tab/newline/carriage return).
@@ -45,7 +45,7 @@ def _join(folder: Path, kind: str, names: list[str], answers: list[str]) -> list
                     "usage": {"prompt_tokens": i, "completion_tokens": 1}}  # fmt: skip
             line = {"custom_id": f"id_{i}", "response": {"status_code": 200, "body": body}}
             fh.write(json.dumps(line) + "\n")
-    from openai_batch.batchfile import iter_identified_chunks
+    from openai_batch.requestfile.make import iter_identified_chunks
 
     target = TableTarget(folder / f"t.{kind}", kind)
     with ResultIndex() as index:
@@ -99,7 +99,7 @@ def test_the_fast_delimited_writer_writes_what_csv_writes(cells: list, delimiter
 
 
 def test_xlsx_refuses_more_rows_than_excel_holds(tmp_path: Path, monkeypatch) -> None:
-    import openai_batch.tablewriter as tw
+    import openai_batch.results.tablewriter as tw
 
     monkeypatch.setattr(tw, "EXCEL_MAX_ROWS", 3)
     target = TableTarget(tmp_path / "t.xlsx", "xlsx")
@@ -130,7 +130,7 @@ def test_a_failed_finishing_step_leaves_no_table(tmp_path: Path, monkeypatch) ->
 @pytest.mark.parametrize("kind", FORMATS)
 def test_a_lone_surrogate_in_an_answer_is_replaced_and_said(tmp_path: Path, kind: str) -> None:
     """Valid JSON ("\\ud800") that no UTF-8 file can hold: U+FFFD, a note, every row written."""
-    from openai_batch.batchfile import iter_identified_chunks
+    from openai_batch.requestfile.make import iter_identified_chunks
 
     data = tmp_path / "data.jsonl"
     data.write_text('{"Name": "a"}\n{"Name": "b"}\n', encoding="utf-8")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from helpers import assert_clean_error, need_seed, run_cli
-from openai_batch import requestfile_limits, validate
-from openai_batch.validate import Limits, Problem, check_line, validate_file
+from openai_batch.requestfile import limits as requestfile_limits
+from openai_batch.validate import check as validate
+from openai_batch.validate.check import Limits, Problem, check_line, validate_file
 
 CHAT = "/v1/chat/completions"
 

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import ROOT, read_jsonl, run_cli
-from openai_batch import api_schema, api_schema_build, validate
+from openai_batch.validate import api_schema, api_schema_build
+from openai_batch.validate import check as validate
 
 DATA = Path(__file__).parent / "data" / "openai-openapi-requests.json"
 VENDORED = json.loads(DATA.read_text(encoding="utf-8"))

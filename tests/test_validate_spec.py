@@ -11,8 +11,11 @@ import pytest
 from pydantic import BaseModel
 
 from helpers import assert_clean_error, cli_json, read_jsonl, run_cli, write
-from openai_batch import BatchJob, capabilities, prices, validate
+from openai_batch import BatchJob
 from openai_batch.errors import BatchError
+from openai_batch.estimate import prices
+from openai_batch.validate import capabilities
+from openai_batch.validate import check as validate
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"

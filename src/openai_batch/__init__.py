@@ -8,16 +8,16 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject reads i
 
 __all__ = ["ApiError", "BatchError", "BatchJob", "__version__"]
 
-from .errors import ApiError, BatchError
+from openai_batch.errors import ApiError, BatchError
 
 if TYPE_CHECKING:
-    from .batchjob import BatchJob
+    from openai_batch.batchjob import BatchJob
 
 
 def __getattr__(name: str) -> object:
     # Heavy objects load on first use so that `openai-batch --help` stays fast.
     if name == "BatchJob":
-        from .batchjob import BatchJob
+        from openai_batch.batchjob import BatchJob
 
         return BatchJob
     raise AttributeError(f"module 'openai_batch' has no attribute {name!r}")

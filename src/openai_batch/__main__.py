@@ -1,3 +1,3 @@
-from .cli import run
+from openai_batch.cli import run
 
 run()

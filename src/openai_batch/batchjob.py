@@ -25,9 +25,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import files
-from .errors import BatchError
-from .requestfile_limits import OPENAI, FileLimits
+from openai_batch.errors import BatchError
+from openai_batch.local import files
+from openai_batch.requestfile.limits import OPENAI, FileLimits
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -476,7 +476,7 @@ class BatchJob:
 def _check_capabilities(template: dict[str, Any]) -> None:
     """What `utils validate` says about the model: a request it cannot serve is refused before
     anything is written (an unknown model is a warning)."""
-    from .capabilities import check
+    from openai_batch.validate.capabilities import check
 
     body = {**template, "messages": [{"role": "user", "content": ""}]}
     findings = check(body, "/v1/chat/completions")

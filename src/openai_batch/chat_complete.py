@@ -37,10 +37,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import chat_runner, console, files, requestfile_limits
-from .errors import ApiError, BatchError
-from .pacing import Limits, RateLimitedTooLong
-from .request_files import check_request_path, json_problem
+from openai_batch.errors import ApiError, BatchError
+from openai_batch.local import files
+from openai_batch.requestfile import limits as requestfile_limits
+from openai_batch.requestfile.kinds import check_request_path, json_problem
+from openai_batch.service import chat_runner
+from openai_batch.service.pacing import Limits, RateLimitedTooLong
+from openai_batch.ui import console
 
 SUPPORTED_URLS = (
     "/v1/chat/completions",
@@ -287,8 +290,8 @@ def run_requests(
 def _check_output(out: Path, requests: Path) -> None:
     """Never over the request file read, nor an input the ledger knows (`output_guard`); the
     output may be an earlier run's output of the same kind, which is resumed."""
-    from . import output_guard
-    from .ledger import open_ledger
+    from openai_batch.ledger.store import open_ledger
+    from openai_batch.local import output_guard
 
     with open_ledger() as ledger:
         output_guard.check_output(out, flag="-o", reads=[("request file", requests)], ledger=ledger)
@@ -304,7 +307,7 @@ def output_lock(out: Path) -> Any:
 
     import filelock
 
-    from .ledger import home_dir
+    from openai_batch.ledger.store import home_dir
 
     key = hashlib.sha256(str(out.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
     folder = home_dir() / "locks"
@@ -335,7 +338,7 @@ def output_lock(out: Path) -> Any:
 
 
 def _fatal_error(exc: BaseException, path: Path, conn: Any) -> BatchError:
-    from . import api
+    from openai_batch.service import api
 
     if isinstance(exc, RateLimitedTooLong):
         return ApiError(
@@ -364,10 +367,12 @@ def write_table(
     from the table make-batch-file recorded for this request file in the ledger; without
     either, one row per custom_id. Returns join.CsvSummary.
     """
-    from . import join, lifecycle, results
-    from .digests import digest_of
-    from .ledger import open_ledger
-    from .tablewriter import TableTarget
+    from openai_batch.flow import lifecycle
+    from openai_batch.ledger.digests import digest_of
+    from openai_batch.ledger.store import open_ledger
+    from openai_batch.results import join
+    from openai_batch.results import merge as results
+    from openai_batch.results.tablewriter import TableTarget
 
     path = Path(requests_file)
     digest = digest_of(path)

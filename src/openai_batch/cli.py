@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 from cyclopts import App, Parameter
 
-from . import __version__, console
-from .errors import BatchError
-from .localfaults import explain, interrupted
+from openai_batch import __version__
+from openai_batch.errors import BatchError
+from openai_batch.local.faults import explain, interrupted
+from openai_batch.ui import console
 
 app = App(
     name="openai-batch",

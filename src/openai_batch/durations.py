@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import BatchError
+from openai_batch.errors import BatchError
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION = re.compile(r"\s*(\d+)\s*([smhd]?)\s*", re.IGNORECASE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import BatchError
+from openai_batch.errors import BatchError
 
 _UNITS = {
     "": 1,

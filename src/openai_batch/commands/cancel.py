@@ -6,10 +6,12 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import api, console, lifecycle
-from ..batchview import batch_json
-from ..errors import BatchError
-from ..ledger import open_ledger
+from openai_batch.errors import BatchError
+from openai_batch.flow import lifecycle
+from openai_batch.ledger.store import open_ledger
+from openai_batch.service import api
+from openai_batch.ui import console
+from openai_batch.ui.batchview import batch_json
 
 
 def cancel_batch(

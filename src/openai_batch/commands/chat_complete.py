@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from cyclopts import Parameter
 
-from .. import console
-from ..chat_complete import (
+from openai_batch.chat_complete import (
     DEFAULT_CONCURRENCY,
     DEFAULT_GIVE_UP_AFTER,
     DEFAULT_MAX_RETRIES,
@@ -17,8 +16,9 @@ from ..chat_complete import (
     run_requests,
     write_table,
 )
-from ..join import formula_warning
-from ..tablewriter import table_target
+from openai_batch.results.join import formula_warning
+from openai_batch.results.tablewriter import table_target
+from openai_batch.ui import console
 
 EXIT_SOME_FAILED = 4
 EXIT_INTERRUPTED = 130

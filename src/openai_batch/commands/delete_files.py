@@ -6,9 +6,11 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import api, console, lifecycle
-from ..errors import BatchError
-from ..ledger import open_ledger
+from openai_batch.errors import BatchError
+from openai_batch.flow import lifecycle
+from openai_batch.ledger.store import open_ledger
+from openai_batch.service import api
+from openai_batch.ui import console
 
 
 def delete_files(
@@ -38,7 +40,8 @@ def delete_files(
     as_json
         Print what was (or would be) deleted and kept as JSON.
     """
-    from .. import jobs, service_files
+    from openai_batch.flow import jobs
+    from openai_batch.service import file_cleanup as service_files
 
     if not targets and job is None:
         raise BatchError(

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
-from .. import console
-from ..errors import BatchError
+from openai_batch.errors import BatchError
+from openai_batch.ui import console
 
 if TYPE_CHECKING:
-    from ..estimate import Estimate
+    from openai_batch.estimate.cost import Estimate
 
 
 def estimate(
@@ -51,7 +51,7 @@ def estimate(
     as_json
         Print one JSON object instead of the table.
     """
-    from ..estimate import estimate_files, summary_line, table
+    from openai_batch.estimate.cost import estimate_files, summary_line, table
 
     if not files:
         raise BatchError("no request file given.", hint="openai-batch utils estimate FILE.jsonl")

@@ -11,10 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import api, batchview, console, jobs, lifecycle
-from ..ledger import Ledger
-from ..tablewriter import table_target
-from . import results
+from openai_batch.commands import results
+from openai_batch.flow import jobs, lifecycle
+from openai_batch.ledger.store import Ledger
+from openai_batch.results.tablewriter import table_target
+from openai_batch.service import api
+from openai_batch.ui import batchview, console
 
 if TYPE_CHECKING:
     from openai.types import Batch

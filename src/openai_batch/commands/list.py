@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 
 from cyclopts import Parameter
 
-from .. import api, batchview, console
-from ..errors import BatchError
+from openai_batch.errors import BatchError
+from openai_batch.service import api
+from openai_batch.ui import batchview, console
 
 # batchshape.STATUSES plus "unknown" (a status no known word maps to)
 Status = Literal[
@@ -68,8 +69,8 @@ def list_batches(
 def _list_job(
     conn: api.Connection, name: str, limit: int, status: str | None, as_json: bool
 ) -> int:
-    from .. import jobs
-    from ..ledger import open_ledger
+    from openai_batch.flow import jobs
+    from openai_batch.ledger.store import open_ledger
 
     with open_ledger() as ledger:
         job = jobs.load_job(ledger, name, conn.service)

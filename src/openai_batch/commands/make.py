@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from cyclopts import Parameter
 
-from .. import console
-from ..batchfile import MakeOptions, MakeResult, make_batch_files, preview
-from ..errors import BatchError
-from ..lifecycle import remember_made
-from ..sizes import parse_size
-from ..tables import TableOptions
+from openai_batch.errors import BatchError
+from openai_batch.flow.lifecycle import remember_made
+from openai_batch.requestfile.make import MakeOptions, MakeResult, make_batch_files, preview
+from openai_batch.sizes import parse_size
+from openai_batch.table.read import TableOptions
+from openai_batch.ui import console
 
 
 @Parameter(name="*")  # flattened: each field is a top-level option of the command using it
@@ -59,7 +59,7 @@ class RenderArgs:
     """For the cost estimate: the output tokens you expect per request."""
 
     def options(self, quiet: bool) -> MakeOptions:
-        from ..service_profiles import select
+        from openai_batch.service.profiles import select
 
         limits = select(self.service).limits
         return MakeOptions(
@@ -122,7 +122,7 @@ def make_batch_file(
         return 0
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..review import Warmup, review_files
+    from openai_batch.requestfile.review import Warmup, review_files
 
     # The SDK's types and the tokenizer load while rows render, started once the template and
     # the table have opened (a mistake there fails at once) and waited for on every path, so
@@ -150,8 +150,8 @@ def report(
     """The summary: one line per file written, the cost estimate, any doubts (or JSON).
 
     `review` is `review.review_files`'s answer when the caller already has it."""
-    from ..estimate import summary_line
-    from ..review import review_files
+    from openai_batch.estimate.cost import summary_line
+    from openai_batch.requestfile.review import review_files
 
     if review is None:
         files = [(f.path, f.requests) for f in result.files]

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from cyclopts import Parameter
 
-from .. import api, batchview, console, join, lifecycle
-from ..errors import BatchError
-from ..ledger import Ledger, RequestFileRecord, open_ledger
-from ..tablewriter import TableTarget, table_target
-from .options import POLL_INTERVAL
+from openai_batch.commands.options import POLL_INTERVAL
+from openai_batch.errors import BatchError
+from openai_batch.flow import lifecycle
+from openai_batch.ledger.store import Ledger, RequestFileRecord, open_ledger
+from openai_batch.results import join
+from openai_batch.results.tablewriter import TableTarget, table_target
+from openai_batch.service import api
+from openai_batch.ui import batchview, console
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -148,9 +151,9 @@ def _job_results(
     as_json: bool,
 ) -> int:
     """get-batch-results --job NAME: move the job forward and, when it is all final, collect."""
-    from .. import jobs
-    from . import jobflow
-    from .run import check_job_options
+    from openai_batch.commands import jobflow
+    from openai_batch.commands.run import check_job_options
+    from openai_batch.flow import jobs
 
     if targets:
         raise BatchError(
@@ -385,7 +388,7 @@ def _relative(path: Path) -> str:
 
 
 def has_retry_command() -> bool:
-    from ..cli import utils
+    from openai_batch.cli import utils
 
     return "retry-failed" in utils
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
-from .. import console
-from ..errors import BatchError
-from ..request_files import check_request_path
+from openai_batch.errors import BatchError
+from openai_batch.requestfile.kinds import check_request_path
+from openai_batch.ui import console
 
 if TYPE_CHECKING:
-    from ..ledger import Ledger
-    from ..retry import RetryReport, Source
+    from openai_batch.ledger.store import Ledger
+    from openai_batch.results.retry import RetryReport, Source
 
 
 def retry_failed(
@@ -47,8 +47,8 @@ def retry_failed(
     as_json
         Print one JSON object: output, counts by outcome and reason, batches consulted.
     """
-    from .. import retry
-    from ..ledger import open_ledger
+    from openai_batch.ledger.store import open_ledger
+    from openai_batch.results import retry
 
     if not sources:
         raise BatchError(
@@ -67,7 +67,8 @@ def retry_failed(
 
 def _source(ledger: Ledger, sources: tuple[str, ...], requests: Path | None) -> Source:
     """One batch id or request file (the API is asked), or results files (offline)."""
-    from .. import api, retry
+    from openai_batch.results import retry
+    from openai_batch.service import api
 
     paths = [Path(s) for s in sources]
     single = len(sources) == 1

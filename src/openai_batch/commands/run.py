@@ -7,13 +7,16 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import api, console, jobs, lifecycle, output_guard
-from ..batchfile import make_batch_files
-from ..errors import BatchError
-from ..ledger import open_ledger
-from ..tablewriter import table_target
-from . import jobflow, make
-from .options import POLL_INTERVAL
+from openai_batch.commands import jobflow, make
+from openai_batch.commands.options import POLL_INTERVAL
+from openai_batch.errors import BatchError
+from openai_batch.flow import jobs, lifecycle
+from openai_batch.ledger.store import open_ledger
+from openai_batch.local import output_guard
+from openai_batch.requestfile.make import make_batch_files
+from openai_batch.results.tablewriter import table_target
+from openai_batch.service import api
+from openai_batch.ui import console
 
 
 def run(

@@ -7,10 +7,12 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import api, console, lifecycle
-from ..batchview import batch_json
-from ..errors import BatchError
-from ..ledger import open_ledger
+from openai_batch.errors import BatchError
+from openai_batch.flow import lifecycle
+from openai_batch.ledger.store import open_ledger
+from openai_batch.service import api
+from openai_batch.ui import console
+from openai_batch.ui.batchview import batch_json
 
 
 def start_batch(
@@ -74,7 +76,7 @@ def start_batch(
     """
     if not targets:
         raise BatchError("no file given", hint="openai-batch start-batch batch-requests.jsonl")
-    from ..service_profiles import select
+    from openai_batch.service.profiles import select
 
     meta = lifecycle.parse_metadata(metadata or [], description)
     profile = select(service)
@@ -126,14 +128,14 @@ def start_batch(
 
 
 def jobs_metadata(meta: dict[str, str], completion_window: str) -> dict[str, str]:
-    from .. import jobs
+    from openai_batch.flow import jobs
 
     return jobs.with_window(meta, completion_window)
 
 
 def _one_run(infos: dict[str, lifecycle.RequestFileInfo]) -> bool:
     """Several files of one make-batch-file run form a job; others start one by one."""
-    from .. import jobs
+    from openai_batch.flow import jobs
 
     if len(infos) < 2:
         return False
@@ -161,9 +163,9 @@ def _start_job(
     as_json: bool,
 ) -> int:
     """Several request files as one job: upload them together, start what the quota admits."""
-    from .. import jobs
-    from . import jobflow
-    from .run import check_job_options
+    from openai_batch.commands import jobflow
+    from openai_batch.commands.run import check_job_options
+    from openai_batch.flow import jobs
 
     check_job_options(max_enqueued_tokens, parallel)
     if len(infos) != len(targets):
@@ -196,7 +198,7 @@ def report(item: lifecycle.Started) -> None:
     for earlier in item.earlier:
         console.note(f"(an earlier batch {earlier.id} of this file ended {earlier.status})")
     if item.reused:
-        from .jobflow import already_started
+        from openai_batch.commands.jobflow import already_started
 
         console.say(already_started(batch, item.target, item.origin))
     else:

@@ -8,9 +8,11 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import api, console, lifecycle
-from ..errors import BatchError
-from ..ledger import open_ledger
+from openai_batch.errors import BatchError
+from openai_batch.flow import lifecycle
+from openai_batch.ledger.store import open_ledger
+from openai_batch.service import api
+from openai_batch.ui import console
 
 
 def upload_batch_file(
@@ -51,8 +53,8 @@ def upload_batch_file(
         raise BatchError(
             "no file given", hint="openai-batch upload-batch-file batch-requests.jsonl"
         )
-    from ..durations import upload_expiry
-    from ..service_profiles import select
+    from openai_batch.durations import upload_expiry
+    from openai_batch.service.profiles import select
 
     expiry = upload_expiry(expires_after) if expires_after is not None else None
     limits = select(service).limits

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from .. import console
-from ..errors import BatchError
+from openai_batch.errors import BatchError
+from openai_batch.ui import console
 
 
 def validate(
@@ -30,8 +30,8 @@ def validate(
     as_json
         Print one JSON object (ok, errors, warnings, files with grouped problems).
     """
-    from ..service_profiles import select
-    from ..validate import plural, render, validate_files
+    from openai_batch.service.profiles import select
+    from openai_batch.validate.check import plural, render, validate_files
 
     if not files:
         raise BatchError("no request file given.", hint="openai-batch utils validate FILE.jsonl")

@@ -1,0 +1,455 @@
+"""Where each custom_id's winning result is, across the downloaded files of several batches.
+
+Memory holds no string per result: each line becomes one fixed-size record in numpy arrays
+(the custom_id's 128-bit XXH3, where the raw line is, where its understood answer is in a spill
+file, success, batch rank and request-file group: 47 bytes), so a million results take ~50 MB
+and long answers take none. The answers themselves, read once with answers.extract, go to the
+spill file (beside the downloads) as small JSON arrays; the join reads them back instead of
+parsing every result line again. Every answer read back is checked against the custom_id asked
+for, so even a hash collision could never put an answer on the wrong row.
+
+Merge rules (unchanged): within a group (one request file and its retries) a success beats an
+error and otherwise the later batch wins; the same custom_id from two groups is a conflict.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from openai_batch.errors import BatchError
+from openai_batch.results import answers
+from openai_batch.results.answers import MISSING, RowResult
+
+MAX_TRACKED_KEYS = 10_000  # distinct JSON answer keys counted (see join.json_columns)
+_SPILL_BUFFER = 1 << 20
+_MAX_SMALL = 0xFFFF  # sources, ranks and groups are stored in 16 bits
+_RECORD = [
+    ("hi", "<u8"),
+    ("lo", "<u8"),
+    ("source", "<u2"),
+    ("offset", "<u8"),
+    ("length", "<u4"),
+    ("spill", "<u8"),
+    ("spill_length", "<u4"),
+    ("rank", "<u2"),
+    ("group", "<u2"),
+    ("ok", "u1"),
+]
+
+
+class Hit(NamedTuple):
+    """Where one custom_id's winning result is."""
+
+    position: int
+    source: int
+    offset: int
+    length: int
+    spill: int
+    spill_length: int
+    ok: int
+
+
+_HIT_FIELDS = ("source", "offset", "length", "spill", "spill_length", "ok")
+
+
+@dataclass
+class Conflict:
+    """Two groups (request files) that both have results for some custom_ids."""
+
+    groups: tuple[str, str]
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+def id_hash(custom_id: str) -> tuple[int, int]:
+    """(high, low) 64-bit halves of the custom_id's XXH3-128."""
+    import xxhash
+
+    value = xxhash.xxh3_128_intdigest(custom_id.encode("utf-8", "surrogatepass"))
+    return value >> 64, value & 0xFFFFFFFFFFFFFFFF
+
+
+class ResultIndex:
+    """Add files with add_file; then look results up by custom_id (the index is built on the
+    first lookup). Close it to remove the spill file."""
+
+    def __init__(self) -> None:
+        self.sources: list[Path] = []
+        self.group_names: list[str] = []
+        self.json_key_counts: dict[str, int] = {}  # in order of first use
+        self.json_answers = 0  # successes whose content is a JSON object
+        self.unreadable = 0  # lines without a custom_id: nothing to join them to
+        self.malformed = 0  # lines with a custom_id but no readable answer (that row's error)
+        self.duplicates: dict[str, tuple[int, Path]] = {}  # a few examples
+        self.duplicate_count = 0
+        self._conflicts: dict[tuple[str, str], Conflict] = {}
+        self._parts: list[Any] = []
+        self._table: Any = None  # the winners, sorted by hash (numpy structured array)
+        self._spill: IO[bytes] | None = None
+        self._spill_size = 0
+        self._handles: dict[int, IO[bytes]] = {}
+
+    # -- building -------------------------------------------------------------------------
+    def add_file(self, path: Path, rank: int, group: str = "") -> int:
+        """Index one output or error file; `rank` orders batches (later wins) within a `group`
+        (one request file and its retries). Returns lines.
+
+        A line that is JSON but no known answer shape (or too deep to read) still belongs to
+        its custom_id: it is indexed as a failure, and its row says `malformed_result`."""
+        import numpy as np
+
+        if self._table is not None:
+            raise RuntimeError("ResultIndex: add_file after the first lookup")
+        source = len(self.sources)
+        group_no = self._group_number(group)
+        if max(source, rank, group_no) > _MAX_SMALL:
+            raise BatchError(
+                f"more than {_MAX_SMALL:,} result files, batches or request files in one join",
+                hint="get the results of fewer batches at a time",
+            )
+        self.sources.append(Path(path))
+        spill = self._spill_file(Path(path).parent)
+        rows: list[tuple[Any, ...]] = []
+        lines = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        offset = 0
+        with open(path, "rb") as fh:
+            for raw in fh:
+                length = len(raw)
+                start, offset = offset, offset + length
+                if not raw.strip():
+                    continue
+                lines += 1
+                custom_id, result = self._read(raw)
+                if custom_id is None:
+                    self.unreadable += 1
+                    continue
+                encoded = answers.dump_bytes([custom_id, *result.cells()]) + b"\n"
+                hi, lo = id_hash(custom_id)
+                ok = result.status == "ok"
+                rows.append((hi, lo, source, start, length, self._spill_size, len(encoded),
+                             rank, group_no, ok))  # fmt: skip
+                self._spill_size += len(encoded)
+                pending.append(encoded)
+                pending_size += len(encoded)
+                if pending_size >= _SPILL_BUFFER:
+                    spill.write(b"".join(pending))
+                    pending, pending_size = [], 0
+        spill.write(b"".join(pending))
+        self._parts.append(np.array(rows, dtype=_RECORD))
+        return lines
+
+    def _read(self, raw: bytes) -> tuple[str | None, RowResult]:
+        """(custom_id, its row result) of one line; counts JSON answer keys for the columns."""
+        try:
+            record = answers.parse_line(raw)
+        except answers.MalformedResult as exc:
+            custom_id = answers.custom_id_in(raw) if raw.lstrip().startswith(b"{") else None
+            if custom_id is not None:
+                self.malformed += 1
+            return custom_id, answers.malformed(str(exc))
+        custom_id = record.get("custom_id") if isinstance(record, dict) else None
+        if not isinstance(custom_id, str):
+            return None, MISSING
+        result = answers.extract(record)
+        if result.error.startswith(answers.MALFORMED):
+            self.malformed += 1
+        elif result.fields:
+            self._count_keys(result.fields)
+        return custom_id, result
+
+    def _count_keys(self, fields: dict[str, Any]) -> None:
+        self.json_answers += 1
+        counts = self.json_key_counts
+        for key in fields:
+            if key in counts:
+                counts[key] += 1
+            elif len(counts) < MAX_TRACKED_KEYS:  # answers with ever new keys: bounded memory
+                counts[key] = 1
+
+    def _group_number(self, group: str) -> int:
+        if group not in self.group_names:
+            self.group_names.append(group)
+        return self.group_names.index(group)
+
+    def _spill_file(self, folder: Path) -> IO[bytes]:
+        if self._spill is None:
+            try:
+                self._spill = tempfile.TemporaryFile(prefix=".results-index.", dir=folder)  # noqa: SIM115
+            except OSError:
+                self._spill = tempfile.TemporaryFile(prefix="openai-batch-results.")  # noqa: SIM115
+        return self._spill
+
+    # -- the merge ----------------------------------------------------------------------
+    def _built(self) -> Any:
+        """The winners sorted by hash; conflicts and duplicates found on the way (once)."""
+        if self._table is not None:
+            return self._table
+        import numpy as np
+
+        if self._spill is not None:
+            self._spill.flush()  # reads go by os.pread, around the file object's buffer
+        every = self._gathered()
+        if len(every) == 0:
+            self._table = every
+            return every
+        # np.lexsort is stable: equal keys keep the order the lines were added in, so the
+        # last of a run is the winner (success over error, then the later batch, then the
+        # later line). Only the sort order and two gathered key columns exist beside the
+        # records (~80 bytes per result at the peak), never a second copy of them.
+        order = np.lexsort((every["rank"], every["ok"], every["lo"], every["hi"]))
+        his, los = every["hi"][order], every["lo"][order]
+        same_id = (his[1:] == his[:-1]) & (los[1:] == los[:-1])
+        del his, los
+        if same_id.any():
+            self._find_duplicates(every)
+            self._find_conflicts(every[order], same_id)
+        winners = order[np.append(~same_id, True)]
+        del order, same_id
+        self._table = every[winners]
+        return self._table
+
+    def _gathered(self) -> Any:
+        """Every file's records in one array, each part freed once copied (no 2x peak)."""
+        import numpy as np
+
+        parts, self._parts = self._parts, []
+        every = np.empty(sum(len(p) for p in parts), dtype=_RECORD)
+        at = 0
+        for n, part in enumerate(parts):
+            every[at : at + len(part)] = part
+            at += len(part)
+            parts[n] = None
+        return every
+
+    def _find_duplicates(self, every: Any) -> None:
+        """One batch (rank) of one group answering a custom_id more than once."""
+        import numpy as np
+
+        order = np.lexsort((every["rank"], every["group"], every["lo"], every["hi"]))
+        s = every[order]
+        repeat = (
+            (s["hi"][1:] == s["hi"][:-1]) & (s["lo"][1:] == s["lo"][:-1])
+            & (s["group"][1:] == s["group"][:-1]) & (s["rank"][1:] == s["rank"][:-1])
+        )  # fmt: skip
+        self.duplicate_count = int(repeat.sum())
+        for i in np.flatnonzero(repeat):
+            entry = s[i + 1]
+            custom_id = self._spilled(entry)[0]
+            if custom_id in self.duplicates:
+                count, path = self.duplicates[custom_id]
+                self.duplicates[custom_id] = (count + 1, path)
+            elif len(self.duplicates) < 3:
+                self.duplicates[custom_id] = (2, self.sources[int(entry["source"])])
+
+    def _find_conflicts(self, ranked: Any, same_id: Any) -> None:
+        """The same custom_id from two groups: counted per pair of groups, a few examples."""
+        import numpy as np
+
+        starts = np.flatnonzero(np.append(True, ~same_id))
+        groups = ranked["group"]
+        low = np.minimum.reduceat(groups, starts)
+        high = np.maximum.reduceat(groups, starts)
+        clash = np.flatnonzero(low != high)
+        for run in clash:
+            key = (self.group_names[int(low[run])], self.group_names[int(high[run])])
+            conflict = self._conflicts.setdefault(key, Conflict(key))
+            conflict.count += 1
+            if len(conflict.examples) < 3:
+                conflict.examples.append(self._spilled(ranked[starts[run]])[0])
+
+    @property
+    def conflicts(self) -> dict[tuple[str, str], Conflict]:
+        self._built()
+        return self._conflicts
+
+    # -- looking up ---------------------------------------------------------------------
+    def position(self, custom_id: str) -> int | None:
+        """The winner's row in the table, or None when the custom_id has no result."""
+        import numpy as np
+
+        table = self._built()
+        hi, lo = id_hash(custom_id)
+        his = table["hi"]
+        i = int(np.searchsorted(his, np.uint64(hi)))
+        while i < len(table) and int(his[i]) == hi:
+            if int(table["lo"][i]) == lo:
+                return i
+            i += 1
+        return None
+
+    def hits(self, custom_ids: list[str]) -> list[Hit | None]:
+        """Where the results of many custom_ids are (one numpy search and one gather for all:
+        per-row numpy indexing would cost more than the join itself)."""
+        import numpy as np
+
+        found = np.array([-1 if p is None else p for p in self.positions(custom_ids)], np.int64)
+        have = found >= 0
+        chosen = self._built()[found[have]]
+        columns = [chosen[name].tolist() for name in _HIT_FIELDS]
+        rows = zip(found[have].tolist(), *columns, strict=True)
+        return [Hit(*next(rows)) if h else None for h in have.tolist()]
+
+    def positions(self, custom_ids: list[str]) -> list[int | None]:
+        """position() of many custom_ids at once (one numpy search)."""
+        import numpy as np
+
+        table = self._built()
+        if not custom_ids or len(table) == 0:
+            return [None] * len(custom_ids)
+        pairs = [id_hash(c) for c in custom_ids]
+        his = np.fromiter((p[0] for p in pairs), dtype=np.uint64, count=len(pairs))
+        los = np.fromiter((p[1] for p in pairs), dtype=np.uint64, count=len(pairs))
+        at = np.searchsorted(table["hi"], his)
+        inside = np.minimum(at, len(table) - 1)
+        hit = (at < len(table)) & (table["hi"][inside] == his) & (table["lo"][inside] == los)
+        out: list[int | None] = [int(i) if h else None for i, h in zip(at, hit, strict=True)]
+        for n in np.flatnonzero(~hit & (table["hi"][inside] == his) & (at < len(table))):
+            out[n] = self.position(custom_ids[n])  # equal high halves: walk the run
+        return out
+
+    def __contains__(self, custom_id: object) -> bool:
+        return isinstance(custom_id, str) and self.position(custom_id) is not None
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def ok_at(self, position: int) -> bool:
+        return bool(self._built()["ok"][position])
+
+    def entry_ok(self, custom_id: str) -> bool | None:
+        """None without a result, else whether it is a success."""
+        position = self.position(custom_id)
+        return None if position is None else self.ok_at(position)
+
+    def raw_line_of(self, hit: Hit) -> bytes:
+        line = os.pread(self._handle(hit.source).fileno(), hit.length, hit.offset)
+        return line if line.endswith(b"\n") else line + b"\n"
+
+    def result_of(self, hit: Hit, custom_id: str) -> RowResult:
+        """The row result at `hit`, which must belong to `custom_id`."""
+        return self._row(self._spilled_at(hit.spill, hit.spill_length), custom_id)
+
+    def cells_of(self, hit: Hit, custom_id: str, keys: list[str]) -> list[Any]:
+        """The table cells of the result at `hit`: custom_id, status, content, finish_reason,
+        refusal, prompt_tokens, completion_tokens, error, then one per JSON key in `keys`
+        (the spilled record is already these cells: no RowResult on the hot path)."""
+        cells = self._spilled_at(hit.spill, hit.spill_length)
+        if cells[0] != custom_id:
+            self._row(cells, custom_id)  # raises: a hash collision is never a wrong row
+        if keys:
+            fields = (answers.json_object(cells[2]) if cells[1] == "ok" else None) or {}
+            cells.extend(answers.cell_text(fields[k]) if k in fields else "" for k in keys)
+        return cells
+
+    def raw_line_at(self, position: int) -> bytes:
+        entry = self._built()[position]
+        fd = self._handle(int(entry["source"])).fileno()
+        line = os.pread(fd, int(entry["length"]), int(entry["offset"]))
+        return line if line.endswith(b"\n") else line + b"\n"
+
+    def raw_line(self, custom_id: str) -> bytes:
+        position = self.position(custom_id)
+        if position is None:
+            raise KeyError(custom_id)
+        return self.raw_line_at(position)
+
+    def result_at(self, position: int, custom_id: str) -> RowResult:
+        """The row result of the winner at `position`, which must belong to `custom_id`."""
+        return self._row(self._spilled(self._built()[position]), custom_id)
+
+    def _row(self, spilled: list[Any], custom_id: str) -> RowResult:
+        if spilled[0] != custom_id:  # two custom_ids with one 128-bit hash: never guess
+            raise BatchError(
+                f"custom_ids {custom_id!r} and {spilled[0]!r} share an index hash",
+                hint="please report this; get these results with their batch ids one at a time",
+            )
+        status, content, finish, refusal, prompt, completion, error = spilled[1:]
+        result = RowResult(status, content, finish, refusal,
+                           None if prompt == "" else prompt,
+                           None if completion == "" else completion, error)  # fmt: skip
+        if status == "ok" and self.json_key_counts:
+            result.fields = answers.json_object(content)
+        return result
+
+    def result(self, custom_id: str) -> RowResult:
+        position = self.position(custom_id)
+        return MISSING if position is None else self.result_at(position, custom_id)
+
+    def record(self, custom_id: str) -> dict[str, Any]:
+        """The parsed line; one that cannot be parsed reads as a `malformed_result` error."""
+        try:
+            record = answers.parse_line(self.raw_line(custom_id))
+        except answers.MalformedResult as exc:
+            record = None
+            reason = str(exc)
+        else:
+            reason = "the line is not a JSON object"
+        if isinstance(record, dict):
+            return record
+        message = f"{reason} (the raw line is in the responses file)"
+        return {"custom_id": custom_id, "response": None,
+                "error": {"code": answers.MALFORMED, "message": message}}  # fmt: skip
+
+    def custom_id_at(self, position: int) -> str:
+        return str(self._spilled(self._built()[position])[0])
+
+    def custom_ids(self) -> Iterator[str]:
+        """Every custom_id with a result, in hash order (read back from the spill file)."""
+        table = self._built()
+        for i in range(len(table)):
+            yield self._spilled(table[i])[0]
+
+    def counts(self) -> dict[str, int]:
+        table = self._built()
+        ok = int(table["ok"].sum())
+        return {"ok": ok, "error": len(table) - ok}
+
+    def natural_order(self) -> list[str]:
+        from openai_batch.results.merge import natural_key
+
+        return sorted(self.custom_ids(), key=natural_key)
+
+    def needs_retry(self, custom_id: str) -> bool:
+        return not self.entry_ok(custom_id)
+
+    def new_mask(self) -> Any:
+        """A false flag per result, for marking the ones used (numpy bool array)."""
+        import numpy as np
+
+        return np.zeros(len(self._built()), dtype=bool)
+
+    # -- files --------------------------------------------------------------------------
+    def _spilled(self, entry: Any) -> list[Any]:
+        assert self._spill is not None
+        return self._spilled_at(int(entry["spill"]), int(entry["spill_length"]))
+
+    def _spilled_at(self, offset: int, length: int) -> list[Any]:
+        assert self._spill is not None
+        return answers.parse_line(os.pread(self._spill.fileno(), length, offset))  # type: ignore[no-any-return]
+
+    def _handle(self, source: int) -> IO[bytes]:
+        fh = self._handles.get(source)
+        if fh is None:
+            fh = self._handles[source] = open(self.sources[source], "rb")  # noqa: SIM115
+        return fh
+
+    def close(self) -> None:
+        for fh in self._handles.values():
+            fh.close()
+        self._handles.clear()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+    def __enter__(self) -> ResultIndex:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,334 @@
+"""The results joined back to the input rows: one table row per data row, written as it streams.
+
+Every data row (or, without data, every custom_id in request order) gets the result columns:
+custom_id, status (`ok`, `error`, `missing`), content, finish_reason, refusal, token counts,
+error, and one column per key of JSON answers. Rows are written one at a time, so memory holds
+one answer, never a chunk of them (1 MB embeddings stay 1 MB).
+
+JSON answer columns come from the response schema of the request file when it has one (in the
+schema's order, typed in Parquet), else from the keys that at least a tenth of the JSON answers
+share, at most MAX_JSON_COLUMNS of them, with a note saying what was left out (the whole answer
+is always in `content`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openai_batch.results import answers
+from openai_batch.results.answers import cell_text
+from openai_batch.results.merge import LOOKUP_BLOCK, batched
+from openai_batch.results.tablewriter import TableTarget, TableWriter, looks_like_formula
+from openai_batch.ui import console
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from openai_batch.results.index import ResultIndex
+
+RESULT_COLUMNS = (
+    "custom_id",
+    "status",
+    "content",
+    "finish_reason",
+    "refusal",
+    "prompt_tokens",
+    "completion_tokens",
+    "error",
+)
+TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
+MAX_JSON_COLUMNS = 100
+COMMON_SHARE = 0.1  # a key becomes a column when at least this share of JSON answers has it
+_SCHEMA_TYPES = {"integer": "int", "number": "float", "boolean": "bool"}
+
+
+@dataclass
+class CsvSummary:
+    """What a result table holds (any format; the name is from when it was always CSV)."""
+
+    path: Path
+    rows: int
+    ok: int
+    error: int
+    missing: int
+    unmatched: int  # results whose custom_id matches no data row
+    columns: list[str]
+    formulas: int = 0  # result cells a spreadsheet would evaluate (CSV, TSV only)
+    notes: list[str] = field(default_factory=list)
+    kind: str = "csv"
+
+
+@dataclass
+class JsonColumns:
+    """Which keys of JSON answers get a column, their types, and what to tell the user."""
+
+    keys: list[str]
+    types: dict[str, str] = field(default_factory=dict)  # key -> int, float, bool
+    note: str | None = None
+
+
+def result_column_names(taken: Iterable[str], json_keys: Iterable[str]) -> list[str]:
+    """Our columns after the data's; a clash gets `_result` appended, so no column is lost."""
+    used = set(taken)
+    names = []
+    for name in (*RESULT_COLUMNS, *json_keys):
+        unique = name
+        n = 1
+        while unique in used:
+            unique = f"{name}_result" if n == 1 else f"{name}_result{n}"
+            n += 1
+        used.add(unique)
+        names.append(unique)
+    return names
+
+
+def response_schema(request_file: Path | None) -> dict[str, str] | None:
+    """The top-level properties of the request file's response schema (first line), each with
+    its Parquet type ("int", "float", "bool" or "" for text), or None when there is none."""
+    if request_file is None:
+        return None
+    try:
+        with open(request_file, "rb") as fh:
+            first = next((line for line in fh if line.strip()), b"")
+        body = answers.parse_line(first).get("body") or {}
+        fmt = body.get("response_format") or (body.get("text") or {}).get("format") or {}
+        if fmt.get("type") != "json_schema":
+            return None
+        schema = (fmt.get("json_schema") or fmt).get("schema") or {}
+        properties = schema.get("properties")
+    except (answers.MalformedResult, AttributeError, OSError):
+        return None
+    if not isinstance(properties, dict) or not properties:
+        return None
+    return {
+        str(key): _SCHEMA_TYPES.get(str(spec.get("type")), "") if isinstance(spec, dict) else ""
+        for key, spec in properties.items()
+    }
+
+
+def json_columns(key_counts: dict[str, int], answers_with_keys: int,
+                 schema: dict[str, str] | None) -> JsonColumns:  # fmt: skip
+    """The schema's keys when there is a schema, else the keys common to the JSON answers."""
+    if schema is not None:
+        keys = list(schema)[:MAX_JSON_COLUMNS]
+        note = None
+        if len(schema) > MAX_JSON_COLUMNS:
+            note = (f"the response schema has {len(schema):,} properties: columns for the "
+                    f"first {MAX_JSON_COLUMNS} (every answer is whole in `content`)")  # fmt: skip
+        return JsonColumns(keys, {k: t for k, t in schema.items() if t and k in keys}, note)
+    least = answers_with_keys * COMMON_SHARE
+    common = [k for k, n in key_counts.items() if n >= least]
+    keys = common[:MAX_JSON_COLUMNS]
+    note = None
+    if len(keys) < len(key_counts):
+        note = (
+            f"the JSON answers have {len(key_counts):,} different keys: columns for the "
+            f"{len(keys):,} that at least {COMMON_SHARE:.0%} of them share"
+            + (f" (the first {MAX_JSON_COLUMNS})" if len(common) > MAX_JSON_COLUMNS else "")
+            + "; every answer is whole in `content`"
+        )
+    return JsonColumns(keys, {}, note)
+
+
+def _result_cells(result: answers.RowResult, custom_id: str, keys: list[str]) -> list[Any]:
+    fields = result.fields or {}
+    return [
+        custom_id,
+        *result.cells(),
+        *(cell_text(fields[k]) if k in fields else "" for k in keys),
+    ]
+
+
+class _Counter:
+    """Counts statuses and formula-like result cells as rows go by."""
+
+    def __init__(self, first_result_column: int, check_formulas: bool) -> None:
+        self.counts = {"ok": 0, "error": 0, "missing": 0}
+        self.formulas = 0
+        self._start = first_result_column + 2  # after custom_id and status
+        self._check = check_formulas
+
+    def add(self, cells: list[Any]) -> None:
+        self.counts[cells[self._start - 1]] += 1
+        if self._check:
+            for value in cells[self._start :]:
+                if isinstance(value, str) and value and looks_like_formula(value):
+                    self.formulas += 1
+
+
+def write_table(
+    index: ResultIndex,
+    target: TableTarget,
+    *,
+    chunks: Iterable[tuple[list[str], pd.DataFrame]] | None = None,
+    order: Iterable[str] | None = None,
+    keep_row: Callable[[int, str], bool] | None = None,
+    schema: dict[str, str] | None = None,
+    progress: bool = False,
+) -> CsvSummary:
+    """The results as a table: every data row (or every custom_id) plus the result columns.
+
+    `chunks` are the data rows with their custom_ids (batchfile.iter_identified_chunks);
+    `keep_row(row_number, custom_id)` drops rows that were not in these request files (other
+    shards, rows beyond --limit). Without data, one row per custom_id in `order`.
+    """
+    plan = json_columns(index.json_key_counts, index.json_answers, schema)
+    keys = plan.keys
+    types = {**dict.fromkeys(TOKEN_COLUMNS, "int"), **plan.types}
+    seen = index.new_mask()  # per result: joined to a row
+    check = target.kind in ("csv", "tsv")
+    if chunks is None:
+        columns = result_column_names((), keys)
+        counter = _Counter(0, check)
+        done: set[str] = set()  # custom_ids without a result, already listed
+        with TableWriter(target, columns, _named(types, columns, 0, keys)) as writer:
+            written = writer
+            ids = order if order is not None else index.natural_order()
+            for block in batched(ids, LOOKUP_BLOCK):
+                for custom_id, hit in zip(block, index.hits(block), strict=True):
+                    if hit is None:
+                        if custom_id in done:
+                            continue
+                        done.add(custom_id)
+                        cells = _result_cells(answers.MISSING, custom_id, keys)
+                    elif seen[hit.position]:
+                        continue
+                    else:
+                        seen[hit.position] = True
+                        cells = index.cells_of(hit, custom_id, keys)
+                    counter.add(cells)
+                    writer.write(cells)
+        rows = writer.rows
+    else:
+        with _bar(progress, len(index)) as bar:
+            rows, columns, counter, written = _write_joined(
+                index, target, chunks, keep_row, keys, types, seen, bar.update
+            )
+    unmatched = int(len(seen) - seen.sum())
+    counts = counter.counts
+    notes = [plan.note] if plan.note else []
+    if written.replaced_characters:
+        notes.append(
+            f"{console.plural(written.replaced_characters, 'character')} an .xlsx cell cannot "
+            "hold, "
+            "replaced (control characters by U+FFFD, carriage returns by line feeds); "
+            "the responses file has them as sent"
+        )
+    notes.extend(writer_notes(written))
+    return CsvSummary(target.path, rows, counts["ok"], counts["error"], counts["missing"],
+                      unmatched, columns, counter.formulas, notes, target.kind)  # fmt: skip
+
+
+def _write_joined(
+    index: ResultIndex,
+    target: TableTarget,
+    chunks: Iterable[tuple[list[str], pd.DataFrame]],
+    keep_row: Callable[[int, str], bool] | None,
+    keys: list[str],
+    types: dict[str, str],
+    seen: Any,
+    advance: Callable[[int], object],
+) -> tuple[int, list[str], _Counter, TableWriter]:
+    """Data rows in file order, each followed by its result cells; the data cells as read."""
+    iterator = iter(chunks)
+    first = next(iterator, None)
+    data_columns = [str(c) for c in first[1].columns] if first is not None else []
+    ours = result_column_names(data_columns, keys) if data_columns else []
+    columns = [*data_columns, *ours] if data_columns else result_column_names((), keys)
+    counter = _Counter(len(data_columns), target.kind in ("csv", "tsv"))
+    named = _named(types, columns, len(data_columns), keys)
+    row_number = 0
+    with TableWriter(target, columns, named) as writer:
+        for ids, frame in _chain(first, iterator):
+            rows = _rows(frame)
+            hits = index.hits(ids)
+            for custom_id, data, hit in zip(ids, rows, hits, strict=True):
+                row_number += 1
+                if keep_row is not None and not keep_row(row_number - 1, custom_id):
+                    continue
+                if hit is None:
+                    cells = [*data, *_result_cells(answers.MISSING, custom_id, keys)]
+                else:
+                    seen[hit.position] = True
+                    cells = [*data, *index.cells_of(hit, custom_id, keys)]
+                counter.add(cells)
+                writer.write(cells)
+            advance(len(ids))
+        rows_written = writer.rows
+    return rows_written, columns, counter, writer
+
+
+def _rows(frame: pd.DataFrame) -> Iterable[tuple[Any, ...]]:
+    """The frame's rows as tuples of cells (column lists zipped: faster than itertuples)."""
+    width = frame.shape[1]
+    if width == 0:
+        return [()] * len(frame)
+    return zip(*(frame.iloc[:, j].tolist() for j in range(width)), strict=True)
+
+
+def _bar(enabled: bool, total: int) -> Any:
+    """A progress bar of data rows joined (on stderr, on a terminal; off with -q)."""
+    return console.progress_bar(enabled=enabled, total=total or None, unit=" rows", desc="joining")
+
+
+def _chain(first: Any, rest: Iterable[Any]) -> Iterable[Any]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _named(
+    types: dict[str, str], columns: Sequence[str], start: int, keys: list[str]
+) -> dict[str, str]:
+    """The types by the columns' final names (ours may carry a `_result` suffix)."""
+    base = [*RESULT_COLUMNS, *keys]
+    return {
+        final: types[name]
+        for final, name in zip(columns[start:], base, strict=False)
+        if name in types
+    }
+
+
+def writer_notes(written: TableWriter) -> list[str]:
+    """What the table could not hold exactly, said rather than hidden."""
+    notes = []
+    if written.surrogates:
+        notes.append(
+            f"{written.surrogates:,} lone UTF-16 surrogate(s) in the answers were written as "
+            "U+FFFD (no UTF-8 file can hold them); the responses file has them as sent"
+        )
+    for column, count in written.untyped.items():
+        notes.append(
+            f"{count:,} value(s) of column {column!r} did not fit its type and are null in "
+            f"{written.target.path.name}; the responses file and a .csv or .jsonl table keep them"
+        )
+    return notes
+
+
+def formula_warning(summary: CsvSummary) -> str | None:
+    """What to say when a CSV holds cells a spreadsheet would run as formulas."""
+    if not summary.formulas:
+        return None
+    xlsx = summary.path.with_suffix(".xlsx")
+    return (
+        f"{console.plural(summary.formulas, 'result cell')} in {summary.path} starting with "
+        "= + - @ or a tab: "
+        "Excel and LibreOffice may run them as formulas when the file is opened; "
+        f"--table {xlsx.name} writes every cell as text"
+    )
+
+
+def write_csv(
+    index: ResultIndex,
+    dest: Path,
+    *,
+    chunks: Iterable[tuple[list[str], pd.DataFrame]] | None = None,
+    order: Iterable[str] | None = None,
+    keep_row: Callable[[int, str], bool] | None = None,
+) -> CsvSummary:
+    """write_table as CSV (the library's older name)."""
+    target = TableTarget(Path(dest), "csv")
+    return write_table(index, target, chunks=chunks, order=order, keep_row=keep_row)

@@ -1,0 +1,527 @@
+"""Retry what failed: a new request file holding the original lines of every request that did not
+succeed, recorded in the ledger as derived from the original request file.
+
+The results come from every batch made for one request file (the original and its earlier
+retries, merged as get-batch-results merges them: a success anywhere counts), or from results
+files the user names. A request is retried when its result is an error (non-200 or an error
+object: rate limits, server errors, `batch_expired`, `batch_cancelled`) or when there is no
+result at all (the batch expired, was cancelled or failed validation). Lines are copied byte for
+byte, in the original order, so the retry asks exactly what the original asked; because the
+ledger records the retry file's parent, `get-batch-results ORIGINAL` merges every batch and the
+CSV keeps one row per input row.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openai_batch.errors import BatchError
+from openai_batch.flow import lifecycle
+from openai_batch.ledger.digests import digest_of, matches, new_digest
+from openai_batch.ledger.store import Ledger, RequestFileRecord
+from openai_batch.local import files, output_guard
+from openai_batch.requestfile.kinds import check_request_path
+from openai_batch.results import merge as results
+from openai_batch.service import api
+from openai_batch.service import shape as batchshape
+from openai_batch.ui import console
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+NOT_RUN_CODES = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Why a request needs another go
+
+
+def failure_reason(record: dict[str, Any]) -> tuple[str, str]:
+    """(kind, reason) of a result that is not a success.
+
+    kind is "expired" or "cancelled" for requests the batch never ran (OpenAI writes them to the
+    error file with code batch_expired / batch_cancelled), else "failed" with a reason such as
+    "429 rate_limit_exceeded" or "500 server_error".
+    """
+    error = record.get("error")
+    response = record.get("response")
+    if not isinstance(response, dict):
+        code = str(error.get("code") or "") if isinstance(error, dict) else ""
+        if code in NOT_RUN_CODES:
+            return NOT_RUN_CODES[code], code
+        return "failed", code or "error"
+    status = response.get("status_code")
+    body = response.get("body")
+    body_error = body.get("error") if isinstance(body, dict) else None
+    detail: Any = None
+    if isinstance(body_error, dict):
+        detail = body_error.get("code") or body_error.get("type")
+    if not detail and isinstance(error, dict):
+        detail = error.get("code")
+    reason = " ".join(str(part) for part in (status, detail) if part)
+    return "failed", reason or "unknown error"
+
+
+@dataclass
+class Tally:
+    """How the requests of one request file ended, across the results consulted."""
+
+    total: int = 0
+    ok: int = 0
+    failed: Counter[str] = field(default_factory=Counter)  # reason -> requests
+    expired: int = 0
+    cancelled: int = 0
+    missing: int = 0  # no result at all
+
+    @property
+    def retried(self) -> int:
+        return sum(self.failed.values()) + self.expired + self.cancelled + self.missing
+
+    def add(self, index: results.ResultIndex, custom_id: str) -> bool:
+        """Count one request; True when it needs another go."""
+        self.total += 1
+        entry_ok = index.entry_ok(custom_id)
+        if entry_ok is None:
+            self.missing += 1
+            return True
+        if entry_ok:
+            self.ok += 1
+            return False
+        kind, reason = failure_reason(index.record(custom_id))
+        if kind == "expired":
+            self.expired += 1
+        elif kind == "cancelled":
+            self.cancelled += 1
+        else:
+            self.failed[reason] += 1
+        return True
+
+    def describe(self) -> str:
+        """`12 failed (429 rate_limit_exceeded: 10, 500 server_error: 2), 3 missing`."""
+        parts = []
+        failed = sum(self.failed.values())
+        if failed:
+            reasons = ", ".join(f"{r}: {n:,}" for r, n in self.failed.most_common())
+            parts.append(f"{failed:,} failed ({reasons})")
+        for label, n in (
+            ("expired", self.expired),
+            ("cancelled", self.cancelled),
+            ("missing", self.missing),
+        ):
+            if n:
+                parts.append(f"{n:,} {label}")
+        return ", ".join(parts) or "none"
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the results and the original lines come from
+
+
+@dataclass
+class Source:
+    """The results to judge by, the request file whose lines are copied, and its root."""
+
+    requests: Path  # the original lines come from here (byte for byte)
+    root_digest: str  # the request file every retry of this family derives from
+    root: RequestFileRecord | None  # its ledger record
+    index: results.ResultIndex
+    batches: list[Batch] = field(default_factory=list)
+    inputs: list[Path] = field(default_factory=list)  # results files given by the user
+    service: str | None = None  # where `batches` ran (None: results files, offline)
+
+
+def looks_like_request_file(path: Path) -> bool:
+    """Request lines carry method/url/body; result lines carry response/error."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            try:
+                first = json.loads(raw)
+            except ValueError:
+                return False
+            return isinstance(first, dict) and "body" in first and "response" not in first
+    return False
+
+
+def from_results_files(ledger: Ledger, paths: Sequence[Path], requests: Path | None) -> Source:
+    """Results files (get-batch-results' merged file, or raw Batch output/error files): the
+    later file wins for a custom_id, a success beats an error."""
+    if requests is None:
+        names = " ".join(shlex.quote(str(p)) for p in paths)
+        raise BatchError(
+            "a results file does not say which request file it answers",
+            hint=f"name it: openai-batch utils retry-failed {names} --requests "
+            "batch-requests.jsonl -o retry.jsonl (or give the batch id instead)",
+        )
+    _require_file(requests, "--requests")
+    index = results.ResultIndex()
+    for rank, path in enumerate(paths):
+        _require_file(path, "results file")
+        index.add_file(path, rank)
+    results.warn_unreadable(index)
+    if not len(index):
+        index.close()
+        raise BatchError(
+            f"{', '.join(map(str, paths))} holds no results",
+            hint="give the batch id instead: a batch that produced no output is retried whole",
+        )
+    digest = digest_of(requests)
+    ledger.adopt_legacy(requests, digest)
+    known = ledger.request_file(digest=digest)
+    root = ledger.root_request_file(digest, path=requests) if known else None
+    if root is None:  # remember it, so get-batch-results on it finds the retry's batches
+        root = _record_plain(ledger, requests)
+    return Source(requests, root.digest, root, index, inputs=list(paths))
+
+
+def from_batches(
+    conn: api.Connection, ledger: Ledger, target: str, requests: Path | None
+) -> Source:
+    """A batch id or a request file: every batch of its family (the original request file and
+    its retries), all of which must have ended."""
+    if lifecycle.looks_like_batch_id(target):
+        root = _root_of_batch(conn, ledger, target, requests)
+    else:
+        if requests is not None:
+            raise BatchError(
+                "--requests goes with a batch id or a results file, not a request file",
+                hint=f"openai-batch utils retry-failed {shlex.quote(target)} -o retry.jsonl",
+            )
+        root = _root_of_request_file(ledger, Path(target))
+    family = [root.digest, *(r.digest for r in ledger.request_files_derived_from(root.digest))]
+    records = ledger.batches_for(conn.service, digests=family)
+    if not records:
+        raise BatchError(
+            f"no batch was started from {root.path} on {conn.describe()}",
+            hint=f"start one first: openai-batch start-batch {shlex.quote(root.path)}",
+        )
+    batches = _final_batches(conn, ledger, [r.batch_id for r in records])
+    lines_from = _original_lines(root, requests)
+    downloads = [lifecycle.download_results(conn, b) for b in batches]
+    index = lifecycle.build_index(downloads)
+    results.warn_unreadable(index)
+    return Source(lines_from, root.digest, root, index, batches=batches, service=conn.service)
+
+
+def _root_of_batch(
+    conn: api.Connection, ledger: Ledger, batch_id: str, requests: Path | None
+) -> RequestFileRecord:
+    record = ledger.batch(conn.service, batch_id)
+    if record is None or not record.digest:
+        batch = api.retrieve_batch(conn, batch_id)  # an unknown id is a clear ApiError
+        ledger.record_batch(conn.service, batch)
+    root = lifecycle.root_of_batch(ledger, conn.service, batch_id)
+    if root is not None:
+        return root
+    if requests is None:
+        raise BatchError(
+            f"the ledger does not know the request file batch {batch_id} was started from",
+            hint=f"name it: openai-batch utils retry-failed {batch_id} --requests "
+            "batch-requests.jsonl -o retry.jsonl",
+        )
+    _require_file(requests, "--requests")
+    batch = api.retrieve_batch(conn, batch_id)
+    info = lifecycle.scan_request_file(requests, check=False)
+    total = batch.request_counts.total if batch.request_counts else 0
+    if total and total != info.requests:
+        raise BatchError(
+            f"batch {batch_id} has {total:,} requests but {requests} has {info.requests:,}",
+            hint="give the request file this batch was started from",
+        )
+    root = _record_plain(ledger, requests, info)
+    ledger.record_batch(conn.service, batch, digest=info.digest)  # get-batch-results finds it
+    return root
+
+
+def _root_of_request_file(ledger: Ledger, path: Path) -> RequestFileRecord:
+    check_request_path(path)
+    digest = digest_of(path)
+    known = ledger.request_file(path=path, digest=digest) or ledger.request_file(digest=digest)
+    root = ledger.root_request_file(digest, path=path) if known else None
+    if root is None:
+        raise BatchError(
+            f"the ledger knows no batch of {path} (or the file changed since it was started)",
+            hint="give the batch id with --requests FILE, or the results file with --requests FILE",
+        )
+    return root
+
+
+def _record_plain(
+    ledger: Ledger, path: Path, info: lifecycle.RequestFileInfo | None = None
+) -> RequestFileRecord:
+    info = info or lifecycle.scan_request_file(path, check=False)
+    return ledger.record_request_file(
+        path, info.digest, bytes=info.bytes, requests=info.requests,
+        endpoint=info.endpoint, model=info.model,
+    )  # fmt: skip
+
+
+def _final_batches(conn: api.Connection, ledger: Ledger, batch_ids: Sequence[str]) -> list[Batch]:
+    """The family's batches now; one still running would be paid for twice by a retry."""
+    batches = []
+    for batch_id in batch_ids:
+        batch = api.find_batch(conn, batch_id)
+        if batch is None:
+            console.warn(f"batch {batch_id} (in the ledger) is unknown to the service; skipped")
+            continue
+        ledger.record_batch(conn.service, batch)
+        batches.append(batch)
+    running = [b for b in batches if not api.is_final(b)]
+    if running:
+        ids = " ".join(b.id for b in running)
+        raise BatchError(
+            f"batch {running[0].id} is still {running[0].status}: retrying its requests now "
+            "could pay for them twice",
+            hint=f"wait for it (openai-batch get-batch-results {ids} --wait) or cancel it "
+            f"(openai-batch cancel-batch {ids}), then run this again",
+        )
+    return batches
+
+
+def _original_lines(root: RequestFileRecord, requests: Path | None) -> Path:
+    """The request file to copy lines from: --requests, else the root's path, unchanged."""
+    if requests is not None:
+        _require_file(requests, "--requests")
+        if not matches(requests, root.digest):
+            raise BatchError(
+                f"--requests {requests} is not the request file these batches were started "
+                f"from ({root.path}): its content differs",
+                hint="give an unchanged copy of that file, or leave out --requests",
+            )
+        return requests
+    path = Path(root.path)
+    if path.is_file() and matches(path, root.digest):
+        return path
+    raise BatchError(
+        f"{root.path}, the request file these batches were started from, is gone or changed",
+        hint="give an unchanged copy with --requests FILE",
+    )
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not Path(path).is_file():
+        raise BatchError(f"{what} {path}: no such file")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the retry file
+
+
+@dataclass
+class RetryReport:
+    source: Source
+    tally: Tally
+    output: Path | None  # None: nothing to retry, nothing written
+    digest: str | None = None
+    bytes: int = 0
+    same_as_original: bool = False
+    # completed batches of exactly this content (an earlier retry that failed the same way):
+    # start-batch would show them instead of starting, so the next step needs --force
+    started_as: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.tally
+        return {
+            "output": str(self.output) if self.output else None,
+            "digest": self.digest,
+            "requests_file": str(self.source.requests),
+            "parent_digest": self.source.root_digest,
+            "batches": [{"id": b.id, "status": b.status} for b in self.source.batches],
+            "results_files": [str(p) for p in self.source.inputs],
+            "total": t.total,
+            "ok": t.ok,
+            "retried": t.retried,
+            "failed": sum(t.failed.values()),
+            "failed_by_reason": dict(t.failed.most_common()),
+            "expired": t.expired,
+            "cancelled": t.cancelled,
+            "missing": t.missing,
+            "same_as_original": self.same_as_original,
+            "started_as": self.started_as,
+        }
+
+
+def write_retry_file(ledger: Ledger, source: Source, output: Path) -> RetryReport:
+    """Copy the lines of every request without a success into `output` and record it in the
+    ledger as derived from the root; nothing is written when every request succeeded."""
+    output = Path(output)
+    _check_output(ledger, source, output)
+    tally = Tally()
+    temp = files.temp_path_for(output)
+    hasher = new_digest()
+    size = 0
+    seen: set[str] = set()
+    try:
+        with open(source.requests, "rb") as src, open(temp, "wb") as dst:
+            for number, raw in enumerate(src, start=1):
+                if not raw.strip():
+                    continue
+                custom_id = _custom_id(raw, source.requests, number)
+                if custom_id in seen:
+                    raise BatchError(
+                        f"{source.requests}:{number}: custom_id {custom_id!r} appears twice",
+                        hint="a request file the API accepted has unique custom_ids; check it",
+                    )
+                seen.add(custom_id)
+                if tally.add(source.index, custom_id):
+                    line = raw if raw.endswith(b"\n") else raw + b"\n"
+                    dst.write(line)
+                    hasher.update(line)
+                    size += len(line)
+        _check_results_belong(source, seen)
+        if tally.retried == 0:
+            files.discard(temp)
+            return RetryReport(source, tally, None)
+        _check_limits(tally.retried, size, output)
+        files.commit(temp, output)
+    except BaseException:
+        files.discard(temp)
+        raise
+    finally:
+        source.index.close()
+    report = RetryReport(source, tally, output, hasher.hexdigest(), size)
+    _record_retry(ledger, report)
+    report.started_as = _started_as(ledger, source, report.digest)
+    return report
+
+
+def _started_as(ledger: Ledger, source: Source, digest: str | None) -> list[str]:
+    """The family's completed batches whose content is `digest`: a retry that failed again
+    the same way has the content of the retry before it."""
+    if source.service is None or digest is None:
+        return []
+    found = []
+    for batch in source.batches:
+        record = ledger.batch(source.service, batch.id)
+        same = record is not None and record.digest == digest
+        if same and batchshape.is_reusable(batch):
+            found.append(batch.id)
+    return found
+
+
+def _custom_id(raw: bytes, path: Path, number: int) -> str:
+    try:
+        custom_id = json.loads(raw).get("custom_id")
+    except (ValueError, AttributeError):
+        custom_id = None
+    if not isinstance(custom_id, str):
+        raise BatchError(
+            f"{path}:{number}: not a request line with a custom_id",
+            hint="give the request file the batch was started from",
+        )
+    return custom_id
+
+
+def _check_results_belong(source: Source, seen: set[str]) -> None:
+    """Results for custom_ids the request file lacks: the wrong request file was given."""
+    stray = [c for c in source.index.custom_ids() if c not in seen]
+    if stray:
+        raise BatchError(
+            f"{console.plural(len(stray), 'result')} with custom_ids not in {source.requests} "
+            f"(e.g. {stray[0]!r}): these results do not answer that request file",
+            hint="give the request file these results came from with --requests",
+        )
+
+
+def _check_limits(requests: int, size: int, output: Path) -> None:
+    """A retry is a subset of a file the API took, so this only trips on a foreign --requests.
+    The limits are the service's (Azure takes 100,000 requests a file)."""
+    from openai_batch.service.profiles import select
+
+    limits = select().limits
+    if limits.exceeded_by(requests, size):
+        raise BatchError(
+            f"{output} would hold {requests:,} requests ({console.human_bytes(size)}), over "
+            f"{limits.service}'s limit of {limits.describe()} per file",
+            hint="split the request file with make-batch-file --max-requests / --max-bytes",
+        )
+
+
+def _check_output(ledger: Ledger, source: Source, output: Path) -> None:
+    """Never overwrite the original, the results being read, or another job's request file."""
+    if output.suffix.lower() != ".jsonl":
+        raise BatchError(
+            f"-o {output}: the Batch API accepts only .jsonl files",
+            hint=f"use -o {output.with_suffix('.jsonl').name}",
+        )
+    reads: list[tuple[str, Path | str | None]] = [("request file", source.requests)]
+    reads += [("results file", path) for path in source.inputs]
+    if source.root is not None:
+        reads.append(("request file", source.root.path))
+    # the ledger's request files are judged below (a retry may replace one of its family)
+    output_guard.check_output(
+        output, flag="-o", reads=reads, ledger=ledger, may_replace=lambda w: w == "request file"
+    )
+    target = output.expanduser().resolve()
+    if not target.is_file():
+        return
+    digest = digest_of(target)
+    ledger.adopt_legacy(target, digest)
+    record = ledger.request_file(digest=digest)
+    if record is None or digest == source.root_digest:
+        return
+    if record.parent_digest != source.root_digest:
+        raise BatchError(
+            f"-o {output} is the request file {record.path} of other batches (the ledger "
+            "knows it); overwriting it would lose it",
+            hint="write the retry file elsewhere, e.g. -o retry.jsonl",
+        )
+
+
+def _record_retry(ledger: Ledger, report: RetryReport) -> None:
+    """The retry derives from the root; a retry of every request is the root's very content,
+    so it is recorded like the root (a parent equal to itself would be a cycle)."""
+    assert report.output is not None and report.digest is not None
+    source, root = report.source, report.source.root
+    first = _first_line(report.output)
+    endpoint, model = first.get("url"), (first.get("body") or {}).get("model")
+    if report.digest == source.root_digest:
+        report.same_as_original = True
+        extra: dict[str, Any] = {}
+        if root is not None:
+            extra = {
+                "template": root.template, "data": root.data,
+                "table_options": root.table_options or None, "first_row": root.first_row,
+                "shard": root.shard, "shards": root.shards,
+                "data_digest": root.data_digest, "make_run": root.make_run,
+            }  # fmt: skip
+        ledger.record_request_file(
+            report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
+            endpoint=endpoint, model=model, **extra,
+        )  # fmt: skip
+        return
+    ledger.record_request_file(
+        report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
+        endpoint=endpoint, model=model, parent_digest=source.root_digest,
+    )  # fmt: skip
+
+
+def _first_line(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    return {}
+                return value if isinstance(value, dict) else {}
+    return {}
+
+
+__all__ = [
+    "RetryReport",
+    "Source",
+    "Tally",
+    "failure_reason",
+    "from_batches",
+    "from_results_files",
+    "looks_like_request_file",
+    "write_retry_file",
+]

@@ -1,0 +1,57 @@
+"""A `.env` in the working folder may not send the user's key to a server it chose.
+
+`.env` files are read from the working folder for convenience, so a cloned project, a shared
+folder or an unpacked archive can carry one. If it sets OPENAI_BASE_URL (or
+AZURE_OPENAI_ENDPOINT) while the API key comes from the user's own environment, every request
+would carry that key to whatever server the file names. That combination is refused unless the
+environment itself (not the `.env`) says `OPENAI_BATCH_TRUST_DOTENV_URL=1`. A `.env` that holds
+its own key as well as the URL is the user's own configuration and is read as before.
+
+The same holds for the variables that route or trust connections (proxies, certificate
+files): a `.env` proxy would see every request, key included. And the key is whichever
+variable the command reads, `utils chat-complete --api-key-env NAME` included.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from openai_batch.errors import BatchError
+from openai_batch.service.redaction import public_url
+
+OPT_IN = "OPENAI_BATCH_TRUST_DOTENV_URL"
+URL_VARIABLES = ("OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT")
+# Where requests go, or whom they trust, for the HTTP client (httpx2 reads these).
+ROUTE_VARIABLES = (
+    *(name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for name in (base, base.lower())),
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+KEY_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
+
+
+def _set(environ: Mapping[str, str], name: str) -> bool:
+    return bool(environ.get(name, "").strip())
+
+
+def check_dotenv(
+    path: Path, values: Mapping[str, str], key_variables: tuple[str, ...] = ()
+) -> None:
+    """Refuse a `.env` that would point (or route) the environment's key at a server of its
+    own. `key_variables`: further variables a command reads its key from (--api-key-env)."""
+    chosen = [
+        n for n in (*URL_VARIABLES, *ROUTE_VARIABLES) if _set(values, n) and not _set(os.environ, n)
+    ]
+    keys = [n for n in (*KEY_VARIABLES, *key_variables) if _set(os.environ, n)]
+    if not chosen or not keys or os.environ.get(OPT_IN, "").strip() in ("1", "true", "yes"):
+        return
+    name = chosen[0]
+    how = "sent to a server" if name in URL_VARIABLES else "sent through a connection"
+    raise BatchError(
+        f"{path} sets {name}={public_url(values[name].strip())}, but the key ({keys[0]}) comes "
+        f"from your environment: the key would be {how} this folder chose",
+        hint=f"if you trust this folder, `export {OPT_IN}=1` (in the environment, not in .env); "
+        f"or set {name} yourself, or remove it from .env",
+    )

@@ -1,0 +1,41 @@
+"""Many batches' output and error files, downloaded a few at a time.
+
+A job of hundreds of shards finishes with hundreds of files: one after another, each costs a
+round trip plus its bytes. They download `parallel` at a time instead (as uploads do), each
+atomically (a temp file renamed into place) and kept by file id, so a download that breaks off
+or a command that is stopped resumes where it left off: files already there are not fetched
+again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
+
+from openai_batch.flow import lifecycle
+from openai_batch.service import api
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+DEFAULT_PARALLEL = 4
+
+
+def download_all(
+    conn: api.Connection, batches: Sequence[Batch], *, parallel: int = DEFAULT_PARALLEL
+) -> list[lifecycle.Downloaded]:
+    """Every batch's files (in the batches' order); the first failure is raised once the
+    downloads already under way have finished (each one is whole or absent)."""
+    if parallel <= 1 or len(batches) <= 1:
+        return [lifecycle.download_results(conn, b) for b in batches]
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="download")
+    try:
+        futures = [pool.submit(lifecycle.download_results, conn, b) for b in batches]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
