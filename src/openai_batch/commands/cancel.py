@@ -8,6 +8,7 @@ from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
 from openai_batch.flow import lifecycle
+from openai_batch.flow.session import Session
 from openai_batch.ledger.store import open_ledger
 from openai_batch.service import api
 from openai_batch.ui import console
@@ -38,18 +39,15 @@ def cancel_batch(
     out = []
     with open_ledger() as ledger:
         resolved = lifecycle.resolve(conn, ledger, batch_ids)
+        session = Session(conn, ledger)
         for batch_id in resolved.batch_ids:
-            batch = api.retrieve_batch(conn, batch_id)
-            already = api.is_final(batch) or batch.status == "cancelling"
-            if not already:
-                batch = api.cancel_batch(conn, batch_id)
-            ledger.record_batch(conn.service, batch)
-            out.append(batch_json(batch, was_running=not already))
+            batch, was_running = session.cancel(batch_id)
+            out.append(batch_json(batch, was_running=was_running))
             if not as_json:
-                if already:
-                    console.say(f"{batch.id}  {batch.status}  (nothing to cancel)")
-                else:
+                if was_running:
                     console.say(f"{batch.id}  {batch.status}")
+                else:
+                    console.say(f"{batch.id}  {batch.status}  (nothing to cancel)")
     if as_json:
         console.print_json(out)
     return 0

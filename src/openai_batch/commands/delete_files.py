@@ -8,6 +8,7 @@ from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
 from openai_batch.flow import lifecycle
+from openai_batch.flow.session import Session
 from openai_batch.ledger.store import open_ledger
 from openai_batch.service import api
 from openai_batch.ui import console
@@ -53,7 +54,8 @@ def delete_files(
         if job is not None:
             jobs.load_job(ledger, job, conn.service)
             batch_ids += [b for _, b in jobs.job_batch_ids(ledger, job) if b not in batch_ids]
-        batches = [api.retrieve_batch(conn, b) for b in batch_ids]
+        session = Session(conn, ledger)
+        batches = [session.batch(b) for b in batch_ids]
         plan = service_files.plan_cleanup(conn, ledger, batches)
         if not dry_run:
             service_files.carry_out(conn, ledger, plan)

@@ -11,6 +11,7 @@ from cyclopts import Parameter
 from openai_batch.commands.options import POLL_INTERVAL
 from openai_batch.errors import BatchError
 from openai_batch.flow import lifecycle
+from openai_batch.flow.session import Session
 from openai_batch.ledger.store import Ledger, RequestFileRecord, open_ledger
 from openai_batch.results import join
 from openai_batch.results.tablewriter import TableTarget, table_target
@@ -210,10 +211,8 @@ def follow(
 ) -> list[Batch] | None:
     """The batches now, or when final with --wait; None when Ctrl-C stopped the wait."""
     if not wait:
-        batches = [api.retrieve_batch(conn, b) for b in batch_ids]
-        for batch in batches:
-            ledger.record_batch(conn.service, batch)
-        return batches
+        session = Session(conn, ledger)
+        return [session.batch(b) for b in batch_ids]
     try:
         return lifecycle.wait_for(
             conn, ledger, batch_ids, poll_interval=poll_interval, progress=not quiet

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
 from openai_batch.flow import lifecycle
+from openai_batch.flow.session import Session
 from openai_batch.ledger.digests import digest_of, matches, new_digest
 from openai_batch.ledger.store import Ledger, RequestFileRecord
 from openai_batch.local import files, output_guard
@@ -213,10 +214,10 @@ def from_batches(
 def _root_of_batch(
     conn: api.Connection, ledger: Ledger, batch_id: str, requests: Path | None
 ) -> RequestFileRecord:
+    session = Session(conn, ledger)
     record = ledger.batch(conn.service, batch_id)
     if record is None or not record.digest:
-        batch = api.retrieve_batch(conn, batch_id)  # an unknown id is a clear ApiError
-        ledger.record_batch(conn.service, batch)
+        session.batch(batch_id)  # an unknown id is a clear ApiError
     root = lifecycle.root_of_batch(ledger, conn.service, batch_id)
     if root is not None:
         return root
@@ -236,7 +237,7 @@ def _root_of_batch(
             hint="give the request file this batch was started from",
         )
     root = _record_plain(ledger, requests, info)
-    ledger.record_batch(conn.service, batch, digest=info.digest)  # get-batch-results finds it
+    session.record(batch, digest=info.digest)  # get-batch-results finds it
     return root
 
 
@@ -265,13 +266,13 @@ def _record_plain(
 
 def _final_batches(conn: api.Connection, ledger: Ledger, batch_ids: Sequence[str]) -> list[Batch]:
     """The family's batches now; one still running would be paid for twice by a retry."""
+    session = Session(conn, ledger)
     batches = []
     for batch_id in batch_ids:
-        batch = api.find_batch(conn, batch_id)
+        batch = session.find(batch_id)
         if batch is None:
             console.warn(f"batch {batch_id} (in the ledger) is unknown to the service; skipped")
             continue
-        ledger.record_batch(conn.service, batch)
         batches.append(batch)
     running = [b for b in batches if not api.is_final(b)]
     if running:
