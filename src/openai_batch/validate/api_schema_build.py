@@ -6,8 +6,8 @@ SPEC_DIR holds openapi.yaml, its LICENSE and a README naming its commit (a check
 public openai/openai-openapi repository; default ../shared/fixtures/openai-openapi). It writes
 
 - src/openai_batch/validate/api_schema.json: the request schema of each endpoint the Batch API
-  takes, with everything it references, converted from OpenAPI 3.x to JSON Schema (draft 2020-12) and
-  stripped of prose; `api_schema.py` checks bodies against it at run time;
+  takes, with everything it references, converted from OpenAPI 3.x to JSON Schema (draft
+  2020-12) and stripped of prose; `api_schema.py` checks bodies against it at run time;
 - with --tests-data: the same schemas in the spec's own form and the spec's request examples,
   which the conformance test (tests/test_validate_conformance.py) checks `utils validate`
   against without needing the spec itself.
