@@ -338,7 +338,7 @@ def output_lock(out: Path) -> Any:
 
 
 def _fatal_error(exc: BaseException, path: Path, conn: Any) -> BatchError:
-    from openai_batch.service import api
+    from openai_batch.service.failures import translate
 
     if isinstance(exc, RateLimitedTooLong):
         return ApiError(
@@ -346,7 +346,7 @@ def _fatal_error(exc: BaseException, path: Path, conn: Any) -> BatchError:
             f"seconds while running {path.name}; answers received so far are saved",
             hint="run the same command later (it resumes), or raise --give-up-after",
         )
-    return api.translate(exc, f"running {path.name}", conn)
+    return translate(exc, f"running {path.name}", conn)
 
 
 # --------------------------------------------------------------------------- the table

@@ -15,6 +15,7 @@ from cyclopts import App, Parameter
 from openai_batch import __version__
 from openai_batch.errors import BatchError
 from openai_batch.local.faults import explain, interrupted
+from openai_batch.service import notices
 from openai_batch.ui import console
 
 app = App(
@@ -138,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     `error:` line with a hint too (see localfaults.py)."""
     tokens = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = app(tokens, result_action="return_value", exit_on_error=False, print_error=True)
+        with notices.listening(console.warn):  # what the service layer noticed: warnings
+            result = app(
+                tokens, result_action="return_value", exit_on_error=False, print_error=True
+            )
     except BatchError as exc:
         return _fail(exc)
     except KeyboardInterrupt:

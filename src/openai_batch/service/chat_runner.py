@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import ApiError
-from openai_batch.service import api
+from openai_batch.service import connection
 from openai_batch.service.pacing import Limits, Pacer, RateLimitedTooLong
+from openai_batch.service.redaction import redact
 from openai_batch.ui import console
 
 if TYPE_CHECKING:
@@ -68,11 +69,11 @@ def _paced(base: type) -> type:
 
 def make_client(
     *, base_url: str | None, api_key_env: str | None, timeout: float, max_retries: int
-) -> tuple[Any, api.Connection]:
-    """The async client for a run, and the api.Connection that names it in messages.
+) -> tuple[Any, connection.Connection]:
+    """The async client for a run, and the connection.Connection that names it in messages.
 
     The default (no base URL, key from OPENAI_API_KEY) takes the settings of every other command
-    (`api.connect`: `.env`, organization/project, Azure). A base URL or another key variable
+    (`connection.connect`: `.env`, organization/project, Azure). A base URL or another key variable
     builds a plain client: a local server without auth needs no key at all.
     """
     import httpx2
@@ -80,7 +81,7 @@ def make_client(
 
     from openai_batch.service.reach import fail_fast_async_client
 
-    api.load_dotenv_file((api_key_env,) if api_key_env else ())
+    connection.load_dotenv_file((api_key_env,) if api_key_env else ())
     env_base = os.environ.get("OPENAI_BASE_URL", "").strip() or None
     configured = any(
         os.environ.get(v, "").strip() for v in ("OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT")
@@ -95,7 +96,7 @@ def make_client(
         and api_key_env in (None, "OPENAI_API_KEY")
         and (configured or not env_base)
     ):
-        conn = api.connect(max_retries=max_retries)
+        conn = connection.connect(max_retries=max_retries)
         sync: Any = conn.client
         if conn.azure:
             client = _paced(openai.AsyncAzureOpenAI)(
@@ -124,13 +125,15 @@ def make_client(
                 hint=f"export {variable}=... (a local server without auth needs no key)",
             )
         key = LOCAL_KEY
-    api.check_base_url(url, "--base-url" if base_url else "OPENAI_BASE_URL")
+    connection.check_base_url(url, "--base-url" if base_url else "OPENAI_BASE_URL")
     try:
         client = _paced(openai.AsyncOpenAI)(api_key=key, base_url=url, **common)
     except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:
-        raise api.client_setup_error(exc, "--base-url" if base_url else "OPENAI_BASE_URL") from None
-    service = api.service_of(client)
-    return client, api.Connection(client, service, azure=False, key_variable=variable)
+        raise connection.client_setup_error(
+            exc, "--base-url" if base_url else "OPENAI_BASE_URL"
+        ) from None
+    service = connection.service_of(client)
+    return client, connection.Connection(client, service, azure=False, key_variable=variable)
 
 
 # --------------------------------------------------------------------------- result lines
@@ -165,7 +168,7 @@ def result_line(custom_id: str, response: dict[str, Any] | None, error: Any = No
 def _redacted(value: Any, secrets: tuple[str, ...]) -> Any:
     """Every string in a server's error body, with keys and bearer tokens removed."""
     if isinstance(value, str):
-        return api.redact(value, *secrets)
+        return redact(value, *secrets)
     if isinstance(value, dict):
         return {k: _redacted(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
@@ -179,7 +182,7 @@ def _success(custom_id: str, response: Any, secrets: tuple[str, ...]) -> Outcome
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        snippet = api.redact((response.text or "")[:200], *secrets)
+        snippet = redact((response.text or "")[:200], *secrets)
         error = {
             "code": "invalid_response",
             "message": f"the server's answer is not JSON: {snippet}",
@@ -360,7 +363,7 @@ async def _answer(run: _Run, request: Request) -> Outcome | None:
             return _failure(request.custom_id, exc, settings.secrets)
         except openai.APITimeoutError as exc:
             if _unreachable(exc):
-                raise Fatal(exc) from None  # api.translate names what refused
+                raise Fatal(exc) from None  # failures.translate names what refused
             pacer.answered({}, ticket)
             error = {"code": "timeout", "message": "the request timed out after retries"}
             return Outcome(

@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from openai_batch.flow import lifecycle
-from openai_batch.service import api
+from openai_batch.service.connection import Connection
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -23,7 +23,7 @@ DEFAULT_PARALLEL = 4
 
 
 def download_all(
-    conn: api.Connection, batches: Sequence[Batch], *, parallel: int = DEFAULT_PARALLEL
+    conn: Connection, batches: Sequence[Batch], *, parallel: int = DEFAULT_PARALLEL
 ) -> list[lifecycle.Downloaded]:
     """Every batch's files (in the batches' order); the first failure is raised once the
     downloads already under way have finished (each one is whole or absent)."""

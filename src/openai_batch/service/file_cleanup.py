@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openai_batch.ledger.store import Ledger, download_path
-from openai_batch.service import api
 from openai_batch.service import shape as batchshape
+from openai_batch.service.connection import Connection
+from openai_batch.service.file_calls import delete_file, retrieve_file
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -35,7 +36,7 @@ class Plan:
         return sum(size for _, _, size in self.delete)
 
 
-def plan_cleanup(conn: api.Connection, ledger: Ledger, batches: Iterable[Batch]) -> Plan:
+def plan_cleanup(conn: Connection, ledger: Ledger, batches: Iterable[Batch]) -> Plan:
     """Decide, per batch, which of its files may be deleted (nothing is deleted here)."""
     plan = Plan()
     for batch in batches:
@@ -60,9 +61,9 @@ def plan_cleanup(conn: api.Connection, ledger: Ledger, batches: Iterable[Batch])
     return plan
 
 
-def _unsafe_result(conn: api.Connection, file_id: str, role: str, plan: Plan) -> str | None:
+def _unsafe_result(conn: Connection, file_id: str, role: str, plan: Plan) -> str | None:
     """None when the file is downloaded whole (and queued for deletion), else why it stays."""
-    found = api.retrieve_file(conn, file_id)
+    found = retrieve_file(conn, file_id)
     if found is None:
         return None  # already gone from the service
     local = download_path(file_id)
@@ -83,17 +84,17 @@ def _input_in_use(ledger: Ledger, service: str, batch: Batch) -> str | None:
     return None
 
 
-def _add(conn: api.Connection, plan: Plan, file_id: str, role: str) -> None:
-    found = api.retrieve_file(conn, file_id)
+def _add(conn: Connection, plan: Plan, file_id: str, role: str) -> None:
+    found = retrieve_file(conn, file_id)
     if found is not None and all(fid != file_id for fid, _, _ in plan.delete):
         size = getattr(found, "bytes", None)
         plan.delete.append((file_id, role, size if isinstance(size, int) else 0))
 
 
-def carry_out(conn: api.Connection, ledger: Ledger, plan: Plan) -> None:
+def carry_out(conn: Connection, ledger: Ledger, plan: Plan) -> None:
     """Delete what the plan allows; a file already gone counts as deleted."""
     for file_id, role, _ in plan.delete:
-        api.delete_file(conn, file_id)
+        delete_file(conn, file_id)
         if role == "input":
             ledger.mark_upload_gone(conn.service, file_id)
         plan.deleted.append(file_id)

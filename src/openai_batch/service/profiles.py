@@ -163,7 +163,7 @@ def for_url(url: str | None, *, azure: bool = False) -> ServiceProfile:
 
 def select(name: str | None = None) -> ServiceProfile:
     """`--service`, else OPENAI_BATCH_SERVICE, else the configured base URL (no network)."""
-    from openai_batch.service.api import load_dotenv_file
+    from openai_batch.service.connection import load_dotenv_file
 
     load_dotenv_file()
     name = name or os.environ.get("OPENAI_BATCH_SERVICE", "").strip() or None

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from openai_batch.service import api
+from openai_batch.service.batch_calls import is_final, iter_batches, retrieve_batch
+from openai_batch.service.connection import Connection
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -22,7 +23,7 @@ PAGE = 100  # the most the list endpoint returns per page
 SPARE_PAGES = 2  # pages read beyond N/100 before falling back to retrieving the rest
 
 
-def current(conn: api.Connection, batch_ids: Sequence[str]) -> dict[str, Batch]:
+def current(conn: Connection, batch_ids: Sequence[str]) -> dict[str, Batch]:
     """Each batch as the service has it now, by id."""
     wanted = list(dict.fromkeys(batch_ids))
     found: dict[str, Batch] = {}
@@ -30,7 +31,7 @@ def current(conn: api.Connection, batch_ids: Sequence[str]) -> dict[str, Batch]:
         looking = set(wanted)
         budget = (len(wanted) // PAGE + 1 + SPARE_PAGES) * PAGE
         for seen, batch in enumerate(
-            api.iter_batches(conn, page_size=PAGE, skip_unreadable=True), start=1
+            iter_batches(conn, page_size=PAGE, skip_unreadable=True), start=1
         ):
             if batch.id in looking:
                 found[batch.id] = batch
@@ -40,12 +41,12 @@ def current(conn: api.Connection, batch_ids: Sequence[str]) -> dict[str, Batch]:
                 break
     for batch_id in wanted:
         if batch_id not in found:
-            found[batch_id] = api.retrieve_batch(conn, batch_id)
+            found[batch_id] = retrieve_batch(conn, batch_id)
     return found
 
 
-def refreshed(conn: api.Connection, batches: Sequence[Batch]) -> list[Batch]:
+def refreshed(conn: Connection, batches: Sequence[Batch]) -> list[Batch]:
     """The same batches, the unfinished ones read again (in one pass)."""
-    pending = [b.id for b in batches if not api.is_final(b)]
+    pending = [b.id for b in batches if not is_final(b)]
     now = current(conn, pending) if pending else {}
     return [now.get(b.id, b) for b in batches]
