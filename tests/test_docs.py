@@ -3,6 +3,9 @@ is in the contributing page's map, every relative link leads somewhere, and READ
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from helpers import ROOT
 from openai_batch.cli import app
 from openai_batch.ui import helpdoc
@@ -37,3 +40,98 @@ def test_the_help_pages_do_not_depend_on_the_terminal(monkeypatch):
     assert helpdoc.help_text(app, ["make-batch-file"]) == narrow
     assert "\x1b[" not in narrow
     assert max(len(line) for line in narrow.splitlines()) == helpdoc.WIDTH
+
+
+def _module_map() -> str:
+    page = (DOCS / "contributing.md").read_text(encoding="utf-8")
+    return page.split("\n## Module map\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_every_module_is_in_the_module_map():
+    package = ROOT / "src" / "openai_batch"
+    listed = _module_map()
+    modules = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py"
+    )
+    missing = [m for m in modules if f"`{m}`" not in listed]
+    assert not missing, (
+        f"modules missing from docs/contributing.md's module map: {missing}; add one line each "
+        "saying what the module owns, in its package's table"
+    )
+    packages = sorted(p.name for p in package.iterdir() if (p / "__init__.py").is_file())
+    assert [p for p in packages if f"### `{p}/`" not in listed] == []
+
+
+def test_the_module_map_names_no_module_that_is_gone():
+    package = ROOT / "src" / "openai_batch"
+    named = re.findall(r"`([\w/]+\.py)`", _module_map())
+    assert named
+    gone = [name for name in named if not (package / name).is_file()]
+    assert not gone, f"docs/contributing.md's module map names modules that do not exist: {gone}"
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub makes of a heading: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    return {_slug(m) for m in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+
+
+def _relative_links(page: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    text = re.sub(r"`[^`\n]*`", "", text)  # code spans are not links
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    return [t for t in targets if not re.match(r"[a-z]+:", t)]
+
+
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def test_every_relative_link_resolves():
+    broken = []
+    for page in _pages():
+        for target in _relative_links(page):
+            path, _, fragment = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif fragment and dest.suffix == ".md" and fragment not in _anchors(dest):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def test_the_link_checker_sees_a_broken_link(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# A title\nsee [x](gone.md), [y](#a-title), `[z](no.md)` and [w](https://e.x)\n"
+    )
+    assert _relative_links(page) == ["gone.md", "#a-title"]
+    assert "a-title" in _anchors(page)
+    assert _slug("`utils estimate`: know the cost") == "utils-estimate-know-the-cost"
+
+
+def test_readme_stays_short():
+    size = len((ROOT / "README.md").read_bytes())
+    assert size <= 15_000, f"README.md is {size:,} bytes: move the details into a page of docs/"
+
+
+def _marked_command(readme: str, marker: str) -> str:
+    """What .ci/run runs: the first line of the ```bash block after `<!-- marker -->`."""
+    after = readme.split(f"\n<!-- {marker} -->\n", 1)[1]
+    block = after.split("```bash\n", 1)[1].split("\n```", 1)[0]
+    return block.splitlines()[0]
+
+
+def test_readme_keeps_the_two_commands_ci_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = _marked_command(readme, "main-command")
+    assert install.startswith("python3 -m venv .venv && .venv/bin/pip install . && ")
+    assert "openai-batch make-batch-file" in install
+    assert _marked_command(readme, "test-command").endswith(".venv/bin/python -m pytest")
