@@ -4,35 +4,19 @@ Every command that writes, checks, uploads or retries a request file asks this m
 tool can never write a file that another part of it (or the API) then refuses. Sizes are in
 decimal bytes because that is how the API counts them: "200 MB" is 200,000,000 bytes, not
 200 MiB. A service with other limits gets its own `FileLimits` value; `OPENAI` is the default.
+The endpoints themselves are `endpoints.py`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The endpoints the tool writes and checks request bodies for (the request types the installed
-# SDK defines for the Batch API, in the order they are offered to users).
-ENDPOINTS: tuple[str, ...] = (
-    "/v1/chat/completions",
-    "/v1/responses",
-    "/v1/embeddings",
-    "/v1/completions",
-    "/v1/moderations",
-)
+from openai_batch.requestfile.endpoints import ENDPOINTS, versioned
 
 MAX_REQUESTS = 50_000  # request lines per file
 MAX_FILE_BYTES = 200_000_000  # bytes per file (decimal megabytes, as the API counts)
 MAX_EMBEDDING_INPUTS = 50_000  # embedding inputs per batch, across all its requests
 MAX_EMBEDDING_ARRAY = 2048  # inputs in one embeddings request
-
-
-def versioned(url: object) -> object:
-    """`/chat/completions` (as Azure's guide writes request lines) -> `/v1/chat/completions`;
-    anything else unchanged. For readers that only need to know the endpoint (estimate,
-    chat-complete); whether a service's batches accept the short form is `FileLimits`'s rule."""
-    if isinstance(url, str) and "/v1" + url in ENDPOINTS:
-        return "/v1" + url
-    return url
 
 
 @dataclass(frozen=True)
