@@ -12,7 +12,8 @@ import pytest
 
 from helpers import assert_clean_error, need_seed, run_cli
 from openai_batch.estimate import cost as estimate
-from openai_batch.estimate import images_tokens, prices, tokens
+from openai_batch.estimate import images_tokens, prices, report, tokens
+from openai_batch.estimate.options import EstimateOptions
 
 CHAT = "/v1/chat/completions"
 
@@ -242,7 +243,7 @@ def test_low_detail_and_given_size():
         "messages": [user_msg(image("https://x/a.png", "low"), image("https://x/b.png"))],
         "max_tokens": 5,
     }
-    est = estimate.estimate_lines([line("a", body)], image_size="1024x1024")
+    est = estimate.estimate_lines([line("a", body)], EstimateOptions(image_size="1024x1024"))
     assert est.prompt_tokens == 3 + 1 + 85 + 765 + 3
 
 
@@ -265,7 +266,7 @@ def test_expected_output_is_capped_by_max_tokens_and_multiplied_by_n():
         line("b", chat_body(max_completion_tokens=30)),
         line("c", chat_body(max_tokens=100, n=3)),
     ]
-    est = estimate.estimate_lines(lines, expected_output=50)
+    est = estimate.estimate_lines(lines, EstimateOptions(expected_output=50))
     assert est.max_output_tokens == 100 + 30 + 300
     assert est.expected_output_tokens == 50 + 30 + 150
     per = {r.custom_id: r for r in est.per_request}
@@ -274,7 +275,7 @@ def test_expected_output_is_capped_by_max_tokens_and_multiplied_by_n():
 
 def test_cost_uses_the_bundled_batch_price_of_the_family():
     lines = [line("a", chat_body("gpt-4o-2024-08-06", max_tokens=1000))]
-    est = estimate.estimate_lines(lines, expected_output=200)
+    est = estimate.estimate_lines(lines, EstimateOptions(expected_output=200))
     price = prices.batch_price("gpt-4o")
     assert price is not None and price.input < 2.5  # batch prices: half the standard
     assert est.input_cost_usd == pytest.approx(est.prompt_tokens * price.input / 1e6)
@@ -354,7 +355,7 @@ def test_embeddings_count_inputs_and_have_no_output():
         line("b", {"model": "text-embedding-3-small", "input": ["a b", "c"]}, "/v1/embeddings"),
         line("c", {"model": "text-embedding-3-small", "input": [1, 2, 3]}, "/v1/embeddings"),
     ]
-    est = estimate.estimate_lines(lines, expected_output=100)
+    est = estimate.estimate_lines(lines, EstimateOptions(expected_output=100))
     count = tokens.count_tokens
     expected = sum(count(t, "cl100k_base") for t in ("hello world", "a b", "c")) + 3
     assert est.prompt_tokens == expected
@@ -399,20 +400,20 @@ def varied_lines(n: int) -> list[dict]:
 def test_sample_tokenizes_a_subset_and_scales_up():
     lines = varied_lines(400)
     exact = estimate.estimate_lines(lines)
-    sampled = estimate.estimate_lines(lines, sample=100)
+    sampled = estimate.estimate_lines(lines, EstimateOptions(sample=100))
     assert sampled.sampled and sampled.sampled_requests == 100
     assert sampled.requests == 400
     assert sampled.max_output_tokens == exact.max_output_tokens  # never sampled
     assert sampled.per_request is None
     assert abs(sampled.prompt_tokens - exact.prompt_tokens) < 0.15 * exact.prompt_tokens
-    again = estimate.estimate_lines(lines, sample=100)
+    again = estimate.estimate_lines(lines, EstimateOptions(sample=100))
     assert again.prompt_tokens == sampled.prompt_tokens  # reproducible
 
 
 def test_sample_larger_than_the_file_is_exact():
     lines = varied_lines(30)
     exact = estimate.estimate_lines(lines)
-    sampled = estimate.estimate_lines(lines, sample=100)
+    sampled = estimate.estimate_lines(lines, EstimateOptions(sample=100))
     assert not sampled.sampled
     assert sampled.prompt_tokens == exact.prompt_tokens
 
@@ -429,7 +430,7 @@ def test_table_has_a_row_per_file_and_a_total(capsys, tmp_path):
     assert " 8 " in total and "400" in total  # 8 requests, 8 x 50 output ceiling
     assert "8 requests" in out  # the summary line
 
-    est = estimate.estimate_files([a, b], expected_output=20)
+    est = estimate.estimate_files([a, b], EstimateOptions(expected_output=20))
     assert est.requests == 8 and len(est.files) == 2
     assert est.prompt_tokens == sum(f.prompt_tokens for f in est.files)
     assert est.estimated_cost_usd == pytest.approx(sum(f.estimated_cost_usd for f in est.files))
@@ -447,8 +448,8 @@ def test_json_has_the_documented_keys(capsys, tmp_path):
 
 
 def test_summary_line_is_one_line_with_tokens_and_cost():
-    est = estimate.estimate_lines(varied_lines(10), expected_output=10)
-    summary = estimate.summary_line(est)
+    est = estimate.estimate_lines(varied_lines(10), EstimateOptions(expected_output=10))
+    summary = report.summary_line(est)
     assert "\n" not in summary
     assert "10 requests" in summary and f"{est.prompt_tokens:,} prompt tokens" in summary
     assert "$" in summary and prices.PRICES_AS_OF in summary
@@ -471,7 +472,9 @@ def test_per_request_lines_are_the_files_own_line_numbers(tmp_path):
     path = tmp_path / "r.jsonl"
     rows = [json.dumps(line(f"r{i}", chat_body(max_tokens=5))) for i in range(3)]
     path.write_text(rows[0] + "\n\n" + rows[1] + "\n{oops\n" + rows[2] + "\n")
-    est = estimate.estimate_file(path, sample=10)  # a sample bigger than the file: exact
+    est = estimate.estimate_file(
+        path, EstimateOptions(sample=10)
+    )  # a sample bigger than the file: exact
     assert not est.sampled
     assert [(r.line, r.custom_id) for r in est.per_request] == [(1, "r0"), (3, "r1"), (5, "r2")]
 

@@ -9,6 +9,7 @@ import pytest
 
 from openai_batch.cli import main
 from openai_batch.errors import BatchError
+from openai_batch.estimate.options import EstimateOptions
 from openai_batch.requestfile import review
 from openai_batch.requestfile.make import check_first_line
 from openai_batch.template.prompt import load_template
@@ -47,9 +48,9 @@ def test_child_review_equals_in_process(tmp_path, monkeypatch):
     assert child is not None
     try:
         for k in (1000, 30):
-            got = child.review(files, k, {"expected_output": 20})
+            got = child.review(files, k, EstimateOptions(expected_output=20))
             assert got is not None  # the child answered: no silent fallback
-            assert got == review.review_files(files, k, expected_output=20)
+            assert got == review.review_files(files, k, options=EstimateOptions(expected_output=20))
         line = files[0][0].read_text().splitlines()[0]
         tmpl = load_template(template, ["Text"])
         assert child.check_first_line(line, "/v1/chat/completions", tmpl) == "gpt-4o-mini"

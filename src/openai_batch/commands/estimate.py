@@ -51,22 +51,24 @@ def estimate(
     as_json
         Print one JSON object instead of the table.
     """
-    from openai_batch.estimate.cost import estimate_files, summary_line, table
+    from openai_batch.estimate.cost import estimate_files
+    from openai_batch.estimate.options import EstimateOptions
+    from openai_batch.estimate.report import summary_line, table
 
     if not files:
         raise BatchError("no request file given.", hint="openai-batch utils estimate FILE.jsonl")
     for name, value in (("--price-input", price_input), ("--price-output", price_output)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise BatchError(f"{name} must be a finite, non-negative number (USD per 1M tokens).")
-    est = estimate_files(
-        files,
+    options = EstimateOptions(
+        model_hint=model,
         image_size=image_size,
         expected_output=expected_output,
+        sample=sample,
         price_input=price_input,
         price_output=price_output,
-        model_hint=model,
-        sample=sample,
     )
+    est = estimate_files(files, options)
     if as_json:
         console.print_json(est.to_dict(per_request=per_request))
         return 0

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
+from openai_batch.estimate.options import EstimateOptions
 from openai_batch.flow.lifecycle import remember_made
 from openai_batch.requestfile.make import MakeOptions, MakeResult, make_batch_files, preview
 from openai_batch.sizes import parse_size
@@ -81,8 +82,8 @@ class RenderArgs:
             progress=not quiet,
         )
 
-    def estimate_options(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "expected_output": self.expected_output}
+    def estimate_options(self) -> EstimateOptions:
+        return EstimateOptions(image_size=self.image_size, expected_output=self.expected_output)
 
 
 def make_batch_file(
@@ -138,24 +139,29 @@ def make_batch_file(
         child = warm.child
         files = [(f.path, f.requests) for f in result.files]
         with ThreadPoolExecutor(1) as pool:  # the review overlaps the ledger's hashing
-            review = pool.submit(review_files, files, child=child, **render.estimate_options())
+            review = pool.submit(
+                review_files, files, child=child, options=render.estimate_options()
+            )
             remember_made(result)  # ledger: lets get-batch-results find the rows to join
             report(result, json_output, review=review.result())
     return 0
 
 
 def report(
-    result: MakeResult, json_output: bool, review: Any = None, **estimate_options: Any
+    result: MakeResult,
+    json_output: bool,
+    review: Any = None,
+    options: EstimateOptions | None = None,
 ) -> None:
     """The summary: one line per file written, the cost estimate, any doubts (or JSON).
 
     `review` is `review.review_files`'s answer when the caller already has it."""
-    from openai_batch.estimate.cost import summary_line
+    from openai_batch.estimate.report import summary_line
     from openai_batch.requestfile.review import review_files
 
     if review is None:
         files = [(f.path, f.requests) for f in result.files]
-        review = review_files(files, **estimate_options)
+        review = review_files(files, options=options)
     if json_output:
         console.print_json(
             {

@@ -108,7 +108,7 @@ def run(
     meta = jobs.with_window(meta, completion_window)
     made = make_batch_files(template, data, opts)
     if not as_json:
-        make.report(made, False, **render.estimate_options())
+        make.report(made, False, options=render.estimate_options())
     with open_ledger() as ledger:
         lifecycle.record_made(ledger, made)
         the_job, _ = jobs.register(

@@ -15,9 +15,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-CHAT = "/v1/chat/completions"
+from openai_batch.requestfile.endpoints import CHAT
+
+if TYPE_CHECKING:
+    from openai_batch.estimate.options import EstimateOptions
+
 SAMPLE = 500  # lines read when a job has more; all of them otherwise
 CHILD_PROCESS_BYTES = 1 << 20  # data files from this size are reviewed in a child process
 
@@ -129,8 +133,10 @@ class ReviewProcess:
         ok, model = self._ask("first", line, endpoint)
         return model if ok else check_first_line(line, endpoint, template)
 
-    def review(self, files: Sequence[tuple[Path, int]], k: int, options: dict[str, Any]) -> Any:
-        """`review_files(files, k, **options)` from the child, or None."""
+    def review(
+        self, files: Sequence[tuple[Path, int]], k: int, options: EstimateOptions | None
+    ) -> Any:
+        """`review_files(files, k, options=options)` from the child, or None."""
         ok, review = self._ask("review", list(files), k, options)
         return review if ok else None
 
@@ -185,7 +191,7 @@ def _child_main(encoding: str) -> int:
                 value = check_first_line(line, endpoint, SimpleNamespace(source=None))  # type: ignore[arg-type]
             else:
                 files, k, options = args
-                value = review.review_files(files, k, **options)
+                value = review.review_files(files, k, options=options)
             answer = (True, value)
         except Exception:
             answer = (False, None)
@@ -256,13 +262,13 @@ def review_files(
     k: int = SAMPLE,
     *,
     child: ReviewProcess | None = None,
-    **estimate_options: Any,
+    options: EstimateOptions | None = None,
 ) -> Review:
     """Validate and estimate what was written (a sample of it when there is more than k).
 
-    `estimate_options` go to `estimate.estimate_lines` (image_size, expected_output, ...);
-    `child` (from `warm_up`) does the work in its process."""
-    if child is not None and (review := child.review(files, k, estimate_options)) is not None:
+    `options` go to `estimate.estimate_lines` (image_size, expected_output, ...); `child`
+    (from `warm_up`) does the work in its process."""
+    if child is not None and (review := child.review(files, k, options)) is not None:
         return review  # type: ignore[no-any-return]
     from openai_batch.estimate import cost as estimate
     from openai_batch.validate import check as validate
@@ -276,8 +282,8 @@ def review_files(
             problems.append(problem)
     est = estimate.estimate_lines(
         (request for _, _, request in sample if isinstance(request, dict)),
+        options,
         scale_to=total if len(sample) < total else None,
-        **estimate_options,
     )
     return Review(problems, est, len(sample), total)
 
