@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from helpers import ROOT, need_seed, pretend_terminal, write
 from openai_batch.cli import main
 from openai_batch.errors import BatchError
-from openai_batch.requestfile import fastpath
+from openai_batch.requestfile import fastpath, fastread
 from openai_batch.requestfile.make import MakeOptions, make_batch_files
 from openai_batch.table.read import TableOptions
 
@@ -125,8 +125,8 @@ def persona_csv(path: Path, rows: int, **fmt: str) -> Path:
 @pytest.fixture
 def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of ~4 kB: many blocks per shard and many shards per block."""
-    monkeypatch.setattr(fastpath, "BLOCK_BYTES", 4096)
-    monkeypatch.setattr(fastpath, "PARQUET_ROWS", 7)
+    monkeypatch.setattr(fastread, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(fastread, "PARQUET_ROWS", 7)
 
 
 @pytest.fixture

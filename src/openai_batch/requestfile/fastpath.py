@@ -15,28 +15,30 @@ and Parquet take this path; other tables, Jinja expressions, blocks and images d
 
 `OPENAI_BATCH_RENDERER` chooses the renderer: `auto` (default), `general` (never this path) or
 `fast` (falling back is an error: the tests use it to know which path wrote the files).
+
+This module drives the path and writes the shards; `fastread.py` reads the table's blocks,
+`fastlines.py` turns a block into request lines.
 """
 
 from __future__ import annotations
 
 import codecs
 import functools
-import io
 import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
 from openai_batch.local import files
+from openai_batch.requestfile.fallback import Fallback
+from openai_batch.requestfile.fastlines import IdChecker, LineRenderer, array_offsets
+from openai_batch.requestfile.fastread import blocks as read_blocks
 from openai_batch.requestfile.make import ShardWriter, _Shard
-from openai_batch.template.prompt import Expr, StringSlot, json_escape
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
     from openai_batch.requestfile.make import MakeOptions, MakeResult
@@ -44,16 +46,8 @@ if TYPE_CHECKING:
     from openai_batch.template.prompt import Template
 
 RENDERER_ENV = "OPENAI_BATCH_RENDERER"
-BLOCK_BYTES = 1 << 19  # CSV bytes per block: ~7 MB of lines, so memory stays low and pages warm
-PARQUET_ROWS = 8192
 RENDER_BYTES = 4 << 20  # template text rendered per piece of a block: bounds memory per block
 _QUEUE_BLOCKS = 3  # blocks waiting for the writer thread (bounds memory)
-_RARE_CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"  # control characters besides \t \n \r
-_SIMPLE_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-
-
-class Fallback(Exception):
-    """The fast path cannot promise the general path's bytes here: render the general way."""
 
 
 def renderer_choice() -> str:
@@ -119,7 +113,7 @@ def make_fast(
     ids = IdChecker() if opts.id_column is not None else None
     start = 0
     first: _Background | None = None
-    blocks = _blocks(table, renderer.columns())
+    blocks = read_blocks(table, renderer.columns())
     rows = max(1, RENDER_BYTES // renderer.literal_bytes())  # a long template: fewer rows
     bar = _progress(table, opts.progress)
     try:
@@ -197,364 +191,7 @@ class _Background:
         return self._value
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading blocks
-# ---------------------------------------------------------------------------------------------
-
-
-def _blocks(table: Table, needed: list[str]) -> Iterator[pa.RecordBatch]:
-    """The table's rows as Arrow record batches of string columns, honouring --limit."""
-    csv = table.kind in ("csv", "tsv")
-    reader = _csv_blocks(table) if csv else _parquet_blocks(table)
-    remaining = table.options.limit
-    last = None
-    for block in reader:
-        if csv and len(table.columns) == 1:
-            _check_blank_lines(block.column(0))
-        if remaining is not None:
-            if remaining <= 0:
-                return
-            if len(block) > remaining:
-                yield block.slice(0, remaining).select(needed)
-                return
-            remaining -= len(block)
-        if len(block):
-            last = block
-            yield block.select(needed)
-    if csv and last is not None:
-        assert table.delimiter is not None
-        _check_end(table.path, last.column(len(table.columns) - 1)[-1].as_py(), table.delimiter)
-
-
-def _check_blank_lines(column: pa.StringArray) -> None:
-    """pandas skips a line of only spaces or tabs; pyarrow reads it as a cell of one column."""
-    import pyarrow.compute as pc
-
-    if pc.any(pc.match_substring_regex(column, "^[ \t]+$")).as_py():
-        raise Fallback
-
-
-def _check_end(path: Path, last_cell: str, delimiter: str) -> None:
-    """pandas refuses a file that ends inside a quoted cell ("EOF inside string"); pyarrow takes
-    the rest of the file as the cell. Such a file ends with the cell as written after its opening
-    quote, which stands at the start of a field."""
-    tail = ('"' + last_cell.replace('"', '""')).encode("utf-8")
-    with open(path, "rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size < len(tail):
-            return
-        fh.seek(max(0, size - len(tail) - 1))
-        end = fh.read()
-    if end.endswith(tail) and (
-        len(end) == len(tail) or end[:1] in (b"\n", b"\r", delimiter.encode())
-    ):
-        raise Fallback
-
-
-def _csv_blocks(table: Table) -> Iterator[pa.RecordBatch]:
-    """CSV read like the general path: every cell as written, no NA, quoted newlines kept."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    # Every column is read as text so invalid UTF-8 anywhere fails here as it does in pandas.
-    header = table.header_as_written or table.columns
-    convert = pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in header},
-        strings_can_be_null=False,
-        null_values=[],
-        quoted_strings_can_be_null=False,
-        true_values=[],
-        false_values=[],
-    )
-    parse = pacsv.ParseOptions(
-        delimiter=table.delimiter,
-        quote_char='"',
-        double_quote=True,
-        escape_char=False,
-        newlines_in_values=True,
-        ignore_empty_lines=True,
-    )
-    read = pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True)
-    with (
-        _CarriageReturnCheck(table.path) as raw,
-        pacsv.open_csv(
-            raw, read_options=read, parse_options=parse, convert_options=convert
-        ) as reader,
-    ):
-        if reader.schema.names != header:
-            raise Fallback  # the header reads differently (BOM, quoting): let pandas decide
-        for block in reader:
-            raw.check()
-            yield _skip_spaces(block, table.columns) if table.skip_spaces else block
-        raw.check(end=True)
-
-
-def _skip_spaces(block: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
-    """The block as pandas' `skipinitialspace` reads it: the spaces at the start of each cell
-    dropped. A cell that then starts with a quote was quoted after the space, which pandas
-    honours and pyarrow does not: those files are left to pandas."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    columns = [pc.utf8_ltrim(column, characters=" ") for column in block.columns]
-    if any(pc.any(pc.starts_with(column, '"')).as_py() for column in columns):
-        raise Fallback
-    return pa.RecordBatch.from_arrays(columns, names=names)
-
-
-class _CarriageReturnCheck(io.RawIOBase):
-    """The CSV file's bytes on their way to pyarrow, watched for a `\r` without a `\n` after it.
-
-    pandas and pyarrow disagree on such a lone carriage return (old Mac line ends, a stray `\r`
-    before a delimiter): pandas sometimes drops the field after it. Rare, so we leave those files
-    to pandas. A `\r\n` line end is fine. Scanning costs about a millisecond per MB.
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed with this object
-        self._pending_cr = False  # the previous chunk ended in \r
-        self.lone_cr = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        import numpy as np
-
-        count = self._file.readinto(buffer)
-        if count and not self.lone_cr:
-            data = np.frombuffer(buffer, dtype=np.uint8, count=count)
-            if self._pending_cr and data[0] != 0x0A:
-                self.lone_cr = True
-            returns = np.flatnonzero(data[:-1] == 0x0D)
-            if len(returns) and bool((data[returns + 1] != 0x0A).any()):
-                self.lone_cr = True
-            self._pending_cr = bool(data[-1] == 0x0D)
-        return count or 0
-
-    def check(self, end: bool = False) -> None:
-        if self.lone_cr or (end and self._pending_cr):
-            raise Fallback
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
-def _parquet_blocks(table: Table) -> Iterator[pa.RecordBatch]:
-    """Parquet columns turned to text exactly as the general path does (tables.arrow_text)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from openai_batch.table.read import arrow_text
-
-    parquet = pq.ParquetFile(table.path)
-    for batch in parquet.iter_batches(batch_size=PARQUET_ROWS):
-        arrays = []
-        for i in range(batch.num_columns):
-            text = arrow_text(batch.column(i), table.columns[i])
-            if not pa.types.is_string(text.type):
-                text = pc.cast(text, pa.string())
-            arrays.append(pc.fill_null(text, ""))
-        yield pa.RecordBatch.from_arrays(arrays, names=table.columns)
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering a block
-# ---------------------------------------------------------------------------------------------
-
-
-class LineRenderer:
-    """Builds every request line of a block as one Arrow string array (each ends in a newline).
-
-    A line is literal text and escaped cells in a fixed order:
-    `{"custom_id": "<id>", "method": "POST", "url": "<endpoint>", "body": <body>}\\n`,
-    where the body's string slots hold escaped literal pieces and escaped column cells.
-    """
-
-    def __init__(
-        self, template: Template, endpoint: str, id_prefix: str, id_column: str | None
-    ) -> None:
-        self.id_column = id_column
-        pieces: list[str | Expr | None] = ['{"custom_id": "' + json_escape(id_prefix), None]
-        pieces.append(f'", "method": "POST", "url": {encode_basestring(endpoint)}, "body": ')
-        for part in template.parts:
-            if isinstance(part, str):
-                pieces.append(part)
-            else:
-                assert isinstance(part, StringSlot) and part.columns_only
-                for piece in part.pieces:
-                    pieces.append(json_escape(piece) if isinstance(piece, str) else piece)
-        pieces.append("}\n")
-        # merge neighbouring literals: fewer arguments to join
-        self.pieces: list[str | Expr | None] = []
-        for item in pieces:
-            if isinstance(item, str) and self.pieces and isinstance(self.pieces[-1], str):
-                self.pieces[-1] += item
-            elif item != "":
-                self.pieces.append(item)
-        self._literals: dict[str, Any] = {}
-
-    def literal_bytes(self) -> int:
-        """The bytes of a line that do not come from the table (a custom_id counts 16)."""
-        return 16 + sum(len(p.encode("utf-8")) for p in self.pieces if isinstance(p, str))
-
-    def columns(self) -> list[str]:
-        """The columns a block must carry: the template's, then the id column."""
-        out = [p.column for p in self.pieces if isinstance(p, Expr) and p.column is not None]
-        if self.id_column is not None:
-            out.append(self.id_column)
-        return list(dict.fromkeys(out))
-
-    def render(self, block: pa.RecordBatch, start: int) -> pa.StringArray:
-        import pyarrow.compute as pc
-
-        escaped: dict[str, Any] = {}
-
-        def column(name: str) -> Any:
-            if name not in escaped:
-                escaped[name] = escape(block.column(name))
-            return escaped[name]
-
-        args = []
-        for piece in self.pieces:
-            if isinstance(piece, str):
-                args.append(self._literal(piece))
-            elif piece is None:
-                args.append(
-                    column(self.id_column) if self.id_column else _row_numbers(start, len(block))
-                )
-            else:
-                assert piece.column is not None
-                args.append(column(piece.column))
-        return pc.binary_join_element_wise(*args, self._literal(""))
-
-    def _literal(self, text: str) -> Any:
-        if text not in self._literals:
-            self._literals[text] = string_array([text])[0]
-        return self._literals[text]
-
-
-def escape(array: pa.StringArray) -> pa.StringArray:
-    """`template.json_escape` of every cell, vectorised; rare control characters row by row."""
-    import pyarrow.compute as pc
-
-    if not _needs_escape(array):
-        return array
-    out = array
-    for char, replacement in _SIMPLE_ESCAPES:
-        out = pc.replace_substring(out, char, replacement)
-    rare = pc.match_substring_regex(array, _RARE_CONTROL)
-    if pc.any(rare).as_py():
-        cells = pc.filter(array, rare).to_pylist()
-        fixed = string_array([json_escape(cell) for cell in cells])
-        out = pc.replace_with_mask(out, rare, fixed)
-    return out
-
-
-def _needs_escape(array: pa.StringArray) -> bool:
-    """Whether any cell holds a byte JSON escapes (a control character, `"` or `\\`)."""
-    import numpy as np
-
-    offsets = _offsets(array)
-    data = np.frombuffer(array.buffers()[2] or b"", dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return bool((data < 0x20).any() or (data == 0x22).any() or (data == 0x5C).any())
-
-
-def _offsets(array: pa.StringArray) -> np.ndarray:
-    """The array's int32 offsets (this slice's own) as int64."""
-    import numpy as np
-
-    start = array.offset
-    raw = np.frombuffer(array.buffers()[1], dtype=np.int32)[start : start + len(array) + 1]
-    return raw.astype(np.int64)
-
-
-def string_array(texts: list[str]) -> pa.StringArray:
-    """An Arrow string array built from buffers: `pa.array` on Python objects imports pandas."""
-    import numpy as np
-    import pyarrow as pa
-
-    encoded = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    return pa.Array.from_buffers(pa.string(), len(encoded), buffers)
-
-
-def _row_numbers(start: int, count: int) -> pa.StringArray:
-    """ "start", "start+1", ... as text (the default custom_id is the prefix and the row index)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    numbers = np.arange(start, start + count, dtype=np.int64)
-    array = pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(numbers)])
-    return pc.cast(array, pa.string())
-
-
-# ---------------------------------------------------------------------------------------------
-# custom_ids from a column: empty or repeated values send us to the general path
-# ---------------------------------------------------------------------------------------------
-
-
-class IdChecker:
-    """Notices empty and (probably) repeated ids with 8 bytes per row, not the ids themselves.
-
-    Each id is reduced to a 64-bit polynomial hash; equal hashes mean a repeat or, rarely, a
-    collision. Either way the general path runs and decides exactly, so a collision costs time,
-    never a wrong file.
-    """
-
-    _MULTIPLIER = 0x100000001B3  # FNV prime: odd, so every power is invertible mod 2**64
-
-    def __init__(self) -> None:
-        self._hashes: list[np.ndarray] = []
-        self._powers: np.ndarray | None = None
-
-    def add(self, array: pa.StringArray) -> None:
-        import pyarrow.compute as pc
-
-        if pc.any(pc.equal(array, "")).as_py():
-            raise Fallback
-        self._hashes.append(self._hash(array))
-
-    def _hash(self, array: pa.StringArray) -> np.ndarray:
-        import numpy as np
-
-        offsets = _offsets(array)
-        data = np.frombuffer(array.buffers()[2] or b"", dtype=np.uint8)[offsets[0] : offsets[-1]]
-        offsets = offsets - offsets[0]
-        lengths = np.diff(offsets)
-        longest = int(lengths.max())
-        if self._powers is None or len(self._powers) < longest:
-            powers = np.ones(max(longest, 64), dtype=np.uint64)
-            with np.errstate(over="ignore"):
-                for i in range(1, len(powers)):
-                    powers[i] = powers[i - 1] * np.uint64(self._MULTIPLIER)
-            self._powers = powers
-        # position of each byte inside its string
-        position = np.arange(len(data), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        with np.errstate(over="ignore"):
-            terms = (data.astype(np.uint64) + np.uint64(1)) * self._powers[position]
-            sums = np.add.reduceat(terms, offsets[:-1]) if len(data) else terms[:0]
-            return sums ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-
-    def has_duplicates(self) -> bool:
-        import numpy as np
-
-        if not self._hashes:
-            return False
-        hashes = np.sort(np.concatenate(self._hashes))
-        self._hashes = []
-        return bool(np.any(hashes[1:] == hashes[:-1]))
-
-
-# ---------------------------------------------------------------------------------------------
 # Writing: ShardWriter's rules, applied to whole blocks, with file I/O in a thread
-# ---------------------------------------------------------------------------------------------
 
 
 class BlockShardWriter(ShardWriter):
@@ -573,7 +210,7 @@ class BlockShardWriter(ShardWriter):
     def add_block(self, lines: pa.StringArray, first_row: int) -> None:
         import numpy as np
 
-        offsets = _offsets(lines)
+        offsets = array_offsets(lines)
         data = lines.buffers()[2]
         sizes = np.diff(offsets)
         if int(sizes.max()) > self.max_bytes:
