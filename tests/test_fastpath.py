@@ -165,7 +165,7 @@ def test_seed_fixture_fast_output_matches_the_seed_tool_requests(tmp_path, capsy
 )
 def test_bundled_templates(tmp_path, capsys, template, data):
     from openai_batch.table.read import open_table
-    from openai_batch.template.prompt import load_template
+    from openai_batch.template.compile import load_template
 
     template_path = ROOT / "templates" / template
     data_path = ROOT / "sample_data" / data

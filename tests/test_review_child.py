@@ -12,7 +12,7 @@ from openai_batch.errors import BatchError
 from openai_batch.estimate.options import EstimateOptions
 from openai_batch.requestfile import review
 from openai_batch.requestfile.make import check_first_line
-from openai_batch.template.prompt import load_template
+from openai_batch.template.compile import load_template
 
 
 def _make(tmp_path: Path, rows: int = 300) -> tuple[Path, Path]:

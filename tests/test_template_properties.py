@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import read_jsonl, run_cli, write
-from openai_batch.template.prompt import bare_json, compile_template
+from openai_batch.template.compile import compile_template
+from openai_batch.template.prompt import bare_json
 
 # Any Unicode text Python can encode as UTF-8 (no lone surrogates), control characters included.
 CELL = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)

@@ -19,7 +19,8 @@ from openai_batch.ledger.digests import new_digest
 from openai_batch.local import files, output_guard
 from openai_batch.requestfile.limits import ENDPOINTS, OPENAI, FileLimits, human_decimal
 from openai_batch.table.read import Table, TableOptions, open_table
-from openai_batch.template.prompt import Template, load_template
+from openai_batch.template.compile import load_template
+from openai_batch.template.prompt import Template
 from openai_batch.ui import console
 
 if TYPE_CHECKING:
