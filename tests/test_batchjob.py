@@ -339,6 +339,21 @@ def test_format_name_is_sanitized():
     assert response_format_for(Generic_)["json_schema"]["name"] == "Answer_int__v2"
 
 
+def test_a_plain_model_gets_exactly_the_sdks_strict_schema():
+    """What `client.beta.chat.completions.parse` would send: the SDK's own conversion."""
+    from openai.lib._pydantic import to_strict_json_schema
+
+    class Inner(BaseModel):
+        x: int = Field(description="x")
+
+    class Outer(BaseModel):
+        inner: Inner
+        items: list[Inner]
+        note: str | None
+
+    assert strict_json_schema(Outer) == to_strict_json_schema(Outer)
+
+
 # --- parse_from_file --------------------------------------------------------------------------
 
 

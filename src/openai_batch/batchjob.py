@@ -33,8 +33,8 @@ T = TypeVar("T", bound=BaseModel)
 
 CHAT_URL = "/v1/chat/completions"
 
-# What OpenAI's strict Structured Outputs accept. Anything else is removed or refused, because
-# one unsupported keyword makes the API reject every request of the batch.
+# What strict Structured Outputs accept beyond the SDK's conversion. Anything else is removed
+# or refused, because one unsupported keyword makes the API reject every request of the batch.
 _STRUCTURE_KEYS = {
     "type",
     "properties",
@@ -73,22 +73,24 @@ _MAX_DEPTH = 10
 def strict_json_schema(response_model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema in the subset strict Structured Outputs accept.
 
-    Every object gets `additionalProperties: false` and all its properties required (optional
-    fields stay optional only if their type admits null); `default` and other unsupported
-    keywords are removed (constraints that are removed are reported with `warnings.warn`, since
-    pydantic will still enforce them when parsing); `$ref`s with sibling keywords are inlined,
-    `oneOf` becomes `anyOf`. Shapes strict mode cannot express (`dict[str, X]`, `Any`,
-    tuples, a non-object root) raise BatchError.
+    The SDK's own converter (`openai.lib._pydantic.to_strict_json_schema`, what
+    `client.beta.chat.completions.parse` sends) makes every object closed with all its
+    properties required and inlines `$ref`s with sibling keywords. A short pass then does what
+    it leaves to the API to refuse: `oneOf` becomes `anyOf`, `default` and other unsupported
+    keywords are removed (removed constraints are reported with `warnings.warn`, since pydantic
+    still enforces them when parsing), and shapes strict mode cannot express (`dict[str, X]`,
+    `Any`, tuples, a non-object root) raise BatchError.
     """
+    from openai.lib._pydantic import to_strict_json_schema
+
     _require_model(response_model)
-    schema = copy.deepcopy(response_model.model_json_schema())
     name = response_model.__name__
-    defs = schema.get("$defs", {})
-    if "$ref" in schema:  # a recursive root model: pydantic puts the root itself in $defs
-        target = _resolve(defs, schema.pop("$ref"), name)
-        schema = {**copy.deepcopy(target), **schema}
+    try:
+        schema = to_strict_json_schema(response_model)
+    except (TypeError, ValueError, KeyError, AssertionError) as exc:
+        raise BatchError(f"{name}: cannot make a strict schema of it: {exc}") from None
     dropped: set[str] = set()
-    out = _strict(schema, (), defs, dropped, name)
+    out = _strict(schema, (), schema, dropped, name)
     if out.get("type") != "object" or "anyOf" in out:
         raise BatchError(
             f"response_model {name} is not an object model",
@@ -127,34 +129,23 @@ def _where(path: tuple[str, ...], name: str) -> str:
     return name + "".join(f".{p}" for p in path if p not in ("properties", "$defs"))
 
 
-def _resolve(defs: Mapping[str, Any], ref: str, name: str) -> dict[str, Any]:
-    prefix = "#/$defs/"
-    if not ref.startswith(prefix) or ref[len(prefix) :] not in defs:
-        raise BatchError(f"{name}: cannot resolve schema reference {ref!r}")
-    return defs[ref[len(prefix) :]]  # type: ignore[no-any-return]
-
-
 def _strict(
-    node: Any, path: tuple[str, ...], defs: Mapping[str, Any], dropped: set[str], name: str
+    node: Any, path: tuple[str, ...], root: dict[str, Any], dropped: set[str], name: str
 ) -> dict[str, Any]:
-    """Rewrite one schema node (and its children) into the strict subset."""
+    """One node of the SDK's strict schema (and its children), checked and trimmed."""
+    from openai.lib._pydantic import _ensure_strict_json_schema
+
     if not isinstance(node, dict):
         raise BatchError(f"{_where(path, name)}: unexpected schema {node!r}")
     node = dict(node)
     if "oneOf" in node:  # discriminated unions: anyOf is the strict-mode spelling
-        node["anyOf"] = node.pop("oneOf")
+        variants = node.pop("oneOf")
+        node["anyOf"] = [_ensure_strict_json_schema(v, path=path, root=root) for v in variants]
         node.pop("discriminator", None)
-    all_of = node.pop("allOf", None)
-    if all_of is not None:
-        if len(all_of) != 1:
-            raise BatchError(
-                f"{_where(path, name)}: allOf with several schemas is not supported in strict mode"
-            )
-        node = {**all_of[0], **node}
-    if "$ref" in node and len(node.keys() - _ANNOTATION_KEYS) > 1:
-        # strict mode wants a bare $ref; inline the target so descriptions etc. survive
-        target = _resolve(defs, node.pop("$ref"), name)
-        node = {**copy.deepcopy(target), **node}
+    if "allOf" in node:  # the SDK merges a single one
+        raise BatchError(
+            f"{_where(path, name)}: allOf with several schemas is not supported in strict mode"
+        )
     if "prefixItems" in node:
         raise BatchError(
             f"{_where(path, name)}: tuples cannot be expressed in strict Structured Outputs",
@@ -176,20 +167,8 @@ def _strict(
             dropped.add(key)
             continue
         out[key] = value
-    _strict_children(out, path, defs, dropped, name)
-    return out
-
-
-def _strict_children(
-    out: dict[str, Any],
-    path: tuple[str, ...],
-    defs: Mapping[str, Any],
-    dropped: set[str],
-    name: str,
-) -> None:
-    extra = out.get("additionalProperties")
     if out.get("type") == "object" or "properties" in out:
-        if extra not in (None, False) and not out.get("properties"):
+        if out.get("additionalProperties") not in (None, False) and not out.get("properties"):
             raise BatchError(
                 f"{_where(path, name)}: dict fields (free-form keys) are not allowed in strict "
                 "Structured Outputs",
@@ -197,19 +176,20 @@ def _strict_children(
             )
         props = out.get("properties", {})
         out["properties"] = {
-            key: _strict(sub, (*path, key), defs, dropped, name) for key, sub in props.items()
+            key: _strict(sub, (*path, key), root, dropped, name) for key, sub in props.items()
         }
         out["required"] = list(props)
         out["additionalProperties"] = False
     if "items" in out:
-        out["items"] = _strict(out["items"], (*path, "[]"), defs, dropped, name)
+        out["items"] = _strict(out["items"], (*path, "[]"), root, dropped, name)
     if "anyOf" in out:
-        out["anyOf"] = [_strict(v, path, defs, dropped, name) for v in out["anyOf"]]
+        out["anyOf"] = [_strict(v, path, root, dropped, name) for v in out["anyOf"]]
     if "$defs" in out:
         out["$defs"] = {
-            key: _strict(sub, ("$defs", key), defs, dropped, name)
+            key: _strict(sub, ("$defs", key), root, dropped, name)
             for key, sub in out["$defs"].items()
         }
+    return out
 
 
 def _check_size(schema: dict[str, Any], name: str) -> None:
