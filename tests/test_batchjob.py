@@ -516,6 +516,19 @@ def test_responses_api_bodies_and_tool_calls_are_understood(tmp_path):
     assert unparsed == []
 
 
+def test_lines_are_read_as_the_csv_join_reads_them(tmp_path):
+    """BatchJob reads a line with `answers.extract`: content parts are text, an odd shape from
+    a server is that line's reason (it used to stop the whole parse with an AttributeError)."""
+    parts = chat_body(None)
+    parts["choices"][0]["message"]["content"] = [{"type": "text", "text": label("spam")}]
+    odd = chat_body(label("spam"))
+    odd["choices"] = ["not a choice"]
+    path = write_lines(tmp_path / "o.jsonl", [ok_line("id_0", parts), ok_line("id_1", odd)])
+    items = {i.custom_id: i for i in BatchJob.parse_lines(path, SinglePrediction)}
+    assert items["id_0"].value == SinglePrediction(class_label=Labels.SPAM)
+    assert items["id_1"].error is not None and items["id_1"].error.startswith("malformed_result")
+
+
 def test_qa_tutorial_parse_of_an_empty_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open("./output.jsonl", "w") as f:

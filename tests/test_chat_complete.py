@@ -92,6 +92,15 @@ def test_resume_keeps_successes_and_drops_failures_and_a_cut_line(tmp_path):
     assert [line["custom_id"] for line in read_jsonl(out)] == ["id_0", "id_2"]
 
 
+def test_resume_counts_as_answered_what_answers_calls_a_success(tmp_path):
+    """A 200 whose body is not an answer (a server's odd reply) is asked again on resume, as
+    `answers.is_success` says everywhere else (it used to count as answered)."""
+    odd = json.loads(result_line("id_1"))
+    odd["response"]["body"] = "upstream timeout"
+    out = write(tmp_path / "out.jsonl", result_line("id_0") + json.dumps(odd) + "\n")
+    assert load_answered(out, {"id_0", "id_1"}) == {"id_0"}
+
+
 def test_resume_can_keep_failures(tmp_path):
     out = write(tmp_path / "out.jsonl", result_line("id_0") + result_line("id_1", 400))
     before = out.read_bytes()

@@ -247,9 +247,11 @@ def answer_text(record: Mapping[str, Any]) -> str:
 
     Accepts Batch API output/error lines, `utils chat-complete` lines, and bare
     chat.completion / Responses API bodies. For chat completions the first choice is used;
-    tool-call arguments stand in for content (files made with instructor's tool mode).
+    tool-call arguments stand in for content (files made with instructor's tool mode). The
+    line is read by `answers.extract`, as the CSV join reads it; this adds BatchJob's wording.
     """
-    body: Any = record
+    from openai_batch.results import answers
+
     if "custom_id" in record or "response" in record:
         if record.get("error"):
             raise ValueError(_error_text(record["error"]))
@@ -261,51 +263,29 @@ def answer_text(record: Mapping[str, Any]) -> str:
         if status != 200:
             err = body.get("error") if isinstance(body, Mapping) else body
             raise ValueError(f"HTTP {status}: {_error_text(err)}")
+    else:
+        body = record
     if not isinstance(body, Mapping):
         raise ValueError("response body is not a JSON object")
-    if "choices" in body:
-        return _chat_text(body)
-    if "output" in body:
-        return _responses_text(body)
-    raise ValueError("response body has neither `choices` nor `output`")
-
-
-def _chat_text(body: Mapping[str, Any]) -> str:
-    choices = body.get("choices") or []
-    if not choices:
+    if "choices" not in body and "output" not in body:
+        raise ValueError("response body has neither `choices` nor `output`")
+    result = answers.extract({"response": {"status_code": 200, "body": dict(body)}})
+    if result.status != "ok":
+        raise ValueError(result.error)
+    if "choices" in body and not body.get("choices"):
         raise ValueError("response has no choices")
-    choice = choices[0]
-    message = choice.get("message") or {}
-    if message.get("refusal"):
-        raise ValueError(f"refused: {message['refusal']}")
-    content = message.get("content")
+    if result.finish_reason.startswith("incomplete"):
+        reason = result.finish_reason.partition(": ")[2] or None
+        raise ValueError(f"the response is incomplete ({reason})")
+    if result.refusal:
+        raise ValueError(f"refused: {result.refusal}")
+    content = result.tool_arguments or result.content
     if not content:
-        calls = message.get("tool_calls") or []
-        if calls and isinstance(calls[0].get("function"), Mapping):
-            content = calls[0]["function"].get("arguments")
-    if not isinstance(content, str) or not content:
-        raise ValueError("the answer has no content")
-    if choice.get("finish_reason") == "length":
+        chat = "choices" in body
+        raise ValueError("the answer has no content" if chat else "the response has no output_text")
+    if result.finish_reason == "length":
         raise ValueError("the answer was cut off at the token limit (finish_reason=length)")
     return content
-
-
-def _responses_text(body: Mapping[str, Any]) -> str:
-    if body.get("status") == "incomplete":
-        reason = (body.get("incomplete_details") or {}).get("reason")
-        raise ValueError(f"the response is incomplete ({reason})")
-    texts: list[str] = []
-    for item in body.get("output") or []:
-        if item.get("type") != "message":
-            continue
-        for part in item.get("content") or []:
-            if part.get("type") == "refusal":
-                raise ValueError(f"refused: {part.get('refusal')}")
-            if part.get("type") == "output_text":
-                texts.append(part.get("text") or "")
-    if not texts:
-        raise ValueError("the response has no output_text")
-    return "".join(texts)
 
 
 def _validate(model: type[T], text: str) -> T:

@@ -41,6 +41,7 @@ from openai_batch.errors import ApiError, BatchError
 from openai_batch.local import files
 from openai_batch.requestfile import limits as requestfile_limits
 from openai_batch.requestfile.kinds import check_request_path, json_problem
+from openai_batch.results.answers import is_success
 from openai_batch.service import chat_runner
 from openai_batch.service.pacing import Limits, RateLimitedTooLong
 from openai_batch.ui import console
@@ -213,13 +214,7 @@ def _answer_status(output: Path, number: int, chunk: bytes, known: set[str]) -> 
             f"{output} has an answer for custom_id {custom_id!r}, which is not in the request file",
             hint="it holds results of another request file; choose another output with -o",
         )
-    response = record.get("response")
-    ok = (
-        isinstance(response, dict)
-        and response.get("status_code") == 200
-        and not record.get("error")
-    )
-    return custom_id, ok
+    return custom_id, is_success(record)
 
 
 def run_requests(

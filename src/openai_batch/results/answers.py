@@ -1,10 +1,12 @@
 """One Batch result line, understood: the answer (or the error) a person wants to see of it.
 
-Every reader of results goes through `row_result` (the CSV join, `utils retry-failed`, the
-library) so a line means the same thing everywhere. A result line is data from a server: any
-valid JSON may arrive (`"content": 5`, `choices` as a string, a line nested 50,000 levels deep).
-Such a line never stops the other answers from being written: it becomes that row's error,
-`malformed_result: ...`, and the raw line stays in the responses file for inspection.
+Every reader of results goes through `row_result` / `extract` (the CSV join, `utils
+retry-failed`, chat-complete's resume, BatchJob's parsing) so a line means the same thing
+everywhere; `is_success` is the one rule for "this request got its answer". A result line is
+data from a server: any valid JSON may arrive (`"content": 5`, `choices` as a string, a line
+nested 50,000 levels deep). Such a line never stops the other answers from being written: it
+becomes that row's error, `malformed_result: ...`, and the raw line stays in the responses file
+for inspection.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class RowResult:
     completion_tokens: int | None = None
     error: str = ""
     fields: dict[str, Any] | None = None  # the content's JSON object (structured outputs)
+    # a chat answer given as tool calls (instructor's tool mode): the first call's arguments
+    tool_arguments: str = ""
 
     def cells(self) -> list[Any]:
         return [
@@ -115,6 +119,35 @@ def is_success(record: dict[str, Any]) -> bool:
         and response.get("status_code") == 200
         and isinstance(response.get("body"), dict)
     )
+
+
+NOT_RUN_CODES = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
+
+
+def failure_reason(record: dict[str, Any]) -> tuple[str, str]:
+    """(kind, reason) of a result that is not a success, for counting why requests failed.
+
+    kind is "expired" or "cancelled" for requests the batch never ran (OpenAI writes them to the
+    error file with code batch_expired / batch_cancelled), else "failed" with a reason such as
+    "429 rate_limit_exceeded" or "500 server_error".
+    """
+    error = record.get("error")
+    response = record.get("response")
+    if not isinstance(response, dict):
+        code = str(error.get("code") or "") if isinstance(error, dict) else ""
+        if code in NOT_RUN_CODES:
+            return NOT_RUN_CODES[code], code
+        return "failed", code or "error"
+    status = response.get("status_code")
+    body = response.get("body")
+    body_error = body.get("error") if isinstance(body, dict) else None
+    detail: Any = None
+    if isinstance(body_error, dict):
+        detail = body_error.get("code") or body_error.get("type")
+    if not detail and isinstance(error, dict):
+        detail = error.get("code")
+    reason = " ".join(str(part) for part in (status, detail) if part)
+    return "failed", reason or "unknown error"
 
 
 def extract(record: dict[str, Any]) -> RowResult:
@@ -191,9 +224,17 @@ def _from_chat(body: dict[str, Any], result: RowResult) -> None:
                           for p in content if isinstance(p, dict))  # fmt: skip
     if content is None and message.get("tool_calls"):
         content = dump(message["tool_calls"])
+        result.tool_arguments = _first_arguments(message["tool_calls"])
     result.content = _of(content, str, "choices[0].message.content")
     result.refusal = _of(message.get("refusal"), str, "choices[0].message.refusal")
     result.finish_reason = _of(choice.get("finish_reason"), str, "choices[0].finish_reason")
+
+
+def _first_arguments(calls: Any) -> str:
+    first = calls[0] if isinstance(calls, list) and calls else None
+    function = first.get("function") if isinstance(first, dict) else None
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    return arguments if isinstance(arguments, str) else ""
 
 
 def _from_responses(body: dict[str, Any], result: RowResult) -> None:

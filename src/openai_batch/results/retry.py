@@ -29,44 +29,13 @@ from openai_batch.ledger.store import Ledger, RequestFileRecord
 from openai_batch.local import files, output_guard
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.results import merge as results
+from openai_batch.results.answers import failure_reason
 from openai_batch.service import api
 from openai_batch.service import shape as batchshape
 from openai_batch.ui import console
 
 if TYPE_CHECKING:
     from openai.types import Batch
-
-NOT_RUN_CODES = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Why a request needs another go
-
-
-def failure_reason(record: dict[str, Any]) -> tuple[str, str]:
-    """(kind, reason) of a result that is not a success.
-
-    kind is "expired" or "cancelled" for requests the batch never ran (OpenAI writes them to the
-    error file with code batch_expired / batch_cancelled), else "failed" with a reason such as
-    "429 rate_limit_exceeded" or "500 server_error".
-    """
-    error = record.get("error")
-    response = record.get("response")
-    if not isinstance(response, dict):
-        code = str(error.get("code") or "") if isinstance(error, dict) else ""
-        if code in NOT_RUN_CODES:
-            return NOT_RUN_CODES[code], code
-        return "failed", code or "error"
-    status = response.get("status_code")
-    body = response.get("body")
-    body_error = body.get("error") if isinstance(body, dict) else None
-    detail: Any = None
-    if isinstance(body_error, dict):
-        detail = body_error.get("code") or body_error.get("type")
-    if not detail and isinstance(error, dict):
-        detail = error.get("code")
-    reason = " ".join(str(part) for part in (status, detail) if part)
-    return "failed", reason or "unknown error"
 
 
 @dataclass
