@@ -78,6 +78,23 @@ def test_broken_request_files_are_refused_before_any_call(tmp_path, lines, needl
     assert needle in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("second", "needle"),
+    [
+        (b'{"custom_id": "caf\xe9"}', "r.jsonl:2: not UTF-8 text"),
+        (json.dumps(request(1, "\ud800")).encode(), "r.jsonl:2: holds a lone UTF-16 surrogate"),
+    ],
+)
+def test_request_lines_follow_the_one_reader_s_rules(tmp_path, second, needle):
+    """The request-file reader's rules (`requestfile/read.py`): a line that is not UTF-8 used to
+    stop chat-complete with a UnicodeDecodeError; a lone surrogate was sent to the API."""
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(json.dumps(request(0)).encode() + b"\n" + second + b"\n")
+    with pytest.raises(BatchError) as info:
+        scan_requests(path)
+    assert needle in str(info.value)
+
+
 def test_resume_keeps_successes_and_drops_failures_and_a_cut_line(tmp_path):
     out = write(
         tmp_path / "out.jsonl",

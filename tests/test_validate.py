@@ -177,6 +177,15 @@ def test_encoding_problems(tmp_path):
     assert any(p.line == 2 and "UTF-8" in p.message for p in report.problems)
 
 
+def test_a_line_that_is_json_null_is_an_error(tmp_path):
+    """`null` is JSON but not a request: it used to be skipped without a word (and uncounted)."""
+    path = tmp_path / "null.jsonl"
+    path.write_text(json.dumps(good_line()) + "\nnull\n")
+    report = validate_file(path)
+    assert report.requests == 2
+    assert any(p.line == 2 and p.severity == "error" for p in report.problems)
+
+
 def test_empty_file_is_an_error(capsys, tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("")

@@ -40,7 +40,8 @@ from typing import Any
 from openai_batch.errors import ApiError, BatchError
 from openai_batch.local import files
 from openai_batch.requestfile import limits as requestfile_limits
-from openai_batch.requestfile.kinds import check_request_path, json_problem
+from openai_batch.requestfile.kinds import check_request_path
+from openai_batch.requestfile.read import BOM, RequestLine, read_lines
 from openai_batch.results.answers import is_success
 from openai_batch.service import chat_runner
 from openai_batch.service.pacing import Limits, RateLimitedTooLong
@@ -127,19 +128,19 @@ def scan_requests(path: Path) -> list[str]:
 
 def iter_requests(path: Path) -> Iterator[Request]:
     """The request lines of a Batch input file, checked for the fields a call needs."""
-    with open(path, encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if text.strip():
-                yield _parse_request(path, number, text)
+    for line in read_lines(path):
+        if not line.empty:
+            yield _parse_request(path, line)
 
 
-def _parse_request(path: Path, number: int, text: str) -> Request:
+def _parse_request(path: Path, line: RequestLine) -> Request:
+    number = line.number
     where = f"{path}:{number}"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BatchError(f"{where}: {json_problem(text, exc)}") from None
-    if not isinstance(data, dict):
+    problem = BOM if line.bom else line.problem
+    if problem:
+        raise BatchError(f"{where}: {problem}")
+    data = line.request
+    if data is None:
         raise BatchError(f"{where}: a request line must be a JSON object")
     custom_id, body = data.get("custom_id"), data.get("body")
     url = requestfile_limits.versioned(data.get("url"))
@@ -156,6 +157,7 @@ def _parse_request(path: Path, number: int, text: str) -> Request:
     if body.get("stream"):
         raise BatchError(f"{where}: streaming requests cannot be run here (body.stream is true)")
     allowance = next((v for k in _OUTPUT_TOKEN_KEYS if isinstance(v := body.get(k), int)), 0)
+    text = line.raw.decode("utf-8")
     return Request(number, custom_id, url, body, len(text) / 4 + allowance)
 
 

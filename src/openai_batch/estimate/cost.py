@@ -7,7 +7,6 @@ price table. For big files `sample=N` tokenizes a uniform random sample of N req
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,8 @@ from openai_batch.estimate import prices
 from openai_batch.estimate.counting import Notes, PromptCounter, output_ceiling, prompt_tokens
 from openai_batch.estimate.options import EstimateOptions
 from openai_batch.requestfile.endpoints import CHAT, versioned
-from openai_batch.requestfile.kinds import CUT_SHORT, check_request_path, cut_short
+from openai_batch.requestfile.kinds import CUT_SHORT, check_request_path
+from openai_batch.requestfile.read import read_lines
 from openai_batch.ui.console import plural
 
 
@@ -283,27 +283,17 @@ def _get(price: prices.Price | None, attr: str) -> float | None:
 
 
 def _read_lines(path: Path, notes: list[str]) -> Iterator[tuple[int, dict]]:
-    """(line number, request) of a JSONL file; lines that are not JSON objects are skipped."""
+    """(line number, request) of a request file; lines that are not requests are skipped."""
     bad = 0
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                if cut_short(raw.decode("utf-8", errors="replace"), exc):
-                    notes.append(f"{path.name}: line {line_no} was skipped: {CUT_SHORT}")
-                else:
-                    bad += 1
-                continue
-            except ValueError:
-                bad += 1
-                continue
-            if isinstance(obj, dict):
-                yield line_no, obj
-            else:
-                bad += 1
+    for line in read_lines(path):
+        if line.empty:
+            continue
+        if line.request is not None:
+            yield line.number, line.request
+        elif line.problem == CUT_SHORT:
+            notes.append(f"{path.name}: line {line.number} was skipped: {CUT_SHORT}")
+        else:
+            bad += 1
     if bad:
         notes.append(
             f"{path.name}: {plural(bad, 'line')} not JSON objects, skipped "

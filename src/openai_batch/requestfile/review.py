@@ -6,7 +6,6 @@ validated against the API's request types and tokenized for the cost line.
 from __future__ import annotations
 
 import contextlib
-import json
 import pickle
 import random
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.requestfile.endpoints import CHAT
+from openai_batch.requestfile.read import parse_line
 
 if TYPE_CHECKING:
     from openai_batch.estimate.options import EstimateOptions
@@ -246,10 +246,8 @@ def _seek_sample(path: Path, k: int, rng: random.Random) -> list[tuple[Path, int
 
 def _parse(line: bytes) -> Any:
     """The request on a line; what is not JSON comes back as text for check_line to report."""
-    try:
-        return json.loads(line)
-    except ValueError:
-        return line.decode("utf-8", "replace")
+    parsed = parse_line(line)
+    return parsed.value if parsed.has_value else line.decode("utf-8", "replace")
 
 
 def _first_line(fh: Any) -> bytes:

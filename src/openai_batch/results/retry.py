@@ -13,7 +13,6 @@ CSV keeps one row per input row.
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections import Counter
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from openai_batch.ledger.digests import digest_of, matches, new_digest
 from openai_batch.ledger.store import Ledger, RequestFileRecord
 from openai_batch.local import files, output_guard
 from openai_batch.requestfile.kinds import check_request_path
+from openai_batch.requestfile.read import RequestLine, first_line, first_request, read_lines
 from openai_batch.results import merge as results
 from openai_batch.results.answers import failure_reason
 from openai_batch.service import api
@@ -108,16 +108,9 @@ class Source:
 
 def looks_like_request_file(path: Path) -> bool:
     """Request lines carry method/url/body; result lines carry response/error."""
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if not raw.strip():
-                continue
-            try:
-                first = json.loads(raw)
-            except ValueError:
-                return False
-            return isinstance(first, dict) and "body" in first and "response" not in first
-    return False
+    line = first_line(path)
+    first = line.request if line is not None else None
+    return first is not None and "body" in first and "response" not in first
 
 
 def from_results_files(ledger: Ledger, paths: Sequence[Path], requests: Path | None) -> Source:
@@ -329,22 +322,22 @@ def write_retry_file(ledger: Ledger, source: Source, output: Path) -> RetryRepor
     size = 0
     seen: set[str] = set()
     try:
-        with open(source.requests, "rb") as src, open(temp, "wb") as dst:
-            for number, raw in enumerate(src, start=1):
-                if not raw.strip():
+        with open(temp, "wb") as dst:
+            for line in read_lines(source.requests):
+                if line.empty:
                     continue
-                custom_id = _custom_id(raw, source.requests, number)
+                custom_id = _custom_id(line, source.requests)
                 if custom_id in seen:
                     raise BatchError(
-                        f"{source.requests}:{number}: custom_id {custom_id!r} appears twice",
+                        f"{source.requests}:{line.number}: custom_id {custom_id!r} appears twice",
                         hint="a request file the API accepted has unique custom_ids; check it",
                     )
                 seen.add(custom_id)
                 if tally.add(source.index, custom_id):
-                    line = raw if raw.endswith(b"\n") else raw + b"\n"
-                    dst.write(line)
-                    hasher.update(line)
-                    size += len(line)
+                    raw = line.raw if line.raw.endswith(b"\n") else line.raw + b"\n"
+                    dst.write(raw)
+                    hasher.update(raw)
+                    size += len(raw)
         _check_results_belong(source, seen)
         if tally.retried == 0:
             files.discard(temp)
@@ -376,14 +369,11 @@ def _started_as(ledger: Ledger, source: Source, digest: str | None) -> list[str]
     return found
 
 
-def _custom_id(raw: bytes, path: Path, number: int) -> str:
-    try:
-        custom_id = json.loads(raw).get("custom_id")
-    except (ValueError, AttributeError):
-        custom_id = None
-    if not isinstance(custom_id, str):
+def _custom_id(line: RequestLine, path: Path) -> str:
+    custom_id = line.custom_id()
+    if custom_id is None:
         raise BatchError(
-            f"{path}:{number}: not a request line with a custom_id",
+            f"{path}:{line.number}: not a request line with a custom_id",
             hint="give the request file the batch was started from",
         )
     return custom_id
@@ -450,7 +440,7 @@ def _record_retry(ledger: Ledger, report: RetryReport) -> None:
     so it is recorded like the root (a parent equal to itself would be a cycle)."""
     assert report.output is not None and report.digest is not None
     source, root = report.source, report.source.root
-    first = _first_line(report.output)
+    first = first_request(report.output)
     endpoint, model = first.get("url"), (first.get("body") or {}).get("model")
     if report.digest == source.root_digest:
         report.same_as_original = True
@@ -471,18 +461,6 @@ def _record_retry(ledger: Ledger, report: RetryReport) -> None:
         report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
         endpoint=endpoint, model=model, parent_digest=source.root_digest,
     )  # fmt: skip
-
-
-def _first_line(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if raw.strip():
-                try:
-                    value = json.loads(raw)
-                except ValueError:
-                    return {}
-                return value if isinstance(value, dict) else {}
-    return {}
 
 
 __all__ = [

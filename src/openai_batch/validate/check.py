@@ -8,18 +8,17 @@ them, and what the model can do).
 
 from __future__ import annotations
 
-import json
 import typing
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openai_batch.requestfile.kinds import check_request_path, json_problem
+from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.limits import OPENAI
 from openai_batch.requestfile.limits import FileLimits as Limits
 from openai_batch.requestfile.problems import ERROR, WARNING, Problem
-from openai_batch.table import surrogates
+from openai_batch.requestfile.read import BOM, read_lines
 from openai_batch.validate.body_rules import check_body, embedding_inputs
 from openai_batch.validate.sdk_types import batch_endpoints
 
@@ -177,59 +176,39 @@ def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
     models: dict[str, list[int]] = defaultdict(list)
     urls: dict[str, list[int]] = defaultdict(list)
     over_limit_line = 0
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            obj = _parse(raw, line_no, problems)
-            if obj is None:
-                continue
-            report.requests += 1
-            if report.requests == limits.requests + 1:
-                over_limit_line = line_no
-            if limits.unversioned_urls and isinstance(obj, dict) and "url" in obj:
-                obj["url"] = limits.canonical_url(obj["url"])  # Azure: "/chat/completions"
-            problems += check_line(obj, line_no, _other_service(limits))
-            refused = limits.endpoint_problem(obj.get("url")) if isinstance(obj, dict) else None
-            if refused:
-                problems.append(Problem(line_no, "url", refused))
-            if not isinstance(obj, dict):
-                continue
-            _check_unique(obj.get("custom_id"), line_no, first_seen, problems)
-            body = obj.get("body")
-            if isinstance(body, dict) and isinstance(body.get("model"), str):
-                models[body["model"]].append(line_no)
-            if isinstance(obj.get("url"), str):
-                urls[obj["url"]].append(line_no)
-            if obj.get("url") == "/v1/embeddings":
-                report.embedding_inputs += embedding_inputs(body)
+    for line in read_lines(path):
+        line_no = line.number
+        if line.bom:
+            problems.append(Problem(line_no, "", BOM))
+        if line.problem:
+            severity = WARNING if line.is_warning else ERROR
+            problems.append(Problem(line_no, line.where, line.problem, severity))
+        if not line.has_value:
+            continue
+        obj = line.value
+        report.requests += 1
+        if report.requests == limits.requests + 1:
+            over_limit_line = line_no
+        if limits.unversioned_urls and isinstance(obj, dict) and "url" in obj:
+            obj["url"] = limits.canonical_url(obj["url"])  # Azure: "/chat/completions"
+        problems += check_line(obj, line_no, _other_service(limits))
+        refused = limits.endpoint_problem(obj.get("url")) if isinstance(obj, dict) else None
+        if refused:
+            problems.append(Problem(line_no, "url", refused))
+        if not isinstance(obj, dict):
+            continue
+        _check_unique(obj.get("custom_id"), line_no, first_seen, problems)
+        body = obj.get("body")
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            models[body["model"]].append(line_no)
+        if isinstance(obj.get("url"), str):
+            urls[obj["url"]].append(line_no)
+        if obj.get("url") == "/v1/embeddings":
+            report.embedding_inputs += embedding_inputs(body)
     report.model = _only_one(models, "body.model", "model", problems)
     report.url = _only_one(urls, "url", "url", problems)
     _check_limits(report, limits, over_limit_line)
     return report
-
-
-def _parse(raw: bytes, line_no: int, problems: list[Problem]) -> Any:
-    """The JSON value of one line, or None (with a problem noted) when there is none."""
-    if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
-        problems.append(Problem(line_no, "", "the file starts with a byte-order mark (BOM)"))
-        raw = raw[3:]
-    if not raw.strip():
-        problems.append(Problem(line_no, "", "empty line", WARNING))
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(line_no, "", f"not UTF-8 text (byte {exc.start + 1})"))
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        problems.append(Problem(line_no, "", json_problem(text, exc)))
-        return None
-    if surrogates.may_hold(text) and (where := surrogates.find(value)) is not None:
-        message = "holds a lone UTF-16 surrogate (\\udXXX), which the API cannot read as text"
-        problems.append(Problem(line_no, where, message))
-        return None
-    return value
 
 
 def _check_unique(
