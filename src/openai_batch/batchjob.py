@@ -27,11 +27,11 @@ from pydantic import BaseModel, ValidationError
 
 from openai_batch.errors import BatchError
 from openai_batch.local import files
+from openai_batch.requestfile.endpoints import CHAT
 from openai_batch.requestfile.limits import OPENAI, FileLimits
 
 T = TypeVar("T", bound=BaseModel)
 
-CHAT_URL = "/v1/chat/completions"
 
 # What strict Structured Outputs accept beyond the SDK's conversion. Anything else is removed
 # or refused, because one unsupported keyword makes the API reject every request of the batch.
@@ -439,7 +439,7 @@ def _check_capabilities(template: dict[str, Any]) -> None:
     from openai_batch.validate.capabilities import check
 
     body = {**template, "messages": [{"role": "user", "content": ""}]}
-    findings = check(body, "/v1/chat/completions")
+    findings = check(body, CHAT)
     for finding in findings:
         where = ".".join(str(p) for p in finding.path)
         if finding.severity == "error":
@@ -454,7 +454,7 @@ def _request_lines(
         _check_messages(index, messages)
         body = copy.deepcopy(template)
         body["messages"] = list(messages)
-        yield {"custom_id": f"id_{index}", "method": "POST", "url": CHAT_URL, "body": body}
+        yield {"custom_id": f"id_{index}", "method": "POST", "url": CHAT, "body": body}
 
 
 def _check_messages(index: int, messages: Any) -> None:

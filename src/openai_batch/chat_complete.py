@@ -39,7 +39,7 @@ from typing import Any
 
 from openai_batch.errors import ApiError, BatchError
 from openai_batch.local import files
-from openai_batch.requestfile import limits as requestfile_limits
+from openai_batch.requestfile.endpoints import ENDPOINTS, versioned
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.read import BOM, RequestLine, read_lines
 from openai_batch.results.answers import is_success
@@ -47,13 +47,7 @@ from openai_batch.service import chat_runner
 from openai_batch.service.pacing import Limits, RateLimitedTooLong
 from openai_batch.ui import console
 
-SUPPORTED_URLS = (
-    "/v1/chat/completions",
-    "/v1/embeddings",
-    "/v1/responses",
-    "/v1/completions",
-    "/v1/moderations",
-)
+SUPPORTED_URLS = ENDPOINTS
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_TIMEOUT = 600.0
@@ -143,7 +137,7 @@ def _parse_request(path: Path, line: RequestLine) -> Request:
     if data is None:
         raise BatchError(f"{where}: a request line must be a JSON object")
     custom_id, body = data.get("custom_id"), data.get("body")
-    url = requestfile_limits.versioned(data.get("url"))
+    url = versioned(data.get("url"))
     if not isinstance(custom_id, str) or not custom_id:
         raise BatchError(f"{where}: missing custom_id")
     if data.get("method", "POST") != "POST":

@@ -12,6 +12,7 @@ from cyclopts import Parameter
 from openai_batch.errors import BatchError
 from openai_batch.estimate.options import EstimateOptions
 from openai_batch.flow.lifecycle import remember_made
+from openai_batch.requestfile.endpoints import CHAT
 from openai_batch.requestfile.make import MakeOptions, MakeResult, make_batch_files, preview
 from openai_batch.sizes import parse_size
 from openai_batch.table.read import TableOptions
@@ -25,7 +26,7 @@ class RenderArgs:
 
     output: Annotated[Path, Parameter(alias="-o")] = Path("batch-requests.jsonl")
     """Request file to write (<stem>-001.jsonl, -002, ... when over the API's limits)."""
-    endpoint: str = "/v1/chat/completions"
+    endpoint: str = CHAT
     """Each request's url: /v1/chat/completions, responses, embeddings, completions, moderations."""
     max_requests: int | None = None
     """At most this many requests per file (default: the service's limit; OpenAI's is 50,000,

@@ -17,7 +17,8 @@ from typing import IO, TYPE_CHECKING, Any
 from openai_batch.errors import BatchError
 from openai_batch.ledger.digests import new_digest
 from openai_batch.local import files, output_guard
-from openai_batch.requestfile.limits import ENDPOINTS, OPENAI, FileLimits, human_decimal
+from openai_batch.requestfile.endpoints import CHAT, ENDPOINTS, MODERATIONS
+from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
 from openai_batch.table.read import Table, TableOptions, open_table
 from openai_batch.template.compile import load_template
 from openai_batch.template.prompt import Template
@@ -32,7 +33,7 @@ class MakeOptions:
     """Everything make-batch-file can be told besides the template and the data."""
 
     output: Path = Path("batch-requests.jsonl")
-    endpoint: str = "/v1/chat/completions"
+    endpoint: str = CHAT
     max_requests: int = OPENAI.requests
     max_bytes: int = OPENAI.file_bytes
     limits: FileLimits = OPENAI  # the service's (service_profiles); bounds the two above
@@ -322,7 +323,7 @@ def check_first_line(line: str, endpoint: str, template: Template) -> str | None
     except json.JSONDecodeError as exc:  # pragma: no cover - valid by construction
         raise BatchError(f"the first rendered request is not valid JSON: {exc}") from None
     model = request["body"].get("model")
-    if endpoint != "/v1/moderations" and (not isinstance(model, str) or not model.strip()):
+    if endpoint != MODERATIONS and (not isinstance(model, str) or not model.strip()):
         where = template.source or "the template"
         raise BatchError(
             f'{where} has no "model": every request needs one.',

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from openai_batch.errors import BatchError
-from openai_batch.requestfile.limits import ENDPOINTS, FileLimits
+from openai_batch.requestfile.endpoints import ENDPOINTS, MODERATIONS, RESPONSES
+from openai_batch.requestfile.limits import FileLimits
 
 DAY_WINDOWS = tuple(f"{d}d" for d in range(1, 8))
 
@@ -92,7 +93,7 @@ PROFILES: tuple[ServiceProfile, ...] = (
         hosts=("api.deepinfra.com",),
         limits=_limits(
             "DeepInfra",
-            endpoints=tuple(e for e in ENDPOINTS if e not in ("/v1/responses", "/v1/moderations")),
+            endpoints=tuple(e for e in ENDPOINTS if e not in (RESPONSES, MODERATIONS)),
         ),
         console="https://deepinfra.com/dash",
         source="deepinfra.com/docs/openai_api (batch)",

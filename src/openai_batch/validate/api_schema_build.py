@@ -24,13 +24,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from openai_batch.requestfile.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
+
 # Batch API endpoint -> (spec path, request schema).
 ENDPOINTS = {
-    "/v1/chat/completions": ("/chat/completions", "CreateChatCompletionRequest"),
-    "/v1/responses": ("/responses", "CreateResponse"),
-    "/v1/embeddings": ("/embeddings", "CreateEmbeddingRequest"),
-    "/v1/completions": ("/completions", "CreateCompletionRequest"),
-    "/v1/moderations": ("/moderations", "CreateModerationRequest"),
+    CHAT: ("/chat/completions", "CreateChatCompletionRequest"),
+    RESPONSES: ("/responses", "CreateResponse"),
+    EMBEDDINGS: ("/embeddings", "CreateEmbeddingRequest"),
+    COMPLETIONS: ("/completions", "CreateCompletionRequest"),
+    MODERATIONS: ("/moderations", "CreateModerationRequest"),
 }
 _REF = "#/components/schemas/"
 # Keywords that only document (or only concern responses): dropped to keep the snapshot small.

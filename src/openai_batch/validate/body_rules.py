@@ -18,6 +18,7 @@ import math
 import re
 from typing import Any
 
+from openai_batch.requestfile.endpoints import CHAT, EMBEDDINGS, RESPONSES
 from openai_batch.requestfile.limits import MAX_EMBEDDING_ARRAY
 from openai_batch.requestfile.problems import ERROR, WARNING, Problem, format_path
 from openai_batch.validate import api_schema, capabilities, sdk_types
@@ -27,7 +28,7 @@ IMAGE_MIME = ("image/png", "image/jpeg", "image/gif", "image/webp")
 # The API refuses these though the spec's schema has no bound: endpoint -> field -> (low, high).
 # Chat: "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1".
 RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    "/v1/chat/completions": {"max_tokens": (1, math.inf), "max_completion_tokens": (1, math.inf)},
+    CHAT: {"max_tokens": (1, math.inf), "max_completion_tokens": (1, math.inf)},
 }
 LOGIT_BIAS = (-100, 100)  # the spec says so in prose only
 
@@ -66,9 +67,9 @@ def _api_rules(body: dict, url: str, line_no: int) -> list[Problem]:
     model = body.get("model")
     if isinstance(model, str) and not model.strip():
         problems.append(Problem(line_no, "body.model", "cannot be empty: name a model"))
-    if url == "/v1/embeddings":
+    if url == EMBEDDINGS:
         problems += _check_embedding_input(body.get("input"), line_no)
-    if url == "/v1/responses":
+    if url == RESPONSES:
         problems += _empty_contents(body.get("input"), line_no)
     for path, image_url in _image_urls(body):
         message = _image_url_problem(image_url)

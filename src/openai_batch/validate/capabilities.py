@@ -13,16 +13,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from openai_batch.requestfile.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 from openai_batch.requestfile.problems import ERROR, WARNING
 
 CAPABILITIES_AS_OF = "2026-03-01"
 CAPABILITIES_SOURCE = "https://platform.openai.com/docs/models (each model's page)"
 
-CHAT = "/v1/chat/completions"
-RESPONSES = "/v1/responses"
-EMBEDDINGS = "/v1/embeddings"
-COMPLETIONS = "/v1/completions"
-MODERATIONS = "/v1/moderations"
 _TEXT = frozenset({CHAT, RESPONSES})
 
 

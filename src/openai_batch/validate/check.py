@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openai_batch.requestfile.endpoints import EMBEDDINGS
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.limits import OPENAI
 from openai_batch.requestfile.limits import FileLimits as Limits
@@ -203,7 +204,7 @@ def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
             models[body["model"]].append(line_no)
         if isinstance(obj.get("url"), str):
             urls[obj["url"]].append(line_no)
-        if obj.get("url") == "/v1/embeddings":
+        if obj.get("url") == EMBEDDINGS:
             report.embedding_inputs += embedding_inputs(body)
     report.model = _only_one(models, "body.model", "model", problems)
     report.url = _only_one(urls, "url", "url", problems)

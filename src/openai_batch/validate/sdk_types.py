@@ -22,24 +22,25 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typing_extensions as te
 
+from openai_batch.requestfile.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 from openai_batch.requestfile.problems import ERROR, WARNING
 
 # Endpoint -> (module, TypedDict) of the SDK's non-streaming create params.
 BODY_TYPES = {
-    "/v1/chat/completions": (
+    CHAT: (
         "openai.types.chat.completion_create_params",
         "CompletionCreateParamsNonStreaming",
     ),
-    "/v1/responses": (
+    RESPONSES: (
         "openai.types.responses.response_create_params",
         "ResponseCreateParamsNonStreaming",
     ),
-    "/v1/embeddings": ("openai.types.embedding_create_params", "EmbeddingCreateParams"),
-    "/v1/completions": (
+    EMBEDDINGS: ("openai.types.embedding_create_params", "EmbeddingCreateParams"),
+    COMPLETIONS: (
         "openai.types.completion_create_params",
         "CompletionCreateParamsNonStreaming",
     ),
-    "/v1/moderations": ("openai.types.moderation_create_params", "ModerationCreateParams"),
+    MODERATIONS: ("openai.types.moderation_create_params", "ModerationCreateParams"),
 }
 
 
