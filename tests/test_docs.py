@@ -135,3 +135,45 @@ def test_readme_keeps_the_two_commands_ci_runs():
     assert install.startswith("python3 -m venv .venv && .venv/bin/pip install . && ")
     assert "openai-batch make-batch-file" in install
     assert _marked_command(readme, "test-command").endswith(".venv/bin/python -m pytest")
+
+
+def test_the_python_examples_import_what_exists():
+    """Modules move; an example that imports a name from where it used to be is a broken promise."""
+    import ast
+    import importlib
+
+    stale = []
+    for page in _pages():
+        blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
+        for block in blocks:
+            for node in ast.walk(ast.parse(block)):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("openai_"):
+                    try:
+                        module = importlib.import_module(node.module or "")
+                    except ModuleNotFoundError:
+                        stale.append(f"{page.name}: from {node.module} (no such module)")
+                        continue
+                    stale += [
+                        f"{page.name}: from {node.module} import {alias.name}"
+                        for alias in node.names
+                        if not hasattr(module, alias.name)
+                    ]
+    assert not stale, f"examples import names that are not there: {stale}"
+
+
+def test_the_files_and_tests_the_pages_name_exist():
+    """The pages name modules (`service/shape.py`), scripts and the tests that hold a promise
+    (`test_two_starts_at_once_start_one_batch`): each must still be there."""
+    package = ROOT / "src" / "openai_batch"
+    tests = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "tests").glob("*.py"))
+    gone = []
+    for page in _pages():
+        text = page.read_text(encoding="utf-8")
+        for name in re.findall(r"`((?:src/openai_batch/|tests/|benchmarks/)?[\w/]+\.py)", text):
+            base = ROOT if name.startswith(("src/", "tests/", "benchmarks/")) else package
+            if not (base / name).is_file():
+                gone.append(f"{page.name}: {name}")
+        for test in re.findall(r"(?:`|::)(test_\w+)", text):
+            if f"def {test}(" not in tests:
+                gone.append(f"{page.name}: {test}")
+    assert not gone, f"the pages name files or tests that are not there: {gone}"
