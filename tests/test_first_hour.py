@@ -287,10 +287,10 @@ def test_no_progress_bar_outside_a_terminal(fake_api, capsys, tmp_path):
 
 
 def test_progress_rates_in_readable_units(monkeypatch, capsys):
-    from openai_batch.ui import console
+    from openai_batch.ui.progress import progress_bar
 
     pretend_terminal(monkeypatch)
-    bar = console.progress_bar(total=30_000, unit=" req")
+    bar = progress_bar(total=30_000, unit=" req")
     bar.update(20_813)
     meter = {**bar.format_dict, "elapsed": 2.0}  # as if two seconds had passed
     text = bar.format_meter(**meter)

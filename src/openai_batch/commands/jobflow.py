@@ -5,18 +5,19 @@ Not a command itself: the commands parse their options and hand a registered job
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.commands import results
+from openai_batch.flow import follow as following
 from openai_batch.flow import jobs, lifecycle
 from openai_batch.ledger.store import Ledger
+from openai_batch.results.outputs import Outputs
 from openai_batch.results.tablewriter import table_target
 from openai_batch.service import api
-from openai_batch.ui import batchview, console
+from openai_batch.ui import batchview, console, hints, progress
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -114,7 +115,7 @@ def already_started(batch: Batch, target: str, origin: str | None) -> str:
     if origin and Path(origin).resolve() != Path(target).resolve():
         when = datetime.fromtimestamp(batch.created_at).strftime("%Y-%m-%d %H:%M")
         text += f"\n  the same requests were started from {origin} on {when}"
-    fresh = f"openai-batch start-batch {shlex.quote(target)} --force"
+    fresh = hints.start_again(target, force=True)
     return text + f"\n  to run them again (and pay again): {fresh}"
 
 
@@ -141,17 +142,14 @@ def say_event(event: jobs.Event, first: bool = False) -> None:
 
 
 def resume_args(job: jobs.Job, how: Follow) -> list[str]:
-    args = ["get-batch-results", "--job", job.name, "-o", str(how.output)]
-    for flag, value in (
-        ("--csv", how.csv),
-        ("--table", how.table),
-        ("--data", how.data),
-        ("--id-column", how.id_column),
-        ("--id-prefix", how.id_prefix),
-    ):
-        if value is not None:
-            args += [flag, str(value)]
-    return args
+    return hints.job_results_args(job.name, outputs(how))
+
+
+def outputs(how: Follow) -> Outputs:
+    return Outputs(
+        responses=how.output, csv=how.csv, table=how.table, data=how.data,
+        id_column=how.id_column, id_prefix=how.id_prefix,
+    )  # fmt: skip
 
 
 def _stopped(job: jobs.Job, how: Follow) -> int:
@@ -163,7 +161,7 @@ def _stopped(job: jobs.Job, how: Follow) -> int:
         "Stopped waiting; the batches go on (queued shards start when a command on the "
         "job runs). Resume with:"
     )
-    console.note(f"  {lifecycle.resume_command([*resume_args(job, how), '--wait'])}")
+    console.note(f"  {hints.wait_command(resume_args(job, how))}")
     return results.EXIT_INTERRUPTED
 
 
@@ -195,19 +193,10 @@ def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
     else:
         console.say("Get the results when they are done with:")
     if len(job.shards) == 1 and not queued and job.shards[0].batch_id:
-        args = results.resume_args(
-            [job.shards[0].batch_id],
-            how.output,
-            how.csv,
-            how.data,
-            None,
-            how.id_column,
-            how.id_prefix,
-            table=how.table,
-        )
+        args = hints.results_args([job.shards[0].batch_id], outputs(how))
     else:
         args = resume_args(job, how)
-    console.say(f"  {lifecycle.resume_command([*args, '--wait'])}")
+    console.say(f"  {hints.wait_command(args)}")
     return 0
 
 
@@ -224,7 +213,7 @@ def _retries_running(job: jobs.Job, pending: list[str], how: Follow) -> int:
         f"running ({' '.join(pending)}): "
         "nothing downloaded yet. Get the results when they are done with:"
     )
-    console.say(f"  {lifecycle.resume_command([*resume_args(job, how), '--wait'])}")
+    console.say(f"  {hints.wait_command(resume_args(job, how))}")
     return 0
 
 
@@ -236,10 +225,11 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
         return _retries_running(job, pending, how)
     if pending:
         try:
-            waited = lifecycle.wait_for(
-                conn, ledger, pending, poll_interval=how.poll_interval, progress=not how.quiet
-            )
-        except lifecycle.StoppedWaiting:
+            with progress.batches_bar(enabled=not how.quiet) as on_update:
+                waited = following.wait_for(
+                    conn, ledger, pending, poll_interval=how.poll_interval, on_update=on_update
+                )
+        except following.StoppedWaiting:
             return _stopped(job, how)
         final = {b.id: b for b in waited}
         batches.retries = [final.get(b.id, b) for b in batches.retries]
@@ -257,19 +247,22 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
         if batches.retries:
             retries = console.plural(len(batches.retries), "retry batch", "retry batches")
             console.say(f"(merging {retries} made from these files)")
-    collected = lifecycle.collect(
-        conn,
-        batches.all,
-        roots,
-        output=how.output,
-        table=table_target(how.table, csv_path=how.csv),
-        data=how.data,
-        id_column=how.id_column,
-        id_prefix=how.id_prefix,
-        groups=lifecycle.batch_groups(ledger, conn.service, [b.id for b in batches.all]),
-        progress=not how.quiet,
-        parallel=how.parallel,
-    )
+    try:
+        collected = lifecycle.collect(
+            conn,
+            batches.all,
+            roots,
+            output=how.output,
+            table=table_target(how.table, csv_path=how.csv),
+            data=how.data,
+            id_column=how.id_column,
+            id_prefix=how.id_prefix,
+            groups=lifecycle.batch_groups(ledger, conn.service, [b.id for b in batches.all]),
+            progress=not how.quiet,
+            parallel=how.parallel,
+        )
+    except lifecycle.ResultsConflict as exc:
+        raise hints.conflict_error(exc) from None
     code = results.exit_code(batches.shards, collected)
     if how.as_json:
         console.print_json(

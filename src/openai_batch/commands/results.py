@@ -10,13 +10,15 @@ from cyclopts import Parameter
 
 from openai_batch.commands.options import POLL_INTERVAL
 from openai_batch.errors import BatchError
+from openai_batch.flow import follow as following
 from openai_batch.flow import lifecycle
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import Ledger, RequestFileRecord, open_ledger
 from openai_batch.results import join
+from openai_batch.results.outputs import Outputs
 from openai_batch.results.tablewriter import TableTarget, table_target
 from openai_batch.service import api
-from openai_batch.ui import batchview, console
+from openai_batch.ui import batchview, console, hints, progress
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -119,8 +121,8 @@ def get_batch_results(
         # before any waiting: an output over an input is refused now, not after hours
         outputs = [("-o", output), *([(target.flag, target.path)] if target else [])]
         lifecycle.guard_outputs(outputs, [], data=data, requests=requests)
-        args = resume_args(resolved.batch_ids, output, csv, data, requests, id_column, id_prefix,
-                           table=table)  # fmt: skip
+        outs = Outputs(output, csv, table, data, requests, id_column, id_prefix)
+        args = hints.results_args(resolved.batch_ids, outs)
         batches = follow(conn, ledger, resolved.batch_ids, wait, poll_interval, quiet, as_json,
                          args)  # fmt: skip
         if batches is None:
@@ -177,28 +179,6 @@ def _job_results(
         return jobflow.follow_job(conn, ledger, the_job, how)
 
 
-def resume_args(
-    batch_ids: Sequence[str],
-    output: Path,
-    csv: Path | None,
-    data: Path | None,
-    requests: Path | None,
-    id_column: str | None,
-    id_prefix: str | None,
-    *,
-    table: Path | None = None,
-) -> list[str]:
-    """The get-batch-results arguments that pick this up again later."""
-    args = ["get-batch-results", *batch_ids, "-o", str(output)]
-    for flag, value in (
-        ("--csv", csv), ("--table", table), ("--data", data), ("--requests", requests),
-        ("--id-column", id_column), ("--id-prefix", id_prefix),
-    ):  # fmt: skip
-        if value is not None:
-            args += [flag, str(value)]
-    return args
-
-
 def follow(
     conn: api.Connection,
     ledger: Ledger,
@@ -214,10 +194,11 @@ def follow(
         session = Session(conn, ledger)
         return [session.batch(b) for b in batch_ids]
     try:
-        return lifecycle.wait_for(
-            conn, ledger, batch_ids, poll_interval=poll_interval, progress=not quiet
-        )
-    except lifecycle.StoppedWaiting as stopped:
+        with progress.batches_bar(enabled=not quiet) as on_update:
+            return following.wait_for(
+                conn, ledger, batch_ids, poll_interval=poll_interval, on_update=on_update
+            )
+    except following.StoppedWaiting as stopped:
         if as_json:
             console.print_json({"batches": [batchview.batch_json(b) for b in stopped.batches],
                                 "finished": False})  # fmt: skip
@@ -225,7 +206,7 @@ def follow(
             for batch in stopped.batches:
                 console.say(batchview.describe(batch))
         console.note("Stopped waiting; the batches go on. Resume with:")
-        console.note(f"  {lifecycle.resume_command([*resume, '--wait'])}")
+        console.note(f"  {hints.wait_command(resume)}")
         return None
 
 
@@ -268,14 +249,17 @@ def finish(
             console.say(f"{batches_} not finished yet: nothing downloaded.")
             if resume:
                 console.note("Wait for the results with:")
-                console.note(f"  {lifecycle.resume_command([*resume, '--wait'])}")
+                console.note(f"  {hints.wait_command(resume)}")
         return 0
     report["finished"] = True
-    collected = lifecycle.collect(
-        conn, batches, roots, output=output, table=table, requests=requests, data=data,
-        id_column=id_column, id_prefix=id_prefix, groups=groups, progress=progress,
-        parallel=parallel,
-    )  # fmt: skip
+    try:
+        collected = lifecycle.collect(
+            conn, batches, roots, output=output, table=table, requests=requests, data=data,
+            id_column=id_column, id_prefix=id_prefix, groups=groups, progress=progress,
+            parallel=parallel,
+        )  # fmt: skip
+    except lifecycle.ResultsConflict as exc:
+        raise hints.conflict_error(exc) from None
     code = exit_code(batches, collected)
     if as_json:
         report.update(collected_json(collected))
@@ -364,26 +348,8 @@ def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> N
 
 
 def retry_commands(batches: Sequence[Batch], collected: lifecycle.Collected) -> list[str]:
-    """One retry-failed per request file with something to redo (a retry file derives from
-    one request file); files whose requests all succeeded need none."""
-    if len(collected.plan.order_files) > 1:
-        return [
-            lifecycle.resume_command(
-                ["utils", "retry-failed", _relative(f), "-o", f"{Path(f).stem}-retry.jsonl"]
-            )
-            for f in collected.failing_files
-        ]
-    return [
-        lifecycle.resume_command(["utils", "retry-failed", batches[-1].id, "-o", "retry.jsonl"])
-    ]
-
-
-def _relative(path: Path) -> str:
-    """A path as the user would type it: relative when under the working folder."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """One retry-failed per request file with something to redo (see hints.retry_commands)."""
+    return hints.retry_commands(collected.plan.order_files, collected.failing_files, batches[-1].id)
 
 
 def has_retry_command() -> bool:

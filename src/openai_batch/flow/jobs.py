@@ -44,6 +44,7 @@ from openai_batch.service import api
 from openai_batch.service import shape as batchshape
 from openai_batch.service import status as batchstatus
 from openai_batch.ui import console
+from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -621,7 +622,7 @@ def upload_pending(
         if shard.digest not in fresh_set:
             check_unchanged(shard)
     total = sum(s.bytes or 0 for s in todo)
-    bar = console.progress_bar(
+    bar = progress_bar(
         enabled=progress,
         total=total,
         unit="B",
@@ -945,9 +946,7 @@ def drive(
     `poll_interval` when a batch starts, ends or is requeued.
     """
     job = load_job(ledger, name, conn.service)
-    bar = console.progress_bar(
-        enabled=progress, total=job.requests, unit=" req", desc=job.summary()
-    )
+    bar = progress_bar(enabled=progress, total=job.requests, unit=" req", desc=job.summary())
     say = _emitter(bar, emit, progress)
     for event in first or []:
         say(event)

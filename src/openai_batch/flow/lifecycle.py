@@ -27,7 +27,6 @@ from openai_batch.results import merge as results
 from openai_batch.results.tablewriter import TableTarget
 from openai_batch.service import api
 from openai_batch.service import shape as batchshape
-from openai_batch.service import status as batchstatus
 from openai_batch.ui import console
 
 if TYPE_CHECKING:
@@ -41,7 +40,6 @@ METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
 DEFAULT_DESCRIPTION = "batch job"
 UNTRACKED_SCAN_LIMIT = 1000  # batches listed when looking for one the ledger missed
-MAX_POLL_INTERVAL = 60.0
 UNRECOGNISED_PREFIX = "unrecognised-"  # ledger ids for creates answered without a batch id
 
 
@@ -622,81 +620,6 @@ def _sort_shards(roots: list[RequestFileRecord]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Following
-
-
-class StoppedWaiting(Exception):
-    """Ctrl-C while waiting: the batches go on; the caller prints how to resume."""
-
-    def __init__(self, batches: list[Batch]) -> None:
-        super().__init__("stopped waiting")
-        self.batches = batches
-
-
-def wait_for(
-    conn: api.Connection,
-    ledger: Ledger,
-    batch_ids: Sequence[str],
-    *,
-    poll_interval: float = 5.0,
-    progress: bool = True,
-    on_update: Callable[[list[Batch]], None] | None = None,
-) -> list[Batch]:
-    """Poll until every batch is final: the interval grows x1.5 up to a minute."""
-    interval = max(0.0, poll_interval)
-    now = batchstatus.current(conn, batch_ids)
-    batches = [now[b] for b in batch_ids]
-    bar = console.progress_bar(
-        enabled=progress, total=_total(batches), unit=" req", desc=_bar_text(batches)
-    )
-    watch = batchshape.UnknownWatch()
-    try:
-        while True:
-            for batch in batches:
-                ledger.record_batch(conn.service, batch)
-            for batch in batches:
-                watch.see(batch.id, batch.status, batchshape.status_text(batch))
-            bar.total = _total(batches)
-            bar.n = _done(batches)
-            bar.set_description_str(_bar_text(batches), refresh=False)
-            bar.refresh()
-            if on_update:
-                on_update(batches)
-            if all(api.is_final(b) for b in batches):
-                return batches
-            time.sleep(interval)
-            interval = min(max(interval * 1.5, 0.01), MAX_POLL_INTERVAL)
-            batches = batchstatus.refreshed(conn, batches)
-    except KeyboardInterrupt:
-        raise StoppedWaiting(batches) from None
-    finally:
-        bar.close()
-
-
-def _total(batches: Sequence[Batch]) -> int:
-    return sum(b.request_counts.total for b in batches if b.request_counts) or 0
-
-
-def _done(batches: Sequence[Batch]) -> int:
-    return sum(
-        b.request_counts.completed + b.request_counts.failed for b in batches if b.request_counts
-    )
-
-
-def _bar_text(batches: Sequence[Batch]) -> str:
-    if len(batches) == 1:
-        return batches[0].status
-    states: dict[str, int] = {}
-    for b in batches:
-        states[b.status] = states.get(b.status, 0) + 1
-    return ", ".join(f"{n} {s}" for s, n in states.items())
-
-
-def resume_command(args: Sequence[str]) -> str:
-    return shlex.join(["openai-batch", *args])
-
-
-# ---------------------------------------------------------------------------------------------
 # Downloading and joining
 
 
@@ -764,14 +687,26 @@ def _group_of(batch: Batch, groups: Mapping[str, str] | None, shared_unknown: bo
     return f"file:{batch.input_file_id or batch.id}"
 
 
-def _conflict_error(index: results.ResultIndex, labels: Mapping[str, str]) -> BatchError:
+class ResultsConflict(BatchError):
+    """Two request files answer the same custom_ids. `gets` says how to get each apart: (batch
+    id or request file, a responses file name); `unplaced` when some batch's request file is
+    unknown to the ledger (then naming it with --requests may be the answer)."""
+
+    def __init__(self, message: str, gets: list[tuple[str, str]], unplaced: bool) -> None:
+        super().__init__(message)
+        self.gets = gets
+        self.unplaced = unplaced
+
+
+def _conflict_error(index: results.ResultIndex, labels: Mapping[str, str]) -> ResultsConflict:
     """Two request files answer the same custom_ids: say which, and how to get each apart."""
     conflict = next(iter(index.conflicts.values()))
     first, second = (_shown_label(labels.get(g, g)) for g in conflict.groups)
     ids = ", ".join(sorted(conflict.examples, key=results.natural_key))
     more = f" and {conflict.count - len(conflict.examples):,} more" if conflict.count > 3 else ""
     involved = dict.fromkeys(g for key in index.conflicts for g in key)
-    commands, used = [], set()
+    gets: list[tuple[str, str]] = []
+    used: set[str] = set()
     for n, group in enumerate(involved, start=1):
         label = labels.get(group, group)
         if label.startswith("batch "):
@@ -781,14 +716,12 @@ def _conflict_error(index: results.ResultIndex, labels: Mapping[str, str]) -> Ba
         if out in used:
             out = f"{Path(out).stem}-{n}.jsonl"
         used.add(out)
-        commands.append(resume_command(["get-batch-results", target, "-o", out]))
-    hint = "get their results separately:\n    " + "\n    ".join(commands)
-    if any(g.startswith("file:") for g in involved):
-        hint += "\n  (if these batches are retries of one request file, name it: --requests FILE)"
-    return BatchError(
+        gets.append((target, out))
+    return ResultsConflict(
         f"{first} and {second} are different request files with results for the same "
         f"custom_ids ({ids}{more}): merged, one file's answers would land on the other's rows",
-        hint=hint,
+        gets,
+        unplaced=any(g.startswith("file:") for g in involved),
     )
 
 
@@ -1077,8 +1010,8 @@ __all__ = [
     "ApiError",
     "Collected",
     "Resolved",
+    "ResultsConflict",
     "Started",
-    "StoppedWaiting",
     "Uploaded",
     "attach_roots",
     "batch_groups",
@@ -1091,5 +1024,4 @@ __all__ = [
     "root_of_batch",
     "scan_request_file",
     "start_one",
-    "wait_for",
 ]

@@ -22,7 +22,7 @@ from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
 from openai_batch.table.read import Table, TableOptions, open_table
 from openai_batch.template.compile import load_template
 from openai_batch.template.prompt import Template
-from openai_batch.ui import console
+from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -460,6 +460,6 @@ def preview(
 
 
 def _progress(table: Table, enabled: bool) -> Any:
-    return console.progress_bar(
+    return progress_bar(
         enabled=enabled, total=table.total_rows, unit=" rows", desc="Rendering", leave=False
     )

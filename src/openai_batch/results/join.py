@@ -23,6 +23,7 @@ from openai_batch.results.answers import cell_text
 from openai_batch.results.merge import LOOKUP_BLOCK, batched
 from openai_batch.results.tablewriter import TableTarget, TableWriter, looks_like_formula
 from openai_batch.ui import console
+from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -271,7 +272,7 @@ def _rows(frame: pd.DataFrame) -> Iterable[tuple[Any, ...]]:
 
 def _bar(enabled: bool, total: int) -> Any:
     """A progress bar of data rows joined (on stderr, on a terminal; off with -q)."""
-    return console.progress_bar(enabled=enabled, total=total or None, unit=" rows", desc="joining")
+    return progress_bar(enabled=enabled, total=total or None, unit=" rows", desc="joining")
 
 
 def _chain(first: Any, rest: Iterable[Any]) -> Iterable[Any]:

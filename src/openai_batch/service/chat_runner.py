@@ -31,6 +31,7 @@ from openai_batch.service import connection
 from openai_batch.service.pacing import Limits, Pacer, RateLimitedTooLong
 from openai_batch.service.redaction import redact
 from openai_batch.ui import console
+from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
     from openai_batch.chat_complete import Request, RunSummary
@@ -414,7 +415,7 @@ def execute(
     todo: Iterator[Request], settings: Settings, out: Path, summary: RunSummary, pending: int
 ) -> Fatal | None:
     """Answer `todo`, appending to `out` and counting into `summary`; the error that stopped it."""
-    bar = console.progress_bar(enabled=settings.progress, total=pending, unit=" req", leave=False)
+    bar = progress_bar(enabled=settings.progress, total=pending, unit=" req", leave=False)
     run = _Run(settings, todo, summary, Appender(out), bar, Pacer(settings.limits))
     try:
         _run_to_end(_main(run, min(settings.limits.concurrency, pending)))

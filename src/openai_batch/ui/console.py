@@ -20,6 +20,11 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+def is_quiet() -> bool:
+    """Whether -q is on (progress bars read it: ui/progress)."""
+    return _quiet
+
+
 def say(message: str = "") -> None:
     """A result line for a person, on stdout (printed even with -q)."""
     print(message, flush=True)
@@ -57,28 +62,10 @@ def shown(path: str | Path) -> str:
     """A path as the user would type it: relative when under the working folder."""
     try:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError):  # elsewhere, or the working folder is gone
         return str(path)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     """`1 request`, `2 requests`; `many` for the irregular (`plural(n, "batch", "batches")`)."""
     return f"{n:,} {word}" if n == 1 else f"{n:,} {many or word + 's'}"
-
-
-# Whole counts (`9/9`, `120,000/120,000`) beside rates in readable units (`10.4k req/s`).
-_COUNTED = "{l_bar}{bar}| {n:,.0f}/{total:,.0f} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
-_COUNTING = "{desc}: {n:,.0f}{unit} [{elapsed}, {rate_fmt}{postfix}]"
-
-
-def progress_bar(*, enabled: bool = True, **options: Any) -> Any:
-    """A tqdm bar on stderr, drawn only on a terminal: a log file or a pipe gets no bar lines
-    (`Rendering: 0 rows [00:00, ? rows/s]`). Rates in readable units (10.4k req/s, 1.2MB/s)."""
-    from tqdm import tqdm
-
-    options.setdefault("unit_scale", True)
-    options.setdefault("dynamic_ncols", True)
-    if options.get("unit") != "B":  # bytes are scaled like the rate: 94.2kB/1.20MB
-        counted = options.get("total") is not None
-        options.setdefault("bar_format", _COUNTED if counted else _COUNTING)
-    return tqdm(file=sys.stderr, disable=None if enabled and not _quiet else True, **options)
