@@ -319,7 +319,7 @@ def test_retry_batches_merge_latest_success_wins(
         if json.loads(x)["custom_id"] in failed
     ]
     retry.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    from openai_batch.flow.lifecycle import scan_request_file
+    from openai_batch.requestfile.scan import scan_request_file
 
     parent = scan_request_file(Path("batch-requests.jsonl"))
     with open_ledger() as ledger:

@@ -358,38 +358,41 @@ def write_table(
     from the table make-batch-file recorded for this request file in the ledger; without
     either, one row per custom_id. Returns join.CsvSummary.
     """
-    from openai_batch.flow import lifecycle
     from openai_batch.ledger.digests import digest_of
     from openai_batch.ledger.store import open_ledger
-    from openai_batch.results import join
+    from openai_batch.results import join, joinplan
     from openai_batch.results import merge as results
+    from openai_batch.results.outputs import Outputs
     from openai_batch.results.tablewriter import TableTarget
 
     path = Path(requests_file)
     digest = digest_of(path)
     with open_ledger() as ledger:
         record = ledger.root_request_file(digest, path=path)
-    plan = lifecycle.plan_join(
-        [record] if record is not None else [],
+    given = Outputs(
         requests=path,
         data=Path(data) if data is not None else None,
         id_column=id_column,
         id_prefix=id_prefix,
     )
+    plan = joinplan.plan_join([record] if record is not None else [], given)
     for note in plan.notes:
         console.note(note)
+    for warning in plan.warnings:
+        console.warn(warning)
     index = results.ResultIndex()
     index.add_file(Path(output), 0)
-    results.warn_unreadable(index)
+    for problem in results.problems(index):
+        console.warn(problem)
     try:
-        chunks = lifecycle.iter_data(plan) if plan.data is not None else None
+        chunks = joinplan.iter_data(plan) if plan.data is not None else None
         target = table if isinstance(table, TableTarget) else TableTarget(Path(table), "csv")
         return join.write_table(
             index,
             target,
             chunks=chunks,
             order=plan.order(),
-            keep_row=lifecycle.keep_rows(plan),
+            keep_row=joinplan.keep_rows(plan),
             schema=join.response_schema(path),
         )
     finally:

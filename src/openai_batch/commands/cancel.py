@@ -7,7 +7,7 @@ from typing import Annotated
 from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
-from openai_batch.flow import lifecycle
+from openai_batch.flow import resolve
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import open_ledger
 from openai_batch.service import api
@@ -38,7 +38,7 @@ def cancel_batch(
     conn = api.connect()
     out = []
     with open_ledger() as ledger:
-        resolved = lifecycle.resolve(conn, ledger, batch_ids)
+        resolved = resolve.resolve(conn, ledger, batch_ids)
         session = Session(conn, ledger)
         for batch_id in resolved.batch_ids:
             batch, was_running = session.cancel(batch_id)

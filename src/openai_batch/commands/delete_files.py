@@ -7,7 +7,7 @@ from typing import Annotated
 from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
-from openai_batch.flow import lifecycle
+from openai_batch.flow import resolve
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import open_ledger
 from openai_batch.service import api
@@ -50,7 +50,7 @@ def delete_files(
         )
     conn = api.connect()
     with open_ledger() as ledger:
-        batch_ids = lifecycle.resolve(conn, ledger, targets).batch_ids if targets else []
+        batch_ids = resolve.resolve(conn, ledger, targets).batch_ids if targets else []
         if job is not None:
             jobs.load_job(ledger, job, conn.service)
             batch_ids += [b for _, b in jobs.job_batch_ids(ledger, job) if b not in batch_ids]

@@ -10,14 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.commands import results
+from openai_batch.commands.options import EXIT_INTERRUPTED, EXIT_NOT_ALL_OK
+from openai_batch.flow import collect, jobs, resolve
 from openai_batch.flow import follow as following
-from openai_batch.flow import jobs, lifecycle
 from openai_batch.ledger.store import Ledger
 from openai_batch.results.outputs import Outputs
-from openai_batch.results.tablewriter import table_target
 from openai_batch.service import api
 from openai_batch.ui import batchview, console, hints, progress
+from openai_batch.ui import collected as collected_view
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -32,12 +32,7 @@ class Follow:
     parallel: int = 4
     quiet: bool = False
     as_json: bool = False
-    output: Path = Path("batch-responses.jsonl")
-    csv: Path | None = None
-    table: Path | None = None  # --table: the format follows the extension
-    data: Path | None = None
-    id_column: str | None = None
-    id_prefix: str | None = None
+    outputs: Outputs = field(default_factory=Outputs)
     announce_existing: bool = True  # "Already started: ..." for shards started before
     collect_when_done: bool = True  # without --wait, still write the results if all are final
     fresh: list[str] = field(default_factory=list)  # digests just written (no need to re-hash)
@@ -142,14 +137,7 @@ def say_event(event: jobs.Event, first: bool = False) -> None:
 
 
 def resume_args(job: jobs.Job, how: Follow) -> list[str]:
-    return hints.job_results_args(job.name, outputs(how))
-
-
-def outputs(how: Follow) -> Outputs:
-    return Outputs(
-        responses=how.output, csv=how.csv, table=how.table, data=how.data,
-        id_column=how.id_column, id_prefix=how.id_prefix,
-    )  # fmt: skip
+    return hints.job_results_args(job.name, how.outputs)
 
 
 def _stopped(job: jobs.Job, how: Follow) -> int:
@@ -162,7 +150,7 @@ def _stopped(job: jobs.Job, how: Follow) -> int:
         "job runs). Resume with:"
     )
     console.note(f"  {hints.wait_command(resume_args(job, how))}")
-    return results.EXIT_INTERRUPTED
+    return EXIT_INTERRUPTED
 
 
 def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
@@ -193,7 +181,7 @@ def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
     else:
         console.say("Get the results when they are done with:")
     if len(job.shards) == 1 and not queued and job.shards[0].batch_id:
-        args = hints.results_args([job.shards[0].batch_id], outputs(how))
+        args = hints.results_args([job.shards[0].batch_id], how.outputs)
     else:
         args = resume_args(job, how)
     console.say(f"  {hints.wait_command(args)}")
@@ -248,22 +236,19 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
             retries = console.plural(len(batches.retries), "retry batch", "retry batches")
             console.say(f"(merging {retries} made from these files)")
     try:
-        collected = lifecycle.collect(
+        collected = collect.collect(
             conn,
             batches.all,
             roots,
-            output=how.output,
-            table=table_target(how.table, csv_path=how.csv),
-            data=how.data,
-            id_column=how.id_column,
-            id_prefix=how.id_prefix,
-            groups=lifecycle.batch_groups(ledger, conn.service, [b.id for b in batches.all]),
+            how.outputs,
+            groups=resolve.batch_groups(ledger, conn.service, [b.id for b in batches.all]),
             progress=not how.quiet,
             parallel=how.parallel,
+            warn=console.warn,
         )
-    except lifecycle.ResultsConflict as exc:
+    except collect.ResultsConflict as exc:
         raise hints.conflict_error(exc) from None
-    code = results.exit_code(batches.shards, collected)
+    code = 0 if collect.all_ok(batches.shards, collected) else EXIT_NOT_ALL_OK
     if how.as_json:
         console.print_json(
             {
@@ -271,9 +256,9 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
                 "job": job.to_json(),
                 "batches": [batchview.batch_json(b) for b in batches.all],
                 "finished": True,
-                **results.collected_json(collected),
+                **collected_view.collected_json(collected),
             }
         )
     else:
-        results.say_collected(batches.shards, collected)
+        collected_view.say_collected(batches.shards, collected)
     return code

@@ -11,7 +11,7 @@ from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
 from openai_batch.estimate.options import EstimateOptions
-from openai_batch.flow.lifecycle import remember_made
+from openai_batch.flow.submit import remember_made
 from openai_batch.requestfile.endpoints import CHAT
 from openai_batch.requestfile.make import MakeOptions, MakeResult, make_batch_files, preview
 from openai_batch.sizes import parse_size
@@ -143,7 +143,9 @@ def make_batch_file(
             review = pool.submit(
                 review_files, files, child=child, options=render.estimate_options()
             )
-            remember_made(result)  # ledger: lets get-batch-results find the rows to join
+            problem = remember_made(result)  # ledger: lets get-batch-results find the rows
+            if problem:
+                console.warn(problem)
             report(result, json_output, review=review.result())
     return 0
 

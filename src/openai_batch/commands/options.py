@@ -7,7 +7,11 @@ from typing import Any
 
 from cyclopts import Parameter
 
+from openai_batch.errors import BatchError
+
 MAX_POLL_SECONDS = 3600.0
+EXIT_NOT_ALL_OK = 4  # a batch failed, expired or was cancelled, or some request failed
+EXIT_INTERRUPTED = 130  # Ctrl-C stopped the waiting (the batches go on)
 
 
 def _check_poll_interval(type_: Any, value: float | None) -> None:
@@ -17,3 +21,11 @@ def _check_poll_interval(type_: Any, value: float | None) -> None:
 
 
 POLL_INTERVAL = Parameter(validator=_check_poll_interval)
+
+
+def check_job_options(max_enqueued_tokens: int | None, parallel: int) -> None:
+    """--max-enqueued-tokens and --parallel, as run, start-batch and get-batch-results take them."""
+    if max_enqueued_tokens is not None and max_enqueued_tokens < 0:
+        raise BatchError("--max-enqueued-tokens cannot be negative (0 removes the quota)")
+    if parallel < 1:
+        raise BatchError("--parallel must be at least 1")

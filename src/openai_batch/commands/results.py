@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from cyclopts import Parameter
 
-from openai_batch.commands.options import POLL_INTERVAL
+from openai_batch.commands.options import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_OK,
+    POLL_INTERVAL,
+    check_job_options,
+)
 from openai_batch.errors import BatchError
+from openai_batch.flow import collect, resolve
 from openai_batch.flow import follow as following
-from openai_batch.flow import lifecycle
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import Ledger, RequestFileRecord, open_ledger
-from openai_batch.results import join
 from openai_batch.results.outputs import Outputs
-from openai_batch.results.tablewriter import TableTarget, table_target
 from openai_batch.service import api
 from openai_batch.ui import batchview, console, hints, progress
+from openai_batch.ui import collected as collected_view
 
 if TYPE_CHECKING:
     from openai.types import Batch
-
-EXIT_NOT_ALL_OK = 4
-EXIT_INTERRUPTED = 130
 
 
 def get_batch_results(
@@ -103,49 +105,44 @@ def get_batch_results(
     as_json
         Print the API's batch objects plus what this command adds (files written, counts).
     """
-    target = table_target(table, csv_path=csv)
+    outputs = Outputs(output, csv, table, data, requests, id_column, id_prefix)
+    outputs.target()  # a wrong table name (or both --csv and --table) fails now
     if parallel < 1:
         raise BatchError("--parallel must be at least 1")
     console.set_quiet(quiet)
     if job is not None:
         return _job_results(
-            targets, job, output=output, csv=csv, table=table, data=data, id_column=id_column,
-            id_prefix=id_prefix, wait=wait, poll_interval=poll_interval, quota=max_enqueued_tokens,
-            parallel=parallel, quiet=quiet, as_json=as_json,
+            targets, job, replace(outputs, requests=None), wait=wait,
+            poll_interval=poll_interval, quota=max_enqueued_tokens, parallel=parallel,
+            quiet=quiet, as_json=as_json,
         )  # fmt: skip
-    lifecycle.require_batches(targets)
+    collect.require_batches(targets)
     conn = api.connect()
     poll_interval = conn.profile.poll_interval if poll_interval is None else poll_interval
     with open_ledger() as ledger:
-        resolved = lifecycle.resolve(conn, ledger, targets)
+        resolved = resolve.resolve(conn, ledger, targets)
         # before any waiting: an output over an input is refused now, not after hours
-        outputs = [("-o", output), *([(target.flag, target.path)] if target else [])]
-        lifecycle.guard_outputs(outputs, [], data=data, requests=requests)
-        outs = Outputs(output, csv, table, data, requests, id_column, id_prefix)
-        args = hints.results_args(resolved.batch_ids, outs)
-        batches = follow(conn, ledger, resolved.batch_ids, wait, poll_interval, quiet, as_json,
-                         args)  # fmt: skip
+        collect.guard_outputs(outputs.written(), [], data=data, requests=requests)
+        args = hints.results_args(resolved.batch_ids, outputs)
+        batches = _follow_batches(
+            conn, ledger, resolved.batch_ids, wait, poll_interval, quiet, as_json, args
+        )
         if batches is None:
             return EXIT_INTERRUPTED
-        lifecycle.attach_roots(ledger, conn.service, resolved)
+        resolve.attach_roots(ledger, conn.service, resolved)
+        for warning in resolved.warnings:
+            console.warn(warning)
         return finish(
-            conn, batches, resolved.roots, labels=resolved.labels, output=output, table=target,
-            data=data, requests=requests, id_column=id_column, id_prefix=id_prefix,
-            as_json=as_json, resume=args, groups=resolved.groups, progress=not quiet,
-            parallel=parallel,
+            conn, batches, resolved.roots, outputs, labels=resolved.labels, as_json=as_json,
+            resume=args, groups=resolved.groups, progress=not quiet, parallel=parallel,
         )  # fmt: skip
 
 
 def _job_results(
     targets: Sequence[str],
     name: str,
+    outputs: Outputs,
     *,
-    output: Path,
-    csv: Path | None,
-    table: Path | None,
-    data: Path | None,
-    id_column: str | None,
-    id_prefix: str | None,
     wait: bool,
     poll_interval: float | None,
     quota: int | None,
@@ -155,13 +152,12 @@ def _job_results(
 ) -> int:
     """get-batch-results --job NAME: move the job forward and, when it is all final, collect."""
     from openai_batch.commands import jobflow
-    from openai_batch.commands.run import check_job_options
     from openai_batch.flow import jobs
 
     if targets:
         raise BatchError(
             "give either --job NAME or batch ids / request files, not both",
-            hint=f"openai-batch get-batch-results --job {name}",
+            hint=hints.command(["get-batch-results", "--job", name]),
         )
     check_job_options(quota, parallel)
     conn = api.connect()
@@ -173,13 +169,12 @@ def _job_results(
             the_job = jobs.load_job(ledger, name)
         how = jobflow.Follow(
             wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
-            as_json=as_json, output=output, csv=csv, table=table, data=data,
-            id_column=id_column, id_prefix=id_prefix, announce_existing=False,
+            as_json=as_json, outputs=outputs, announce_existing=False,
         )  # fmt: skip
         return jobflow.follow_job(conn, ledger, the_job, how)
 
 
-def follow(
+def _follow_batches(
     conn: api.Connection,
     ledger: Ledger,
     batch_ids: Sequence[str],
@@ -214,17 +209,11 @@ def finish(
     conn: api.Connection,
     batches: Sequence[Batch],
     roots: Sequence[RequestFileRecord],
+    outputs: Outputs,
     *,
     labels: dict[str, str] | None = None,
-    output: Path,
-    table: TableTarget | None = None,
-    data: Path | None = None,
-    requests: Path | None = None,
-    id_column: str | None = None,
-    id_prefix: str | None = None,
     as_json: bool = False,
     resume: list[str] | None = None,
-    extra_json: dict[str, Any] | None = None,
     groups: dict[str, str] | None = None,
     progress: bool = False,
     parallel: int = 4,
@@ -235,10 +224,7 @@ def finish(
         for batch in batches:
             console.info(batchview.describe(batch, request_file=labels.get(batch.id)))
             console.info()
-    report: dict[str, Any] = {
-        **(extra_json or {}),
-        "batches": [batchview.batch_json(b) for b in batches],
-    }
+    report: dict[str, Any] = {"batches": [batchview.batch_json(b) for b in batches]}
     if not all(api.is_final(b) for b in batches):
         report["finished"] = False
         if as_json:
@@ -253,138 +239,22 @@ def finish(
         return 0
     report["finished"] = True
     try:
-        collected = lifecycle.collect(
-            conn, batches, roots, output=output, table=table, requests=requests, data=data,
-            id_column=id_column, id_prefix=id_prefix, groups=groups, progress=progress,
+        collected = collect.collect(
+            conn,
+            batches,
+            roots,
+            outputs,
+            groups=groups,
+            progress=progress,
             parallel=parallel,
-        )  # fmt: skip
-    except lifecycle.ResultsConflict as exc:
+            warn=console.warn,
+        )
+    except collect.ResultsConflict as exc:
         raise hints.conflict_error(exc) from None
-    code = exit_code(batches, collected)
+    code = 0 if collect.all_ok(batches, collected) else EXIT_NOT_ALL_OK
     if as_json:
-        report.update(collected_json(collected))
+        report.update(collected_view.collected_json(collected))
         console.print_json(report)
     else:
-        say_collected(batches, collected)
+        collected_view.say_collected(batches, collected)
     return code
-
-
-def exit_code(batches: Sequence[Batch], collected: lifecycle.Collected) -> int:
-    """0 when every request has a success. A batch that expired, failed or was cancelled is
-    fine once a retry answered all its requests, but only if the requests are known (request
-    file or data rows): otherwise the ones that never ran would go unnoticed."""
-    counted = collected.csv or collected.responses
-    if counted is None or counted.error or counted.missing:
-        return EXIT_NOT_ALL_OK
-    complete = collected.plan.order_files or (collected.csv and collected.plan.data)
-    if any(b.status != "completed" for b in batches) and not complete:
-        return EXIT_NOT_ALL_OK
-    if any(not _redone(b, collected) for b in batches):
-        return EXIT_NOT_ALL_OK
-    return 0
-
-
-def _redone(batch: Batch, collected: lifecycle.Collected) -> bool:
-    """A batch completed, or a later batch of its request file (a retry) did: a batch that
-    failed, expired or was cancelled is not made good by its own partial output."""
-    if batch.status == "completed":
-        return True
-    group = collected.groups.get(batch.id)
-    return group is not None and any(
-        d.batch.status == "completed"
-        and d.batch.id != batch.id
-        and collected.groups.get(d.batch.id) == group
-        and d.batch.created_at >= batch.created_at
-        for d in collected.downloads
-    )
-
-
-def say_collected(batches: Sequence[Batch], collected: lifecycle.Collected) -> None:
-    for batch in batches:
-        note = batchview.final_note(batch)
-        if note:
-            console.say(note)
-    for text in [*collected.plan.notes, *collected.notes]:
-        console.warn(text)
-    responses = collected.responses
-    if responses is None:
-        console.say("No output or error file: no responses file written.")
-    else:
-        console.say(
-            f"Results written to: {responses.path} ({console.plural(responses.lines, 'line')}: "
-            f"{lifecycle.results.summarize_counts(responses)})"
-        )
-        if responses.extra:
-            console.warn(
-                f"{console.plural(responses.extra, 'result')} with custom_ids not in the request "
-                "file: at the end"
-            )
-    table = collected.csv
-    if table is not None:
-        console.say(
-            f"Table written to: {table.path} ({console.plural(table.rows, 'row')}: "
-            f"{lifecycle.results.summarize_counts(table)})"
-        )
-        for text in table.notes:
-            console.note(f"({text})")
-        formulas = join.formula_warning(table)
-        if formulas:
-            console.warn(formulas)
-        if table.unmatched:
-            console.warn(
-                f"{console.plural(table.unmatched, 'result')} matching no row of the data: "
-                "check --data, "
-                "--id-column and --id-prefix"
-            )
-        if collected.plan.data is None:
-            console.note("(no data file known: the table has the results only; add --data FILE)")
-    counted = table or responses
-    if counted is not None and (counted.error or counted.missing) and has_retry_command():
-        commands = retry_commands(batches, collected)
-        if commands:
-            console.note("To redo the failed or missing requests:")
-        for command in commands:
-            console.note(f"  {command}")
-
-
-def retry_commands(batches: Sequence[Batch], collected: lifecycle.Collected) -> list[str]:
-    """One retry-failed per request file with something to redo (see hints.retry_commands)."""
-    return hints.retry_commands(collected.plan.order_files, collected.failing_files, batches[-1].id)
-
-
-def has_retry_command() -> bool:
-    from openai_batch.cli import utils
-
-    return "retry-failed" in utils
-
-
-def collected_json(collected: lifecycle.Collected) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "downloads": [
-            {"batch_id": d.batch.id, "output": _str(d.output), "errors": _str(d.errors)}
-            for d in collected.downloads
-        ],
-        "responses": None,
-        "csv": None,
-        "notes": collected.plan.notes,
-    }
-    if collected.responses:
-        r = collected.responses
-        out["responses"] = {
-            "path": str(r.path), "lines": r.lines, "ok": r.ok, "error": r.error,
-            "missing": r.missing, "extra": r.extra,
-        }  # fmt: skip
-    if collected.csv:
-        c = collected.csv
-        out["csv"] = {
-            "path": str(c.path), "rows": c.rows, "ok": c.ok, "error": c.error,
-            "missing": c.missing, "unmatched": c.unmatched, "columns": c.columns,
-            "format": c.kind, "formula_cells": c.formulas,
-        }  # fmt: skip
-    table_notes = collected.csv.notes if collected.csv else []
-    out["notes"] = [*collected.plan.notes, *collected.notes, *table_notes]
-    return out
-
-
-def _str(path: Path | None) -> str | None:
-    return str(path) if path else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,7 +9,8 @@ from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
 from openai_batch.requestfile.kinds import check_request_path
-from openai_batch.ui import console
+from openai_batch.ui import console, hints
+from openai_batch.ui.console import shown
 
 if TYPE_CHECKING:
     from openai_batch.ledger.store import Ledger
@@ -73,7 +73,7 @@ def _source(ledger: Ledger, sources: tuple[str, ...], requests: Path | None) -> 
     paths = [Path(s) for s in sources]
     single = len(sources) == 1
     if single and not paths[0].exists() and not any(c in sources[0] for c in "/\\."):
-        return retry.from_batches(api.connect(), ledger, sources[0], requests)
+        return retry.from_batches(api.connect(), ledger, sources[0], requests, warn=console.warn)
     for path in paths:
         if path.exists():
             check_request_path(path, results_allowed=True)  # a folder, a table, a template
@@ -86,13 +86,13 @@ def _source(ledger: Ledger, sources: tuple[str, ...], requests: Path | None) -> 
         )
     kinds = [retry.looks_like_request_file(p) for p in paths]
     if single and kinds[0]:
-        return retry.from_batches(api.connect(), ledger, sources[0], requests)
+        return retry.from_batches(api.connect(), ledger, sources[0], requests, warn=console.warn)
     if any(kinds):
         raise BatchError(
             f"{paths[kinds.index(True)]} is a request file; give it alone, or results files only",
             hint="openai-batch utils retry-failed batch-requests.jsonl -o retry.jsonl",
         )
-    return retry.from_results_files(ledger, paths, requests)
+    return retry.from_results_files(ledger, paths, requests, warn=console.warn)
 
 
 def say_report(report: RetryReport, output: Path) -> None:
@@ -117,7 +117,7 @@ def say_report(report: RetryReport, output: Path) -> None:
         f"of {lines_from})"
     )
     console.say(f"  {tally.describe()}")
-    start = f"openai-batch start-batch {shlex.quote(str(report.output))}"
+    force = False
     if report.same_as_original:
         console.note("(every request needs another go: the file has the original's content)")
     if report.same_as_original or report.started_as:
@@ -127,18 +127,7 @@ def say_report(report: RetryReport, output: Path) -> None:
                 f"(the same requests failed again: batch {report.started_as[-1]} already ran "
                 "this exact content, so starting it again needs --force)"
             )
-        start += " --force"
-    console.say(f"Start it:  {start}")
-    console.say(
-        f"Then:      openai-batch get-batch-results {shlex.quote(original)} --wait "
-        "--csv results.csv  (merges every batch of it; the latest success wins)"
-    )
-
-
-def shown(path: str | Path) -> str:
-    """A path as the user would type it: relative when under the working folder."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+        force = True
+    console.say(f"Start it:  {hints.start_again(report.output, force=force)}")
+    then = hints.command(["get-batch-results", original, "--wait", "--csv", "results.csv"])
+    console.say(f"Then:      {then}  (merges every batch of it; the latest success wins)")

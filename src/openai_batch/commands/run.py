@@ -8,13 +8,12 @@ from typing import Annotated
 from cyclopts import Parameter
 
 from openai_batch.commands import jobflow, make
-from openai_batch.commands.options import POLL_INTERVAL
-from openai_batch.errors import BatchError
-from openai_batch.flow import jobs, lifecycle
+from openai_batch.commands.options import POLL_INTERVAL, check_job_options
+from openai_batch.flow import jobs, submit
 from openai_batch.ledger.store import open_ledger
 from openai_batch.local import output_guard
 from openai_batch.requestfile.make import make_batch_files
-from openai_batch.results.tablewriter import table_target
+from openai_batch.results.outputs import Outputs
 from openai_batch.service import api
 from openai_batch.ui import console
 
@@ -24,7 +23,7 @@ def run(
     data: Path,
     *,
     render: make.RenderArgs = make.RenderArgs(),  # noqa: B008 - immutable, read only
-    description: str = lifecycle.DEFAULT_DESCRIPTION,
+    description: str = submit.DEFAULT_DESCRIPTION,
     metadata: list[str] | None = None,
     wait: Annotated[bool, Parameter(alias="-w")] = False,
     responses: Path = Path("batch-responses.jsonl"),
@@ -95,13 +94,14 @@ def run(
     """
     console.set_quiet(quiet)
     opts = render.options(quiet)
-    meta = lifecycle.parse_metadata(metadata or [], description)
+    meta = submit.parse_metadata(metadata or [], description)
     check_job_options(max_enqueued_tokens, parallel)
-    target = table_target(table, csv_path=csv)  # a wrong name fails before anything is made
-    outputs = [("--responses", responses), *([(target.flag, target.path)] if target else [])]
+    outputs = Outputs(responses, csv, table)
+    target = outputs.target()  # a wrong name fails before anything is made
+    written = [("--responses", responses), *([(target.flag, target.path)] if target else [])]
     inputs = [("template", template), ("data file", data), ("request file", opts.output)]
     with open_ledger() as ledger:  # before anything is paid for (collect checks again)
-        for flag, path in outputs:
+        for flag, path in written:
             output_guard.check_output(path, flag=flag, reads=inputs, ledger=ledger)
     conn = api.connect(service=render.service)  # a missing key fails before rendering rows
     conn.profile.check_window(completion_window)
@@ -110,7 +110,7 @@ def run(
     if not as_json:
         make.report(made, False, options=render.estimate_options())
     with open_ledger() as ledger:
-        lifecycle.record_made(ledger, made)
+        submit.record_made(ledger, made)
         the_job, _ = jobs.register(
             ledger, conn.service, jobs.specs_from_made(made), name=job, template=template,
             data=data, endpoint=made.endpoint, metadata=meta,
@@ -119,14 +119,7 @@ def run(
         how = jobflow.Follow(
             wait=wait, parallel=parallel, quiet=quiet,
             poll_interval=conn.profile.poll_interval if poll_interval is None else poll_interval,
-            as_json=as_json, output=responses, csv=csv, table=table, collect_when_done=False,
+            as_json=as_json, outputs=outputs, collect_when_done=False,
             fresh=[f.digest for f in made.files], extra_json={"make": made.to_json()},
         )  # fmt: skip
         return jobflow.follow_job(conn, ledger, the_job, how)
-
-
-def check_job_options(max_enqueued_tokens: int | None, parallel: int) -> None:
-    if max_enqueued_tokens is not None and max_enqueued_tokens < 0:
-        raise BatchError("--max-enqueued-tokens cannot be negative (0 removes the quota)")
-    if parallel < 1:
-        raise BatchError("--parallel must be at least 1")

@@ -8,16 +8,17 @@ from typing import Annotated
 from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
-from openai_batch.flow import lifecycle
+from openai_batch.flow import submit
 from openai_batch.ledger.store import open_ledger
+from openai_batch.requestfile import scan
 from openai_batch.service import api
-from openai_batch.ui import console
+from openai_batch.ui import console, hints
 from openai_batch.ui.batchview import batch_json
 
 
 def start_batch(
     *targets: str,
-    description: str = lifecycle.DEFAULT_DESCRIPTION,
+    description: str = submit.DEFAULT_DESCRIPTION,
     metadata: list[str] | None = None,
     endpoint: str | None = None,
     job: str | None = None,
@@ -78,14 +79,16 @@ def start_batch(
         raise BatchError("no file given", hint="openai-batch start-batch batch-requests.jsonl")
     from openai_batch.service.profiles import select
 
-    meta = lifecycle.parse_metadata(metadata or [], description)
+    meta = submit.parse_metadata(metadata or [], description)
     profile = select(service)
     profile.check_window(completion_window)
-    infos = {  # check every local file before starting anything
-        target: lifecycle.scan_request_file(Path(target), check=not no_check, limits=profile.limits)
-        for target in targets
-        if not lifecycle.looks_like_file_id(target)
-    }
+    infos = {}  # check every local file before starting anything
+    for target in targets:
+        if not submit.looks_like_file_id(target):
+            info = scan.scan_request_file(Path(target), check=not no_check, limits=profile.limits)
+            if info.warnings:
+                console.warn(hints.validate_warnings(info.path, info.warnings))
+            infos[target] = info
     conn = api.connect(service=service)
     conn.profile.check_window(completion_window)
     if job is not None or max_enqueued_tokens is not None or _one_run(infos):
@@ -98,9 +101,10 @@ def start_batch(
     with open_ledger() as ledger:
         for target in targets:
             try:
-                item = lifecycle.start_one(
+                item = submit.start_one(
                     conn, ledger, target, metadata=meta, endpoint=endpoint, force=force,
                     info=infos.get(target), completion_window=completion_window,
+                    notify=console.note,
                 )  # fmt: skip
             except api.TokenLimitRefused:
                 if target not in infos:
@@ -133,7 +137,7 @@ def jobs_metadata(meta: dict[str, str], completion_window: str) -> dict[str, str
     return jobs.with_window(meta, completion_window)
 
 
-def _one_run(infos: dict[str, lifecycle.RequestFileInfo]) -> bool:
+def _one_run(infos: dict[str, scan.RequestFileInfo]) -> bool:
     """Several files of one make-batch-file run form a job; others start one by one."""
     from openai_batch.flow import jobs
 
@@ -152,7 +156,7 @@ def _one_run(infos: dict[str, lifecycle.RequestFileInfo]) -> bool:
 def _start_job(
     conn: api.Connection,
     targets: list[str],
-    infos: dict[str, lifecycle.RequestFileInfo],
+    infos: dict[str, scan.RequestFileInfo],
     *,
     job: str | None,
     max_enqueued_tokens: int | None,
@@ -164,7 +168,7 @@ def _start_job(
 ) -> int:
     """Several request files as one job: upload them together, start what the quota admits."""
     from openai_batch.commands import jobflow
-    from openai_batch.commands.run import check_job_options
+    from openai_batch.commands.options import check_job_options
     from openai_batch.flow import jobs
 
     check_job_options(max_enqueued_tokens, parallel)
@@ -190,7 +194,7 @@ def _start_job(
         return jobflow.follow_job(conn, ledger, the_job, how)
 
 
-def report(item: lifecycle.Started) -> None:
+def report(item: submit.Started) -> None:
     batch = item.batch
     if item.upload is not None:
         verb = "Using the earlier upload" if item.upload.reused else "Uploaded batch file"
@@ -205,7 +209,7 @@ def report(item: lifecycle.Started) -> None:
         console.say(f"Started batch: {batch.id}  {batch.status}  ({item.target})")
 
 
-def to_json(item: lifecycle.Started) -> dict[str, object]:
+def to_json(item: submit.Started) -> dict[str, object]:
     return batch_json(
         item.batch,
         target=item.target,

@@ -9,10 +9,11 @@ from typing import Annotated
 from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
-from openai_batch.flow import lifecycle
+from openai_batch.flow import submit
 from openai_batch.ledger.store import open_ledger
+from openai_batch.requestfile import scan
 from openai_batch.service import api
-from openai_batch.ui import console
+from openai_batch.ui import console, hints
 
 
 def upload_batch_file(
@@ -58,13 +59,23 @@ def upload_batch_file(
 
     expiry = upload_expiry(expires_after) if expires_after is not None else None
     limits = select(service).limits
-    infos = [lifecycle.scan_request_file(path, check=not no_check, limits=limits) for path in files]
+    infos = []
+    for path in files:
+        infos.append(scan.scan_request_file(path, check=not no_check, limits=limits))
+        if infos[-1].warnings:
+            console.warn(hints.validate_warnings(path, infos[-1].warnings))
     conn = api.connect(service=service)
     done = []
     with open_ledger() as ledger:
         for info in infos:
-            uploaded = lifecycle.ensure_uploaded(
-                conn, ledger, info.path, info=info, force=force, expires_after=expiry
+            uploaded = submit.ensure_uploaded(
+                conn,
+                ledger,
+                info.path,
+                info=info,
+                force=force,
+                expires_after=expiry,
+                notify=console.note,
             )
             done.append(uploaded)
             if not as_json:
@@ -74,7 +85,7 @@ def upload_batch_file(
     return 0
 
 
-def report(uploaded: lifecycle.Uploaded) -> None:
+def report(uploaded: submit.Uploaded) -> None:
     info, file = uploaded.info, uploaded.file
     if uploaded.reused:
         console.say(f"Already uploaded: {info.path} (same content, still on the service)")
@@ -89,7 +100,7 @@ def report(uploaded: lifecycle.Uploaded) -> None:
     )
 
 
-def to_json(uploaded: lifecycle.Uploaded) -> dict[str, object]:
+def to_json(uploaded: submit.Uploaded) -> dict[str, object]:
     data = uploaded.file.model_dump(mode="json")
     data["openai_batch"] = {
         "path": str(uploaded.info.path),

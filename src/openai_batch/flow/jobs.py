@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
-from openai_batch.flow import lifecycle
+from openai_batch.flow import submit
 from openai_batch.ledger.digests import matches
 from openai_batch.ledger.store import Ledger, RequestFileRecord
+from openai_batch.requestfile import scan
 from openai_batch.results import merge as results
 from openai_batch.service import api
 from openai_batch.service import shape as batchshape
@@ -535,7 +536,7 @@ def specs_from_made(made: MakeResult) -> list[ShardSpec]:
     return [ShardSpec(Path(f.path), f.digest, f.requests, f.bytes, f.first_row) for f in made.files]
 
 
-def specs_from_infos(ledger: Ledger, infos: Iterable[lifecycle.RequestFileInfo]) -> list[ShardSpec]:
+def specs_from_infos(ledger: Ledger, infos: Iterable[scan.RequestFileInfo]) -> list[ShardSpec]:
     """Request files given to start-batch: their row offsets when make-batch-file recorded them."""
     specs = []
     for info in infos:
@@ -545,7 +546,7 @@ def specs_from_infos(ledger: Ledger, infos: Iterable[lifecycle.RequestFileInfo])
     return specs
 
 
-def one_make_run(ledger: Ledger, infos: Iterable[lifecycle.RequestFileInfo]) -> bool:
+def one_make_run(ledger: Ledger, infos: Iterable[scan.RequestFileInfo]) -> bool:
     """Whether these request files are shards of one make-batch-file run: only those form a
     job unasked (their custom_ids are disjoint rows of one table). Files recorded before run
     ids were: the same template, data and table options, and distinct shard numbers."""
@@ -595,7 +596,7 @@ def recorded_data(ledger: Ledger, specs: Sequence[ShardSpec]) -> tuple[str | Non
 
 @dataclass
 class UploadReport:
-    uploaded: list[lifecycle.Uploaded]
+    uploaded: list[submit.Uploaded]
     bytes: int
 
 
@@ -629,7 +630,7 @@ def upload_pending(
         unit_divisor=1000,
         desc=f"uploading {console.plural(len(todo), 'file')}",
     )
-    done: list[lifecycle.Uploaded] = []
+    done: list[submit.Uploaded] = []
     pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="upload")
     try:
         futures = {pool.submit(_upload_one, conn, ledger.path, job, s, bar.update): s for s in todo}
@@ -657,15 +658,20 @@ def _upload_one(
 ) -> Any:
     """One upload on its own ledger connection (SQLite connections are not shared by threads)."""
     with Ledger(ledger_path) as ledger:
-        uploaded = lifecycle.ensure_uploaded(
-            conn, ledger, Path(shard.path), info=_info(job, shard), progress=progress
+        uploaded = submit.ensure_uploaded(
+            conn,
+            ledger,
+            Path(shard.path),
+            info=_info(job, shard),
+            progress=progress,
+            notify=console.note,
         )
         _set(ledger, job.name, shard, None, file_id=uploaded.file.id)
     return uploaded
 
 
-def _info(job: Job, shard: Shard) -> lifecycle.RequestFileInfo:
-    return lifecycle.RequestFileInfo(
+def _info(job: Job, shard: Shard) -> scan.RequestFileInfo:
+    return scan.RequestFileInfo(
         Path(shard.path), shard.digest, shard.bytes or 0, shard.requests or 0, job.endpoint, None
     )
 
@@ -697,7 +703,7 @@ class Event:
     shard: Shard
     batch: Batch | None = None
     message: str = ""
-    started: lifecycle.Started | None = None
+    started: submit.Started | None = None
 
 
 def is_token_limit_failure(batch: Batch) -> bool:
@@ -855,14 +861,14 @@ def _over_quota(shard: Shard, quota: int) -> str:
     )
 
 
-def _start(conn: api.Connection, ledger: Ledger, job: Job, shard: Shard) -> lifecycle.Started:
+def _start(conn: api.Connection, ledger: Ledger, job: Job, shard: Shard) -> submit.Started:
     path = Path(shard.path)
     if path.is_file():
         check_unchanged(shard)
     elif not shard.file_id:
         check_unchanged(shard)  # raises: gone, and never uploaded
     try:
-        return lifecycle.start_one(
+        return submit.start_one(
             conn,
             ledger,
             path,
@@ -872,6 +878,7 @@ def _start(conn: api.Connection, ledger: Ledger, job: Job, shard: Shard) -> life
             check=False,
             info=_info(job, shard),
             completion_window=completion_window(job),
+            notify=console.note,
         )
     except OSError as exc:  # the file went away and its upload expired
         raise BatchError(
@@ -895,10 +902,10 @@ def completion_window(job: Job) -> str:
 def shard_metadata(job: Job, shard: Shard) -> dict[str, str]:
     """The job's metadata plus job=NAME and shard=N/M, as far as the API's 16 pairs allow."""
     meta = {k: v for k, v in job.metadata.items() if k != WINDOW_KEY}
-    meta = meta or {"description": lifecycle.DEFAULT_DESCRIPTION}
+    meta = meta or {"description": submit.DEFAULT_DESCRIPTION}
     for key, value in (("job", job.name), ("shard", f"{shard.number}/{len(job.shards)}")):
-        if key not in meta and len(meta) < lifecycle.METADATA_MAX_PAIRS:
-            meta[key] = value[: lifecycle.METADATA_MAX_VALUE]
+        if key not in meta and len(meta) < submit.METADATA_MAX_PAIRS:
+            meta[key] = value[: submit.METADATA_MAX_VALUE]
     return meta
 
 

@@ -152,13 +152,8 @@ def summarize_counts(summary: _Counts) -> str:
     return ", ".join(parts)
 
 
-def warn_unreadable(index: ResultIndex) -> None:
-    """What was odd in the result files: unreadable, malformed and repeated lines."""
-    for text in problems(index):
-        console.warn(text)
-
-
 def problems(index: ResultIndex) -> list[str]:
+    """What was odd in the result files: unreadable, malformed and repeated lines."""
     found = []
     if index.unreadable:
         lines = console.plural(index.unreadable, "result line")

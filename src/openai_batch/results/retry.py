@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
-from openai_batch.flow import lifecycle
+from openai_batch.flow import collect, resolve
 from openai_batch.flow.session import Session
 from openai_batch.ledger.digests import digest_of, matches, new_digest
+from openai_batch.ledger.locks import Notify
 from openai_batch.ledger.store import Ledger, RequestFileRecord
 from openai_batch.local import files, output_guard
+from openai_batch.requestfile import scan
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.read import RequestLine, first_line, first_request, read_lines
 from openai_batch.results import merge as results
@@ -113,9 +115,12 @@ def looks_like_request_file(path: Path) -> bool:
     return first is not None and "body" in first and "response" not in first
 
 
-def from_results_files(ledger: Ledger, paths: Sequence[Path], requests: Path | None) -> Source:
+def from_results_files(
+    ledger: Ledger, paths: Sequence[Path], requests: Path | None, *, warn: Notify | None = None
+) -> Source:
     """Results files (get-batch-results' merged file, or raw Batch output/error files): the
-    later file wins for a custom_id, a success beats an error."""
+    later file wins for a custom_id, a success beats an error. `warn` hears what is odd in
+    them."""
     if requests is None:
         names = " ".join(shlex.quote(str(p)) for p in paths)
         raise BatchError(
@@ -128,7 +133,7 @@ def from_results_files(ledger: Ledger, paths: Sequence[Path], requests: Path | N
     for rank, path in enumerate(paths):
         _require_file(path, "results file")
         index.add_file(path, rank)
-    results.warn_unreadable(index)
+    _tell(warn, results.problems(index))
     if not len(index):
         index.close()
         raise BatchError(
@@ -145,11 +150,17 @@ def from_results_files(ledger: Ledger, paths: Sequence[Path], requests: Path | N
 
 
 def from_batches(
-    conn: api.Connection, ledger: Ledger, target: str, requests: Path | None
+    conn: api.Connection,
+    ledger: Ledger,
+    target: str,
+    requests: Path | None,
+    *,
+    warn: Notify | None = None,
 ) -> Source:
     """A batch id or a request file: every batch of its family (the original request file and
-    its retries), all of which must have ended."""
-    if lifecycle.looks_like_batch_id(target):
+    its retries), all of which must have ended. `warn` hears of batches the service does not
+    know and of what is odd in their results."""
+    if resolve.looks_like_batch_id(target):
         root = _root_of_batch(conn, ledger, target, requests)
     else:
         if requests is not None:
@@ -165,11 +176,11 @@ def from_batches(
             f"no batch was started from {root.path} on {conn.describe()}",
             hint=f"start one first: openai-batch start-batch {shlex.quote(root.path)}",
         )
-    batches = _final_batches(conn, ledger, [r.batch_id for r in records])
+    batches = _final_batches(conn, ledger, [r.batch_id for r in records], warn)
     lines_from = _original_lines(root, requests)
-    downloads = [lifecycle.download_results(conn, b) for b in batches]
-    index = lifecycle.build_index(downloads)
-    results.warn_unreadable(index)
+    downloads = [collect.download_results(conn, b) for b in batches]
+    index = collect.build_index(downloads)
+    _tell(warn, results.problems(index))
     return Source(lines_from, root.digest, root, index, batches=batches, service=conn.service)
 
 
@@ -180,7 +191,7 @@ def _root_of_batch(
     record = ledger.batch(conn.service, batch_id)
     if record is None or not record.digest:
         session.batch(batch_id)  # an unknown id is a clear ApiError
-    root = lifecycle.root_of_batch(ledger, conn.service, batch_id)
+    root = resolve.root_of_batch(ledger, conn.service, batch_id)
     if root is not None:
         return root
     if requests is None:
@@ -191,7 +202,7 @@ def _root_of_batch(
         )
     _require_file(requests, "--requests")
     batch = api.retrieve_batch(conn, batch_id)
-    info = lifecycle.scan_request_file(requests, check=False)
+    info = scan.scan_request_file(requests, check=False)
     total = batch.request_counts.total if batch.request_counts else 0
     if total and total != info.requests:
         raise BatchError(
@@ -217,23 +228,31 @@ def _root_of_request_file(ledger: Ledger, path: Path) -> RequestFileRecord:
 
 
 def _record_plain(
-    ledger: Ledger, path: Path, info: lifecycle.RequestFileInfo | None = None
+    ledger: Ledger, path: Path, info: scan.RequestFileInfo | None = None
 ) -> RequestFileRecord:
-    info = info or lifecycle.scan_request_file(path, check=False)
+    info = info or scan.scan_request_file(path, check=False)
     return ledger.record_request_file(
         path, info.digest, bytes=info.bytes, requests=info.requests,
         endpoint=info.endpoint, model=info.model,
     )  # fmt: skip
 
 
-def _final_batches(conn: api.Connection, ledger: Ledger, batch_ids: Sequence[str]) -> list[Batch]:
+def _tell(warn: Notify | None, warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        if warn is not None:
+            warn(warning)
+
+
+def _final_batches(
+    conn: api.Connection, ledger: Ledger, batch_ids: Sequence[str], warn: Notify | None
+) -> list[Batch]:
     """The family's batches now; one still running would be paid for twice by a retry."""
     session = Session(conn, ledger)
     batches = []
     for batch_id in batch_ids:
         batch = session.find(batch_id)
         if batch is None:
-            console.warn(f"batch {batch_id} (in the ledger) is unknown to the service; skipped")
+            _tell(warn, [f"batch {batch_id} (in the ledger) is unknown to the service; skipped"])
             continue
         batches.append(batch)
     running = [b for b in batches if not api.is_final(b)]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
-from openai_batch.flow import lifecycle
+from openai_batch.flow import collect
 from openai_batch.service.connection import Connection
 
 if TYPE_CHECKING:
@@ -24,14 +24,14 @@ DEFAULT_PARALLEL = 4
 
 def download_all(
     conn: Connection, batches: Sequence[Batch], *, parallel: int = DEFAULT_PARALLEL
-) -> list[lifecycle.Downloaded]:
+) -> list[collect.Downloaded]:
     """Every batch's files (in the batches' order); the first failure is raised once the
     downloads already under way have finished (each one is whole or absent)."""
     if parallel <= 1 or len(batches) <= 1:
-        return [lifecycle.download_results(conn, b) for b in batches]
+        return [collect.download_results(conn, b) for b in batches]
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="download")
     try:
-        futures = [pool.submit(lifecycle.download_results, conn, b) for b in batches]
+        futures = [pool.submit(collect.download_results, conn, b) for b in batches]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in done:
             if future.exception() is not None:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from openai_batch.errors import BatchError
 from openai_batch.results.outputs import Outputs
-from openai_batch.ui.console import shown
+from openai_batch.ui.console import plural, shown
 
 if TYPE_CHECKING:
-    from openai_batch.flow.lifecycle import ResultsConflict
+    from openai_batch.flow.collect import ResultsConflict
 
 PROGRAM = "openai-batch"
 
@@ -63,6 +63,12 @@ def retry_commands(
     if len(order_files) > 1:
         return [retry_command(shown(f), f"{Path(f).stem}-retry.jsonl") for f in failing_files]
     return [retry_command(last_batch, "retry.jsonl")]
+
+
+def validate_warnings(path: str | Path, warnings: int) -> str:
+    """A request file the API takes, with warnings that `utils validate` shows."""
+    validate = command(["utils", "validate", str(path)])
+    return f"{path}: {plural(warnings, 'warning')}; `{validate}` shows them"
 
 
 def start_again(target: str | Path, *, force: bool = False) -> str:

@@ -1,0 +1,368 @@
+"""Uploading request files and starting batches, never twice.
+
+Everything that costs money is checked against the ledger first, under a cross-process lock,
+so running a command twice (or two at once) never uploads or starts the same content twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openai_batch.errors import BatchError
+from openai_batch.ledger.digests import digest_of
+from openai_batch.ledger.locks import Notify
+from openai_batch.ledger.store import Ledger
+from openai_batch.requestfile.scan import RequestFileInfo, scan_request_file
+from openai_batch.service import api
+from openai_batch.service import shape as batchshape
+
+if TYPE_CHECKING:
+    from openai.types import Batch, FileObject
+
+    from openai_batch.requestfile.make import MakeResult
+
+UPLOAD_EXPIRY_MARGIN = 3600  # an upload about to expire is not worth starting a batch on
+METADATA_MAX_PAIRS = 16
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 512
+DEFAULT_DESCRIPTION = "batch job"
+UNTRACKED_SCAN_LIMIT = 1000  # batches listed when looking for one the ledger missed
+UNRECOGNISED_PREFIX = "unrecognised-"  # ledger ids for creates answered without a batch id
+
+
+def remember_made(made: MakeResult) -> str | None:
+    """record_made in the default ledger; a ledger problem is a warning (returned for the
+    command to show), never a failed make."""
+    from openai_batch.ledger.store import open_ledger
+
+    try:
+        with open_ledger() as ledger:
+            record_made(ledger, made)
+    except Exception as exc:  # BatchError, OSError, sqlite3.Error and the like
+        return f"could not record the request files in the ledger: {exc}"
+    return None
+
+
+def made_infos(made: MakeResult) -> list[RequestFileInfo]:
+    """What scan_request_file would say of each file make-batch-file just wrote."""
+    return [
+        RequestFileInfo(Path(f.path), f.digest, f.bytes, f.requests, made.endpoint, made.model)
+        for f in made.files
+    ]
+
+
+def record_made(ledger: Ledger, made: MakeResult) -> None:
+    """Record every request file make-batch-file wrote, with how to find its rows again.
+
+    The data file's digest lets get-batch-results refuse a table edited in place to the same
+    size (rows sorted): the join is by position, so it would put answers on the wrong rows.
+    Hashing costs about 0.005 s per 100 MB (see digests). One run id marks the shards of this
+    run: only they may form one job without being asked (their custom_ids are disjoint).
+    """
+    opts = made.options
+    data = Path(made.data)
+    stat = data.stat()
+    data_digest = digest_of(data)
+    run = uuid.uuid4().hex
+    table_options = {
+        "id_column": opts.id_column,
+        "id_prefix": opts.id_prefix,
+        "limit": opts.table.limit,
+        "sheet": opts.table.sheet,
+        "delimiter": opts.table.delimiter,
+        "encoding": opts.table.encoding,
+        "keep_spaces": opts.table.keep_spaces,
+        "ragged_rows": opts.table.ragged_rows,
+        "data_size": stat.st_size,
+        "data_mtime_ns": stat.st_mtime_ns,
+    }
+    for number, shard in enumerate(made.files, start=1):
+        ledger.record_request_file(
+            shard.path,
+            shard.digest,
+            bytes=shard.bytes,
+            requests=shard.requests,
+            endpoint=made.endpoint,
+            model=made.model,
+            template=made.template,
+            data=data,
+            table_options=table_options,
+            first_row=shard.first_row,
+            shard=number,
+            shards=len(made.files),
+            data_digest=data_digest,
+            make_run=run,
+        )
+
+
+@dataclass
+class Uploaded:
+    path: Path
+    info: RequestFileInfo
+    file: FileObject
+    reused: bool
+
+
+def _usable_upload(conn: api.Connection, ledger: Ledger, digest: str) -> FileObject | None:
+    """An earlier upload of this exact content that the service still has (uploads expire)."""
+    for record in ledger.uploads_for(conn.service, digest):
+        found = api.retrieve_file(conn, record.file_id)
+        fresh = found is not None and (
+            not found.expires_at or found.expires_at > time.time() + UPLOAD_EXPIRY_MARGIN
+        )
+        if found is not None and fresh and found.purpose == "batch":
+            return found
+        ledger.mark_upload_gone(conn.service, record.file_id)
+    return None
+
+
+def ensure_uploaded(
+    conn: api.Connection,
+    ledger: Ledger,
+    path: Path,
+    *,
+    info: RequestFileInfo | None = None,
+    force: bool = False,
+    progress: Callable[[int], object] | None = None,
+    expires_after: int | None = None,
+    notify: Notify | None = None,
+) -> Uploaded:
+    """Upload a request file unless this exact content is already on the service.
+
+    `progress` is called with the number of bytes sent as the upload goes; `notify` hears what
+    a wait for another command's lock is waiting for."""
+    info = info or scan_request_file(path, limits=conn.profile.limits)
+    ledger.record_request_file(
+        path, info.digest, bytes=info.bytes, requests=info.requests,
+        endpoint=info.endpoint, model=info.model,
+    )  # fmt: skip
+    with ledger.lock(f"upload:{conn.service}:{info.digest}", notify=notify):
+        if not force:
+            found = _usable_upload(conn, ledger, info.digest)
+            if found is not None:
+                return Uploaded(Path(path), info, found, reused=True)
+        uploaded = api.upload_file(conn, Path(path), progress=progress, expires_after=expires_after)
+        ledger.record_upload(conn.service, uploaded, info.digest, path)
+    return Uploaded(Path(path), info, uploaded, reused=False)
+
+
+@dataclass
+class Started:
+    target: str
+    batch: Batch
+    reused: bool
+    upload: Uploaded | None = None
+    earlier: list[Batch] = field(default_factory=list)  # earlier batches not reused
+    origin: str | None = None  # a reused batch: the request file it was started from
+
+
+def _reused(
+    conn: api.Connection, ledger: Ledger, target: str, batch: Batch, **more: Any
+) -> Started:
+    """A batch of the same content started before, with the file it was started from: the
+    same rows made again in another folder (a new wave of a study) must not surprise."""
+    upload = ledger.upload(conn.service, batch.input_file_id) if batch.input_file_id else None
+    origin = upload.path if upload is not None else None
+    return Started(target, batch, reused=True, origin=origin, **more)
+
+
+def parse_metadata(pairs: Sequence[str], description: str) -> dict[str, str]:
+    """`KEY=VALUE` pairs plus the description, within the API's limits."""
+    metadata = {"description": description}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BatchError(f"--metadata {pair!r} is not KEY=VALUE")
+        metadata[key] = value
+    if len(metadata) > METADATA_MAX_PAIRS:
+        raise BatchError(
+            f"{len(metadata)} metadata pairs (description included); the API allows "
+            f"{METADATA_MAX_PAIRS}"
+        )
+    for key, value in metadata.items():
+        if len(key) > METADATA_MAX_KEY:
+            raise BatchError(f"metadata key {key[:20]!r}... is over {METADATA_MAX_KEY} characters")
+        if len(value) > METADATA_MAX_VALUE:
+            raise BatchError(
+                f"metadata value for {key!r} is {len(value)} characters; the API allows "
+                f"{METADATA_MAX_VALUE}"
+            )
+    return metadata
+
+
+def _reusable_batch(
+    conn: api.Connection, ledger: Ledger, *, digest: str | None, file_id: str | None
+) -> tuple[Batch | None, list[Batch]]:
+    """The newest batch of this content still running or completed, and the others seen."""
+    records = ledger.batches_for(
+        conn.service, digests=[digest] if digest else [], input_file_id=file_id
+    )
+    others: list[Batch] = []
+    for record in reversed(records):
+        if record.batch_id.startswith(UNRECOGNISED_PREFIX):
+            raise BatchError(
+                f"an earlier start of these requests on {conn.describe()} got an answer without "
+                f"a batch id (input file {record.input_file_id}): the service may be running it",
+                hint="check the service's own console before starting again; --force starts "
+                "another batch (and pays again if the first one runs)",
+            )
+        batch = api.find_batch(conn, record.batch_id)
+        if batch is None:
+            continue
+        ledger.record_batch(conn.service, batch)
+        if batchshape.is_reusable(batch):
+            return batch, others
+        others.append(batch)
+    return None, others
+
+
+def _untracked_batch(
+    conn: api.Connection, ledger: Ledger, upload: FileObject, digest: str
+) -> Batch | None:
+    """A running batch of this upload that the ledger missed (e.g. the command was killed just
+    after the service created it): the service's list, newest first, back to the upload's time."""
+    since = getattr(upload, "created_at", None)
+    for seen, batch in enumerate(api.iter_batches(conn)):
+        older = batch.created_at is not None and isinstance(since, int) and batch.created_at < since
+        if older or seen >= UNTRACKED_SCAN_LIMIT:
+            break
+        if batch.input_file_id == upload.id and batchshape.is_reusable(batch):
+            ledger.record_batch(conn.service, batch, digest=digest)
+            return batch
+    return None
+
+
+def looks_like_file_id(target: str) -> bool:
+    return target.startswith(("file-", "file_")) and not Path(target).exists()
+
+
+def start_one(
+    conn: api.Connection,
+    ledger: Ledger,
+    target: str | Path,
+    *,
+    metadata: dict[str, str],
+    endpoint: str | None = None,
+    force: bool = False,
+    check: bool = True,
+    info: RequestFileInfo | None = None,
+    completion_window: str = "24h",
+    notify: Notify | None = None,
+) -> Started:
+    """Start a batch for a local request file or an uploaded file id, unless one already runs.
+
+    `info` (from make-batch-file's result) saves reading the file again; `check=False` skips
+    the pre-upload validation; `notify` hears what a wait for another command's lock waits for.
+    """
+    target = str(target)
+    if info is None and looks_like_file_id(target):
+        return _start_file_id(
+            conn, ledger, target, metadata, endpoint, force, completion_window, notify
+        )
+    path = Path(target)
+    info = info or scan_request_file(path, check=check, limits=conn.profile.limits)
+    ledger.adopt_legacy(path, info.digest)  # started before ledger schema 4? still found
+    with ledger.lock(f"start:{conn.service}:{info.digest}", notify=notify):
+        if not force:
+            batch, others = _reusable_batch(conn, ledger, digest=info.digest, file_id=None)
+            if batch is not None:
+                return _reused(conn, ledger, target, batch, earlier=others)
+        else:
+            others = []
+        upload = ensure_uploaded(conn, ledger, path, info=info, notify=notify)
+        if upload.reused and not force:
+            untracked = _untracked_batch(conn, ledger, upload.file, info.digest)
+            if untracked is not None:
+                return _reused(conn, ledger, target, untracked, upload=upload, earlier=others)
+        batch = _create(conn, ledger, upload.file.id, endpoint or info.endpoint, metadata,
+                        info.digest, completion_window)  # fmt: skip
+    return Started(target, batch, reused=False, upload=upload, earlier=others)
+
+
+def _start_file_id(
+    conn: api.Connection,
+    ledger: Ledger,
+    file_id: str,
+    metadata: dict[str, str],
+    endpoint: str | None,
+    force: bool,
+    completion_window: str = "24h",
+    notify: Notify | None = None,
+) -> Started:
+    upload = ledger.upload(conn.service, file_id)
+    digest = upload.digest if upload else None
+    with ledger.lock(f"start:{conn.service}:{digest or file_id}", notify=notify):
+        others: list[Batch] = []
+        if not force:
+            batch, others = _reusable_batch(conn, ledger, digest=digest, file_id=file_id)
+            if batch is not None:
+                return _reused(conn, ledger, file_id, batch, earlier=others)
+        if endpoint is None and digest:
+            record = ledger.request_file(digest=digest)
+            endpoint = record.endpoint if record else None
+        if endpoint is None:
+            endpoint = _endpoint_from_upload(conn, file_id)
+        batch = _create(conn, ledger, file_id, endpoint, metadata, digest, completion_window)
+    return Started(file_id, batch, reused=False, earlier=others)
+
+
+def _endpoint_from_upload(conn: api.Connection, file_id: str) -> str:
+    first = api.read_first_line(conn, file_id)
+    try:
+        url = json.loads(first)["url"]
+    except (ValueError, KeyError, TypeError):
+        raise BatchError(
+            f"cannot tell the endpoint of {file_id}: its first line has no url",
+            hint="give it with --endpoint /v1/chat/completions (or the right one)",
+        ) from None
+    return str(url)
+
+
+def _create(
+    conn: api.Connection,
+    ledger: Ledger,
+    file_id: str,
+    endpoint: str | None,
+    metadata: dict[str, str],
+    digest: str | None,
+    completion_window: str = "24h",
+) -> Batch:
+    if not endpoint:
+        raise BatchError(
+            f"cannot tell the endpoint for {file_id}",
+            hint="give it with --endpoint /v1/chat/completions (or the right one)",
+        )
+    try:
+        batch = api.create_batch(
+            conn, file_id, endpoint, metadata, completion_window=completion_window
+        )
+    except api.UnrecognisedBatch:
+        ledger.record_batch(conn.service, _unrecognised(file_id, endpoint, metadata), digest=digest)
+        raise
+    ledger.record_batch(conn.service, batch, digest=digest)
+    return batch
+
+
+def _unrecognised(file_id: str, endpoint: str, metadata: dict[str, str]) -> Batch:
+    """A ledger stand-in for a create the service answered without an id: the next start of
+    the same requests sees it and refuses to pay again unless forced."""
+    from openai._models import construct_type
+    from openai.types import Batch as BatchType
+
+    data = {
+        "id": UNRECOGNISED_PREFIX + uuid.uuid4().hex,
+        "object": "batch",
+        "status": batchshape.UNKNOWN,
+        "input_file_id": file_id,
+        "endpoint": endpoint,
+        "metadata": metadata,
+        "created_at": int(time.time()),
+    }
+    return construct_type(type_=BatchType, value=data)  # type: ignore[return-value]

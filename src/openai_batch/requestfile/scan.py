@@ -1,0 +1,105 @@
+"""One pass over a request file: its digest, size, request count, endpoint and model; with
+`check`, everything the Batch API would reject (as `utils validate` says it), before paying."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from openai_batch.errors import BatchError
+from openai_batch.ledger.digests import new_digest
+from openai_batch.requestfile.kinds import check_request_path
+from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
+from openai_batch.ui import console
+
+
+@dataclass
+class RequestFileInfo:
+    """What one pass over a request file tells us; also the checks the API would make."""
+
+    path: Path
+    digest: str
+    bytes: int
+    requests: int
+    endpoint: str | None
+    model: str | None
+    warnings: int = 0  # what `utils validate` would warn of (the command says so)
+
+
+def scan_request_file(
+    path: Path, *, check: bool = True, limits: FileLimits = OPENAI
+) -> RequestFileInfo:
+    """Hash and count a request file; with `check`, refuse what the API would reject.
+
+    The check is `utils validate`'s (every line, every body against the SDK's request types),
+    so a mistake costs seconds here rather than a failed batch later.
+    """
+    path = Path(path)
+    check_request_path(path)
+    size = path.stat().st_size
+    if check:
+        _check_outside(path, size, limits)
+    hasher = new_digest()
+    urls: dict[str, None] = {}
+    models: dict[str, None] = {}
+    lines = 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            hasher.update(raw)
+            if not raw.strip():
+                continue
+            lines += 1
+            _note_url_and_model(raw, urls, models)
+    warnings = check_request_file(path, limits) if check else 0
+    endpoint = next(iter(urls), None)
+    model = next(iter(models), None)
+    return RequestFileInfo(path, hasher.hexdigest(), size, lines, endpoint, model, warnings)
+
+
+def _note_url_and_model(raw: bytes, urls: dict[str, None], models: dict[str, None]) -> None:
+    if len(urls) > 1 and len(models) > 1:
+        return
+    try:
+        request = json.loads(raw)
+        urls.setdefault(str(request["url"]), None)
+        model = request["body"].get("model")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return
+    if isinstance(model, str):
+        models.setdefault(model, None)
+
+
+def _check_outside(path: Path, size: int, limits: FileLimits = OPENAI) -> None:
+    if path.suffix.lower() != ".jsonl":
+        raise BatchError(
+            f"{path}: the Batch API accepts only .jsonl files",
+            hint=f"rename it to {path.with_suffix('.jsonl').name}",
+        )
+    if size == 0:
+        raise BatchError(f"{path} is empty: there is nothing to run")
+    if size > limits.file_bytes:
+        limit = human_decimal(limits.file_bytes)
+        raise BatchError(
+            f"{path} is {console.human_bytes(size)}, over {limits.service}'s {limit} limit per "
+            "file",
+            hint=f"split it into files of at most {limit} (make-batch-file --max-bytes "
+            f"{limit.replace(' ', '')} does this)",
+        )
+
+
+def check_request_file(path: Path, limits: FileLimits = OPENAI) -> int:
+    """Everything the Batch API would reject (see `validate`), as one BatchError; else the
+    number of warnings."""
+    from openai_batch.validate.check import Report, render, validate_file
+
+    report = validate_file(path, limits)
+    if report.errors == 0:
+        return report.warnings
+    shown = [line.strip() for line in render(Report([report]))[1:] if "error:" in line]
+    more = f"\n  ... and {len(shown) - 20} more" if len(shown) > 20 else ""
+    raise BatchError(
+        f"{path} would be rejected by the Batch API:\n  " + "\n  ".join(shown[:20]) + more,
+        hint=f"fix it (or make it again); `openai-batch utils validate {path}` lists every "
+        "problem; --no-check skips this check",
+    )

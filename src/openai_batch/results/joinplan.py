@@ -1,0 +1,173 @@
+"""Where the order of the results and the table's rows come from, and the checks that the
+data did not change since the request files were made (a changed table would put answers on
+the wrong rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openai_batch.errors import BatchError
+from openai_batch.ledger.digests import matches
+from openai_batch.ledger.store import RequestFileRecord
+from openai_batch.results import merge as results
+from openai_batch.results.outputs import Outputs
+
+
+@dataclass
+class JoinPlan:
+    """Where the order of requests and the data rows come from."""
+
+    order_files: list[Path] = field(default_factory=list)
+    data: Path | None = None
+    table_options: dict[str, Any] = field(default_factory=dict)
+    row_ranges: list[tuple[int, int]] | None = None  # rows of the data in these request files
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # said before the join, as warnings
+
+    def order(self) -> Iterator[str] | None:
+        if not self.order_files:
+            return None
+        return (cid for path in self.order_files for cid in results.iter_request_ids(path))
+
+
+def plan_join(roots: Sequence[RequestFileRecord], given: Outputs, *, join: bool = True) -> JoinPlan:
+    """Use what the user gave (`given`: --requests, --data, --id-column, --id-prefix), else
+    what the ledger recorded, else natural custom_id order.
+
+    Without `join` (no CSV asked for) only the order is planned: the data file is neither
+    needed nor checked, so a table moved or edited since never stops the responses file.
+    """
+    plan = JoinPlan()
+    requests, data = given.requests, given.data
+    if requests is not None:
+        if not requests.is_file():
+            raise BatchError(f"--requests {requests}: no such file")
+        plan.order_files = [requests]
+    else:
+        for root in roots:
+            path = Path(root.path)
+            if (
+                path.is_file()
+                and (root.bytes is None or path.stat().st_size == root.bytes)
+                and matches(path, root.digest)
+            ):
+                plan.order_files.append(path)
+            else:
+                plan.order_files = []
+                plan.notes.append(
+                    f"{root.path} is gone or changed since the batch started; "
+                    "results are in natural custom_id order"
+                )
+                break
+    if not join:
+        return plan
+    datas = {r.data for r in roots if r.data}
+    if data is not None:
+        if not data.is_file():
+            raise BatchError(f"--data {data}: no such file")
+        plan.data = data
+        plan.table_options = dict(roots[0].table_options) if len(datas) == 1 and roots else {}
+    elif len(datas) == 1:
+        recorded = Path(next(iter(datas)))
+        plan.table_options = dict(roots[0].table_options)
+        changed = _check_data_unchanged(recorded, plan.table_options, _recorded_hash(roots))
+        plan.warnings += [changed] if changed else []
+        plan.data = recorded
+    elif len(datas) > 1:
+        plan.notes.append("these batches come from different data files: pass --data")
+    if given.id_column is not None:
+        plan.table_options["id_column"] = given.id_column
+    if given.id_prefix is not None:
+        plan.table_options["id_prefix"] = given.id_prefix
+    if (
+        plan.data is not None
+        and roots
+        and all(r.first_row is not None and r.requests is not None for r in roots)
+    ):
+        plan.row_ranges = [
+            (r.first_row or 0, (r.first_row or 0) + (r.requests or 0)) for r in roots
+        ]
+    return plan
+
+
+def _recorded_hash(roots: Sequence[RequestFileRecord]) -> list[str]:
+    """The data file's digests when the request files were made: one, or a refusal.
+
+    Two are fine when one is a SHA-256 from before ledger schema 4 and the other a digest from
+    after: the same content may have both (the file is checked against each)."""
+    from openai_batch.ledger.digests import LEGACY_HEX_LENGTH
+
+    hashes = sorted({r.data_digest for r in roots if r.data_digest})
+    legacy = [h for h in hashes if len(h) == LEGACY_HEX_LENGTH]
+    if len(legacy) > 1 or len(hashes) - len(legacy) > 1:
+        raise BatchError(
+            "these request files were made from different versions of the same data file: "
+            "no one table matches all of them",
+            hint="get their results separately, each with --data FILE for its table",
+        )
+    return hashes
+
+
+def _check_data_unchanged(data: Path, options: dict[str, Any], digests: list[str]) -> str | None:
+    """The join matches rows by position or id: a changed table would misplace answers.
+    Returns a warning when only a changed mtime tells.
+
+    The content is hashed every time (XXH3: about 0.01 s per 100 MB): size and mtime prove
+    nothing, since `touch -r`, `cp -p`, `rsync -t` or a tar restore bring back the old mtime
+    on reordered rows. A size that differs is refused before hashing; without a recorded
+    digest (an older version recorded none) only a changed mtime can be noticed, as a warning.
+    """
+    if not data.is_file():
+        raise BatchError(
+            f"the data file {data} recorded for these requests is gone",
+            hint="pass the table the request file was made from with --data FILE",
+        )
+    stat = data.stat()
+    size = options.get("data_size")
+    if size is not None and stat.st_size != size:
+        raise BatchError(
+            f"the data file {data} changed since the request file was made "
+            f"({size:,} bytes then, {stat.st_size:,} now): answers could land on the "
+            "wrong rows",
+            hint="pass the original table with --data FILE (it is trusted as given)",
+        )
+    if not digests:
+        mtime = options.get("data_mtime_ns")
+        if mtime is not None and stat.st_mtime_ns != mtime:
+            return f"{data} was modified since the request file was made (same size)"
+        return None
+    if not all(matches(data, digest) for digest in digests):
+        raise BatchError(
+            f"the data file {data} changed since the request file was made (same size, other "
+            "content: rows sorted or edited?): answers could land on the wrong rows",
+            hint="pass the original table with --data FILE (it is trusted as given)",
+        )
+    return None
+
+
+def iter_data(plan: JoinPlan) -> Iterator[tuple[list[str], Any]]:
+    from openai_batch.requestfile.make import iter_identified_chunks
+
+    assert plan.data is not None
+    opts = plan.table_options
+    return iter_identified_chunks(
+        plan.data,
+        id_column=opts.get("id_column"),
+        id_prefix=opts.get("id_prefix") or "id_",
+        limit=opts.get("limit"),
+        sheet=opts.get("sheet"),
+        delimiter=opts.get("delimiter"),
+        encoding=opts.get("encoding"),
+        keep_spaces=bool(opts.get("keep_spaces")),
+        ragged_rows=bool(opts.get("ragged_rows")),
+    )
+
+
+def keep_rows(plan: JoinPlan) -> Callable[[int, str], bool] | None:
+    ranges = plan.row_ranges
+    if not ranges:
+        return None
+    return lambda row, _cid: any(lo <= row < hi for lo, hi in ranges)
