@@ -95,8 +95,7 @@ def build_outputs(shards: list[Path], folder: Path, seed: int = 7) -> list[tuple
 def child_join(args: list[str]) -> None:
     """The join as collect() runs it, over files already downloaded."""
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    from openai_batch.flow import lifecycle
-    from openai_batch.results import join
+    from openai_batch.results import join, joinplan
     from openai_batch.results import merge as results
     from openai_batch.results.tablewriter import TableTarget
 
@@ -104,12 +103,12 @@ def child_join(args: list[str]) -> None:
     for rank, (output, errors) in enumerate(spec["outputs"]):
         index.add_file(Path(output), rank, f"g{rank}")
         index.add_file(Path(errors), rank, f"g{rank}")
-    plan = lifecycle.JoinPlan(order_files=[Path(p) for p in spec["requests"]],
+    plan = joinplan.JoinPlan(order_files=[Path(p) for p in spec["requests"]],
                               data=Path(spec["data"]))  # fmt: skip
     try:
         results.write_responses(index, Path(spec["responses"]), plan.order())
         join.write_table(
-            index, TableTarget(Path(spec["table"]), "csv"), chunks=lifecycle.iter_data(plan),
+            index, TableTarget(Path(spec["table"]), "csv"), chunks=joinplan.iter_data(plan),
             order=plan.order(), progress=True,
         )  # fmt: skip
     finally:

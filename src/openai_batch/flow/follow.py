@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from openai_batch.flow.session import Session
 from openai_batch.service import api
 from openai_batch.service import shape as batchshape
-from openai_batch.service import status as batchstatus
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -94,18 +94,16 @@ def wait_for(
     on_update: Callable[[list[Batch]], None] | None = None,
 ) -> list[Batch]:
     """Poll these batches until every one is final, recording each state in the ledger."""
-    now = batchstatus.current(conn, batch_ids)
-    batches = [now[b] for b in batch_ids]
+    session = Session(conn, ledger)
+    batches = session.batches(batch_ids)
     watch = batchshape.UnknownWatch()
     polls = 0
 
     def poll() -> Polled[list[Batch]]:
         nonlocal batches, polls
         if polls:
-            batches = batchstatus.refreshed(conn, batches)
+            batches = session.refreshed(batches)
         polls += 1
-        for batch in batches:
-            ledger.record_batch(conn.service, batch)
         for batch in batches:
             watch.see(batch.id, batch.status, batchshape.status_text(batch))
         return Polled(batches, all(api.is_final(b) for b in batches))

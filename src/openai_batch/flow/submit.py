@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
+from openai_batch.flow.session import UNRECOGNISED_PREFIX, Session
 from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.locks import Notify
 from openai_batch.ledger.store import Ledger
@@ -33,7 +34,6 @@ METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
 DEFAULT_DESCRIPTION = "batch job"
 UNTRACKED_SCAN_LIMIT = 1000  # batches listed when looking for one the ledger missed
-UNRECOGNISED_PREFIX = "unrecognised-"  # ledger ids for creates answered without a batch id
 
 
 def remember_made(made: MakeResult) -> str | None:
@@ -147,8 +147,9 @@ def ensure_uploaded(
             found = _usable_upload(conn, ledger, info.digest)
             if found is not None:
                 return Uploaded(Path(path), info, found, reused=True)
-        uploaded = api.upload_file(conn, Path(path), progress=progress, expires_after=expires_after)
-        ledger.record_upload(conn.service, uploaded, info.digest, path)
+        uploaded = Session(conn, ledger).upload(
+            Path(path), info.digest, progress=progress, expires_after=expires_after
+        )
     return Uploaded(Path(path), info, uploaded, reused=False)
 
 
@@ -204,6 +205,7 @@ def _reusable_batch(
     records = ledger.batches_for(
         conn.service, digests=[digest] if digest else [], input_file_id=file_id
     )
+    session = Session(conn, ledger)
     others: list[Batch] = []
     for record in reversed(records):
         if record.batch_id.startswith(UNRECOGNISED_PREFIX):
@@ -213,10 +215,9 @@ def _reusable_batch(
                 hint="check the service's own console before starting again; --force starts "
                 "another batch (and pays again if the first one runs)",
             )
-        batch = api.find_batch(conn, record.batch_id)
+        batch = session.find(record.batch_id)
         if batch is None:
             continue
-        ledger.record_batch(conn.service, batch)
         if batchshape.is_reusable(batch):
             return batch, others
         others.append(batch)
@@ -234,8 +235,7 @@ def _untracked_batch(
         if older or seen >= UNTRACKED_SCAN_LIMIT:
             break
         if batch.input_file_id == upload.id and batchshape.is_reusable(batch):
-            ledger.record_batch(conn.service, batch, digest=digest)
-            return batch
+            return Session(conn, ledger).record(batch, digest=digest)
     return None
 
 
@@ -339,30 +339,7 @@ def _create(
             f"cannot tell the endpoint for {file_id}",
             hint="give it with --endpoint /v1/chat/completions (or the right one)",
         )
-    try:
-        batch = api.create_batch(
-            conn, file_id, endpoint, metadata, completion_window=completion_window
-        )
-    except api.UnrecognisedBatch:
-        ledger.record_batch(conn.service, _unrecognised(file_id, endpoint, metadata), digest=digest)
-        raise
-    ledger.record_batch(conn.service, batch, digest=digest)
-    return batch
-
-
-def _unrecognised(file_id: str, endpoint: str, metadata: dict[str, str]) -> Batch:
-    """A ledger stand-in for a create the service answered without an id: the next start of
-    the same requests sees it and refuses to pay again unless forced."""
-    from openai._models import construct_type
-    from openai.types import Batch as BatchType
-
-    data = {
-        "id": UNRECOGNISED_PREFIX + uuid.uuid4().hex,
-        "object": "batch",
-        "status": batchshape.UNKNOWN,
-        "input_file_id": file_id,
-        "endpoint": endpoint,
-        "metadata": metadata,
-        "created_at": int(time.time()),
-    }
-    return construct_type(type_=BatchType, value=data)  # type: ignore[return-value]
+    session = Session(conn, ledger)
+    return session.start(
+        file_id, endpoint, metadata, digest=digest, completion_window=completion_window
+    )
