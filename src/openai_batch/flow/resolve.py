@@ -7,7 +7,6 @@ results and the table to join.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.store import BatchRecord, Ledger, RequestFileRecord
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.service import api
-from openai_batch.ui import console
+from openai_batch.ui import console, hints
 
 
 @dataclass
@@ -93,12 +92,10 @@ def _no_batch_hint(ledger: Ledger, service: str, path: Path) -> str:
     digests = ledger.request_file_versions(path)
     earlier = ledger.batches_for(service, digests=digests) if digests else []
     if earlier:
-        ids = " ".join(b.batch_id for b in earlier[-3:])
-        return (
-            f"{path} changed since its batches were started; give their ids instead: "
-            f"openai-batch get-batch-results {ids}"
-        )
-    return f"start one with `openai-batch start-batch {shlex.quote(str(path))}`"
+        ids = [b.batch_id for b in earlier[-3:]]
+        again = hints.command(["get-batch-results", *ids])
+        return f"{path} changed since its batches were started; give their ids instead: {again}"
+    return f"start one with `{hints.start_again(path)}`"
 
 
 def attach_roots(ledger: Ledger, service: str, resolved: Resolved) -> None:

@@ -11,7 +11,7 @@ from openai_batch.errors import BatchError
 from openai_batch.ledger.digests import new_digest
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
-from openai_batch.ui import console
+from openai_batch.ui import console, hints
 
 
 @dataclass
@@ -100,6 +100,6 @@ def check_request_file(path: Path, limits: FileLimits = OPENAI) -> int:
     more = f"\n  ... and {len(shown) - 20} more" if len(shown) > 20 else ""
     raise BatchError(
         f"{path} would be rejected by the Batch API:\n  " + "\n  ".join(shown[:20]) + more,
-        hint=f"fix it (or make it again); `openai-batch utils validate {path}` lists every "
-        "problem; --no-check skips this check",
+        hint=f"fix it (or make it again); `{hints.command(['utils', 'validate', str(path)])}` "
+        "lists every problem; --no-check skips this check",
     )

@@ -13,7 +13,6 @@ CSV keeps one row per input row.
 
 from __future__ import annotations
 
-import shlex
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from openai_batch.results import merge as results
 from openai_batch.results.answers import failure_reason
 from openai_batch.service import api
 from openai_batch.service import shape as batchshape
-from openai_batch.ui import console
+from openai_batch.ui import console, hints
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -122,11 +121,9 @@ def from_results_files(
     later file wins for a custom_id, a success beats an error. `warn` hears what is odd in
     them."""
     if requests is None:
-        names = " ".join(shlex.quote(str(p)) for p in paths)
         raise BatchError(
             "a results file does not say which request file it answers",
-            hint=f"name it: openai-batch utils retry-failed {names} --requests "
-            "batch-requests.jsonl -o retry.jsonl (or give the batch id instead)",
+            hint=f"name it: {hints.retry_naming_requests(paths)} (or give the batch id instead)",
         )
     _require_file(requests, "--requests")
     index = results.ResultIndex()
@@ -166,7 +163,7 @@ def from_batches(
         if requests is not None:
             raise BatchError(
                 "--requests goes with a batch id or a results file, not a request file",
-                hint=f"openai-batch utils retry-failed {shlex.quote(target)} -o retry.jsonl",
+                hint=hints.retry_command(target, "retry.jsonl"),
             )
         root = _root_of_request_file(ledger, Path(target))
     family = [root.digest, *(r.digest for r in ledger.request_files_derived_from(root.digest))]
@@ -174,7 +171,7 @@ def from_batches(
     if not records:
         raise BatchError(
             f"no batch was started from {root.path} on {conn.describe()}",
-            hint=f"start one first: openai-batch start-batch {shlex.quote(root.path)}",
+            hint=f"start one first: {hints.start_again(root.path)}",
         )
     batches = _final_batches(conn, ledger, [r.batch_id for r in records], warn)
     lines_from = _original_lines(root, requests)
@@ -197,8 +194,7 @@ def _root_of_batch(
     if requests is None:
         raise BatchError(
             f"the ledger does not know the request file batch {batch_id} was started from",
-            hint=f"name it: openai-batch utils retry-failed {batch_id} --requests "
-            "batch-requests.jsonl -o retry.jsonl",
+            hint=f"name it: {hints.retry_naming_requests([batch_id])}",
         )
     _require_file(requests, "--requests")
     batch = api.retrieve_batch(conn, batch_id)
@@ -257,12 +253,13 @@ def _final_batches(
         batches.append(batch)
     running = [b for b in batches if not api.is_final(b)]
     if running:
-        ids = " ".join(b.id for b in running)
+        ids = [b.id for b in running]
+        wait = hints.wait_command(["get-batch-results", *ids])
+        cancel = hints.command(["cancel-batch", *ids])
         raise BatchError(
             f"batch {running[0].id} is still {running[0].status}: retrying its requests now "
             "could pay for them twice",
-            hint=f"wait for it (openai-batch get-batch-results {ids} --wait) or cancel it "
-            f"(openai-batch cancel-batch {ids}), then run this again",
+            hint=f"wait for it ({wait}) or cancel it ({cancel}), then run this again",
         )
     return batches
 
