@@ -18,9 +18,9 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import read_csv, run_cli
-from openai_batch.flow.jobs import job_names
 from openai_batch.ledger import digests
 from openai_batch.ledger import store as ledger_module
+from openai_batch.ledger.jobstore import job_names
 from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]

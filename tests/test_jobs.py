@@ -21,7 +21,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, estimate_tokens
 from helpers import ROOT, read_csv, read_jsonl, run_cli
-from openai_batch.flow import jobs
+from openai_batch.estimate.sampled import prompt_tokens
+from openai_batch.ledger import jobstore
 from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
@@ -64,7 +65,7 @@ def shard_weights(
     weights = []
     for path in sorted(Path().glob("batch-requests-*.jsonl")):
         lines = read_jsonl(path)
-        ours = jobs.estimate_tokens(path, len(lines))
+        ours = prompt_tokens(path, len(lines))
         theirs = sum(estimate_tokens(line["body"]) for line in lines)
         weights.append((ours, theirs))
     return weights
@@ -196,7 +197,7 @@ def test_without_wait_the_queue_moves_with_each_command(
     assert "Started batch: batch_" in out and "batch-requests-002.jsonl" in out
     assert not Path("batch-responses.jsonl").exists()
     with open_ledger() as ledger:
-        job = jobs.load_job(ledger, "weather")
+        job = jobstore.load_job(ledger, "weather")
         assert [s.state for s in job.shards] == ["done", "running", "queued"]
         assert job.max_enqueued_tokens == quota
         assert all(s.prompt_tokens and s.prompt_tokens > 0 for s in job.shards)
@@ -233,7 +234,7 @@ def test_a_shard_failed_with_token_limit_exceeded_is_queued_again(
     assert "FAILED" not in out
     assert_every_row_ok(Path("t.csv"), 30)
     with open_ledger() as ledger:
-        job = jobs.load_job(ledger, "messages")
+        job = jobstore.load_job(ledger, "messages")
         assert [s.requeues for s in job.shards] == [1, 0, 0]
         assert all(s.status == "completed" for s in job.shards)
     code, listed = json_of(capsys, "list-batches", "--job", "messages")
@@ -573,7 +574,7 @@ def test_done_when_120k_emails_in_six_shards_survive_a_kill(
     run_cli(capsys, "make-batch-file", template, data, "--max-requests", "20000", "-q")
     files = sorted(Path().glob("batch-requests-*.jsonl"))
     assert len(files) == 6
-    ours = [jobs.estimate_tokens(p, 20_000) for p in files]
+    ours = [prompt_tokens(p, 20_000) for p in files]
     theirs = [sum(estimate_tokens(x["body"]) for x in read_jsonl(p)) for p in files]
     quota = 2 * max(*ours, *theirs)
     assert quota < 3 * min(ours)

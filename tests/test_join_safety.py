@@ -17,8 +17,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, chat_request_line, jsonl_bytes
 from helpers import assert_clean_error, read_csv, read_jsonl, run_cli
-from openai_batch.flow.jobs import job_names
 from openai_batch.ledger import store as ledger_module
+from openai_batch.ledger.jobstore import job_names
 from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]

@@ -41,7 +41,7 @@ def delete_files(
     as_json
         Print what was (or would be) deleted and kept as JSON.
     """
-    from openai_batch.flow import jobs
+    from openai_batch.ledger import jobstore
     from openai_batch.service import file_cleanup as service_files
 
     if not targets and job is None:
@@ -52,8 +52,8 @@ def delete_files(
     with open_ledger() as ledger:
         batch_ids = resolve.resolve(conn, ledger, targets).batch_ids if targets else []
         if job is not None:
-            jobs.load_job(ledger, job, conn.service)
-            batch_ids += [b for _, b in jobs.job_batch_ids(ledger, job) if b not in batch_ids]
+            jobstore.load_job(ledger, job, conn.service)
+            batch_ids += [b for _, b in jobstore.job_batch_ids(ledger, job) if b not in batch_ids]
         session = Session(conn, ledger)
         batches = [session.batch(b) for b in batch_ids]
         plan = service_files.plan_cleanup(conn, ledger, batches)

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.commands.options import EXIT_INTERRUPTED, EXIT_NOT_ALL_OK
-from openai_batch.flow import collect, jobs, resolve
+from openai_batch.flow import collect, jobbatches, jobs, jobupload, resolve
 from openai_batch.flow import follow as following
+from openai_batch.ledger.jobrecords import QUEUED, Job
 from openai_batch.ledger.store import Ledger
 from openai_batch.results.outputs import Outputs
 from openai_batch.service import api
-from openai_batch.ui import batchview, console, hints, progress
+from openai_batch.ui import batchview, console, hints, progress, tables
 from openai_batch.ui import collected as collected_view
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Follow:
     extra_json: dict[str, Any] = field(default_factory=dict)
 
 
-def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow) -> int:
+def follow_job(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> int:
     """Upload what is not uploaded, start what the quota admits, and (with wait) see it through."""
     if not how.as_json:
         console.note(_headline(job))
@@ -51,7 +52,7 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
                         f"Already started: {shard.batch_id}  {shard.status}  ({where}); "
                         "not starting it again (--force starts another)"
                     )
-    uploads = jobs.upload_pending(
+    uploads = jobupload.upload_pending(
         conn, ledger, job, parallel=how.parallel, progress=not how.quiet, fresh=how.fresh
     )
     if uploads.uploaded and not how.as_json:
@@ -65,7 +66,9 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
                 f"Uploaded {console.plural(fresh, 'file')} ({console.human_bytes(uploads.bytes)})"
             )
             console.note(sent + (f"; {already}there" if there else ""))
-    job, events = jobs.step(conn, ledger, job.name, poll_interval=how.poll_interval)
+    job, events = jobs.step(
+        conn, ledger, job.name, poll_interval=how.poll_interval, notify=console.note
+    )
     started = [e for e in events if e.kind in ("started", "reused")]
     if not how.as_json:
         for event in events:
@@ -79,6 +82,7 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
                 poll_interval=how.poll_interval,
                 progress=not how.quiet,
                 emit=None if how.as_json else say_event,
+                notify=console.note,
             )
         except jobs.StoppedWaiting as stopped:
             return _stopped(stopped.job, how)
@@ -91,7 +95,7 @@ def _shards_wait(n: int) -> str:
     return "1 shard waits" if n == 1 else f"{n:,} shards wait"
 
 
-def _headline(job: jobs.Job) -> str:
+def _headline(job: Job) -> str:
     quota = (
         f", at most {job.max_enqueued_tokens:,} estimated prompt tokens enqueued"
         if job.max_enqueued_tokens
@@ -136,15 +140,15 @@ def say_event(event: jobs.Event, first: bool = False) -> None:
         console.warn(event.message)
 
 
-def resume_args(job: jobs.Job, how: Follow) -> list[str]:
+def resume_args(job: Job, how: Follow) -> list[str]:
     return hints.job_results_args(job.name, how.outputs)
 
 
-def _stopped(job: jobs.Job, how: Follow) -> int:
+def _stopped(job: Job, how: Follow) -> int:
     if how.as_json:
         console.print_json({**how.extra_json, "job": job.to_json(), "finished": False})
     else:
-        console.say(jobs.status_table(job))
+        console.say(tables.job_status(job))
     console.note(
         "Stopped waiting; the batches go on (queued shards start when a command on the "
         "job runs). Resume with:"
@@ -153,7 +157,7 @@ def _stopped(job: jobs.Job, how: Follow) -> int:
     return EXIT_INTERRUPTED
 
 
-def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
+def _not_finished(job: Job, started: list[jobs.Event], how: Follow) -> int:
     if how.as_json:
         batches = [
             batchview.batch_json(
@@ -170,9 +174,9 @@ def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
             {**how.extra_json, "job": job.to_json(), "batches": batches, "finished": False}
         )
         return 0
-    queued = job.in_state(jobs.QUEUED)
+    queued = job.in_state(QUEUED)
     if len(job.shards) > 1 or queued:
-        console.say(jobs.status_table(job))
+        console.say(tables.job_status(job))
     if queued:
         console.say(
             f"{_shards_wait(len(queued))} for room under the quota; they start whenever a "
@@ -188,14 +192,14 @@ def _not_finished(job: jobs.Job, started: list[jobs.Event], how: Follow) -> int:
     return 0
 
 
-def _retries_running(job: jobs.Job, pending: list[str], how: Follow) -> int:
+def _retries_running(job: Job, pending: list[str], how: Follow) -> int:
     """Retry batches of the job's requests still run: the merge waits for them."""
     if how.as_json:
         console.print_json(
             {**how.extra_json, "job": job.to_json(), "finished": False, "retries_running": pending}
         )
         return 0
-    console.say(jobs.status_table(job))
+    console.say(tables.job_status(job))
     console.say(
         f"{console.plural(len(pending), 'retry batch', 'retry batches')} of this job still "
         f"running ({' '.join(pending)}): "
@@ -205,9 +209,9 @@ def _retries_running(job: jobs.Job, pending: list[str], how: Follow) -> int:
     return 0
 
 
-def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow) -> int:
+def finish_job(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> int:
     """Every shard is final: one responses file and one CSV for the whole table, in order."""
-    batches = jobs.current_batches(conn, ledger, job)
+    batches = jobbatches.current_batches(conn, ledger, job)
     pending = [b.id for b in batches.retries if not api.is_final(b)]
     if pending and not how.wait:
         return _retries_running(job, pending, how)
@@ -221,7 +225,7 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
             return _stopped(job, how)
         final = {b.id: b for b in waited}
         batches.retries = [final.get(b.id, b) for b in batches.retries]
-    roots = jobs.roots(ledger, job)
+    roots = jobbatches.roots(ledger, job)
     if not how.as_json:
         if len(job.shards) == 1 and batches.shards:
             console.info(
@@ -231,7 +235,7 @@ def finish_job(conn: api.Connection, ledger: Ledger, job: jobs.Job, how: Follow)
             )
             console.info()
         else:
-            console.info(jobs.status_table(job))
+            console.info(tables.job_status(job))
         if batches.retries:
             retries = console.plural(len(batches.retries), "retry batch", "retry batches")
             console.say(f"(merging {retries} made from these files)")

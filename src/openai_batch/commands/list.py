@@ -8,7 +8,7 @@ from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
 from openai_batch.service import api
-from openai_batch.ui import batchview, console
+from openai_batch.ui import batchview, console, tables
 
 # batchshape.STATUSES plus "unknown" (a status no known word maps to)
 Status = Literal[
@@ -62,19 +62,19 @@ def list_batches(
     if not found:
         console.say("No batches" + (f" with status {status}" if status else "") + ".")
         return 0
-    console.say(batchview.table(batchview.batch_rows(found), batchview.LIST_HEADER))
+    console.say(tables.table(tables.batch_rows(found), tables.LIST_HEADER))
     return 0
 
 
 def _list_job(
     conn: api.Connection, name: str, limit: int, status: str | None, as_json: bool
 ) -> int:
-    from openai_batch.flow import jobs
+    from openai_batch.ledger import jobstore
     from openai_batch.ledger.store import open_ledger
 
     with open_ledger() as ledger:
-        job = jobs.load_job(ledger, name, conn.service)
-        pairs = jobs.job_batch_ids(ledger, name)
+        job = jobstore.load_job(ledger, name, conn.service)
+        pairs = jobstore.job_batch_ids(ledger, name)
     found = []
     for shard, batch_id in sorted(pairs, key=lambda p: p[0]):
         batch = api.retrieve_batch(conn, batch_id)
@@ -93,7 +93,7 @@ def _list_job(
         return 0
     rows = [
         [f"{shard}/{len(job.shards)}", *row]
-        for (shard, _), row in zip(found, batchview.batch_rows(b for _, b in found), strict=True)
+        for (shard, _), row in zip(found, tables.batch_rows(b for _, b in found), strict=True)
     ]
-    console.say(batchview.table(rows, ("shard", *batchview.LIST_HEADER)))
+    console.say(tables.table(rows, ("shard", *tables.LIST_HEADER)))
     return 0

@@ -152,7 +152,7 @@ def _job_results(
 ) -> int:
     """get-batch-results --job NAME: move the job forward and, when it is all final, collect."""
     from openai_batch.commands import jobflow
-    from openai_batch.flow import jobs
+    from openai_batch.ledger import jobstore
 
     if targets:
         raise BatchError(
@@ -163,10 +163,10 @@ def _job_results(
     conn = api.connect()
     poll_interval = conn.profile.poll_interval if poll_interval is None else poll_interval
     with open_ledger() as ledger:
-        the_job = jobs.load_job(ledger, name, conn.service)
+        the_job = jobstore.load_job(ledger, name, conn.service)
         if quota is not None:
-            jobs.set_quota(ledger, name, quota)
-            the_job = jobs.load_job(ledger, name)
+            jobstore.set_quota(ledger, name, quota)
+            the_job = jobstore.load_job(ledger, name)
         how = jobflow.Follow(
             wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
             as_json=as_json, outputs=outputs, announce_existing=False,

@@ -9,7 +9,7 @@ from cyclopts import Parameter
 
 from openai_batch.commands import jobflow, make
 from openai_batch.commands.options import POLL_INTERVAL, check_job_options
-from openai_batch.flow import jobs, submit
+from openai_batch.flow import jobregister, jobs, submit
 from openai_batch.ledger.store import open_ledger
 from openai_batch.local import output_guard
 from openai_batch.requestfile.make import make_batch_files
@@ -111,8 +111,8 @@ def run(
         make.report(made, False, options=render.estimate_options())
     with open_ledger() as ledger:
         submit.record_made(ledger, made)
-        the_job, _ = jobs.register(
-            ledger, conn.service, jobs.specs_from_made(made), name=job, template=template,
+        the_job, _ = jobregister.register(
+            ledger, conn.service, jobregister.specs_from_made(made), name=job, template=template,
             data=data, endpoint=made.endpoint, metadata=meta,
             max_enqueued_tokens=max_enqueued_tokens, force=force,
         )  # fmt: skip

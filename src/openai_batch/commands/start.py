@@ -139,12 +139,12 @@ def jobs_metadata(meta: dict[str, str], completion_window: str) -> dict[str, str
 
 def _one_run(infos: dict[str, scan.RequestFileInfo]) -> bool:
     """Several files of one make-batch-file run form a job; others start one by one."""
-    from openai_batch.flow import jobs
+    from openai_batch.flow import jobregister
 
     if len(infos) < 2:
         return False
     with open_ledger() as ledger:
-        if jobs.one_make_run(ledger, infos.values()):
+        if jobregister.one_make_run(ledger, infos.values()):
             return True
     console.note(
         "These files were not made by one make-batch-file run: each starts as its own batch "
@@ -169,7 +169,7 @@ def _start_job(
     """Several request files as one job: upload them together, start what the quota admits."""
     from openai_batch.commands import jobflow
     from openai_batch.commands.options import check_job_options
-    from openai_batch.flow import jobs
+    from openai_batch.flow import jobregister
 
     check_job_options(max_enqueued_tokens, parallel)
     if len(infos) != len(targets):
@@ -178,11 +178,11 @@ def _start_job(
             hint="give the .jsonl files, or start the file ids without --job",
         )
     with open_ledger() as ledger:
-        if len(infos) > 1 and not jobs.one_make_run(ledger, infos.values()):
-            jobs.check_disjoint_ids([i.path for i in infos.values()])
-        specs = jobs.specs_from_infos(ledger, infos.values())
-        template, data = jobs.recorded_data(ledger, specs)
-        the_job, _ = jobs.register(
+        if len(infos) > 1 and not jobregister.one_make_run(ledger, infos.values()):
+            jobregister.check_disjoint_ids([i.path for i in infos.values()])
+        specs = jobregister.specs_from_infos(ledger, infos.values())
+        template, data = jobregister.recorded_data(ledger, specs)
+        the_job, _ = jobregister.register(
             ledger, conn.service, specs, name=job, template=template, data=data,
             endpoint=endpoint or next(iter(infos.values())).endpoint, metadata=metadata,
             max_enqueued_tokens=max_enqueued_tokens, force=force,

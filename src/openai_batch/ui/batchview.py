@@ -6,7 +6,6 @@ Pure formatting (no API calls), so every line can be tested with a hand-made Bat
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -168,37 +167,6 @@ def window_text(window: str | None) -> str:
         return f"its completion window ({window})" if window else "its completion window"
     number, unit = int(match[1]), {"h": "hour", "d": "day"}[match[2]]
     return f"{number} {unit}{'s' if number != 1 else ''}"
-
-
-def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    """A plain left-aligned text table."""
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
-def batch_rows(batches: Iterable[Batch]) -> list[list[str]]:
-    rows = []
-    for batch in batches:
-        counts = batch.request_counts
-        done = f"{counts.completed}/{counts.failed}/{counts.total}" if counts else "-"
-        rows.append(
-            [
-                batch.id,
-                local(batch.created_at).strftime("%Y-%m-%d %H:%M") if batch.created_at else "-",
-                batchshape.status_text(batch),
-                done,
-                (batch.metadata or {}).get("description", ""),
-            ]
-        )
-    return rows
-
-
-LIST_HEADER = ("id", "created", "status", "completed/failed/total", "description")
 
 
 def batch_json(batch: Batch, **extra: Any) -> dict[str, Any]:
