@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from openai_batch.errors import BatchError
+from openai_batch.flow.session import Session
 from openai_batch.ledger.jobrecords import Job
 from openai_batch.ledger.store import Ledger, RequestFileRecord
 from openai_batch.service import api
-from openai_batch.service import status as batchstatus
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -30,13 +30,8 @@ class JobBatches:
 def current_batches(conn: api.Connection, ledger: Ledger, job: Job) -> JobBatches:
     """Each started shard's batch as the service has it now, and the batches of retry files
     made from the shards (`utils retry-failed`), so their answers merge into the job's."""
-    shards = []
-    now = batchstatus.current(conn, [s.batch_id for s in job.shards if s.batch_id])
-    for shard in job.shards:
-        if shard.batch_id:
-            batch = now[shard.batch_id]
-            ledger.record_batch(conn.service, batch)
-            shards.append(batch)
+    session = Session(conn, ledger)
+    shards = session.batches([s.batch_id for s in job.shards if s.batch_id])
     retries = []
     seen = {b.id for b in shards}
     for shard in job.shards:
@@ -45,9 +40,7 @@ def current_batches(conn: api.Connection, ledger: Ledger, job: Job) -> JobBatche
             if record.batch_id in seen:
                 continue
             seen.add(record.batch_id)
-            batch = api.retrieve_batch(conn, record.batch_id)
-            ledger.record_batch(conn.service, batch)
-            retries.append(batch)
+            retries.append(session.batch(record.batch_id))
     return JobBatches(shards, retries)
 
 
@@ -61,10 +54,3 @@ def roots(ledger: Ledger, job: Job) -> list[RequestFileRecord]:
             raise BatchError(f"the ledger lost the request file of shard {shard.number}")
         found.append(record)
     return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Showing a job
-
-
-STATUS_HEADER = ("shard", "request file", "batch", "status", "completed/failed/total", "tokens~")

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
 from openai_batch.flow import submit
+from openai_batch.flow.session import Session
 from openai_batch.ledger import jobstore
 from openai_batch.ledger.digests import matches
 from openai_batch.ledger.jobrecords import DONE, QUEUED, RUNNING, Job, Shard
@@ -41,7 +42,6 @@ from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile import scan
 from openai_batch.service import api
 from openai_batch.service import shape as batchshape
-from openai_batch.service import status as batchstatus
 from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -75,11 +75,10 @@ def refresh(conn: api.Connection, ledger: Ledger, job: Job, *, poll_interval: fl
     """Poll the running shards' batches; record progress, finishes and token-limit failures."""
     events: list[Event] = []
     running = job.in_state(RUNNING)
-    now = batchstatus.current(conn, [s.batch_id for s in running if s.batch_id])
+    now = Session(conn, ledger).current([s.batch_id for s in running if s.batch_id])
     for shard in running:
         assert shard.batch_id is not None
         batch = now[shard.batch_id]
-        ledger.record_batch(conn.service, batch)
         counts = _counts(batch)
         if is_token_limit_failure(batch):
             others = any(s.state == RUNNING and s is not shard for s in job.shards)
