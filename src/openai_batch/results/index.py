@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from xxhash import xxh3_128_digest, xxh3_128_intdigest
+
 from openai_batch.errors import BatchError
 from openai_batch.results import answers
 from openai_batch.results.answers import MISSING, RowResult
 
 MAX_TRACKED_KEYS = 10_000  # distinct JSON answer keys counted (see join.json_columns)
 _SPILL_BUFFER = 1 << 20
+_PART_ROWS = 1 << 16  # lines gathered as Python lists before they become numpy records
 _MAX_SMALL = 0xFFFF  # sources, ranks and groups are stored in 16 bits
 _RECORD = [
     ("hi", "<u8"),
@@ -68,10 +71,72 @@ class Conflict:
 
 def id_hash(custom_id: str) -> tuple[int, int]:
     """(high, low) 64-bit halves of the custom_id's XXH3-128."""
-    import xxhash
-
-    value = xxhash.xxh3_128_intdigest(custom_id.encode("utf-8", "surrogatepass"))
+    value = xxh3_128_intdigest(custom_id.encode("utf-8", "surrogatepass"))
     return value >> 64, value & 0xFFFFFFFFFFFFFFFF
+
+
+def id_digest(custom_id: str) -> bytes:
+    """The custom_id's XXH3-128 as 16 big-endian bytes: (high, low) halves, as id_hash."""
+    return xxh3_128_digest(custom_id.encode("utf-8", "surrogatepass"))
+
+
+def id_halves(digests: list[bytes]) -> tuple[Any, Any]:
+    """The (high, low) halves of many id_digest()s as two native uint64 arrays."""
+    import numpy as np
+
+    pairs = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
+    return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
+
+
+def _same_neighbours(records: Any, order: Any, names: tuple[str, ...]) -> Any:
+    """Per neighbouring pair in `order`: whether they agree on every column in `names`
+    (one gathered column at a time, so no sorted copy of the records)."""
+    same = None
+    for name in names:
+        column = records[name][order]
+        equal = column[1:] == column[:-1]
+        del column
+        same = equal if same is None else same & equal
+    return same
+
+
+class _Part:
+    """The records of up to _PART_ROWS lines of one file, gathered as plain lists (one
+    append per field per line: cheaper than a tuple per line turned into numpy)."""
+
+    def __init__(self, source: int, rank: int, group: int) -> None:
+        self.source, self.rank, self.group = source, rank, group
+        self.digests: list[bytes] = []
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+        self.spill_lengths: list[int] = []
+        self.oks = bytearray()
+
+    def add(self, digest: bytes, start: int, length: int, spill_length: int, ok: bool) -> None:
+        self.digests.append(digest)
+        self.starts.append(start)
+        self.lengths.append(length)
+        self.spill_lengths.append(spill_length)
+        self.oks.append(ok)
+
+    def records(self, spill_start: int) -> Any:
+        """The records, their spilled answers laid end to end from `spill_start`."""
+        import numpy as np
+
+        records = np.zeros(len(self.starts), dtype=_RECORD)
+        if not self.starts:
+            return records
+        records["hi"], records["lo"] = id_halves(self.digests)
+        records["source"] = self.source
+        records["offset"] = self.starts
+        records["length"] = self.lengths
+        spill_lengths = np.array(self.spill_lengths, dtype=np.uint64)
+        records["spill"] = spill_start + np.cumsum(spill_lengths) - spill_lengths
+        records["spill_length"] = spill_lengths
+        records["rank"] = self.rank
+        records["group"] = self.group
+        records["ok"] = np.frombuffer(bytes(self.oks), dtype=np.uint8)
+        return records
 
 
 class ResultIndex:
@@ -101,7 +166,6 @@ class ResultIndex:
 
         A line that is JSON but no known answer shape (or too deep to read) still belongs to
         its custom_id: it is indexed as a failure, and its row says `malformed_result`."""
-        import numpy as np
 
         if self._table is not None:
             raise RuntimeError("ResultIndex: add_file after the first lookup")
@@ -114,7 +178,7 @@ class ResultIndex:
             )
         self.sources.append(Path(path))
         spill = self._spill_file(Path(path).parent)
-        rows: list[tuple[Any, ...]] = []
+        part = _Part(source, rank, group_no)
         lines = 0
         pending: list[bytes] = []
         pending_size = 0
@@ -131,19 +195,25 @@ class ResultIndex:
                     self.unreadable += 1
                     continue
                 encoded = answers.dump_bytes([custom_id, *result.cells()]) + b"\n"
-                hi, lo = id_hash(custom_id)
-                ok = result.status == "ok"
-                rows.append((hi, lo, source, start, length, self._spill_size, len(encoded),
-                             rank, group_no, ok))  # fmt: skip
-                self._spill_size += len(encoded)
+                part.add(id_digest(custom_id), start, length, len(encoded), result.status == "ok")
                 pending.append(encoded)
                 pending_size += len(encoded)
                 if pending_size >= _SPILL_BUFFER:
                     spill.write(b"".join(pending))
                     pending, pending_size = [], 0
+                if len(part.starts) >= _PART_ROWS:  # bounded lists, whatever the file's size
+                    self._keep(part)
+                    part = _Part(source, rank, group_no)
         spill.write(b"".join(pending))
-        self._parts.append(np.array(rows, dtype=_RECORD))
+        self._keep(part)
         return lines
+
+    def _keep(self, part: _Part) -> None:
+        """The part's records as a numpy array; the spill offsets continue the spill file."""
+        records = part.records(self._spill_size)
+        if len(records):
+            self._spill_size = int(records["spill"][-1]) + int(records["spill_length"][-1])
+            self._parts.append(records)
 
     def _read(self, raw: bytes) -> tuple[str | None, RowResult]:
         """(custom_id, its row result) of one line; counts JSON answer keys for the columns."""
@@ -201,18 +271,20 @@ class ResultIndex:
             return every
         # np.lexsort is stable: equal keys keep the order the lines were added in, so the
         # last of a run is the winner (success over error, then the later batch, then the
-        # later line). Only the sort order and two gathered key columns exist beside the
-        # records (~80 bytes per result at the peak), never a second copy of them.
+        # later line). Beside the records only the sort order and one gathered column exist
+        # at a time (~65 bytes per result at the peak); the winners are moved to the front
+        # of the records in place, never copied as a whole.
         order = np.lexsort((every["rank"], every["ok"], every["lo"], every["hi"]))
-        his, los = every["hi"][order], every["lo"][order]
-        same_id = (his[1:] == his[:-1]) & (los[1:] == los[:-1])
-        del his, los
+        same_id = _same_neighbours(every, order, ("hi", "lo"))
         if same_id.any():
             self._find_duplicates(every)
-            self._find_conflicts(every[order], same_id)
+            self._find_conflicts(every, order, same_id)
         winners = order[np.append(~same_id, True)]
         del order, same_id
-        self._table = every[winners]
+        for name in every.dtype.names:  # one column's copy at a time
+            column = every[name]
+            column[: len(winners)] = column[winners]
+        self._table = every[: len(winners)]
         return self._table
 
     def _gathered(self) -> Any:
@@ -233,14 +305,10 @@ class ResultIndex:
         import numpy as np
 
         order = np.lexsort((every["rank"], every["group"], every["lo"], every["hi"]))
-        s = every[order]
-        repeat = (
-            (s["hi"][1:] == s["hi"][:-1]) & (s["lo"][1:] == s["lo"][:-1])
-            & (s["group"][1:] == s["group"][:-1]) & (s["rank"][1:] == s["rank"][:-1])
-        )  # fmt: skip
+        repeat = _same_neighbours(every, order, ("hi", "lo", "group", "rank"))
         self.duplicate_count = int(repeat.sum())
-        for i in np.flatnonzero(repeat):
-            entry = s[i + 1]
+        for i in np.flatnonzero(repeat).tolist():
+            entry = every[order[i + 1]]
             custom_id = self._spilled(entry)[0]
             if custom_id in self.duplicates:
                 count, path = self.duplicates[custom_id]
@@ -248,21 +316,22 @@ class ResultIndex:
             elif len(self.duplicates) < 3:
                 self.duplicates[custom_id] = (2, self.sources[int(entry["source"])])
 
-    def _find_conflicts(self, ranked: Any, same_id: Any) -> None:
+    def _find_conflicts(self, every: Any, order: Any, same_id: Any) -> None:
         """The same custom_id from two groups: counted per pair of groups, a few examples."""
         import numpy as np
 
         starts = np.flatnonzero(np.append(True, ~same_id))
-        groups = ranked["group"]
+        groups = every["group"][order]
         low = np.minimum.reduceat(groups, starts)
         high = np.maximum.reduceat(groups, starts)
+        del groups
         clash = np.flatnonzero(low != high)
         for run in clash:
             key = (self.group_names[int(low[run])], self.group_names[int(high[run])])
             conflict = self._conflicts.setdefault(key, Conflict(key))
             conflict.count += 1
             if len(conflict.examples) < 3:
-                conflict.examples.append(self._spilled(ranked[starts[run]])[0])
+                conflict.examples.append(self._spilled(every[order[starts[run]]])[0])
 
     @property
     def conflicts(self) -> dict[tuple[str, str], Conflict]:
@@ -287,9 +356,7 @@ class ResultIndex:
     def hits(self, custom_ids: list[str]) -> list[Hit | None]:
         """Where the results of many custom_ids are (one numpy search and one gather for all:
         per-row numpy indexing would cost more than the join itself)."""
-        import numpy as np
-
-        found = np.array([-1 if p is None else p for p in self.positions(custom_ids)], np.int64)
+        found = self._found(custom_ids)
         have = found >= 0
         chosen = self._built()[found[have]]
         columns = [chosen[name].tolist() for name in _HIT_FIELDS]
@@ -298,21 +365,25 @@ class ResultIndex:
 
     def positions(self, custom_ids: list[str]) -> list[int | None]:
         """position() of many custom_ids at once (one numpy search)."""
+        return [None if p < 0 else p for p in self._found(custom_ids).tolist()]
+
+    def _found(self, custom_ids: list[str]) -> Any:
+        """The winners' positions of many custom_ids (int64, -1 where there is no result)."""
         import numpy as np
 
         table = self._built()
         if not custom_ids or len(table) == 0:
-            return [None] * len(custom_ids)
-        pairs = [id_hash(c) for c in custom_ids]
-        his = np.fromiter((p[0] for p in pairs), dtype=np.uint64, count=len(pairs))
-        los = np.fromiter((p[1] for p in pairs), dtype=np.uint64, count=len(pairs))
+            return np.full(len(custom_ids), -1, dtype=np.int64)
+        his, los = id_halves([id_digest(c) for c in custom_ids])
         at = np.searchsorted(table["hi"], his)
         inside = np.minimum(at, len(table) - 1)
-        hit = (at < len(table)) & (table["hi"][inside] == his) & (table["lo"][inside] == los)
-        out: list[int | None] = [int(i) if h else None for i, h in zip(at, hit, strict=True)]
-        for n in np.flatnonzero(~hit & (table["hi"][inside] == his) & (at < len(table))):
-            out[n] = self.position(custom_ids[n])  # equal high halves: walk the run
-        return out
+        same_high = (at < len(table)) & (table["hi"][inside] == his)
+        hit = same_high & (table["lo"][inside] == los)
+        found = np.where(hit, at, -1).astype(np.int64)
+        for n in np.flatnonzero(same_high & ~hit).tolist():
+            walked = self.position(custom_ids[n])  # equal high halves: walk the run
+            found[n] = -1 if walked is None else walked
+        return found
 
     def __contains__(self, custom_id: object) -> bool:
         return isinstance(custom_id, str) and self.position(custom_id) is not None
@@ -418,6 +489,11 @@ class ResultIndex:
 
     def needs_retry(self, custom_id: str) -> bool:
         return not self.entry_ok(custom_id)
+
+    def any_needs_retry(self, custom_ids: list[str]) -> bool:
+        """Whether any of these custom_ids failed or has no result (one numpy search)."""
+        found = self._found(custom_ids)
+        return bool((found < 0).any()) or not bool(self._built()["ok"][found].all())
 
     def new_mask(self) -> Any:
         """A false flag per result, for marking the ones used (numpy bool array)."""

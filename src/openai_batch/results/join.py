@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 from openai_batch.results import answers
 from openai_batch.results.answers import cell_text
 from openai_batch.results.merge import LOOKUP_BLOCK, batched
-from openai_batch.results.tablewriter import TableTarget, TableWriter, looks_like_formula
+from openai_batch.results.tablewriter import (
+    FORMULA_FIRST,
+    TableTarget,
+    TableWriter,
+    looks_like_formula,
+)
 from openai_batch.ui import console
 from openai_batch.ui.progress import progress_bar
 
@@ -155,8 +160,13 @@ class _Counter:
     def add(self, cells: list[Any]) -> None:
         self.counts[cells[self._start - 1]] += 1
         if self._check:
-            for value in cells[self._start :]:
-                if isinstance(value, str) and value and looks_like_formula(value):
+            for value in cells[self._start :]:  # the first character decides most cells
+                if (
+                    type(value) is str
+                    and value
+                    and value[0] in FORMULA_FIRST
+                    and looks_like_formula(value)
+                ):
                     self.formulas += 1
 
 

@@ -73,7 +73,13 @@ def iter_request_ids(path: Path) -> Iterator[str]:
 
 def files_with_failures(index: ResultIndex, paths: Iterable[Path]) -> list[Path]:
     """The request files with at least one request that failed or has no result."""
-    return [p for p in paths if any(index.needs_retry(c) for c in iter_request_ids(p))]
+    return [
+        path
+        for path in paths
+        if any(
+            index.any_needs_retry(block) for block in batched(iter_request_ids(path), LOOKUP_BLOCK)
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ EXCEL_MAX_CELL = 32_767  # characters in one cell; openpyxl would cut a longer o
 INT64 = range(-(2**63), 2**63)
 PARQUET_BATCH_ROWS = 10_000
 # Cells a spreadsheet would read as a formula (OWASP's list): = + - @ tab, carriage return.
-_FORMULA_START = re.compile(r"[=+\-@\t\r]")
+FORMULA_FIRST = "=+-@\t\r"
+_FORMULA_START = re.compile("[" + re.escape(FORMULA_FIRST) + "]")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # Characters XML 1.0 (and so .xlsx) cannot hold.
 _CARRIAGE_RETURN = re.compile("\r\n?")
@@ -163,15 +164,17 @@ class _Delimited(_Impl):
     def __init__(self, fh: IO[str], delimiter: str, columns: list[str]) -> None:
         self._fh = fh
         self._delimiter = delimiter
-        self._special = tuple(dict.fromkeys((*_quoted_characters(delimiter), "\r")))
+        special = dict.fromkeys((*_quoted_characters(delimiter), "\r"))
+        # One regex search per cell (C speed), not one `in` test per special character.
+        self._needs_quotes = re.compile("[" + re.escape("".join(special)) + "]").search
         csv.writer(fh, delimiter=delimiter, lineterminator="\n").writerow(columns)
 
     def write(self, cells: Sequence[Any]) -> None:
-        special = self._special
+        needs_quotes = self._needs_quotes
         out = []
         for value in cells:
             text = value if type(value) is str else "" if value is None else str(value)
-            if any(c in text for c in special):
+            if needs_quotes(text):
                 text = '"' + text.replace('"', '""') + '"'
             out.append(text)
         if len(out) == 1 and not out[0]:
