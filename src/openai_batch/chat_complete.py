@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openai_batch import settings
 from openai_batch.errors import ApiError, BatchError
 from openai_batch.local import files
 from openai_batch.requestfile.endpoints import ENDPOINTS, versioned
@@ -268,10 +269,10 @@ def run_requests(
                 base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries
             )
         if conn is not None:
-            secrets = (os.environ.get(conn.key_variable, ""),)
-        settings = chat_runner.Settings(client, limits, model, secrets, progress, on_result)
+            secrets = (settings.text(conn.key_variable) or "",)
+        how = chat_runner.Settings(client, limits, model, secrets, progress, on_result)
         todo = (r for r in iter_requests(path) if r.custom_id not in done)
-        fatal = chat_runner.execute(todo, settings, out, summary, pending)
+        fatal = chat_runner.execute(todo, how, out, summary, pending)
     summary.not_run = summary.total - summary.already_done - summary.succeeded - summary.failed
     if fatal is not None:
         raise _fatal_error(fatal.exc, path, conn)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openai_batch import settings
 from openai_batch.errors import BatchError
 from openai_batch.ledger import faults as ledger_faults
 from openai_batch.ledger.locks import Heartbeat, Holder, Notify, owner, takeover_note, waiting_note
@@ -199,9 +199,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 
 def home_dir() -> Path:
     """`$OPENAI_BATCH_HOME`, else the platform's user data directory for openai-batch."""
-    env = os.environ.get("OPENAI_BATCH_HOME")
-    if env:
-        return Path(env).expanduser()
+    home = settings.home()
+    if home is not None:
+        return home
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("openai-batch", appauthor=False))

@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from openai_batch import settings
 from openai_batch.local import files
 
 _FORMAT = b"openai-batch cache 1\n"
@@ -118,10 +119,10 @@ def _sweep(folder: Path) -> None:
 def cache_dir() -> Path:
     """`$OPENAI_BATCH_CACHE`; else `cache` in `$OPENAI_BATCH_HOME` when that is set; else the
     platform's user cache folder for openai-batch."""
-    if env := os.environ.get("OPENAI_BATCH_CACHE"):
-        return Path(env).expanduser()
-    if env := os.environ.get("OPENAI_BATCH_HOME"):
-        return Path(env).expanduser() / "cache"
+    if (cache := settings.cache()) is not None:
+        return cache
+    if (home := settings.home()) is not None:
+        return home / "cache"
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("openai-batch", appauthor=False))

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openai_batch import settings
 from openai_batch.errors import BatchError
 from openai_batch.local import files
 from openai_batch.requestfile.fallback import Fallback
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from openai_batch.table.read import Table
     from openai_batch.template.prompt import Template
 
-RENDERER_ENV = "OPENAI_BATCH_RENDERER"
+RENDERER_ENV = settings.RENDERER
 RENDER_BYTES = 4 << 20  # template text rendered per piece of a block: bounds memory per block
 _QUEUE_BLOCKS = 3  # blocks waiting for the writer thread (bounds memory)
 
@@ -53,7 +54,7 @@ _QUEUE_BLOCKS = 3  # blocks waiting for the writer thread (bounds memory)
 def renderer_choice() -> str:
     """`auto` (the default), `general` (never the fast path) or `fast` (for tests: falling back
     to the general path is an error, so a test knows which path wrote the files)."""
-    choice = os.environ.get(RENDERER_ENV, "").strip().lower() or "auto"
+    choice = settings.renderer()
     if choice not in ("auto", "general", "fast"):
         raise BatchError(
             f"{RENDERER_ENV}={choice!r} is not a renderer.", hint="use auto, general or fast."

@@ -12,19 +12,18 @@ call that worked) tune the client. The key is checked before any request and nev
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import ApiError, BatchError
+from openai_batch import settings
+from openai_batch.errors import ApiError
 from openai_batch.service import profiles as service_profiles
 from openai_batch.service.redaction import public_url, redact
 
 if TYPE_CHECKING:
     import openai
 
-DEFAULT_MAX_RETRIES = 5
 # Uploads and downloads of 200 MB files on slow links: generous read/write, quick connect.
 TIMEOUT_SECONDS = 900.0
 CONNECT_TIMEOUT_SECONDS = 20.0
@@ -63,26 +62,7 @@ def load_dotenv_file(key_variables: tuple[str, ...] = ()) -> None:
 
         values = {k: v for k, v in dotenv_values(path).items() if v is not None}
         check_dotenv(path, values, key_variables)
-        for name, value in values.items():
-            os.environ.setdefault(name, value)
-
-
-def env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value.strip() if value and value.strip() else None
-
-
-def _max_retries() -> int:
-    raw = env("OPENAI_BATCH_MAX_RETRIES")
-    if raw is None:
-        return DEFAULT_MAX_RETRIES
-    try:
-        return max(0, int(raw))
-    except ValueError:
-        raise BatchError(
-            f"OPENAI_BATCH_MAX_RETRIES must be a whole number, not {raw!r}",
-            hint="unset it to use the default of 5 retries",
-        ) from None
+        settings.fill_in(values)
 
 
 def connect(
@@ -94,7 +74,7 @@ def connect(
     load_dotenv_file()
     conn = _connect(strict=strict, max_retries=max_retries)
     profile = service_profiles.select(service)
-    chosen = service or os.environ.get("OPENAI_BATCH_SERVICE", "").strip()
+    chosen = service or settings.text(settings.SERVICE)
     if profile is service_profiles.OPENAI and not chosen:  # not named: the connection decides
         profile = service_profiles.for_url(conn.service, azure=conn.azure)
     return dataclasses.replace(conn, profile=profile)
@@ -107,13 +87,13 @@ def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
     from openai_batch.service.reach import FailFastClient
 
     if strict is None:
-        strict = env("OPENAI_BATCH_STRICT") not in (None, "0", "false", "no")
-    retries = _max_retries() if max_retries is None else max_retries
+        strict = settings.strict()
+    retries = settings.max_retries() if max_retries is None else max_retries
     timeout = httpx2.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
-    endpoint = env("AZURE_OPENAI_ENDPOINT")
+    endpoint = settings.text(settings.AZURE_ENDPOINT)
     if endpoint:
         return _connect_azure(endpoint, strict=strict, retries=retries, timeout=timeout)
-    key = env("OPENAI_API_KEY")
+    key = settings.text(settings.API_KEY)
     if key is None:
         raise ApiError(
             "no API key: OPENAI_API_KEY is not set",
@@ -121,13 +101,13 @@ def _connect(*, strict: bool | None, max_retries: int | None) -> Connection:
             "or put `OPENAI_API_KEY=...` in a .env file in this folder",
         )
     _check_key_text(key, "OPENAI_API_KEY")
-    check_base_url(env("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
+    check_base_url(settings.text(settings.BASE_URL), "OPENAI_BASE_URL")
     try:
         client = openai.OpenAI(
             api_key=key,
-            base_url=env("OPENAI_BASE_URL"),
-            organization=env("OPENAI_ORG_ID"),
-            project=env("OPENAI_PROJECT_ID"),
+            base_url=settings.text(settings.BASE_URL),
+            organization=settings.text(settings.ORG_ID),
+            project=settings.text(settings.PROJECT_ID),
             max_retries=retries,
             timeout=timeout,
             http_client=FailFastClient(),
@@ -200,9 +180,11 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
 
     from openai_batch.service.reach import FailFastClient
 
-    key_variable = "AZURE_OPENAI_API_KEY" if env("AZURE_OPENAI_API_KEY") else "OPENAI_API_KEY"
-    key = env(key_variable)
-    if key is None and not env("AZURE_OPENAI_AD_TOKEN"):
+    key_variable = (
+        settings.AZURE_API_KEY if settings.is_set(settings.AZURE_API_KEY) else settings.API_KEY
+    )
+    key = settings.text(key_variable)
+    if key is None and not settings.text(settings.AZURE_AD_TOKEN):
         raise ApiError(
             "no API key for Azure OpenAI: AZURE_OPENAI_API_KEY is not set",
             hint="set AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN), or unset "
@@ -210,7 +192,7 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
         )
     if key is not None:
         _check_key_text(key, key_variable)
-    version = env("OPENAI_API_VERSION")
+    version = settings.text(settings.API_VERSION)
     if version is None:
         raise ApiError(
             "Azure OpenAI needs an API version: OPENAI_API_VERSION is not set",

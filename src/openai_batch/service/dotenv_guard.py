@@ -14,26 +14,22 @@ variable the command reads, `utils chat-complete --api-key-env NAME` included.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from openai_batch import settings
 from openai_batch.errors import BatchError
 from openai_batch.service.redaction import public_url
 
-OPT_IN = "OPENAI_BATCH_TRUST_DOTENV_URL"
-URL_VARIABLES = ("OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT")
+OPT_IN = settings.TRUST_DOTENV_URL
+URL_VARIABLES = (settings.BASE_URL, settings.AZURE_ENDPOINT)
 # Where requests go, or whom they trust, for the HTTP client (httpx2 reads these).
 ROUTE_VARIABLES = (
     *(name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for name in (base, base.lower())),
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
 )
-KEY_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
-
-
-def _set(environ: Mapping[str, str], name: str) -> bool:
-    return bool(environ.get(name, "").strip())
+KEY_VARIABLES = settings.SECRET_VARIABLES
 
 
 def check_dotenv(
@@ -42,10 +38,12 @@ def check_dotenv(
     """Refuse a `.env` that would point (or route) the environment's key at a server of its
     own. `key_variables`: further variables a command reads its key from (--api-key-env)."""
     chosen = [
-        n for n in (*URL_VARIABLES, *ROUTE_VARIABLES) if _set(values, n) and not _set(os.environ, n)
+        n
+        for n in (*URL_VARIABLES, *ROUTE_VARIABLES)
+        if settings.is_set(n, values) and not settings.is_set(n)
     ]
-    keys = [n for n in (*KEY_VARIABLES, *key_variables) if _set(os.environ, n)]
-    if not chosen or not keys or os.environ.get(OPT_IN, "").strip() in ("1", "true", "yes"):
+    keys = [n for n in (*KEY_VARIABLES, *key_variables) if settings.is_set(n)]
+    if not chosen or not keys or settings.trust_dotenv_url():
         return
     name = chosen[0]
     how = "sent to a server" if name in URL_VARIABLES else "sent through a connection"

@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from openai_batch import settings
 from openai_batch.errors import ApiError
 from openai_batch.service import profiles as service_profiles
-from openai_batch.service.connection import KEYS_PAGE, OPENAI_BASE_URL, Connection, env
+from openai_batch.service.connection import KEYS_PAGE, OPENAI_BASE_URL, Connection
 from openai_batch.service.redaction import public_url, redact
 
 
@@ -143,7 +144,7 @@ def _azure_error(exc: Any, what: str, conn: Connection) -> ApiError | None:
 
     portal = conn.profile.console
     if isinstance(exc, openai.AuthenticationError):
-        if conn.key_variable == "" or not env(conn.key_variable):
+        if conn.key_variable == "" or not settings.text(conn.key_variable):
             return ApiError(
                 f"AZURE_OPENAI_AD_TOKEN was rejected (401) while {what}",
                 hint="the Entra ID token may have expired (they last about an hour): get a new "
@@ -156,9 +157,10 @@ def _azure_error(exc: Any, what: str, conn: Connection) -> ApiError | None:
             "resource named in AZURE_OPENAI_ENDPOINT",
         )
     message = _server_message(exc)
+    version = settings.text(settings.API_VERSION)
     if "api version" in message.lower() or "api-version" in message.lower():
         return ApiError(
-            f"Azure OpenAI does not know api-version {env('OPENAI_API_VERSION')!r} "
+            f"Azure OpenAI does not know api-version {version!r} "
             f"({exc.status_code}) while {what}: {message}",
             hint="set OPENAI_API_VERSION to a version with batch support, e.g. 2024-10-21, "
             "or use the v1 route: OPENAI_BASE_URL=<endpoint>/openai/v1 without "
@@ -168,8 +170,7 @@ def _azure_error(exc: Any, what: str, conn: Connection) -> ApiError | None:
         return ApiError(
             f"Azure OpenAI answered 404 Resource not found while {what}",
             hint="check AZURE_OPENAI_ENDPOINT (https://<resource>.openai.azure.com) and that "
-            f"OPENAI_API_VERSION ({env('OPENAI_API_VERSION')}) supports batches (2024-10-21 "
-            "or later)",
+            f"OPENAI_API_VERSION ({version}) supports batches (2024-10-21 or later)",
         )
     return None
 
@@ -204,7 +205,7 @@ def _wrong_address(exc: Any, what: str, conn: Connection | None) -> ApiError | N
     route = route_missing(exc)
     if route is None:
         return None
-    base = conn.service if conn else public_url(env("OPENAI_BASE_URL") or OPENAI_BASE_URL)
+    base = conn.service if conn else public_url(settings.text(settings.BASE_URL) or OPENAI_BASE_URL)
     where = conn.describe() if conn else base
     return ApiError(
         f"{where} answered {exc.status_code} to {route} while {what}: the base URL is wrong, "

@@ -12,10 +12,10 @@ limits, so a row is a starting point that `--max-requests` / `--max-bytes` can a
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from openai_batch import settings
 from openai_batch.errors import BatchError
 from openai_batch.requestfile.endpoints import ENDPOINTS, MODERATIONS, RESPONSES
 from openai_batch.requestfile.limits import FileLimits
@@ -167,9 +167,9 @@ def select(name: str | None = None) -> ServiceProfile:
     from openai_batch.service.connection import load_dotenv_file
 
     load_dotenv_file()
-    name = name or os.environ.get("OPENAI_BATCH_SERVICE", "").strip() or None
+    name = name or settings.text(settings.SERVICE)
     if name:
         return named(name)
-    if os.environ.get("AZURE_OPENAI_ENDPOINT", "").strip():
+    if settings.is_set(settings.AZURE_ENDPOINT):
         return BY_NAME["azure"]
-    return for_url(os.environ.get("OPENAI_BASE_URL", "").strip() or None)
+    return for_url(settings.text(settings.BASE_URL))

@@ -8,11 +8,11 @@ only `http://host/v1` is ever printed or recorded.
 
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-SECRET_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
+from openai_batch import settings
+
 REDACTED = "<redacted>"
 
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|[A-Fa-f0-9]{32})\b")
@@ -26,8 +26,7 @@ _BARE_USERINFO = re.compile(r"(?<![\w/:@.\-])[^\s/@:'\"]+:[^\s/@'\"]*@(?=[\w\[])
 def redact(text: str, *secrets: str) -> str:
     """Remove anything that is, or looks like, an API key (or `secrets`), a bearer token or a
     URL's user name and password from a message."""
-    known = [os.environ.get(name) for name in SECRET_VARIABLES]
-    for value in (*known, *secrets):
+    for value in (*settings.secrets(), *secrets):
         if value and len(value.strip()) >= 8:
             text = text.replace(value.strip(), REDACTED)
     text = _USERINFO.sub(r"\1", text)
