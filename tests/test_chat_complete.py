@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from fake_openai import chat_completion_body, error_body
 from helpers import ROOT, assert_clean_error, need_seed, read_jsonl, run_cli, write
 from openai_batch import BatchError, BatchJob
-from openai_batch.chat_complete import (
+from openai_batch.flow.chat_complete import (
     default_output_path,
     load_answered,
     output_lock,

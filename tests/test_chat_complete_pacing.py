@@ -14,7 +14,7 @@ import pytest
 
 from fake_openai import error_body
 from helpers import assert_clean_error, read_jsonl, run_cli, write
-from openai_batch.chat_complete import default_output_path
+from openai_batch.flow.chat_complete import default_output_path
 from openai_batch.service.pacing import Limits, Pacer, parse_duration, retry_after
 
 CHAT = "/v1/chat/completions"
@@ -205,7 +205,7 @@ def test_the_python_api_runs_inside_an_event_loop(fake_api, tmp_path):
     """From a notebook (a running event loop), run_requests still works."""
     import asyncio
 
-    from openai_batch.chat_complete import run_requests
+    from openai_batch.flow.chat_complete import run_requests
 
     path = write_requests(tmp_path / "r.jsonl", 3)
 

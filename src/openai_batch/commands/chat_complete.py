@@ -1,4 +1,4 @@
-"""`openai-batch utils chat-complete`: the CLI face of `chat_complete.run_requests`."""
+"""`openai-batch utils chat-complete`: the CLI face of `flow/chat_complete.run_requests`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from cyclopts import Parameter
 
-from openai_batch.chat_complete import (
+from openai_batch.flow.chat_complete import (
     DEFAULT_CONCURRENCY,
     DEFAULT_GIVE_UP_AFTER,
     DEFAULT_MAX_RETRIES,
@@ -115,11 +115,19 @@ def chat_complete(
         max_tpm=max_tpm,
         give_up_after=give_up_after,
         progress=not quiet,
+        on_note=console.note,
     )
     written = None
     if target is not None and summary.output.exists():
         written = write_table(
-            file, summary.output, target, data=data, id_column=id_column, id_prefix=id_prefix
+            file,
+            summary.output,
+            target,
+            data=data,
+            id_column=id_column,
+            id_prefix=id_prefix,
+            on_note=console.note,
+            on_warning=console.warn,
         )
     report(summary, json_output, written)
     if summary.interrupted:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator

@@ -24,19 +24,14 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from openai_batch.errors import ApiError
-from openai_batch.service import connection
 from openai_batch.service.pacing import Limits, Pacer, RateLimitedTooLong
 from openai_batch.service.redaction import redact
-from openai_batch.ui import console
-from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
-    from openai_batch.chat_complete import Request, RunSummary
+    from openai_batch.flow.chat_complete import Request, RunSummary
 
-LOCAL_KEY = "sk-no-key-required"  # local servers without auth still need a non-empty key
 FSYNC_EVERY_LINES = 100
 FSYNC_EVERY_SECONDS = 2.0
 STATUS_EVERY_SECONDS = 0.5
@@ -46,7 +41,7 @@ STATUS_EVERY_SECONDS = 0.5
 
 
 @functools.cache
-def _paced(base: type) -> type:
+def paced(base: type) -> type:
     """`base` (AsyncOpenAI or AsyncAzureOpenAI) whose retries leave 429s to the pacer."""
 
     class Paced(base):  # type: ignore[valid-type,misc]
@@ -66,75 +61,6 @@ def _paced(base: type) -> type:
 
     Paced.__name__ = Paced.__qualname__ = f"Paced{base.__name__}"
     return Paced
-
-
-def make_client(
-    *, base_url: str | None, api_key_env: str | None, timeout: float, max_retries: int
-) -> tuple[Any, connection.Connection]:
-    """The async client for a run, and the connection.Connection that names it in messages.
-
-    The default (no base URL, key from OPENAI_API_KEY) takes the settings of every other command
-    (`connection.connect`: `.env`, organization/project, Azure). A base URL or another key variable
-    builds a plain client: a local server without auth needs no key at all.
-    """
-    import httpx2
-    import openai
-
-    from openai_batch.service.reach import fail_fast_async_client
-
-    connection.load_dotenv_file((api_key_env,) if api_key_env else ())
-    env_base = os.environ.get("OPENAI_BASE_URL", "").strip() or None
-    configured = any(
-        os.environ.get(v, "").strip() for v in ("OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT")
-    )
-    common: dict[str, Any] = {
-        "max_retries": max_retries,
-        "timeout": timeout,
-        "http_client": fail_fast_async_client(timeout=timeout),
-    }
-    if (
-        base_url is None
-        and api_key_env in (None, "OPENAI_API_KEY")
-        and (configured or not env_base)
-    ):
-        conn = connection.connect(max_retries=max_retries)
-        sync: Any = conn.client
-        if conn.azure:
-            client = _paced(openai.AsyncAzureOpenAI)(
-                base_url=str(sync.base_url),
-                api_version=sync._api_version,
-                api_key=sync.api_key or None,
-                azure_ad_token=getattr(sync, "_azure_ad_token", None),
-                **common,
-            )
-        else:
-            client = _paced(openai.AsyncOpenAI)(
-                api_key=sync.api_key,
-                base_url=sync.base_url,
-                organization=sync.organization,
-                project=sync.project,
-                **common,
-            )
-        return client, conn
-    url = base_url or env_base
-    variable = api_key_env or "OPENAI_API_KEY"
-    key = os.environ.get(variable, "").strip()
-    if not key:
-        if api_key_env not in (None, "OPENAI_API_KEY") or url is None or "api.openai.com" in url:
-            raise ApiError(
-                f"no API key: {variable} is not set",
-                hint=f"export {variable}=... (a local server without auth needs no key)",
-            )
-        key = LOCAL_KEY
-    connection.check_base_url(url, "--base-url" if base_url else "OPENAI_BASE_URL")
-    try:
-        client = _paced(openai.AsyncOpenAI)(api_key=key, base_url=url, **common)
-    except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:
-        raise connection.client_setup_error(
-            exc, "--base-url" if base_url else "OPENAI_BASE_URL"
-        ) from None
-    service = connection.service_of(client)
-    return client, connection.Connection(client, service, azure=False, key_variable=variable)
 
 
 # --------------------------------------------------------------------------- result lines
@@ -264,16 +190,48 @@ class Appender:
 # --------------------------------------------------------------------------- the run
 
 
+class Progress(Protocol):
+    """What a run tells while it runs: a tqdm bar has these (ui/progress.py)."""
+
+    def update(self, n: float | None = 1) -> object: ...
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool | None = True) -> object: ...
+    def clear(self) -> object: ...
+    def close(self) -> object: ...
+
+
+class Unseen:
+    """Progress nobody watches."""
+
+    def update(self, n: float | None = 1) -> None:
+        pass
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool | None = True) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _unheard(text: str) -> None:
+    pass
+
+
 @dataclass
 class Settings:
-    """How to call: the client, the model override, the limits, and what to redact."""
+    """How to call: the client, the model override, the limits, and what to redact; and who
+    hears of the run (`progress(pending)` makes the bar, `note` hears notes): this module
+    never prints."""
 
     client: Any
     limits: Limits
     model: str | None = None
     secrets: tuple[str, ...] = ()
-    progress: bool = True
+    progress: Callable[[int], Progress] = lambda pending: Unseen()
     on_result: Callable[[str, bool], None] | None = None
+    note: Callable[[str], object] = _unheard
 
 
 @dataclass
@@ -282,7 +240,7 @@ class _Run:
     todo: Iterator[Request]
     summary: RunSummary
     writer: Appender
-    bar: Any
+    bar: Progress
     pacer: Pacer
     fatal: Fatal | None = None
     stop: bool = False
@@ -297,7 +255,7 @@ class _Run:
             busy = len(self.calling)
             if busy:
                 self.bar.clear()
-                console.note(
+                self.settings.note(
                     f"interrupted: saving the {busy} answers on their way "
                     "(Ctrl-C again to abandon them)"
                 )
@@ -415,7 +373,7 @@ def execute(
     todo: Iterator[Request], settings: Settings, out: Path, summary: RunSummary, pending: int
 ) -> Fatal | None:
     """Answer `todo`, appending to `out` and counting into `summary`; the error that stopped it."""
-    bar = progress_bar(enabled=settings.progress, total=pending, unit=" req", leave=False)
+    bar = settings.progress(pending)
     run = _Run(settings, todo, summary, Appender(out), bar, Pacer(settings.limits))
     try:
         _run_to_end(_main(run, min(settings.limits.concurrency, pending)))

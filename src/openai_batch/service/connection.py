@@ -12,6 +12,7 @@ call that worked) tune the client. The key is checked before any request and nev
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ TIMEOUT_SECONDS = 900.0
 CONNECT_TIMEOUT_SECONDS = 20.0
 KEYS_PAGE = "https://platform.openai.com/api-keys"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+LOCAL_KEY = "sk-no-key-required"  # local servers without auth still need a non-empty key
 
 
 @dataclass(frozen=True)
@@ -212,3 +214,74 @@ def _connect_azure(endpoint: str, *, strict: bool, retries: int, timeout: Any) -
         raise client_setup_error(exc, "AZURE_OPENAI_ENDPOINT") from None
     service = service_of(client)
     return Connection(client, service, azure=True, key_variable=key_variable or "", strict=strict)
+
+
+def connect_async(
+    *,
+    base_url: str | None,
+    api_key_env: str | None,
+    timeout: float,
+    max_retries: int,
+    retry_rules: Callable[[type], type] = lambda client_class: client_class,
+) -> tuple[Any, Connection]:
+    """The SDK's async client (for `utils chat-complete`), and the Connection that names it.
+
+    The default (no base URL, key from OPENAI_API_KEY) takes the settings of every other command
+    (`connect`: `.env`, organization/project, Azure). A base URL or another key variable
+    builds a plain client: a local server without auth needs no key at all. `retry_rules` makes
+    the client class whose retries the run wants (chat_runner.paced: 429s go to the pacer).
+    """
+    import httpx2
+    import openai
+
+    from openai_batch.service.reach import fail_fast_async_client
+
+    load_dotenv_file((api_key_env,) if api_key_env else ())
+    env_base = settings.text(settings.BASE_URL)
+    configured = any(settings.is_set(v) for v in (settings.API_KEY, settings.AZURE_ENDPOINT))
+    common: dict[str, Any] = {
+        "max_retries": max_retries,
+        "timeout": timeout,
+        "http_client": fail_fast_async_client(timeout=timeout),
+    }
+    if (
+        base_url is None
+        and api_key_env in (None, "OPENAI_API_KEY")
+        and (configured or not env_base)
+    ):
+        conn = connect(max_retries=max_retries)
+        sync: Any = conn.client
+        if conn.azure:
+            client = retry_rules(openai.AsyncAzureOpenAI)(
+                base_url=str(sync.base_url),
+                api_version=sync._api_version,
+                api_key=sync.api_key or None,
+                azure_ad_token=getattr(sync, "_azure_ad_token", None),
+                **common,
+            )
+        else:
+            client = retry_rules(openai.AsyncOpenAI)(
+                api_key=sync.api_key,
+                base_url=sync.base_url,
+                organization=sync.organization,
+                project=sync.project,
+                **common,
+            )
+        return client, conn
+    url = base_url or env_base
+    variable = api_key_env or "OPENAI_API_KEY"
+    key = settings.text(variable)
+    if not key:
+        if api_key_env not in (None, "OPENAI_API_KEY") or url is None or "api.openai.com" in url:
+            raise ApiError(
+                f"no API key: {variable} is not set",
+                hint=f"export {variable}=... (a local server without auth needs no key)",
+            )
+        key = LOCAL_KEY
+    check_base_url(url, "--base-url" if base_url else "OPENAI_BASE_URL")
+    try:
+        client = retry_rules(openai.AsyncOpenAI)(api_key=key, base_url=url, **common)
+    except (openai.OpenAIError, ValueError, httpx2.InvalidURL) as exc:
+        raise client_setup_error(exc, "--base-url" if base_url else "OPENAI_BASE_URL") from None
+    service = service_of(client)
+    return client, Connection(client, service, azure=False, key_variable=variable)

@@ -44,9 +44,8 @@ from openai_batch.requestfile.endpoints import ENDPOINTS, versioned
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.read import BOM, RequestLine, read_lines
 from openai_batch.results.answers import is_success
-from openai_batch.service import chat_runner
+from openai_batch.service import chat_runner, connection
 from openai_batch.service.pacing import Limits, RateLimitedTooLong
-from openai_batch.ui import console
 
 SUPPORTED_URLS = ENDPOINTS
 DEFAULT_CONCURRENCY = 8
@@ -229,9 +228,10 @@ def run_requests(
     max_rps: float | None = None,
     max_tpm: float | None = None,
     give_up_after: float = DEFAULT_GIVE_UP_AFTER,
-    progress: bool = True,
+    progress: bool | Callable[[int], chat_runner.Progress] = True,
     on_result: Callable[[str, bool], None] | None = None,
     backoff_base: float | None = None,
+    on_note: Callable[[str], object] | None = None,
 ) -> RunSummary:
     """Answer every request of `requests_file` not yet answered in `output` (see module doc).
 
@@ -239,7 +239,9 @@ def run_requests(
     (its own retries apply to everything but 429s, which the pacer handles); `model` replaces
     every body's model (to run a file made for gpt-4o on a local model). `on_result(custom_id,
     ok)` is called per answer. `backoff_base` is accepted for compatibility and unused: the
-    SDK's backoff applies.
+    SDK's backoff applies. `progress`: True draws openai-batch's bar (ui/progress.py), False
+    none, or a function of the number of requests to answer that returns a tqdm-like bar;
+    `on_note` hears notes during the run (an interrupt saving answers on their way).
     """
     del backoff_base
     path = Path(requests_file)
@@ -265,18 +267,44 @@ def run_requests(
         conn = None
         secrets: tuple[str, ...] = ()
         if client is None:
-            client, conn = chat_runner.make_client(
-                base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries
+            client, conn = connection.connect_async(
+                base_url=base_url,
+                api_key_env=api_key_env,
+                timeout=timeout,
+                max_retries=max_retries,
+                retry_rules=chat_runner.paced,
             )
         if conn is not None:
             secrets = (settings.text(conn.key_variable) or "",)
-        how = chat_runner.Settings(client, limits, model, secrets, progress, on_result)
+        how = chat_runner.Settings(
+            client, limits, model, secrets, _progress(progress), on_result, on_note or _unheard
+        )
         todo = (r for r in iter_requests(path) if r.custom_id not in done)
         fatal = chat_runner.execute(todo, how, out, summary, pending)
     summary.not_run = summary.total - summary.already_done - summary.succeeded - summary.failed
     if fatal is not None:
         raise _fatal_error(fatal.exc, path, conn)
     return summary
+
+
+def _progress(
+    progress: bool | Callable[[int], chat_runner.Progress],
+) -> Callable[[int], chat_runner.Progress]:
+    if callable(progress):
+        return progress
+    if not progress:
+        return lambda pending: chat_runner.Unseen()
+
+    def bar(pending: int) -> chat_runner.Progress:
+        from openai_batch.ui.progress import progress_bar  # ui/ draws; this module never prints
+
+        return progress_bar(total=pending, unit=" req", leave=False)  # type: ignore[no-any-return]
+
+    return bar
+
+
+def _unheard(text: str) -> None:
+    pass
 
 
 def _check_output(out: Path, requests: Path) -> None:
@@ -352,12 +380,15 @@ def write_table(
     data: str | os.PathLike[str] | None = None,
     id_column: str | None = None,
     id_prefix: str | None = None,
+    on_note: Callable[[str], object] | None = None,
+    on_warning: Callable[[str], object] | None = None,
 ) -> Any:
     """The same join as `get-batch-results --csv/--table`, over a chat-complete results file.
 
     `table` is a tablewriter.TableTarget, or a path written as CSV. Rows come from `data`, or
     from the table make-batch-file recorded for this request file in the ledger; without
-    either, one row per custom_id. Returns join.CsvSummary.
+    either, one row per custom_id. Returns join.CsvSummary; `on_note` and `on_warning` hear
+    the join plan's notes (which rows and order it uses) and warnings (unreadable result lines).
     """
     from openai_batch.ledger.digests import digest_of
     from openai_batch.ledger.store import open_ledger
@@ -377,14 +408,15 @@ def write_table(
         id_prefix=id_prefix,
     )
     plan = joinplan.plan_join([record] if record is not None else [], given)
-    for note in plan.notes:
-        console.note(note)
+    note, warn = on_note or _unheard, on_warning or _unheard
+    for text in plan.notes:
+        note(text)
     for warning in plan.warnings:
-        console.warn(warning)
+        warn(warning)
     index = results.ResultIndex()
     index.add_file(Path(output), 0)
     for problem in results.problems(index):
-        console.warn(problem)
+        warn(problem)
     try:
         chunks = joinplan.iter_data(plan) if plan.data is not None else None
         target = table if isinstance(table, TableTarget) else TableTarget(Path(table), "csv")
