@@ -119,3 +119,32 @@ def test_cancel_batch_records_what_it_did(
     with open_ledger() as ledger:
         record = ledger.batch(fake_api.base_url.rstrip("/"), batch_id)
         assert record is not None and record.status == "cancelling"
+
+
+def test_list_batches_of_a_job_reads_list_pages_and_records_them(
+    fake_api: FakeOpenAI, capsys: Capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list-batches --job` over 25 shards: a page or two, not 25 retrieves (service/status.py);
+    the ledger learns each shard's status as it is shown."""
+    shards = 25
+    monkeypatch.chdir(tmp_path)
+    template = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<Name>>"}]}
+    Path("t.json").write_text(json.dumps(template), encoding="utf-8")
+    Path("d.csv").write_text("Name\n" + "".join(f"n{i}\n" for i in range(shards)), "utf-8")
+    fake_api.auto_advance = False
+    code, _, err = run_cli(
+        capsys, "run", "t.json", "d.csv", "--max-requests", "1", "--job", "j", "-q"
+    )
+    assert code == 0, err
+    fake_api.finish()
+    since = len(fake_api.log)
+    code, out, err = run_cli(capsys, "list-batches", "--job", "j")
+    assert code == 0, err
+    calls = [(m, p) for m, p, _ in fake_api.log[since:] if p.startswith("/v1/batches")]
+    assert all(p == "/v1/batches" for _, p in calls) and 1 <= len(calls) <= 2, calls
+    assert sum(line.split()[4] == "completed" for line in out.splitlines()[1:]) == shards
+    with open_ledger() as ledger:
+        service = fake_api.base_url.rstrip("/")
+        records = [ledger.batch(service, b) for b in fake_api.batches]
+    assert {r.status for r in records if r is not None} == {"completed"}
+    assert all(r is not None for r in records)

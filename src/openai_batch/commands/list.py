@@ -69,15 +69,17 @@ def list_batches(
 def _list_job(
     conn: api.Connection, name: str, limit: int, status: str | None, as_json: bool
 ) -> int:
+    from openai_batch.flow.session import Session
     from openai_batch.ledger import jobstore
     from openai_batch.ledger.store import open_ledger
 
     with open_ledger() as ledger:
         job = jobstore.load_job(ledger, name, conn.service)
-        pairs = jobstore.job_batch_ids(ledger, name)
+        pairs = sorted(jobstore.job_batch_ids(ledger, name), key=lambda p: p[0])
+        now = Session(conn, ledger).current([batch_id for _, batch_id in pairs])  # list pages
     found = []
-    for shard, batch_id in sorted(pairs, key=lambda p: p[0]):
-        batch = api.retrieve_batch(conn, batch_id)
+    for shard, batch_id in pairs:
+        batch = now[batch_id]
         if status and batch.status != status:
             continue
         found.append((shard, batch))
