@@ -177,3 +177,18 @@ def test_the_files_and_tests_the_pages_name_exist():
             if f"def {test}(" not in tests:
                 gone.append(f"{page.name}: {test}")
     assert not gone, f"the pages name files or tests that are not there: {gone}"
+
+
+def test_every_environment_variable_is_documented():
+    from openai_batch import settings
+
+    names = [
+        value
+        for value in vars(settings).values()
+        if isinstance(value, str) and re.fullmatch(r"(OPENAI|AZURE_OPENAI)_[A-Z_]+", value)
+    ]
+    assert "OPENAI_BATCH_HOME" in names
+    page = (DOCS / "ledger.md").read_text(encoding="utf-8")
+    table = page.split("\n## Environment variables\n", 1)[1]
+    missing = [name for name in names if f"`{name}" not in table]
+    assert not missing, f"add these to docs/ledger.md's environment variables: {missing}"
