@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +53,7 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> i
                         f"Already started: {shard.batch_id}  {shard.status}  ({where}); "
                         "not starting it again (--force starts another)"
                     )
-    uploads = jobupload.upload_pending(
-        conn, ledger, job, parallel=how.parallel, progress=not how.quiet, fresh=how.fresh
-    )
+    uploads = _upload(conn, ledger, job, how)
     if uploads.uploaded and not how.as_json:
         fresh = sum(1 for u in uploads.uploaded if not u.reused)
         there = len(uploads.uploaded) - fresh
@@ -75,20 +74,49 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> i
             say_event(event, first=True)
     if how.wait:
         try:
-            job = jobs.drive(
-                conn,
-                ledger,
-                job.name,
-                poll_interval=how.poll_interval,
-                progress=not how.quiet,
-                emit=None if how.as_json else say_event,
-                notify=console.note,
-            )
-        except jobs.StoppedWaiting as stopped:
-            return _stopped(stopped.job, how)
+            job = _follow(conn, ledger, job, how)
+        except following.StoppedWaiting as stopped:
+            return _stopped(stopped.last, how)
     if job.finished and (how.wait or how.collect_when_done):
         return finish_job(conn, ledger, job, how)
     return _not_finished(job, started, how)
+
+
+def _upload(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> jobupload.UploadReport:
+    """The job's shards not uploaded yet, a few at a time, under one bar in bytes."""
+    todo = jobupload.pending(job, how.fresh)
+    if not todo:
+        return jobupload.UploadReport([], 0)
+    with progress.Bar(
+        enabled=not how.quiet,
+        total=sum(s.bytes or 0 for s in todo),
+        unit="B",
+        unit_divisor=1000,
+        desc=f"uploading {console.plural(len(todo), 'file')}",
+    ) as bar:
+        return jobupload.upload(
+            conn, ledger, job, todo, parallel=how.parallel, progress=bar.advance,
+            notify=console.note,
+        )  # fmt: skip
+
+
+def _follow(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> Job:
+    """Follow the job to the end under one bar over all its requests; what happens to its
+    shards is said above the bar."""
+    with progress.Bar(
+        enabled=not how.quiet, total=job.requests, unit=" req", desc=job.summary()
+    ) as bar:
+
+        def on_update(moved: jobs.Moved) -> None:
+            if not how.as_json:
+                for event in moved.events:
+                    bar.write(partial(say_event, event))
+            bar.show(moved.job.done_requests(), text=moved.job.summary())
+
+        return jobs.follow_job(
+            conn, ledger, job.name, poll_interval=how.poll_interval, on_update=on_update,
+            notify=console.note,
+        )  # fmt: skip
 
 
 def _shards_wait(n: int) -> str:

@@ -25,7 +25,6 @@ undo a newer one.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
-from openai_batch.flow import submit
+from openai_batch.flow import follow, submit
 from openai_batch.flow.session import Session
 from openai_batch.ledger import jobstore
 from openai_batch.ledger.digests import matches
@@ -42,7 +41,6 @@ from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile import scan
 from openai_batch.service import api
 from openai_batch.service import shape as batchshape
-from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -51,7 +49,6 @@ REQUEUE_BASE_FACTOR = 12.0  # a lone requeued shard first waits 12 poll interval
 REQUEUE_MAX_DELAY = 1800.0  # ...doubling up to 30 minutes
 WAIT_FOR_A_FINISH = -1.0  # not_before: start again once another batch of the job is final
 LONELY_WARNING_AFTER = 3  # requeues with nothing else running before we say it may never fit
-MAX_POLL_INTERVAL = 60.0
 
 
 @dataclass
@@ -316,69 +313,36 @@ def step(
     return jobstore.load_job(ledger, name), events
 
 
-class StoppedWaiting(Exception):
-    """Ctrl-C while following a job: its batches go on; the caller says how to resume."""
+@dataclass
+class Moved:
+    """One poll of a job: the job after it, and what happened to its shards."""
 
-    def __init__(self, job: Job) -> None:
-        super().__init__("stopped waiting")
-        self.job = job
+    job: Job
+    events: list[Event]
 
 
-def drive(
+def follow_job(
     conn: api.Connection,
     ledger: Ledger,
     name: str,
     *,
     poll_interval: float = 5.0,
-    progress: bool = True,
-    emit: Callable[[Event], None] | None = None,
-    first: list[Event] | None = None,
+    on_update: Callable[[Moved], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Job:
-    """Move the job until every shard's batch is final, with one progress bar over all requests.
+    """Move the job until every shard's batch is final, in flow/follow's one polling loop.
 
-    Polls back off x1.5 up to a minute while nothing changes, and start again at
-    `poll_interval` when a batch starts, ends or is requeued.
-    """
-    job = jobstore.load_job(ledger, name, conn.service)
-    bar = progress_bar(enabled=progress, total=job.requests, unit=" req", desc=job.summary())
-    say = _emitter(bar, emit, progress)
-    for event in first or []:
-        say(event)
-    interval = max(0.0, poll_interval)
+    A batch that starts, ends or is requeued starts the backoff again at `poll_interval`.
+    Ctrl-C raises follow.StoppedWaiting with the job as the ledger has it then."""
     watch = batchshape.UnknownWatch()
+
+    def poll() -> follow.Polled[Moved]:
+        job, events = step(conn, ledger, name, poll_interval=poll_interval, notify=notify)
+        for shard in job.in_state(RUNNING):
+            watch.see(shard.batch_id, shard.status)
+        return follow.Polled(Moved(job, events), job.finished, changed=bool(events))
+
     try:
-        while True:
-            job, events = step(conn, ledger, name, poll_interval=poll_interval, notify=notify)
-            for event in events:
-                say(event)
-            for shard in job.in_state(RUNNING):
-                watch.see(shard.batch_id, shard.status)
-            bar.n = job.done_requests()
-            bar.set_description_str(job.summary(), refresh=False)
-            bar.refresh()
-            if job.finished:
-                return job
-            if events:
-                interval = max(0.0, poll_interval)
-            time.sleep(interval)
-            interval = min(max(interval * 1.5, 0.01), MAX_POLL_INTERVAL)
-    except KeyboardInterrupt:
-        raise StoppedWaiting(jobstore.load_job(ledger, name)) from None
-    finally:
-        bar.close()
-
-
-def _emitter(
-    bar: Any, emit: Callable[[Event], None] | None, progress: bool
-) -> Callable[[Event], None]:
-    if emit is None:
-        return lambda event: None
-    if not progress:
-        return emit
-
-    def say(event: Event) -> None:
-        with bar.external_write_mode(file=sys.stderr):
-            emit(event)
-
-    return say
+        return follow.follow(poll, poll_interval=poll_interval, on_update=on_update).job
+    except follow.StoppedWaiting:
+        raise follow.StoppedWaiting(jobstore.load_job(ledger, name)) from None
