@@ -7,6 +7,7 @@ from pathlib import Path
 
 from openai_batch.estimate import prices
 from openai_batch.estimate.cost import Estimate
+from openai_batch.ui import tables
 from openai_batch.ui.console import plural
 
 
@@ -54,17 +55,8 @@ def table(est: Estimate) -> str:
     body = [_row(f, Path(f.path).name if f.path else "-", expected) for f in rows]
     if len(rows) > 1:
         body.append(_row(est, "total", expected))
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate([header, *body]):
-        cells = [
-            c.ljust(w) if i in (0, 2) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0 or (len(rows) > 1 and n == len(body) - 1):
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    rules = {0, len(body) - 1} if len(rows) > 1 else {0}  # under the header, above the total
+    return tables.table(body, header, right=set(range(len(header))) - {0, 2}, rules_after=rules)
 
 
 def _row(est: Estimate, name: str, expected: bool) -> list[str]:

@@ -7,7 +7,7 @@ split on runs of spaces, and tests assert it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from openai_batch.ledger.jobrecords import QUEUED, Job
@@ -22,14 +22,27 @@ LIST_HEADER = ("id", "created", "status", "completed/failed/total", "description
 STATUS_HEADER = ("shard", "request file", "batch", "status", "completed/failed/total", "tokens~")
 
 
-def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    """A plain left-aligned text table."""
+def table(
+    rows: Sequence[Sequence[str]],
+    header: Sequence[str],
+    *,
+    right: Collection[int] = (),
+    rules_after: Collection[int] = (),
+) -> str:
+    """A plain text table: columns left-aligned, those numbered in `right` right-aligned
+    (figures), and a rule of dashes under each line numbered in `rules_after` (0: the header)."""
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    lines = []
+    for n, row in enumerate([header, *rows]):
+        cells = (
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        lines.append("  ".join(cells).rstrip())
+        if n in rules_after:
+            lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
