@@ -391,6 +391,22 @@ def test_job_errors_are_clean(fake: FakeOpenAI, capsys: Capsys, tmp_path: Path) 
     assert fake.batch_create_count == 1
 
 
+def test_a_refused_job_name_with_a_space_is_quoted_in_the_hint(
+    fake: FakeOpenAI, capsys: Capsys, tmp_path: Path
+) -> None:
+    """The command the refusal suggests can be pasted: the job's name is quoted for a shell."""
+    template, data = make_inputs(tmp_path, 3)
+    assert run_cli(capsys, "run", template, data, "--job", "my job", *FAST)[0] == 0
+    other = tmp_path / "other.csv"
+    other.write_text("Id,Text\nx,another table\n", encoding="utf-8")
+    code, _, err = run_cli(
+        capsys, "run", template, other, "-o", "o.jsonl", "--job", "my job", *FAST
+    )
+    assert code == 1 and "job 'my job' was started with other request files (1 file;" in err
+    assert "`openai-batch get-batch-results --job 'my job'`" in err, err
+    assert fake.batch_create_count == 1
+
+
 def json_of(capsys: Capsys, *args: Any) -> tuple[int, Any]:
     code, out, err = run_cli(capsys, *args, "--json")
     assert "Traceback" not in err, err

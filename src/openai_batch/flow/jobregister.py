@@ -23,6 +23,8 @@ from openai_batch.ledger.jobrecords import Job, JobInputs, ShardSpec
 from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile import scan
 from openai_batch.results import merge as results
+from openai_batch.ui import hints
+from openai_batch.ui.console import plural
 
 if TYPE_CHECKING:
     from openai_batch.requestfile.make import MakeResult
@@ -79,15 +81,18 @@ def register(
         max_enqueued_tokens=max_enqueued_tokens,
         force=force,
     )
-    name, created = jobstore.save_job(
-        ledger,
-        service,
-        specs,
-        tokens,
-        inputs,
-        name=name,
-        new_name=default_name(data, specs[0].path),
-    )
+    try:
+        name, created = jobstore.save_job(
+            ledger, service, specs, tokens, inputs, name=name,
+            new_name=default_name(data, specs[0].path),
+        )  # fmt: skip
+    except jobstore.OtherShards as other:
+        follow = hints.command(["get-batch-results", "--job", other.name])
+        raise BatchError(
+            f"{other} ({plural(other.recorded, 'file')}; these {other.given} differ)",
+            hint=f"give these files a new job name with --job NAME, or follow the old job with "
+            f"`{follow}`",
+        ) from None
     for spec in specs:
         ledger.record_request_file(
             spec.path,

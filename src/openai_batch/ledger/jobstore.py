@@ -19,6 +19,14 @@ from openai_batch.ledger.jobrecords import DONE, QUEUED, Job, JobInputs, Shard, 
 from openai_batch.ledger.store import Ledger
 
 
+class OtherShards(Exception):
+    """The job already started other request files: nothing changed (the caller words it)."""
+
+    def __init__(self, name: str, recorded: int, given: int) -> None:
+        super().__init__(f"job {name!r} was started with other request files")
+        self.name, self.recorded, self.given = name, recorded, given
+
+
 def _shard(row: Any) -> Shard:
     return Shard(
         number=row["shard"],
@@ -160,7 +168,7 @@ def save_job(
 
     Without `name`, the job made from the same inputs and the same files (digests, in order)
     is found again; else a new one is named from `new_name`, made unique. Returns (name,
-    created)."""
+    created). OtherShards when the named job already started other files."""
     digests = [s.digest for s in specs]
     now = time.time()
     with ledger.transaction() as db:
@@ -255,13 +263,7 @@ def _set_shards(
     same = [r["digest"] for r in rows] == [s.digest for s in specs]
     if rows and not same:
         if any(r["batch_id"] or r["state"] != QUEUED for r in rows):
-            files = f"{len(rows):,} file" + ("" if len(rows) == 1 else "s")
-            raise BatchError(
-                f"job {name!r} was started with other request files "
-                f"({files}; these {len(specs)} differ)",
-                hint="give these files a new job name with --job NAME, or follow the old job "
-                f"with `openai-batch get-batch-results --job {name}`",
-            )
+            raise OtherShards(name, len(rows), len(specs))
         db.execute("DELETE FROM job_shards WHERE job = ?", (name,))
         rows = []
     if not rows:
