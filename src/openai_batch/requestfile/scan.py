@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from openai_batch.errors import BatchError
 from openai_batch.ledger.digests import new_digest
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
+from openai_batch.requestfile.read import read_lines
 from openai_batch.ui import console, hints
 
 
@@ -44,27 +45,29 @@ def scan_request_file(
     urls: dict[str, None] = {}
     models: dict[str, None] = {}
     lines = 0
-    with open(path, "rb") as fh:
-        for raw in fh:
-            hasher.update(raw)
-            if not raw.strip():
-                continue
-            lines += 1
-            _note_url_and_model(raw, urls, models)
+    for line in read_lines(path):
+        hasher.update(line.raw)
+        if line.empty:
+            continue
+        lines += 1
+        if len(urls) < 2 or len(models) < 2:
+            _note_url_and_model(line.request, urls, models)
     warnings = check_request_file(path, limits) if check else 0
     endpoint = next(iter(urls), None)
     model = next(iter(models), None)
     return RequestFileInfo(path, hasher.hexdigest(), size, lines, endpoint, model, warnings)
 
 
-def _note_url_and_model(raw: bytes, urls: dict[str, None], models: dict[str, None]) -> None:
-    if len(urls) > 1 and len(models) > 1:
+def _note_url_and_model(
+    request: dict[str, Any] | None, urls: dict[str, None], models: dict[str, None]
+) -> None:
+    """The line's url and model, when it is a request that has them (the check says the rest)."""
+    if request is None:
         return
     try:
-        request = json.loads(raw)
         urls.setdefault(str(request["url"]), None)
         model = request["body"].get("model")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         return
     if isinstance(model, str):
         models.setdefault(model, None)
