@@ -9,8 +9,9 @@ output and error files as the service returns them (shuffled, about 1% errors, a
 without any result), then runs, each in its own subprocess so peak memory is that run's alone:
 
 - join:  what `get-batch-results --job NAME -o responses.jsonl --csv out.csv` does once the
-         files are downloaded (results.ResultIndex, write_responses in request order,
-         join.write_table over the data table), with the progress bar on;
+         files are downloaded (results.ResultIndex; the responses file in request order, in
+         a forked child for a big join, while join.write_table joins the data table, with
+         the progress bar on; the request files with failures found);
 - join at a fifth of the rows, to show that peak memory does not grow with the rows;
 - floor: read every output and error file and write the same bytes to one file, then fsync.
 
@@ -104,6 +105,7 @@ def child_join(args: list[str]) -> None:
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     from openai_batch.results import join, joinplan
     from openai_batch.results import merge as results
+    from openai_batch.results.background import start_responses
     from openai_batch.results.tablewriter import TableTarget
 
     index = results.ResultIndex()
@@ -113,11 +115,18 @@ def child_join(args: list[str]) -> None:
     plan = joinplan.JoinPlan(order_files=[Path(p) for p in spec["requests"]],
                               data=Path(spec["data"]))  # fmt: skip
     try:
-        results.write_responses(index, Path(spec["responses"]), plan.order())
-        join.write_table(
-            index, TableTarget(Path(spec["table"]), "csv"), chunks=joinplan.iter_data(plan),
-            order=plan.order(), progress=True,
-        )  # fmt: skip
+        results.problems(index)
+        pending = start_responses(index, Path(spec["responses"]), plan.order())
+        try:
+            join.write_table(
+                index, TableTarget(Path(spec["table"]), "csv"), chunks=joinplan.iter_data(plan),
+                order=plan.order(), progress=True,
+            )  # fmt: skip
+        except BaseException:
+            pending.cancel()
+            raise
+        pending.result()
+        results.files_with_failures(index, plan.order_files)
     finally:
         index.close()
 

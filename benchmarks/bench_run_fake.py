@@ -8,7 +8,8 @@ here, on loopback): make the request files; upload them and start the batches (t
 for every batch (the fake answers each request when it is polled, so this is the fake's work,
 not the service's hours) and download the output files; join them into the responses file
 and the CSV. The last step is timed a second time with the files already downloaded: the
-difference is the download. Prints seconds per step and the share of each.
+difference is the download. Prints seconds per step, the share of each, and CPU seconds (the
+CLI's process and its children; for the wait, the fake's work in this process too).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from bench_make import make_data, make_template, run_child  # noqa: E402
+from bench_make import make_data, make_template  # noqa: E402
+from bench_results import run_timed  # noqa: E402
 
 
 def main() -> int:
@@ -58,28 +60,31 @@ def bench(rows: int, work: Path) -> int:
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    steps: list[tuple[str, float]] = []
+    steps: list[tuple[str, float, float]] = []  # label, wall seconds, CPU seconds
     try:
         started = time.perf_counter()
-        steps.append(("make the request files", run_child(
-            [*cli, "make-batch-file", str(template), str(data), "-o", str(out / "r.jsonl"), "-q"],
-            env)[0]))  # fmt: skip
+        make = [*cli, "make-batch-file", str(template), str(data), "-o", str(out / "r.jsonl"), "-q"]
+        steps.append(("make the request files", *run_timed(make, env)[:2]))
         files = sorted(str(p) for p in out.glob("r*.jsonl"))
-        steps.append(("upload them, start the batches", run_child(
-            [*cli, "start-batch", *files, "--job", "bench"], env)[0]))  # fmt: skip
+        start = [*cli, "start-batch", *files, "--job", "bench"]
+        steps.append(("upload them, start the batches", *run_timed(start, env)[:2]))
         results = [*cli, "get-batch-results", "--job", "bench", "-o", str(work / "resp.jsonl"),
                    "--csv", str(work / "out.csv"), "--poll-interval", "0"]  # fmt: skip
-        first = run_child([*results, "--wait"], env)[0]
-        again = run_child(results, env)[0]
-        total = time.perf_counter() - started - again
-        steps.append(("wait (the fake answers) + download", first - again))
-        steps.append(("join: responses file + CSV", again))
+        fake_cpu = time.process_time()  # the fake runs in this process (its threads)
+        first = run_timed([*results, "--wait"], env)
+        fake_cpu = time.process_time() - fake_cpu
+        again = run_timed(results, env)
+        total = time.perf_counter() - started - again[0]
+        steps.append(("wait (the fake answers) + download", first[0] - again[0],
+                      first[1] - again[1] + fake_cpu))  # fmt: skip
+        steps.append(("join: responses file + CSV", again[0], again[1]))
     finally:
         fake.stop()
     print(f"{rows:,} rows, `run --wait --csv` as its steps, against tests/fake_openai.py")
-    for label, seconds in steps:
-        print(f"  {label:40} {seconds:8.1f} s  {seconds / total:6.1%}")
-    print(f"  {'total':40} {total:8.1f} s")
+    print(f"  {'':40} {'seconds':>8}  {'share':>6} {'CPU s':>8}")
+    for label, seconds, cpu in steps:
+        print(f"  {label:40} {seconds:8.1f}  {seconds / total:6.1%} {cpu:8.1f}")
+    print(f"  {'total':40} {total:8.1f}")
     return 0
 
 

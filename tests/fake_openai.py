@@ -185,11 +185,12 @@ import struct
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -704,6 +705,42 @@ class Plan:
         return bool(self.fail_every) and (index + 1) % self.fail_every == 0
 
 
+class _RequestLines(Sequence[dict]):
+    """The request lines of a validated input file, each parsed when it is read: a batch
+    holds the file's bytes and line offsets, not a parsed dict per request (a million
+    requests would take gigabytes)."""
+
+    def __init__(self, data: bytes, count: int) -> None:
+        self._data = data
+        self._starts = array("q", [0])
+        for match in re.finditer(b"\n", data):
+            if len(self._starts) > count:
+                break
+            self._starts.append(match.end())
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> dict: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict]: ...
+
+    def __getitem__(self, index: int | slice) -> dict | list[dict]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if not -self._count <= index < self._count:
+            raise IndexError(index)
+        index %= self._count
+        start, end = (
+            self._starts[index],
+            self._starts[index + 1] if index + 1 < len(self._starts) else len(self._data),
+        )
+        return json.loads(self._data[start:end])
+
+
 @dataclass
 class FakeBatch:
     """A batch and its hidden processing state."""
@@ -736,7 +773,7 @@ class FakeBatch:
     input_tokens: int = 0
     output_tokens: int = 0
     prompt_tokens_estimate: int = 0
-    requests: list[dict] = field(default_factory=list)
+    requests: Sequence[dict] = field(default_factory=list)
     next_index: int = 0
     ok_lines: list[str] = field(default_factory=list)
     error_lines: list[str] = field(default_factory=list)
@@ -1471,7 +1508,7 @@ class FakeOpenAI:
             batch.failed_at = self._now
             batch.errors = errors
             return
-        batch.requests = requests
+        batch.requests = _RequestLines(input_file.data, len(requests))  # each parsed when used
         batch.total = len(requests)
         batch.model = model
         batch.status = "in_progress"
@@ -1587,6 +1624,8 @@ class FakeOpenAI:
             data = ("\n".join(error_lines) + "\n").encode()
             name = f"{batch.id}_error.jsonl"
             batch.error_file_id = self._new_file(data, name, "batch_output", expires).id
+        # The batch is over: its files hold the lines now (a million rows fit in memory).
+        batch.requests, batch.ok_lines, batch.error_lines = [], [], []
 
     def _odd_lines(self, lines: list[str]) -> list[str]:
         """The output lines with `odd_results` swapped in and `duplicate_results` repeated."""

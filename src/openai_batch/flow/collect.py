@@ -14,6 +14,7 @@ from openai_batch.ledger.store import RequestFileRecord, download_path
 from openai_batch.local import output_guard
 from openai_batch.results import join
 from openai_batch.results import merge as results
+from openai_batch.results.background import start_responses
 from openai_batch.results.joinplan import JoinPlan, iter_data, keep_rows, plan_join
 from openai_batch.results.outputs import Outputs
 from openai_batch.service import api
@@ -177,15 +178,23 @@ def collect(
     failing: list[Path] = []
     try:
         notes = results.problems(index)
-        responses = results.write_responses(index, outputs.responses, plan.order())
+        # A big join writes the responses file in a child process meanwhile (both cores).
+        pending = start_responses(
+            index, outputs.responses, plan.order(), background=table is not None
+        )
         summary = None
-        if table is not None:
-            chunks = iter_data(plan) if plan.data is not None else None
-            schema = join.response_schema(plan.order_files[0] if plan.order_files else None)
-            summary = join.write_table(
-                index, table, chunks=chunks, order=plan.order(), keep_row=keep_rows(plan),
-                schema=schema, progress=progress,
-            )  # fmt: skip
+        try:
+            if table is not None:
+                chunks = iter_data(plan) if plan.data is not None else None
+                schema = join.response_schema(plan.order_files[0] if plan.order_files else None)
+                summary = join.write_table(
+                    index, table, chunks=chunks, order=plan.order(), keep_row=keep_rows(plan),
+                    schema=schema, progress=progress,
+                )  # fmt: skip
+        except BaseException:
+            pending.cancel()
+            raise
+        responses = pending.result()
         counted = summary or responses
         if counted.error or counted.missing:
             failing = results.files_with_failures(index, plan.order_files)

@@ -356,7 +356,7 @@ class ResultIndex:
     def hits(self, custom_ids: list[str]) -> list[Hit | None]:
         """Where the results of many custom_ids are (one numpy search and one gather for all:
         per-row numpy indexing would cost more than the join itself)."""
-        found = self._found(custom_ids)
+        found = self.found(custom_ids)
         have = found >= 0
         chosen = self._built()[found[have]]
         columns = [chosen[name].tolist() for name in _HIT_FIELDS]
@@ -365,9 +365,9 @@ class ResultIndex:
 
     def positions(self, custom_ids: list[str]) -> list[int | None]:
         """position() of many custom_ids at once (one numpy search)."""
-        return [None if p < 0 else p for p in self._found(custom_ids).tolist()]
+        return [None if p < 0 else p for p in self.found(custom_ids).tolist()]
 
-    def _found(self, custom_ids: list[str]) -> Any:
+    def found(self, custom_ids: list[str]) -> Any:
         """The winners' positions of many custom_ids (int64, -1 where there is no result)."""
         import numpy as np
 
@@ -391,6 +391,10 @@ class ResultIndex:
     def __len__(self) -> int:
         return len(self._built())
 
+    def ok_flags(self) -> Any:
+        """Per winner, whether it is a success (numpy array, by position)."""
+        return self._built()["ok"].astype(bool)
+
     def ok_at(self, position: int) -> bool:
         return bool(self._built()["ok"][position])
 
@@ -408,10 +412,36 @@ class ResultIndex:
         return self._row(self._spilled_at(hit.spill, hit.spill_length), custom_id)
 
     def cells_of(self, hit: Hit, custom_id: str, keys: list[str]) -> list[Any]:
-        """The table cells of the result at `hit`: custom_id, status, content, finish_reason,
-        refusal, prompt_tokens, completion_tokens, error, then one per JSON key in `keys`
-        (the spilled record is already these cells: no RowResult on the hot path)."""
-        cells = self._spilled_at(hit.spill, hit.spill_length)
+        """The table cells of the result at `hit` (see cells_at)."""
+        return self.cells_at(hit.spill, hit.spill_length, custom_id, keys)
+
+    def spill_spans(self, positions: Any) -> tuple[list[int], list[int]]:
+        """Where the answers of the winners at `positions` are in the spill file (offsets,
+        lengths), for cells_at."""
+        chosen = self._built()[positions]
+        return chosen["spill"].tolist(), chosen["spill_length"].tolist()
+
+    def raw_lines(self, positions: Any) -> Iterator[bytes]:
+        """The raw result lines of the winners at `positions` (numpy int array), in order,
+        each ending in a line feed."""
+        chosen = self._built()[positions]
+        fds: dict[int, int] = {}
+        for source, offset, length in zip(
+            chosen["source"].tolist(), chosen["offset"].tolist(), chosen["length"].tolist(),
+            strict=True,
+        ):  # fmt: skip
+            fd = fds.get(source)
+            if fd is None:
+                fd = fds[source] = self._handle(source).fileno()
+            line = os.pread(fd, length, offset)
+            yield line if line.endswith(b"\n") else line + b"\n"
+
+    def cells_at(self, spill: int, spill_length: int, custom_id: str, keys: list[str]) -> list[Any]:
+        """The table cells of the result spilled at (spill, spill_length): custom_id, status,
+        content, finish_reason, refusal, prompt_tokens, completion_tokens, error, then one per
+        JSON key in `keys` (the spilled record is already these cells: no RowResult on the hot
+        path)."""
+        cells = self._spilled_at(spill, spill_length)
         if cells[0] != custom_id:
             self._row(cells, custom_id)  # raises: a hash collision is never a wrong row
         if keys:
@@ -492,7 +522,7 @@ class ResultIndex:
 
     def any_needs_retry(self, custom_ids: list[str]) -> bool:
         """Whether any of these custom_ids failed or has no result (one numpy search)."""
-        found = self._found(custom_ids)
+        found = self.found(custom_ids)
         return bool((found < 0).any()) or not bool(self._built()["ok"][found].all())
 
     def new_mask(self) -> Any:

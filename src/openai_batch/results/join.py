@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from openai_batch.results import answers
 from openai_batch.results.answers import cell_text
@@ -48,6 +48,7 @@ RESULT_COLUMNS = (
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
 MAX_JSON_COLUMNS = 100
 COMMON_SHARE = 0.1  # a key becomes a column when at least this share of JSON answers has it
+_DROPPED = -2  # a data row not in these request files (keep_row said no)
 _SCHEMA_TYPES = {"integer": "int", "number": "float", "boolean": "bool"}
 
 
@@ -158,9 +159,13 @@ class _Counter:
         self._check = check_formulas
 
     def add(self, cells: list[Any]) -> None:
-        self.counts[cells[self._start - 1]] += 1
+        self.add_result(cells, self._start - 2)
+
+    def add_result(self, cells: list[Any], at: int = 0) -> None:
+        """Count the result cells starting at `at` (custom_id, status, ...)."""
+        self.counts[cells[at + 1]] += 1
         if self._check:
-            for value in cells[self._start :]:  # the first character decides most cells
+            for value in cells[at + 2 :]:  # the first character decides most cells
                 if (
                     type(value) is str
                     and value
@@ -244,6 +249,8 @@ def _write_joined(
     advance: Callable[[int], object],
 ) -> tuple[int, list[str], _Counter, TableWriter]:
     """Data rows in file order, each followed by its result cells; the data cells as read."""
+    import numpy as np
+
     iterator = iter(chunks)
     first = next(iterator, None)
     data_columns = [str(c) for c in first[1].columns] if first is not None else []
@@ -255,18 +262,28 @@ def _write_joined(
     with TableWriter(target, columns, named) as writer:
         for ids, frame in _chain(first, iterator):
             rows = _rows(frame)
-            hits = index.hits(ids)
-            for custom_id, data, hit in zip(ids, rows, hits, strict=True):
-                row_number += 1
-                if keep_row is not None and not keep_row(row_number - 1, custom_id):
+            found = index.found(ids)
+            if keep_row is not None:  # rows of other request files have no result here
+                kept = [keep_row(row_number + n, c) for n, c in enumerate(ids)]
+                found[~np.array(kept, dtype=bool)] = _DROPPED
+            have = found >= 0
+            seen[found[have]] = True
+            spills, lengths = (iter(span) for span in index.spill_spans(found[have]))
+            # CSV/TSV: the data cells of the whole chunk as text at once (Arrow), else per row
+            prefixes = writer.data_prefixes(frame) if data_columns else None
+            for custom_id, data, at in zip(ids, prefixes or rows, found.tolist(), strict=True):
+                if at >= 0:
+                    result = index.cells_at(next(spills), next(lengths), custom_id, keys)
+                elif at == _DROPPED:
                     continue
-                if hit is None:
-                    cells = [*data, *_result_cells(answers.MISSING, custom_id, keys)]
                 else:
-                    seen[hit.position] = True
-                    cells = [*data, *index.cells_of(hit, custom_id, keys)]
-                counter.add(cells)
-                writer.write(cells)
+                    result = _result_cells(answers.MISSING, custom_id, keys)
+                counter.add_result(result)
+                if prefixes is None:
+                    writer.write([*data, *result])
+                else:
+                    writer.write_after(cast(str, data), result)
+            row_number += len(ids)
             advance(len(ids))
         rows_written = writer.rows
     return rows_written, columns, counter, writer
