@@ -113,7 +113,7 @@ def _follow(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> Job:
                     bar.write(partial(say_event, event))
             bar.show(moved.job.done_requests(), text=moved.job.summary())
 
-        return jobs.follow_job(
+        return jobs.wait_for_job(
             conn, ledger, job.name, poll_interval=how.poll_interval, on_update=on_update,
             notify=console.note,
         )  # fmt: skip

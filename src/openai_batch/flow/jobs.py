@@ -321,7 +321,7 @@ class Moved:
     events: list[Event]
 
 
-def follow_job(
+def wait_for_job(
     conn: api.Connection,
     ledger: Ledger,
     name: str,
