@@ -107,13 +107,14 @@ def child_join(args: list[str]) -> None:
     from openai_batch.results import merge as results
     from openai_batch.results.background import start_responses
     from openai_batch.results.tablewriter import TableTarget
+    from openai_batch.table.spec import TableSpec
 
     index = results.ResultIndex()
     for rank, (output, errors) in enumerate(spec["outputs"]):
         index.add_file(Path(output), rank, f"g{rank}")
         index.add_file(Path(errors), rank, f"g{rank}")
     plan = joinplan.JoinPlan(order_files=[Path(p) for p in spec["requests"]],
-                              data=Path(spec["data"]))  # fmt: skip
+                             table=TableSpec(spec["data"]))  # fmt: skip
     try:
         results.problems(index)
         pending = start_responses(index, Path(spec["responses"]), plan.order())

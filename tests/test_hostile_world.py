@@ -12,7 +12,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import cli_json, run_cli
-from openai_batch.ledger.store import DB_NAME, home_dir, open_ledger
+from openai_batch.ledger.store import DB_NAME, home_dir
 from openai_batch.service.redaction import public_url, redact
 
 Capsys = pytest.CaptureFixture[str]
@@ -145,27 +145,6 @@ def test_a_password_in_the_base_url_is_never_printed_or_stored(
     code, out, err = run_cli(capsys, "list-batches")
     assert code == 3 and "Traceback" not in err and "error: " in err
     assert "s3cret" not in out + err and "alice" not in out + err
-
-
-def test_passwords_recorded_by_an_older_version_are_removed_from_the_ledger(
-    fake: FakeOpenAI, capsys: Capsys, tmp_path: Path
-) -> None:
-    code, started = cli_json(capsys, "start-batch", request_file(tmp_path / "r.jsonl"))
-    assert code == 0
-    secret_service = f"http://alice:pw-s3cret@{fake.base_url.removeprefix('http://')}"
-    db = sqlite3.connect(home_dir() / DB_NAME)
-    with db:
-        for table in ("uploads", "batches"):
-            db.execute(f"UPDATE {table} SET service = ?", (secret_service,))
-        db.execute("DELETE FROM schema_migrations WHERE version >= 5")
-    db.close()
-    with open_ledger() as ledger:
-        assert ledger.schema_version() >= 5
-    assert "s3cret" not in ledger_text()
-    # and the rows still belong to the service: the file is not uploaded or started again
-    code, again = cli_json(capsys, "start-batch", "r.jsonl")
-    assert code == 0 and again[0]["id"] == started[0]["id"]
-    assert fake.upload_count == 1 and fake.batch_create_count == 1
 
 
 def test_redaction_removes_keys_tokens_and_url_passwords(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ import pytest
 from openai_batch.errors import BatchError
 from openai_batch.ledger import store as ledger_mod
 from openai_batch.ledger.store import MIGRATIONS, home_dir, open_ledger
+from openai_batch.table.spec import TableSpec
 
 SERVICE = "http://127.0.0.1:1/v1"
 
@@ -80,14 +81,15 @@ def test_request_files_keep_known_facts_and_follow_retry_parents(
             tmp_path / "a.jsonl",
             "digest-a",
             requests=10,
-            data=tmp_path / "d.csv",
+            table=TableSpec(str(tmp_path / "d.csv"), id_prefix="row_", sheet="S", limit=5),
             first_row=0,
-            table_options={"id_prefix": "id_"},
         )
         # re-recording the same file without data (e.g. upload) keeps what make recorded
         again = led.record_request_file(tmp_path / "a.jsonl", "digest-a", bytes=99)
         assert again.data == str((tmp_path / "d.csv").resolve())
-        assert again.table_options == {"id_prefix": "id_"}
+        assert again.table == TableSpec(
+            str((tmp_path / "d.csv").resolve()), id_prefix="row_", sheet="S", limit=5
+        )
         assert again.bytes == 99 and again.requests == 10
         led.record_request_file(tmp_path / "r1.jsonl", "digest-r1", parent_digest="digest-a")
         led.record_request_file(tmp_path / "r2.jsonl", "digest-r2", parent_digest="digest-r1")
@@ -221,146 +223,46 @@ def test_module_exposes_downloads_dir_under_home(home: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Schema 4: content digests (xxh3-128) instead of SHA-256
-
-OLD_A, OLD_B, OLD_C = "a" * 64, "b" * 64, "c" * 64  # SHA-256-shaped values an older ledger holds
+# The schema and its migrations
 
 
-def _ledger_at(home: Path, version: int) -> sqlite3.Connection:
-    """A ledger as an older openai-batch left it: migrations up to `version` only."""
-    home.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(home / ledger_mod.DB_NAME)
-    db.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "applied_at REAL NOT NULL)"
-    )
-    for number, name, statements in MIGRATIONS:
-        if number > version:
-            break
-        for statement in statements:
-            db.execute(statement)
-        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (number, name))
-    db.commit()
-    return db
-
-
-def test_a_ledger_at_version_3_opens_at_4_with_its_rows_under_the_new_names(home: Path) -> None:
-    db = _ledger_at(home, 3)
-    db.execute(
-        "INSERT INTO request_files (path, sha256, parent_sha256, data_sha256, make_run, "
-        "requests, recorded_at) VALUES ('/x/r.jsonl', ?, ?, ?, 'run-1', 3, 1)",
-        (OLD_A, OLD_B, OLD_C),
-    )
-    db.execute(
-        "INSERT INTO uploads (file_id, service, sha256, path, recorded_at) "
-        "VALUES ('file-1', ?, ?, '/x/r.jsonl', 1)",
-        (SERVICE, OLD_A),
-    )
-    db.execute(
-        "INSERT INTO batches (batch_id, service, input_file_id, sha256, recorded_at, updated_at) "
-        "VALUES ('batch_1', ?, 'file-1', ?, 1, 1)",
-        (SERVICE, OLD_A),
-    )
-    db.execute(
-        "INSERT INTO jobs (name, service, created_at, updated_at) VALUES ('j', ?, 1, 1)", (SERVICE,)
-    )
-    db.execute(
-        "INSERT INTO job_shards (job, shard, path, sha256, updated_at) "
-        "VALUES ('j', 1, '/x/r.jsonl', ?, 1)",
-        (OLD_A,),
-    )
-    db.commit()
-    db.close()
-
+def test_the_first_schema_keys_content_by_digest_with_indexes_that_are_used(home: Path) -> None:
     with open_ledger() as led:
-        assert led.schema_version() == MIGRATIONS[-1][0] >= 4  # and every later migration
-        record = led.request_file(digest=OLD_A)
-        assert record is not None
-        assert (record.path, record.parent_digest, record.data_digest, record.make_run) == (
-            "/x/r.jsonl", OLD_B, OLD_C, "run-1",
-        )  # fmt: skip
-        assert [u.file_id for u in led.uploads_for(SERVICE, OLD_A)] == ["file-1"]
-        assert [b.batch_id for b in led.batches_for(SERVICE, digests=[OLD_A])] == ["batch_1"]
-        shard = led.db.execute("SELECT digest FROM job_shards WHERE job = 'j'").fetchone()
-        assert shard[0] == OLD_A
         tables = [r[0] for r in led.db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        assert {"request_files", "uploads", "batches", "locks", "jobs", "job_shards"} <= set(tables)
         for table in tables:
             columns = [r[1] for r in led.db.execute(f"PRAGMA table_info({table})")]
             assert not [c for c in columns if "sha256" in c], (table, columns)
         indexes = {
             r[0]
-            for r in led.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            for r in led.db.execute("SELECT name FROM sqlite_master WHERE type='index'")
             if not r[0].startswith("sqlite_autoindex")
         }
         assert {"request_files_by_digest", "uploads_by_digest", "batches_by_digest"} <= indexes
-        assert not [i for i in indexes if "sha" in i]
         plan = led.db.execute(
             "EXPLAIN QUERY PLAN SELECT * FROM uploads WHERE service = ? AND digest = ?",
-            (SERVICE, OLD_A),
+            (SERVICE, "a" * 32),
         ).fetchall()
         assert "uploads_by_digest" in str([tuple(r) for r in plan])
 
 
-def test_rows_recorded_under_sha256_are_adopted_when_their_file_is_met_again(
-    home: Path, tmp_path: Path
+def test_a_later_migration_runs_once_in_order_with_sql_and_python_steps(
+    home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hashlib
-
-    from openai_batch.ledger.digests import digest_of
-
-    path = tmp_path / "r.jsonl"
-    path.write_bytes(b'{"custom_id": "id_0"}\n')
-    old, new = hashlib.sha256(path.read_bytes()).hexdigest(), digest_of(path)
-    up = SimpleNamespace(id="file-1", bytes=5, purpose="batch", created_at=1, expires_at=2)
     with open_ledger() as led:
-        led.record_request_file(path, old, template="t.json", data="d.csv", first_row=0)
-        led.record_request_file(tmp_path / "retry.jsonl", OLD_B, parent_digest=old)
-        led.record_upload(SERVICE, up, old, path)
-        led.record_batch(SERVICE, fake_batch("batch_1"))  # its content found through the upload
-        # the same path also recorded under the new digest (knowing less): the two merge
-        led.db.execute(
-            "INSERT INTO request_files (path, digest, bytes, recorded_at) VALUES (?, ?, 22, 2)",
-            (str(path.resolve()), new),
-        )
+        led.record_request_file("/x/r.jsonl", "d" * 32, requests=3)
+    calls: list[int] = []
 
-        assert led.adopt_legacy(path, new)
-        rows = led.db.execute(
-            "SELECT digest, template, first_row, bytes FROM request_files WHERE path = ?",
-            (str(path.resolve()),),
-        ).fetchall()
-        assert [tuple(r) for r in rows] == [(new, str((Path.cwd() / "t.json").resolve()), 0, 22)]
-        assert [r.digest for r in led.request_files_derived_from(new)] == [OLD_B]
-        assert [u.file_id for u in led.uploads_for(SERVICE, new)] == ["file-1"]
-        assert [b.batch_id for b in led.batches_for(SERVICE, digests=[new])] == ["batch_1"]
-        assert led.batches_for(SERVICE, digests=[old]) == []
-        assert not led.adopt_legacy(path, new)  # nothing left to adopt
+    def count_rows(db: sqlite3.Connection) -> None:
+        calls.append(db.execute("SELECT COUNT(*) FROM request_files").fetchone()[0])
 
-        # only the very content: an edited file at a recorded path is not adopted
-        other = tmp_path / "o.jsonl"
-        other.write_bytes(b"one\n")
-        led.record_request_file(other, hashlib.sha256(b"one\n").hexdigest())
-        other.write_bytes(b"two\n")
-        assert led.request_file(path=other, digest=digest_of(other)) is None
-        assert not led.adopt_legacy(tmp_path / "gone.jsonl", new)
-
-
-def test_content_started_before_the_upgrade_is_found_again_after_other_files_at_its_path(
-    home: Path, tmp_path: Path
-) -> None:
-    """Old version: file A made and started. Upgrade. File B made at the same path, then A
-    again: A's old rows are still adopted (else A is started, and paid for, twice)."""
-    import hashlib
-
-    from openai_batch.ledger.digests import digest_of
-
-    path = tmp_path / "r.jsonl"
-    a, b = b'{"custom_id": "id_0"}\n', b'{"custom_id": "id_1"}\n'  # the same size
-    with open_ledger() as led:
-        led.record_request_file(path, hashlib.sha256(a).hexdigest())  # before the upgrade
-        path.write_bytes(b)
-        led.record_request_file(path, digest_of(path))  # B, since the upgrade: not adopted
-        assert led.request_file(path=path, digest=digest_of(path)) is not None
-        path.write_bytes(a)
-        assert not led.adopt_legacy(path, "0" * 32)  # the caller's digest is another content's
-        assert led.adopt_legacy(path, digest_of(path))
-        assert led.request_file(path=path, digest=digest_of(path)) is not None
+    later = [(2, "a note per request file", ["ALTER TABLE request_files ADD COLUMN note TEXT",
+                                             count_rows])]  # fmt: skip
+    monkeypatch.setattr(ledger_mod, "MIGRATIONS", [*MIGRATIONS, *later])
+    for _ in range(2):
+        with open_ledger() as led:
+            assert led.schema_version() == 2
+            assert [tuple(r) for r in led.db.execute("SELECT note FROM request_files")] == [(None,)]
+            applied = led.db.execute("SELECT version FROM schema_migrations ORDER BY version")
+            assert [r[0] for r in applied] == [1, 2]
+    assert calls == [1]  # once, with the rows of the first schema there

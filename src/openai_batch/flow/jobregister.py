@@ -11,7 +11,6 @@ estimate/sampled.py, made once when the shard first joins a job.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -67,7 +66,6 @@ def register(
         raise BatchError("a job needs at least one request file")
     tokens = {}
     for spec in specs:  # outside the write transaction: tokenizing takes a moment
-        ledger.adopt_legacy(spec.path, spec.digest)  # a job from before ledger schema 4
         known = jobstore.known_tokens(ledger, spec.digest)
         tokens[spec.digest] = (
             known if known is not None else prompt_tokens(spec.path, spec.requests)
@@ -137,8 +135,7 @@ def one_make_run(ledger: Ledger, infos: Iterable[scan.RequestFileInfo]) -> bool:
     runs = {r.make_run for r in found}
     if None not in runs:
         return len(runs) == 1
-    tables = {(r.template, r.data, r.shards, json.dumps(r.table_options, sort_keys=True))
-              for r in found}  # fmt: skip
+    tables = {(r.template, r.table, r.shards) for r in found}
     numbers = [r.shard for r in found]
     return len(tables) == 1 and None not in numbers and len(set(numbers)) == len(numbers)
 

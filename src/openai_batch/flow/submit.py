@@ -22,6 +22,7 @@ from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile.scan import RequestFileInfo, scan_request_file
 from openai_batch.service import api
 from openai_batch.service import shape as batchshape
+from openai_batch.table.spec import TableSpec
 
 if TYPE_CHECKING:
     from openai.types import Batch, FileObject
@@ -68,20 +69,21 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
     opts = made.options
     data = Path(made.data)
     stat = data.stat()
-    data_digest = digest_of(data)
     run = uuid.uuid4().hex
-    table_options = {
-        "id_column": opts.id_column,
-        "id_prefix": opts.id_prefix,
-        "limit": opts.table.limit,
-        "sheet": opts.table.sheet,
-        "delimiter": opts.table.delimiter,
-        "encoding": opts.table.encoding,
-        "keep_spaces": opts.table.keep_spaces,
-        "ragged_rows": opts.table.ragged_rows,
-        "data_size": stat.st_size,
-        "data_mtime_ns": stat.st_mtime_ns,
-    }
+    table = TableSpec(
+        path=str(data.resolve()),
+        sheet=opts.table.sheet,
+        delimiter=opts.table.delimiter,
+        encoding=opts.table.encoding,
+        limit=opts.table.limit,
+        keep_spaces=opts.table.keep_spaces,
+        ragged_rows=opts.table.ragged_rows,
+        id_column=opts.id_column,
+        id_prefix=opts.id_prefix,
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        digest=digest_of(data),
+    )
     for number, shard in enumerate(made.files, start=1):
         ledger.record_request_file(
             shard.path,
@@ -91,12 +93,10 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
             endpoint=made.endpoint,
             model=made.model,
             template=made.template,
-            data=data,
-            table_options=table_options,
+            table=table,
             first_row=shard.first_row,
             shard=number,
             shards=len(made.files),
-            data_digest=data_digest,
             make_run=run,
         )
 
@@ -268,7 +268,6 @@ def start_one(
         )
     path = Path(target)
     info = info or scan_request_file(path, check=check, limits=conn.profile.limits)
-    ledger.adopt_legacy(path, info.digest)  # started before ledger schema 4? still found
     with ledger.lock(f"start:{conn.service}:{info.digest}", notify=notify):
         if not force:
             batch, others = _reusable_batch(conn, ledger, digest=info.digest, file_id=None)

@@ -6,8 +6,7 @@ recover its custom_id order), each upload (file id) and each batch. It lets a lo
 an id, stops double uploads and double starts, and lets get-batch-results find the data to join.
 It holds no secrets: no keys, no request or response content.
 
-Files are recognised by a content digest (`digests.digest_of`, xxh3-128, 32 hex characters);
-rows from before schema 4 hold SHA-256 values (see migration 4).
+Files are recognised by a content digest (`digests.digest_of`, xxh3-128, 32 hex characters).
 
 Schema changes are ordered, recorded migrations. WAL mode and a busy timeout let several commands
 use it at once; `lock()` serializes check-then-act sequences (is it started? no: start it) across
@@ -20,8 +19,8 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,40 +28,49 @@ from openai_batch import settings
 from openai_batch.errors import BatchError
 from openai_batch.ledger import faults as ledger_faults
 from openai_batch.ledger.locks import Heartbeat, Holder, Notify, owner, takeover_note, waiting_note
+from openai_batch.table.spec import TableSpec
 
 DB_NAME = "ledger.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
 
-# Each migration: (version, name, statements). Never edit a released one; append a new one.
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+# Ordered migrations: (version, name, steps), each step an SQL statement or a function of the
+# connection. All run in one transaction at open; the versions applied are recorded in
+# `schema_migrations`. Never edit a released one: append the next version. Version 1 is the
+# first released schema (the development history before it was squashed into it).
+Step = str | Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[int, str, list[Step]]] = [
     (
         1,
-        "request files, uploads, batches, locks",
+        "request files, uploads, batches, locks, jobs",
         [
+            # request files by content: `digest` (digests.py); how to find their rows again
             """CREATE TABLE request_files (
                 id INTEGER PRIMARY KEY,
                 path TEXT NOT NULL,
-                sha256 TEXT NOT NULL,
+                digest TEXT NOT NULL,
                 bytes INTEGER,
                 requests INTEGER,
                 endpoint TEXT,
                 model TEXT,
                 template TEXT,
                 data TEXT,
+                data_digest TEXT,
                 table_options TEXT,
                 first_row INTEGER,
                 shard INTEGER,
                 shards INTEGER,
-                parent_sha256 TEXT,
+                parent_digest TEXT,
                 job TEXT,
+                make_run TEXT,
                 recorded_at REAL NOT NULL,
-                UNIQUE (path, sha256)
+                UNIQUE (path, digest)
             )""",
-            "CREATE INDEX request_files_by_sha ON request_files (sha256)",
+            "CREATE INDEX request_files_by_digest ON request_files (digest)",
+            # `service` is the base URL without user name or password (redaction.public_url)
             """CREATE TABLE uploads (
                 file_id TEXT NOT NULL,
                 service TEXT NOT NULL,
-                sha256 TEXT NOT NULL,
+                digest TEXT NOT NULL,
                 path TEXT,
                 bytes INTEGER,
                 purpose TEXT,
@@ -72,12 +80,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 recorded_at REAL NOT NULL,
                 PRIMARY KEY (service, file_id)
             )""",
-            "CREATE INDEX uploads_by_sha ON uploads (service, sha256)",
+            "CREATE INDEX uploads_by_digest ON uploads (service, digest)",
             """CREATE TABLE batches (
                 batch_id TEXT NOT NULL,
                 service TEXT NOT NULL,
                 input_file_id TEXT,
-                sha256 TEXT,
+                digest TEXT,
                 endpoint TEXT,
                 description TEXT,
                 metadata TEXT,
@@ -92,19 +100,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 updated_at REAL NOT NULL,
                 PRIMARY KEY (service, batch_id)
             )""",
-            "CREATE INDEX batches_by_sha ON batches (service, sha256)",
+            "CREATE INDEX batches_by_digest ON batches (service, digest)",
             "CREATE INDEX batches_by_input ON batches (service, input_file_id)",
             """CREATE TABLE locks (
                 name TEXT PRIMARY KEY,
                 owner TEXT NOT NULL,
                 acquired_at REAL NOT NULL
             )""",
-        ],
-    ),
-    (
-        2,
-        "jobs: the shards of one template x table, their queue and their batches",
-        [
+            # jobs: the shards of one template x table, their queue and their batches
             """CREATE TABLE jobs (
                 name TEXT PRIMARY KEY,
                 service TEXT NOT NULL,
@@ -122,7 +125,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 job TEXT NOT NULL REFERENCES jobs (name),
                 shard INTEGER NOT NULL,
                 path TEXT NOT NULL,
-                sha256 TEXT NOT NULL,
+                digest TEXT NOT NULL,
                 requests INTEGER,
                 bytes INTEGER,
                 first_row INTEGER,
@@ -150,49 +153,6 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 PRIMARY KEY (job, service, batch_id)
             )""",
         ],
-    ),
-    (
-        3,
-        "request files: the data file's sha256 and the make-batch-file run they came from",
-        [
-            "ALTER TABLE request_files ADD COLUMN data_sha256 TEXT",
-            "ALTER TABLE request_files ADD COLUMN make_run TEXT",
-        ],
-    ),
-    # Content hashes moved from SHA-256 to xxh3-128 (see digests.py); the columns are renamed
-    # so the names tell the truth. Rows recorded before keep their 64-hex SHA-256 values, and no
-    # 32-hex digest ever equals one, so such rows are not found by content: `adopt_legacy`
-    # re-keys them when their file is met again at its recorded path (still the same content),
-    # so a batch or job started before the upgrade is not started again after it. Links
-    # between rows (batch -> upload -> request file -> parent) keep matching meanwhile, and
-    # `digests.matches` checks a file against an old value as what it is.
-    (
-        4,
-        "content digests: sha256 columns renamed to digest (xxh3-128); older rows keep their "
-        "sha256 values, not found by content until adopt_legacy re-keys them",
-        [
-            "ALTER TABLE request_files RENAME COLUMN sha256 TO digest",
-            "ALTER TABLE request_files RENAME COLUMN parent_sha256 TO parent_digest",
-            "ALTER TABLE request_files RENAME COLUMN data_sha256 TO data_digest",
-            "ALTER TABLE uploads RENAME COLUMN sha256 TO digest",
-            "ALTER TABLE batches RENAME COLUMN sha256 TO digest",
-            "ALTER TABLE job_shards RENAME COLUMN sha256 TO digest",
-            # SQLite carries indexes across a column rename; these only get honest names
-            "DROP INDEX request_files_by_sha",
-            "CREATE INDEX request_files_by_digest ON request_files (digest)",
-            "DROP INDEX uploads_by_sha",
-            "CREATE INDEX uploads_by_digest ON uploads (service, digest)",
-            "DROP INDEX batches_by_sha",
-            "CREATE INDEX batches_by_digest ON batches (service, digest)",
-        ],
-    ),
-    # Services were recorded by base URL as given, with a user name and password when
-    # OPENAI_BASE_URL had them (http://alice:secret@host/v1). They are recorded without now
-    # (redaction.public_url), and this removes them from rows recorded before.
-    (
-        5,
-        "service columns: passwords removed from the recorded base URLs",
-        ["scrub_service_userinfo"],
     ),
 ]
 
@@ -229,16 +189,24 @@ class RequestFileRecord:
     endpoint: str | None
     model: str | None
     template: str | None
-    data: str | None
-    table_options: dict[str, Any] = field(default_factory=dict)
+    table: TableSpec | None = None  # the data file it was made from, and how to read it again
     first_row: int | None = None
     shard: int | None = None
     shards: int | None = None
     parent_digest: str | None = None
     job: str | None = None
     recorded_at: float = 0.0
-    data_digest: str | None = None  # the data file's content when the request file was made
     make_run: str | None = None  # one id per make-batch-file run: its shards share it
+
+    @property
+    def data(self) -> str | None:
+        """The data file's absolute path, when known."""
+        return self.table.path if self.table is not None else None
+
+    @property
+    def data_digest(self) -> str | None:
+        """The data file's content when the request file was made, when known."""
+        return self.table.digest if self.table is not None else None
 
 
 @dataclass
@@ -337,20 +305,14 @@ class Ledger:
                     f"(schema {max(done)} > {newest})",
                     hint="upgrade openai-batch, or point OPENAI_BATCH_HOME elsewhere",
                 )
-            for version, name, statements in MIGRATIONS:
+            for version, name, steps in MIGRATIONS:
                 if version in done:
                     continue
-                if version == 4 and sqlite3.sqlite_version_info < (3, 25, 0):
-                    raise BatchError(
-                        f"this Python's SQLite {sqlite3.sqlite_version} is too old for the "
-                        "ledger (it needs 3.25 or newer, from 2018)",
-                        hint="use a Python built with a newer SQLite (python.org, conda, uv)",
-                    )
-                for statement in statements:
-                    if statement in _STEPS:
-                        _STEPS[statement](db)
+                for step in steps:
+                    if callable(step):
+                        step(db)
                     else:
-                        db.execute(statement)
+                        db.execute(step)
                 db.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (version, name, time.time()),
@@ -422,14 +384,12 @@ class Ledger:
         endpoint: str | None = None,
         model: str | None = None,
         template: Path | str | None = None,
-        data: Path | str | None = None,
-        table_options: dict[str, Any] | None = None,
+        table: TableSpec | None = None,
         first_row: int | None = None,
         shard: int | None = None,
         shards: int | None = None,
         parent_digest: str | None = None,
         job: str | None = None,
-        data_digest: str | None = None,
         make_run: str | None = None,
     ) -> RequestFileRecord:
         """Record (or refresh) a request file; known facts are kept when new ones are None."""
@@ -439,18 +399,17 @@ class Ledger:
             "endpoint": endpoint,
             "model": model,
             "template": _abs(template),
-            "data": _abs(data),
-            "table_options": json.dumps(table_options) if table_options is not None else None,
+            "data": _abs(table.path) if table is not None else None,
+            "data_digest": table.digest if table is not None else None,
+            "table_options": json.dumps(table.stored_options()) if table is not None else None,
             "first_row": first_row,
             "shard": shard,
             "shards": shards,
             "parent_digest": parent_digest,
             "job": job,
-            "data_digest": data_digest,
             "make_run": make_run,
         }
         key = (_abs(path), digest)
-        self.adopt_legacy(path, digest)
         with self.transaction() as db:
             row = db.execute(
                 "SELECT id FROM request_files WHERE path = ? AND digest = ?", key
@@ -492,14 +451,6 @@ class Ledger:
             "ORDER BY recorded_at DESC, id DESC LIMIT 1"
         )
         row = self.db.execute(query, params).fetchone()
-        recorded_before_schema_4 = (
-            row is None
-            and path is not None
-            and digest is not None
-            and self.adopt_legacy(path, digest)  # under its SHA-256: re-keyed now
-        )
-        if recorded_before_schema_4:
-            row = self.db.execute(query, params).fetchone()
         return _request_file(row) if row else None
 
     def request_file_versions(self, path: Path | str) -> list[str]:
@@ -568,74 +519,6 @@ class Ledger:
                 break
             record = parent
         return record
-
-    # -- digests from before schema 4 -------------------------------------------------------
-
-    def adopt_legacy(self, path: Path | str, digest: str) -> bool:
-        """Give the rows of the file now at `path` its current digest, if they hold its SHA-256.
-
-        Ledgers before schema 4 keyed content by SHA-256 (see migration 4). Without this, a file
-        started before the upgrade would look new after it: started again (paid twice), or its
-        job not found by rerunning `run`. Only rows recorded at this very path are considered,
-        and only when the file still has that content; then every row of that content (request
-        files, their retries' parent links, uploads, batches, job shards) moves to `digest`.
-        Costs one indexed query when the path has no such rows, and one read of the file when
-        it has some of the file's size. Returns whether rows moved.
-        """
-        from openai_batch.ledger.digests import LEGACY_HEX_LENGTH, legacy_and_current
-
-        where = _abs(path)
-        if len(digest) == LEGACY_HEX_LENGTH or where is None:
-            return False
-        rows = self.db.execute(
-            "SELECT DISTINCT digest, bytes FROM request_files"
-            " WHERE path = ? AND length(digest) = ?",
-            (where, LEGACY_HEX_LENGTH),
-        ).fetchall()
-        try:
-            size = Path(where).stat().st_size
-        except OSError:
-            return False
-        # A row of another size cannot be this content: no SHA-256 of a file rewritten since.
-        # The others cost one read of the file, however many there are.
-        olds = {row[0] for row in rows if row[1] is None or row[1] == size}
-        if not olds:
-            return False
-        try:
-            legacy, current = legacy_and_current(Path(where))
-        except OSError:
-            return False
-        if legacy not in olds or current != digest:  # not that content, or changed since
-            return False
-        self._rekey(legacy, digest)
-        return True
-
-    def _rekey(self, old: str, new: str) -> None:
-        """Move every row of content `old` to `new`; a path recorded under both keeps one row,
-        the new one, completed with what only the old one knew (e.g. make-batch-file's data)."""
-        with self.transaction() as db:
-            rows = db.execute("SELECT * FROM request_files WHERE digest = ?", (old,)).fetchall()
-            for row in rows:
-                twin = db.execute(
-                    "SELECT * FROM request_files WHERE path = ? AND digest = ?", (row["path"], new)
-                ).fetchone()
-                if twin is None:
-                    db.execute("UPDATE request_files SET digest = ? WHERE id = ?", (new, row["id"]))
-                    continue
-                known = {
-                    k: row[k]
-                    for k in row.keys()  # noqa: SIM118 (sqlite3.Row is not a mapping)
-                    if k not in ("id", "digest") and twin[k] is None and row[k] is not None
-                }
-                if known:
-                    sets = ", ".join(f"{k} = ?" for k in known)
-                    db.execute(
-                        f"UPDATE request_files SET {sets} WHERE id = ?",
-                        (*known.values(), twin["id"]),
-                    )
-                db.execute("DELETE FROM request_files WHERE id = ?", (row["id"],))
-            for table, column in _CONTENT_COLUMNS:
-                db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (new, old))
 
     # -- uploads ----------------------------------------------------------------------------
 
@@ -769,35 +652,6 @@ class Ledger:
         return [_batch(row) for row in rows]
 
 
-# Columns that name a request file's content, besides request_files.digest (see _rekey).
-_CONTENT_COLUMNS = (
-    ("request_files", "parent_digest"),
-    ("uploads", "digest"),
-    ("batches", "digest"),
-    ("job_shards", "digest"),
-)
-
-
-def _scrub_service_userinfo(db: sqlite3.Connection) -> None:
-    """Migration 5: every service column without the URL's user name and password."""
-    from openai_batch.service.redaction import public_url
-
-    for table in ("uploads", "batches", "jobs", "job_batches"):
-        rows = db.execute(f"SELECT DISTINCT service FROM {table} WHERE service LIKE '%@%'")
-        for (service,) in rows.fetchall():
-            clean = public_url(service)
-            if clean != service:
-                db.execute(
-                    f"UPDATE OR REPLACE {table} SET service = ? WHERE service = ?",
-                    (clean, service),
-                )
-    db.execute("DELETE FROM locks WHERE name LIKE '%@%'")
-
-
-# Migration steps written in Python, named in MIGRATIONS' statement lists.
-_STEPS = {"scrub_service_userinfo": _scrub_service_userinfo}
-
-
 def open_ledger(home: Path | None = None) -> Ledger:
     """Open (creating and migrating as needed) the ledger under `home` or `home_dir()`."""
     return Ledger((home or home_dir()) / DB_NAME)
@@ -811,7 +665,9 @@ def _abs(path: Path | str | None) -> str | None:
 
 def _request_file(row: sqlite3.Row) -> RequestFileRecord:
     data = dict(row)
-    data["table_options"] = json.loads(data["table_options"]) if data["table_options"] else {}
+    path, digest = data.pop("data"), data.pop("data_digest")
+    options = json.loads(data.pop("table_options") or "{}")
+    data["table"] = TableSpec.from_stored(path, digest, options) if path else None
     return RequestFileRecord(**data)
 
 

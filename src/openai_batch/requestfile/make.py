@@ -20,6 +20,7 @@ from openai_batch.local import files, output_guard
 from openai_batch.requestfile.endpoints import CHAT, ENDPOINTS, MODERATIONS
 from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
 from openai_batch.table.read import Table, TableOptions, open_table
+from openai_batch.table.spec import TableSpec
 from openai_batch.template.compile import load_template
 from openai_batch.template.prompt import Template
 from openai_batch.ui.progress import progress_bar
@@ -172,21 +173,14 @@ class IdMaker:
 
 
 def iter_identified_chunks(
-    data: Path,
-    *,
-    id_column: str | None = None,
-    id_prefix: str = "id_",
-    limit: int | None = None,
-    sheet: str | None = None,
-    delimiter: str | None = None,
-    encoding: str | None = None,
-    keep_spaces: bool = False,
-    ragged_rows: bool = False,
+    spec: TableSpec | Path,
 ) -> Iterator[tuple[list[str], pd.DataFrame]]:
-    """The data rows in order, chunk by chunk, each with the custom_id make-batch-file gave it."""
-    options = TableOptions(sheet, delimiter, encoding, limit, keep_spaces, ragged_rows)
-    table = open_table(data, options)
-    maker = IdMaker(table, id_column, id_prefix)
+    """The data rows in order, chunk by chunk, each with the custom_id make-batch-file gave it
+    (a bare path: read with the defaults, ids id_0, id_1, ...)."""
+    if not isinstance(spec, TableSpec):
+        spec = TableSpec(str(spec))
+    table = open_table(Path(spec.path), spec.read_options())
+    maker = IdMaker(table, spec.id_column, spec.id_prefix)
     start = 0
     for chunk in table.chunks():
         yield maker.ids(chunk, start), chunk

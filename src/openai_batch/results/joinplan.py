@@ -14,6 +14,7 @@ from openai_batch.ledger.digests import matches
 from openai_batch.ledger.store import RequestFileRecord
 from openai_batch.results import merge as results
 from openai_batch.results.outputs import Outputs
+from openai_batch.table.spec import TableSpec
 
 
 @dataclass
@@ -21,11 +22,14 @@ class JoinPlan:
     """Where the order of requests and the data rows come from."""
 
     order_files: list[Path] = field(default_factory=list)
-    data: Path | None = None
-    table_options: dict[str, Any] = field(default_factory=dict)
+    table: TableSpec | None = None  # the data file to join to, and how to read it
     row_ranges: list[tuple[int, int]] | None = None  # rows of the data in these request files
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # said before the join, as warnings
+
+    @property
+    def data(self) -> Path | None:
+        return Path(self.table.path) if self.table is not None else None
 
     def order(self) -> Iterator[str] | None:
         if not self.order_files:
@@ -68,20 +72,17 @@ def plan_join(roots: Sequence[RequestFileRecord], given: Outputs, *, join: bool 
     if data is not None:
         if not data.is_file():
             raise BatchError(f"--data {data}: no such file")
-        plan.data = data
-        plan.table_options = dict(roots[0].table_options) if len(datas) == 1 and roots else {}
+        recorded_table = roots[0].table if len(datas) == 1 and roots else None
+        plan.table = (recorded_table or TableSpec(str(data))).elsewhere(str(data))
     elif len(datas) == 1:
-        recorded = Path(next(iter(datas)))
-        plan.table_options = dict(roots[0].table_options)
-        changed = _check_data_unchanged(recorded, plan.table_options, _recorded_hash(roots))
+        plan.table = roots[0].table
+        assert plan.table is not None
+        changed = _check_data_unchanged(plan.table, _recorded_hash(roots))
         plan.warnings += [changed] if changed else []
-        plan.data = recorded
     elif len(datas) > 1:
         plan.notes.append("these batches come from different data files: pass --data")
-    if given.id_column is not None:
-        plan.table_options["id_column"] = given.id_column
-    if given.id_prefix is not None:
-        plan.table_options["id_prefix"] = given.id_prefix
+    if plan.table is not None:
+        plan.table = plan.table.with_ids(given.id_column, given.id_prefix)
     if (
         plan.data is not None
         and roots
@@ -94,15 +95,9 @@ def plan_join(roots: Sequence[RequestFileRecord], given: Outputs, *, join: bool 
 
 
 def _recorded_hash(roots: Sequence[RequestFileRecord]) -> list[str]:
-    """The data file's digests when the request files were made: one, or a refusal.
-
-    Two are fine when one is a SHA-256 from before ledger schema 4 and the other a digest from
-    after: the same content may have both (the file is checked against each)."""
-    from openai_batch.ledger.digests import LEGACY_HEX_LENGTH
-
+    """The data file's digest when the request files were made: one (or none), or a refusal."""
     hashes = sorted({r.data_digest for r in roots if r.data_digest})
-    legacy = [h for h in hashes if len(h) == LEGACY_HEX_LENGTH]
-    if len(legacy) > 1 or len(hashes) - len(legacy) > 1:
+    if len(hashes) > 1:
         raise BatchError(
             "these request files were made from different versions of the same data file: "
             "no one table matches all of them",
@@ -111,7 +106,7 @@ def _recorded_hash(roots: Sequence[RequestFileRecord]) -> list[str]:
     return hashes
 
 
-def _check_data_unchanged(data: Path, options: dict[str, Any], digests: list[str]) -> str | None:
+def _check_data_unchanged(table: TableSpec, digests: list[str]) -> str | None:
     """The join matches rows by position or id: a changed table would misplace answers.
     Returns a warning when only a changed mtime tells.
 
@@ -120,13 +115,14 @@ def _check_data_unchanged(data: Path, options: dict[str, Any], digests: list[str
     on reordered rows. A size that differs is refused before hashing; without a recorded
     digest (an older version recorded none) only a changed mtime can be noticed, as a warning.
     """
+    data = Path(table.path)
     if not data.is_file():
         raise BatchError(
             f"the data file {data} recorded for these requests is gone",
             hint="pass the table the request file was made from with --data FILE",
         )
     stat = data.stat()
-    size = options.get("data_size")
+    size = table.size
     if size is not None and stat.st_size != size:
         raise BatchError(
             f"the data file {data} changed since the request file was made "
@@ -135,7 +131,7 @@ def _check_data_unchanged(data: Path, options: dict[str, Any], digests: list[str
             hint="pass the original table with --data FILE (it is trusted as given)",
         )
     if not digests:
-        mtime = options.get("data_mtime_ns")
+        mtime = table.mtime_ns
         if mtime is not None and stat.st_mtime_ns != mtime:
             return f"{data} was modified since the request file was made (same size)"
         return None
@@ -151,19 +147,8 @@ def _check_data_unchanged(data: Path, options: dict[str, Any], digests: list[str
 def iter_data(plan: JoinPlan) -> Iterator[tuple[list[str], Any]]:
     from openai_batch.requestfile.make import iter_identified_chunks
 
-    assert plan.data is not None
-    opts = plan.table_options
-    return iter_identified_chunks(
-        plan.data,
-        id_column=opts.get("id_column"),
-        id_prefix=opts.get("id_prefix") or "id_",
-        limit=opts.get("limit"),
-        sheet=opts.get("sheet"),
-        delimiter=opts.get("delimiter"),
-        encoding=opts.get("encoding"),
-        keep_spaces=bool(opts.get("keep_spaces")),
-        ragged_rows=bool(opts.get("ragged_rows")),
-    )
+    assert plan.table is not None
+    return iter_identified_chunks(plan.table)
 
 
 def keep_rows(plan: JoinPlan) -> Callable[[int, str], bool] | None:

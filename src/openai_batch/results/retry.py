@@ -138,7 +138,6 @@ def from_results_files(
             hint="give the batch id instead: a batch that produced no output is retried whole",
         )
     digest = digest_of(requests)
-    ledger.adopt_legacy(requests, digest)
     known = ledger.request_file(digest=digest)
     root = ledger.root_request_file(digest, path=requests) if known else None
     if root is None:  # remember it, so get-batch-results on it finds the retry's batches
@@ -439,7 +438,6 @@ def _check_output(ledger: Ledger, source: Source, output: Path) -> None:
     if not target.is_file():
         return
     digest = digest_of(target)
-    ledger.adopt_legacy(target, digest)
     record = ledger.request_file(digest=digest)
     if record is None or digest == source.root_digest:
         return
@@ -463,10 +461,8 @@ def _record_retry(ledger: Ledger, report: RetryReport) -> None:
         extra: dict[str, Any] = {}
         if root is not None:
             extra = {
-                "template": root.template, "data": root.data,
-                "table_options": root.table_options or None, "first_row": root.first_row,
-                "shard": root.shard, "shards": root.shards,
-                "data_digest": root.data_digest, "make_run": root.make_run,
+                "template": root.template, "table": root.table, "first_row": root.first_row,
+                "shard": root.shard, "shards": root.shards, "make_run": root.make_run,
             }  # fmt: skip
         ledger.record_request_file(
             report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
