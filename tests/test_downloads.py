@@ -9,7 +9,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import assert_clean_error, read_csv, run_cli
-from openai_batch.ledger.store import downloads_dir
+from openai_batch.ledger.paths import downloads_dir
 
 Capsys = pytest.CaptureFixture[str]
 WAIT = ("--wait", "--poll-interval", "0")

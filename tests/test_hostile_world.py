@@ -12,7 +12,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import cli_json, run_cli
-from openai_batch.ledger.store import DB_NAME, home_dir
+from openai_batch.ledger.paths import DB_NAME, home_dir
 from openai_batch.service.redaction import public_url, redact
 
 Capsys = pytest.CaptureFixture[str]

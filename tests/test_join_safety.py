@@ -17,7 +17,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, chat_request_line, jsonl_bytes
 from helpers import assert_clean_error, read_csv, read_jsonl, run_cli
-from openai_batch.ledger import store as ledger_module
+from openai_batch.ledger import paths as ledger_paths
+from openai_batch.ledger import schema as ledger_schema
 from openai_batch.ledger.jobstore import job_names
 from openai_batch.ledger.store import open_ledger
 
@@ -188,7 +189,7 @@ def test_a_table_sorted_in_place_is_refused_unless_given_with_data(
     with open_ledger() as led:
         record = led.request_file(path="r.jsonl", digest=led.request_file_versions("r.jsonl")[0])
         assert record is not None and record.data_digest and record.make_run
-        assert led.schema_version() == ledger_module.MIGRATIONS[-1][0]
+        assert led.schema_version() == ledger_schema.MIGRATIONS[-1][0]
     Path("d.csv").write_text("Name\namy\nbob\ncat\n", encoding="utf-8")  # same size
     bump_mtime(Path("d.csv"))
 
@@ -222,12 +223,12 @@ def test_a_ledger_from_before_data_hashes_is_migrated_and_still_warns(
 ) -> None:
     """Schema 2 ledgers get the new columns; their records, with no hash, keep the warning."""
     home = Path(os.environ["OPENAI_BATCH_HOME"])
-    db = sqlite3.connect(home / ledger_module.DB_NAME)
+    db = sqlite3.connect(home / ledger_paths.DB_NAME)
     db.execute(
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
         "applied_at REAL NOT NULL)"
     )
-    for version, name, statements in ledger_module.MIGRATIONS[:2]:
+    for version, name, statements in ledger_schema.MIGRATIONS[:2]:
         for statement in statements:
             db.execute(statement)
         db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
@@ -235,7 +236,7 @@ def test_a_ledger_from_before_data_hashes_is_migrated_and_still_warns(
     db.close()
     make(capsys, "d.csv", "Name\nbob\namy\n", "r.jsonl")
     with open_ledger() as led:
-        assert led.schema_version() == ledger_module.MIGRATIONS[-1][0]
+        assert led.schema_version() == ledger_schema.MIGRATIONS[-1][0]
         led.db.execute("UPDATE request_files SET data_digest = NULL, make_run = NULL")
     assert run_cli(capsys, "start-batch", "r.jsonl")[0] == 0
     Path("d.csv").write_text("Name\namy\nbob\n", encoding="utf-8")

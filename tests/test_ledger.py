@@ -12,8 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 from openai_batch.errors import BatchError
-from openai_batch.ledger import store as ledger_mod
-from openai_batch.ledger.store import MIGRATIONS, home_dir, open_ledger
+from openai_batch.ledger import paths as ledger_paths
+from openai_batch.ledger import schema as ledger_schema
+from openai_batch.ledger.paths import home_dir
+from openai_batch.ledger.schema import MIGRATIONS
+from openai_batch.ledger.store import open_ledger
 from openai_batch.table.spec import TableSpec
 
 SERVICE = "http://127.0.0.1:1/v1"
@@ -219,7 +222,7 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def test_module_exposes_downloads_dir_under_home(home: Path) -> None:
-    assert ledger_mod.downloads_dir() == home / "downloads"
+    assert ledger_paths.downloads_dir() == home / "downloads"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +261,7 @@ def test_a_later_migration_runs_once_in_order_with_sql_and_python_steps(
 
     later = [(2, "a note per request file", ["ALTER TABLE request_files ADD COLUMN note TEXT",
                                              count_rows])]  # fmt: skip
-    monkeypatch.setattr(ledger_mod, "MIGRATIONS", [*MIGRATIONS, *later])
+    monkeypatch.setattr(ledger_schema, "MIGRATIONS", [*MIGRATIONS, *later])
     for _ in range(2):
         with open_ledger() as led:
             assert led.schema_version() == 2

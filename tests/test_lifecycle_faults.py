@@ -17,7 +17,8 @@ import pytest
 from fake_openai import FakeOpenAI
 from helpers import cli_json, pretend_terminal, read_csv, read_jsonl, run_cli
 from openai_batch.errors import ApiError
-from openai_batch.ledger.store import downloads_dir, open_ledger
+from openai_batch.ledger.paths import downloads_dir
+from openai_batch.ledger.store import open_ledger
 from openai_batch.service import api
 
 Capsys = pytest.CaptureFixture[str]

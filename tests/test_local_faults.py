@@ -26,7 +26,8 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import assert_clean_error, cli_json, run_cli
-from openai_batch.ledger.store import DB_NAME, home_dir, open_ledger
+from openai_batch.ledger.paths import DB_NAME, home_dir
+from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
 TEMPLATE = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<q>>"}]}'

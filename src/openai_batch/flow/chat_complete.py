@@ -327,7 +327,7 @@ def output_lock(out: Path) -> Any:
 
     import filelock
 
-    from openai_batch.ledger.store import home_dir
+    from openai_batch.ledger.paths import home_dir
 
     key = hashlib.sha256(str(out.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
     folder = home_dir() / "locks"

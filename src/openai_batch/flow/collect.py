@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from openai_batch.errors import BatchError
 from openai_batch.ledger.locks import Notify
-from openai_batch.ledger.store import RequestFileRecord, download_path
+from openai_batch.ledger.paths import download_path
+from openai_batch.ledger.store import RequestFileRecord
 from openai_batch.local import output_guard
 from openai_batch.results import join
 from openai_batch.results import merge as results

@@ -19,7 +19,7 @@ _CHECK_SERVICE = (
 
 
 def ledger_path() -> Path:
-    from openai_batch.ledger.store import DB_NAME, home_dir
+    from openai_batch.ledger.paths import DB_NAME, home_dir
 
     return home_dir() / DB_NAME
 

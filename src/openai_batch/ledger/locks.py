@@ -18,9 +18,12 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from openai_batch.errors import BatchError
+from openai_batch.ledger.connection import LedgerBase
 
 HEARTBEAT_SECONDS = 10.0
 SILENT_SECONDS = 120.0
@@ -123,3 +126,58 @@ class Heartbeat:
 
 
 Notify = Callable[[str], None]
+
+
+class Locks(LedgerBase):
+    """The ledger's locks table: `lock()` serializes check-then-act sequences (is it started?
+    no: start it) across processes and hosts."""
+
+    @contextlib.contextmanager
+    def lock(
+        self,
+        name: str,
+        *,
+        wait_seconds: float = 3600.0,
+        poll: float = 0.1,
+        notify: Notify | None = None,
+    ) -> Iterator[None]:
+        """Hold a named lock across processes and hosts (e.g. "start:<digest>").
+
+        Waits for a live holder; a dead one (see ledger_locks) is taken over. `notify` hears,
+        once, what this waits for, and of a takeover."""
+        me = owner()
+        deadline = time.monotonic() + wait_seconds
+        told = False
+        while (holder := self._try_lock(name, me, notify)) is not True:
+            if not told and notify is not None and isinstance(holder, Holder):
+                notify(waiting_note(name, holder))
+                told = True
+            if time.monotonic() > deadline:
+                raise BatchError(
+                    f"another openai-batch command holds the lock {name!r}",
+                    hint="wait for it to finish, then run this command again",
+                )
+            time.sleep(poll)
+        try:
+            with Heartbeat(self.path, name, me):
+                yield
+        finally:
+            with self.transaction() as db:
+                db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, me))
+
+    def _try_lock(self, name: str, me: str, notify: Notify | None) -> Holder | bool:
+        """True when taken; else the live holder it waits for."""
+        with self.transaction() as db:
+            row = db.execute("SELECT owner, acquired_at FROM locks WHERE name = ?", (name,))
+            held = row.fetchone()
+            if held is not None and held["owner"] != me:
+                holder = Holder.parse(held["owner"], held["acquired_at"])
+                if not holder.dead():
+                    return holder
+                if notify is not None:
+                    notify(takeover_note(name, holder))
+            db.execute(
+                "INSERT OR REPLACE INTO locks (name, owner, acquired_at) VALUES (?, ?, ?)",
+                (name, me, time.time()),
+            )
+            return True

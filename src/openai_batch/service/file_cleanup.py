@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from openai_batch.ledger.store import Ledger, download_path
+from openai_batch.ledger.paths import download_path
+from openai_batch.ledger.store import Ledger
 from openai_batch.service import shape as batchshape
 from openai_batch.service.connection import Connection
 from openai_batch.service.file_calls import delete_file, retrieve_file
