@@ -49,9 +49,9 @@ def test_job_files_download_in_parallel_and_resume_after_a_failure(
         capsys, "get-batch-results", "--job", "j", "--csv", "out.csv", "--parallel", "3", *WAIT
     )
     assert_clean_error(code, err, f"download of file {broken} broke off")
-    kept = {p.stem for p in downloads_dir().glob("*.jsonl")}
+    kept = {p.stem for p in downloads_dir().rglob("*.jsonl")}
     assert broken not in kept and kept == set(files) - {broken}  # the others are whole, kept
-    assert not [p for p in downloads_dir().iterdir() if p.name.endswith(".part")]
+    assert not [p for p in downloads_dir().rglob("*") if p.name.endswith(".part")]
 
     fake.clear_faults()
     fake.break_download(broken, times=0)

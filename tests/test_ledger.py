@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from fake_openai import FakeOpenAI
+from helpers import cli_json, read_jsonl, run_cli
 from openai_batch.errors import BatchError
 from openai_batch.ledger import paths as ledger_paths
 from openai_batch.ledger import schema as ledger_schema
@@ -269,3 +272,42 @@ def test_a_later_migration_runs_once_in_order_with_sql_and_python_steps(
             applied = led.db.execute("SELECT version FROM schema_migrations ORDER BY version")
             assert [r[0] for r in applied] == [1, 2]
     assert calls == [1]  # once, with the rows of the first schema there
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads: one folder per service
+
+
+def test_two_services_issuing_the_same_file_ids_keep_their_own_downloads(
+    fake_api: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ids are unique within one service only: two servers (seeded alike) issue `file-...` ids
+    in the same order, and each one's results must stay its own."""
+    monkeypatch.chdir(tmp_path)
+    other = FakeOpenAI().start()
+    try:
+        outputs = {}
+        for name, server in (("one", fake_api), ("two", other)):
+            monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+            monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": name}]}
+            line = {"custom_id": "id_0", "method": "POST", "url": "/v1/chat/completions"}
+            Path(f"{name}.jsonl").write_text(json.dumps({**line, "body": body}) + "\n")
+            code, started = cli_json(capsys, "start-batch", f"{name}.jsonl")
+            assert code == 0, started
+            batch_id = started[0]["id"]
+            server.finish(batch_id)
+            outputs[name] = server.batches[batch_id].output_file_id
+            code, _, err = run_cli(capsys, "get-batch-results", batch_id, "-o", f"{name}-out.jsonl")
+            assert code == 0, err
+        assert outputs["one"] == outputs["two"]  # the premise: the same id on both servers
+        for name in ("one", "two"):
+            answer = read_jsonl(Path(f"{name}-out.jsonl"))[0]["response"]["body"]
+            assert name in json.dumps(answer["choices"][0]["message"]["content"])
+        folders = sorted(p.name for p in ledger_paths.downloads_dir().iterdir())
+        assert len(folders) == 2 and all(f.startswith("127.0.0.1_") for f in folders)
+    finally:
+        other.stop()

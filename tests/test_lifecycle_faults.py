@@ -217,7 +217,7 @@ def test_broken_download_is_retried_or_leaves_nothing(
     code, out, err = run_cli(capsys, "get-batch-results", batch_id, "--csv", "t.csv")
     assert_clean(code, out, err, f"download of file {output_id} broke off")
     assert not Path("batch-responses.jsonl").exists() and not Path("t.csv").exists()
-    leftovers = [p.name for p in downloads_dir().glob("*")] + [p.name for p in Path().glob("*")]
+    leftovers = [p.name for p in downloads_dir().rglob("*")] + [p.name for p in Path().glob("*")]
     assert not any(name.endswith(".part") or output_id in name for name in leftovers), leftovers
 
     fake.clear_faults()

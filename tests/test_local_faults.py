@@ -26,7 +26,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import assert_clean_error, cli_json, run_cli
-from openai_batch.ledger.paths import DB_NAME, home_dir
+from openai_batch.ledger.paths import DB_NAME, downloads_dir, home_dir
 from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
@@ -417,7 +417,7 @@ def test_leftovers_of_killed_writers_are_swept_but_not_live_ones(
     batch_id = started[0]["id"]
     fake.finish(batch_id)
     output_id = fake.batches[batch_id].output_file_id
-    downloads = home_dir() / "downloads"
+    downloads = downloads_dir(fake.base_url)
     downloads.mkdir(parents=True, exist_ok=True)
     (downloads / f".{output_id}.jsonl.k1ll3d00.part").write_bytes(b"half")
     code, _out, err = run_cli(capsys, "get-batch-results", "r.jsonl")

@@ -39,7 +39,7 @@ def download_results(conn: api.Connection, batch: Batch) -> Downloaded:
         if not file_id:
             paths.append(None)
             continue
-        dest = download_path(file_id)
+        dest = download_path(conn.service, file_id)
         if not dest.is_file():
             api.download_file(conn, file_id, dest)
         paths.append(dest)

@@ -67,7 +67,7 @@ def _unsafe_result(conn: Connection, file_id: str, role: str, plan: Plan) -> str
     found = retrieve_file(conn, file_id)
     if found is None:
         return None  # already gone from the service
-    local = download_path(file_id)
+    local = download_path(conn.service, file_id)
     if not local.is_file():
         return "not downloaded yet (get-batch-results downloads it)"
     size = getattr(found, "bytes", None)
