@@ -14,6 +14,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import assert_clean_error, cli_json, run_cli
+from openai_batch.errors import BatchError
 from openai_batch.ledger.paths import DB_NAME, downloads_dir, home_dir
 from openai_batch.ledger.store import open_ledger
 
@@ -376,6 +378,67 @@ def test_waiting_for_a_live_lock_says_what_it_waits_for(fake: FakeOpenAI, work: 
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert fake.batch_create_count == 1
+
+
+def test_a_pid_is_trusted_only_in_its_own_host_boot_and_pid_namespace(
+    fake: FakeOpenAI, work: Path
+) -> None:
+    """Containers can share a host name (and a home folder) but not their process ids: a pid
+    absent here says nothing of a holder in another pid namespace, so its lock is not taken
+    while its heartbeat goes on. In this very namespace a dead pid frees the lock at once."""
+    from openai_batch.ledger.locks import pid_scope
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    pid, host = int(ended.stdout), socket.gethostname()  # a process gone from here
+    for elsewhere in (f"{host}:{pid}", f"{host}:{pid}:another-boot/4026531836"):
+        _add_lock("start:x", elsewhere, time.time())
+        with (
+            open_ledger() as led,
+            pytest.raises(BatchError, match="holds the lock"),
+            led.lock("start:x", wait_seconds=0.3),
+        ):
+            pass
+    if not pid_scope():
+        pytest.skip("this system tells no boot id and pid namespace")
+    _add_lock("start:x", f"{host}:{pid}:{pid_scope()}", time.time())
+    notes: list[str] = []
+    with open_ledger() as led, led.lock("start:x", wait_seconds=0.3, notify=notes.append):
+        pass
+    assert notes and "that command is gone" in notes[0]
+
+
+def test_a_holder_paused_past_its_lock_creates_nothing(fake: FakeOpenAI, work: Path) -> None:
+    """A start-batch stopped (Ctrl-Z, a laptop asleep) while it holds the start lock looks dead
+    after 120 s; another one takes over and starts the batch. Resumed, the first one must
+    not start a second batch (paid twice)."""
+    path = request_file(work / "r.jsonl")
+    name = _start_lock_name(fake, path)
+    fake.inject("POST", r"/v1/files$", 503, times=1, retry_after=2)  # keeps it in the lock
+    first = subprocess.Popen(
+        [sys.executable, "-m", "openai_batch", "start-batch", "r.jsonl"],
+        cwd=work, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while ("POST", "/v1/files", 503) not in fake.log:  # uploading, the start lock held
+            assert time.monotonic() < deadline and first.poll() is None, "never uploaded"
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGSTOP)
+        with open_ledger() as led:
+            row = led.db.execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
+        assert row is not None and f":{first.pid}:" in row[0]
+        with open_ledger() as led:  # its heartbeat stopped 10 minutes ago, as far as others see
+            led.db.execute("UPDATE locks SET acquired_at = acquired_at - 600")
+        second = cli("start-batch", "r.jsonl", cwd=work, timeout=60)
+        assert second.returncode == 0, second.stderr
+        assert "took over the lock" in second.stderr and fake.batch_create_count == 1
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _out, err = first.communicate(timeout=60)
+    assert_clean_error(first.returncode, err, "another openai-batch command took over")
+    assert "before creating anything" in err
+    assert fake.batch_create_count == 1 and len(fake.batches) == 1
 
 
 def test_a_held_lock_shows_signs_of_life(fake: FakeOpenAI, capsys: Capsys, work: Path) -> None:

@@ -268,7 +268,7 @@ def start_one(
         )
     path = Path(target)
     info = info or scan_request_file(path, check=check, limits=conn.profile.limits)
-    with ledger.lock(f"start:{conn.service}:{info.digest}", notify=notify):
+    with ledger.lock(f"start:{conn.service}:{info.digest}", notify=notify) as held:
         if not force:
             batch, others = _reusable_batch(conn, ledger, digest=info.digest, file_id=None)
             if batch is not None:
@@ -280,6 +280,7 @@ def start_one(
             untracked = _untracked_batch(conn, ledger, upload.file, info.digest)
             if untracked is not None:
                 return _reused(conn, ledger, target, untracked, upload=upload, earlier=others)
+        held.confirm()  # not paused past the lock's life while uploading (laptop asleep)
         batch = _create(conn, ledger, upload.file.id, endpoint or info.endpoint, metadata,
                         info.digest, completion_window)  # fmt: skip
     return Started(target, batch, reused=False, upload=upload, earlier=others)
@@ -297,7 +298,7 @@ def _start_file_id(
 ) -> Started:
     upload = ledger.upload(conn.service, file_id)
     digest = upload.digest if upload else None
-    with ledger.lock(f"start:{conn.service}:{digest or file_id}", notify=notify):
+    with ledger.lock(f"start:{conn.service}:{digest or file_id}", notify=notify) as held:
         others: list[Batch] = []
         if not force:
             batch, others = _reusable_batch(conn, ledger, digest=digest, file_id=file_id)
@@ -308,6 +309,7 @@ def _start_file_id(
             endpoint = record.endpoint if record else None
         if endpoint is None:
             endpoint = _endpoint_from_upload(conn, file_id)
+        held.confirm()
         batch = _create(conn, ledger, file_id, endpoint, metadata, digest, completion_window)
     return Started(file_id, batch, reused=False, earlier=others)
 

@@ -3,16 +3,22 @@
 A holder refreshes its row's `acquired_at` every few seconds while it holds the lock (a
 heartbeat from a thread with its own connection). So a holder that died is recognised even when
 it ran on another host (containers sharing a home folder, NFS), where its process id means
-nothing: a row not refreshed for `SILENT_SECONDS` is taken over. On the same host a dead
-process id is taken over at once. A waiter says once what it waits for and until when.
+nothing: a row not refreshed for `SILENT_SECONDS` is taken over. A process id is trusted only
+where it means what it says: the same host name, the same boot and the same pid namespace (on
+Linux, `/proc/sys/kernel/random/boot_id` and the inode of `/proc/self/ns/pid`). There a dead
+process id is taken over at once; containers that share a host name but not a pid namespace
+wait for the heartbeat to fall silent instead. A waiter says once what it waits for and until
+when.
 
-This assumes the hosts' clocks agree to well within `SILENT_SECONDS` (NTP does); a holder
-suspended (Ctrl-Z, a sleeping laptop) for longer loses its lock.
+This assumes the hosts' clocks agree to well within `SILENT_SECONDS` (NTP does). A holder
+suspended (Ctrl-Z, a sleeping laptop) for longer may lose its lock to another command: before
+it creates anything it calls `HeldLock.confirm()`, which stops it if that happened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sqlite3
@@ -36,7 +42,24 @@ _KINDS = {
 
 
 def owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """`host:pid:scope`, what a lock row says of its holder (see `pid_scope`)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{pid_scope()}"
+
+
+@functools.cache
+def pid_scope() -> str:
+    """Where this process's id means something: `<boot id>/<pid namespace inode>` on Linux.
+
+    Two containers may share a host name (and a home folder) but not their process ids; a
+    reboot reuses them too. Empty where the system tells neither (then the host name decides).
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except (OSError, ValueError):
+        return ""
+    return f"{boot}/{namespace}" if boot and ":" not in boot else ""
 
 
 @dataclass(frozen=True)
@@ -44,9 +67,13 @@ class Holder:
     host: str
     pid: str
     beat_at: float  # the holder's last sign of life (its clock)
+    scope: str = ""  # its pid_scope(): where its pid can be checked
 
     @classmethod
     def parse(cls, owner_text: str, beat_at: float) -> Holder:
+        parts = str(owner_text).split(":")
+        if len(parts) >= 3:
+            return cls(":".join(parts[:-2]), parts[-2], float(beat_at), parts[-1])
         host, _, pid = str(owner_text).rpartition(":")
         return cls(host, pid, float(beat_at))
 
@@ -54,10 +81,11 @@ class Holder:
         return time.time() - self.beat_at
 
     def dead(self) -> bool:
-        """No sign of life for SILENT_SECONDS, or a process of this host that is gone."""
+        """No sign of life for SILENT_SECONDS, or a process that is gone from this very host,
+        boot and pid namespace (elsewhere its pid says nothing: only the heartbeat counts)."""
         if self.silent_for() > SILENT_SECONDS:
             return True
-        here = self.host == socket.gethostname()
+        here = self.host == socket.gethostname() and self.scope == pid_scope()
         return here and self.pid.isdigit() and not pid_alive(int(self.pid))
 
     def describe(self) -> str:
@@ -140,11 +168,12 @@ class Locks(LedgerBase):
         wait_seconds: float = 3600.0,
         poll: float = 0.1,
         notify: Notify | None = None,
-    ) -> Iterator[None]:
+    ) -> Iterator[HeldLock]:
         """Hold a named lock across processes and hosts (e.g. "start:<digest>").
 
-        Waits for a live holder; a dead one (see ledger_locks) is taken over. `notify` hears,
-        once, what this waits for, and of a takeover."""
+        Waits for a live holder; a dead one (see the module text) is taken over. `notify`
+        hears, once, what this waits for, and of a takeover. Yields a `HeldLock`: call its
+        `confirm()` right before creating what the lock guards."""
         me = owner()
         deadline = time.monotonic() + wait_seconds
         told = False
@@ -160,7 +189,7 @@ class Locks(LedgerBase):
             time.sleep(poll)
         try:
             with Heartbeat(self.path, name, me):
-                yield
+                yield HeldLock(self, name, me)
         finally:
             with self.transaction() as db:
                 db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, me))
@@ -181,3 +210,34 @@ class Locks(LedgerBase):
                 (name, me, time.time()),
             )
             return True
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock this process took; `confirm()` proves it still holds it."""
+
+    ledger: LedgerBase
+    name: str
+    owner: str
+
+    def confirm(self) -> None:
+        """Stop unless this process still holds the lock, and refresh it.
+
+        A holder stopped (Ctrl-Z, a sleeping laptop) for more than SILENT_SECONDS looks dead,
+        and another command may have taken the lock over and done the work (started the
+        batch). Called right before creating anything, so the work is never done twice."""
+        with self.ledger.transaction() as db:
+            row = db.execute("SELECT owner FROM locks WHERE name = ?", (self.name,)).fetchone()
+            if row is None or row["owner"] != self.owner:
+                raise BatchError(
+                    f"this command was paused for a while and another openai-batch command "
+                    f"took over {describe_lock(self.name)} (a lock silent for "
+                    f"{SILENT_SECONDS:.0f} s is taken as dead); this one stops before creating "
+                    "anything",
+                    hint="run the same command again: it finds what the other command did "
+                    "(`openai-batch list-batches` shows the batches)",
+                )
+            db.execute(
+                "UPDATE locks SET acquired_at = ? WHERE name = ? AND owner = ?",
+                (time.time(), self.name, self.owner),
+            )
