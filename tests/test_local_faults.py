@@ -2,12 +2,15 @@
 inputs, locks of dead holders, leftovers of killed writers, Ctrl-C. Each is one `error:` line and
 a hint, never a traceback, and nothing already written is lost. See docs/reliability.md.
 
-Limits are set in subprocesses (RLIMIT_FSIZE, RLIMIT_AS through preexec_fn); permission faults
-need a user that file modes bind, so they skip when the tests run as root (the same code paths
-are driven as root by the file-size, not-a-folder and damaged-ledger cases)."""
+Limits are set in subprocesses (RLIMIT_FSIZE, RLIMIT_AS through preexec_fn). Permission faults
+need a process that file modes bind: run as root (as CI runs), that subprocess first gives up
+the capabilities that bypass file modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH: see
+`bound_by_file_modes`), so a read-only folder or an unreadable file is as real for it as for
+any user."""
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
@@ -34,7 +37,33 @@ from openai_batch.ledger.store import open_ledger
 Capsys = pytest.CaptureFixture[str]
 TEMPLATE = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<q>>"}]}'
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file modes")
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_SETPCAP = 24, 1, 2, 8
+
+
+def _may_drop_capabilities() -> bool:
+    """Whether this (Linux) process may drop capabilities from its children's bounding set."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            effective = next(line for line in fh if line.startswith("CapEff:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(effective.split()[1], 16) & (1 << CAP_SETPCAP))
+
+
+needs_file_modes = pytest.mark.skipif(
+    ROOT and not _may_drop_capabilities(), reason="root here cannot give up ignoring file modes"
+)
+
+
+def bound_by_file_modes() -> None:
+    """In a child (preexec_fn): as root, drop the capabilities that bypass file modes from the
+    bounding set, so after exec this root is refused what file modes refuse; else nothing."""
+    if not ROOT:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
 @pytest.fixture
@@ -67,12 +96,16 @@ def cli(
     cwd: Path,
     limits: dict[int, int] | None = None,
     timeout: float = 120,
+    file_modes: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """The CLI in a subprocess, under resource limits (soft and hard)."""
+    """The CLI in a subprocess, under resource limits (soft and hard); with `file_modes`,
+    bound by file modes even when the tests run as root."""
 
     def preexec() -> None:
         for which, value in (limits or {}).items():
             resource.setrlimit(which, (value, value))
+        if file_modes:
+            bound_by_file_modes()
 
     return subprocess.run(
         [sys.executable, "-m", "openai_batch", *map(str, args)],
@@ -130,10 +163,8 @@ def test_openai_batch_home_that_is_a_file_or_under_one(
     assert_clean_error(code, err, "cannot use the ledger folder", "OPENAI_BATCH_HOME")
 
 
-@needs_non_root
-def test_a_read_only_ledger_or_home(
-    capsys: Capsys, work: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@needs_file_modes
+def test_a_read_only_ledger_or_home(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     request_file(work / "r.jsonl")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-used-0000")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
@@ -144,11 +175,11 @@ def test_a_read_only_ledger_or_home(
         p.chmod(0o444)
     home_dir().chmod(0o555)
     try:
-        code, _, err = run_cli(capsys, "upload-batch-file", "r.jsonl")
-        assert_clean_error(code, err, str(ledger))
+        proc = cli("upload-batch-file", "r.jsonl", cwd=work, file_modes=True)
+        assert_clean_error(proc.returncode, proc.stderr, str(ledger))
         monkeypatch.setenv("OPENAI_BATCH_HOME", str(home_dir() / "inner"))
-        code, _, err = run_cli(capsys, "upload-batch-file", "r.jsonl")
-        assert_clean_error(code, err, "cannot use the ledger folder")
+        proc = cli("upload-batch-file", "r.jsonl", cwd=work, file_modes=True)
+        assert_clean_error(proc.returncode, proc.stderr, "cannot use the ledger folder")
     finally:
         monkeypatch.setenv("OPENAI_BATCH_HOME", str(ledger.parent))
         home_dir().chmod(0o755)
@@ -209,18 +240,21 @@ def test_output_onto_a_folder_or_under_a_file(fake: FakeOpenAI, capsys: Capsys, 
     assert parts(work) == []
 
 
-@needs_non_root
+@needs_file_modes
 def test_output_into_a_read_only_folder(fake: FakeOpenAI, capsys: Capsys, work: Path) -> None:
     code, started = cli_json(capsys, "start-batch", request_file(work / "r.jsonl"))
+    assert code == 0, started
     fake.finish(started[0]["id"])
     ro = work / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        code, _, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "ro/r.jsonl")
-        assert_clean_error(code, err, "permission denied", "ro")
-        code, _out, err = run_cli(capsys, "get-batch-results", "r.jsonl", "--csv", "ro/t.csv")
-        assert_clean_error(code, err, "permission denied", "ro")
+        proc = cli("make-batch-file", "t.json", "d.csv", "-o", "ro/r.jsonl", cwd=work,
+                   file_modes=True)  # fmt: skip
+        assert_clean_error(proc.returncode, proc.stderr, "permission denied", "ro")
+        proc = cli("get-batch-results", "r.jsonl", "--csv", "ro/t.csv", cwd=work, file_modes=True)
+        assert_clean_error(proc.returncode, proc.stderr, "permission denied", "ro")
+        assert list(ro.iterdir()) == []
     finally:
         ro.chmod(0o755)
 
@@ -274,17 +308,18 @@ def test_damaged_or_fake_compressed_tables(capsys: Capsys, work: Path) -> None:
     assert parts(work) == []
 
 
-@needs_non_root
-def test_unreadable_data_and_request_files(capsys: Capsys, work: Path) -> None:
+@needs_file_modes
+def test_unreadable_data_and_request_files(work: Path) -> None:
     request_file(work / "r.jsonl")
     for name in ("d.csv", "r.jsonl"):
         (work / name).chmod(0)
     try:
-        code, _, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "x.jsonl")
-        assert_clean_error(code, err, "permission denied", "d.csv")
+        proc = cli("make-batch-file", "t.json", "d.csv", "-o", "x.jsonl", cwd=work,
+                   file_modes=True)  # fmt: skip
+        assert_clean_error(proc.returncode, proc.stderr, "permission denied", "d.csv")
         for command in ("validate", "estimate"):
-            code, _, err = run_cli(capsys, "utils", command, "r.jsonl")
-            assert_clean_error(code, err, "permission denied", "r.jsonl")
+            proc = cli("utils", command, "r.jsonl", cwd=work, file_modes=True)
+            assert_clean_error(proc.returncode, proc.stderr, "permission denied", "r.jsonl")
     finally:
         for name in ("d.csv", "r.jsonl"):
             (work / name).chmod(0o644)
