@@ -3,7 +3,12 @@
 A temp file is `.<name>.<random>.part` beside the final path, and its writer holds an advisory
 lock on it (`flock`) until it is committed or discarded. A process killed mid-write (SIGKILL, a
 power cut) cannot clean up, but its lock dies with it: the next write to the same path sweeps
-the leftovers nobody holds. Without `flock` (Windows) only leftovers older than a day go.
+the leftovers nobody holds. Without `flock` (Windows) only leftovers older than a day go (and
+a file a live writer has open cannot be deleted there anyway).
+
+Not `filelock`: it locks a separate lock file, which a killed writer would leave beside the
+user's outputs as a second leftover; here the lock lives on the temp file itself, so a SIGKILL
+leaves exactly one file, and the next write sweeps it.
 """
 
 from __future__ import annotations
