@@ -145,3 +145,38 @@ def test_chat_complete_builds_its_client_where_every_command_does(
     assert conn.client.organization == client.organization == "org-test"
     assert str(client.base_url) == str(conn.client.base_url) and client.max_retries == 1
     assert type(client).__name__ == "PacedAsyncOpenAI"
+
+
+def _runtime_imports(tree: object) -> list[str]:
+    """Modules a file imports when it runs (imports under `if TYPE_CHECKING:` left out)."""
+    import ast
+
+    found: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)  # type: ignore[arg-type]
+    return found
+
+
+def test_service_talks_http_and_knows_nothing_of_the_ledger_or_the_flows() -> None:
+    """service/ is the HTTP layer: what also needs the ledger or a flow lives in flow/."""
+    import ast
+
+    offenders = [
+        f"{path.name}: {module}"
+        for path in _modules(SRC / "service")
+        for module in _runtime_imports(ast.parse(path.read_text(encoding="utf-8")))
+        if module.startswith(("openai_batch.ledger", "openai_batch.flow"))
+    ]
+    assert offenders == []

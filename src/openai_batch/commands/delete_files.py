@@ -41,8 +41,8 @@ def delete_files(
     as_json
         Print what was (or would be) deleted and kept as JSON.
     """
+    from openai_batch.flow import file_cleanup as service_files
     from openai_batch.ledger import jobstore
-    from openai_batch.service import file_cleanup as service_files
 
     if not targets and job is None:
         raise BatchError(

@@ -170,7 +170,7 @@ def collect(
         outputs.written(), roots, data=plan.data or outputs.data, requests=outputs.requests,
         order_files=plan.order_files,
     )  # fmt: skip
-    from openai_batch.service.downloads import download_all
+    from openai_batch.flow.downloads import download_all
 
     downloads = download_all(conn, batches, parallel=parallel)
     names = {r.digest: r.path for r in roots}
