@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -91,12 +92,9 @@ def start_batch(
             infos[target] = info
     conn = api.connect(service=service)
     conn.profile.check_window(completion_window)
+    as_job = JobStart(jobs_metadata(meta, completion_window), endpoint, force, parallel, as_json)
     if job is not None or max_enqueued_tokens is not None or _one_run(infos):
-        return _start_job(
-            conn, list(targets), infos, job=job, max_enqueued_tokens=max_enqueued_tokens,
-            parallel=parallel, metadata=jobs_metadata(meta, completion_window),
-            endpoint=endpoint, force=force, as_json=as_json,
-        )  # fmt: skip
+        return _start_job(conn, list(targets), infos, as_job, job, max_enqueued_tokens)
     started, refused = [], []
     with open_ledger() as ledger:
         for target in targets:
@@ -121,11 +119,7 @@ def start_batch(
             f"{conn.describe()} refused to start {', '.join(refused)} now (enqueued-token "
             "limit, fail fast): queued as a job that starts when running batches finish"
         )
-        return _start_job(
-            conn, refused, {t: infos[t] for t in refused}, job=None, max_enqueued_tokens=None,
-            parallel=parallel, metadata=jobs_metadata(meta, completion_window),
-            endpoint=endpoint, force=force, as_json=as_json,
-        )  # fmt: skip
+        return _start_job(conn, refused, {t: infos[t] for t in refused}, as_job, None, None)
     if as_json and not started:
         console.print_json([])
     return 0
@@ -153,25 +147,32 @@ def _one_run(infos: dict[str, scan.RequestFileInfo]) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class JobStart:
+    """What start-batch's options say of a job it starts (the quota and name come apart: a
+    job of refused files has neither)."""
+
+    metadata: dict[str, str]  # the batches' metadata, completion window included
+    endpoint: str | None
+    force: bool
+    parallel: int
+    as_json: bool
+
+
 def _start_job(
     conn: api.Connection,
     targets: list[str],
     infos: dict[str, scan.RequestFileInfo],
-    *,
+    how: JobStart,
     job: str | None,
     max_enqueued_tokens: int | None,
-    parallel: int,
-    metadata: dict[str, str],
-    endpoint: str | None,
-    force: bool,
-    as_json: bool,
 ) -> int:
     """Several request files as one job: upload them together, start what the quota admits."""
     from openai_batch.commands import jobflow
     from openai_batch.commands.options import check_job_options
     from openai_batch.flow import jobregister
 
-    check_job_options(max_enqueued_tokens, parallel)
+    check_job_options(max_enqueued_tokens, how.parallel)
     if len(infos) != len(targets):
         raise BatchError(
             "a job is made of local request files, not uploaded file ids",
@@ -184,14 +185,14 @@ def _start_job(
         template, data = jobregister.recorded_data(ledger, specs)
         the_job, _ = jobregister.register(
             ledger, conn.service, specs, name=job, template=template, data=data,
-            endpoint=endpoint or next(iter(infos.values())).endpoint, metadata=metadata,
-            max_enqueued_tokens=max_enqueued_tokens, force=force,
+            endpoint=how.endpoint or next(iter(infos.values())).endpoint, metadata=how.metadata,
+            max_enqueued_tokens=max_enqueued_tokens, force=how.force,
         )  # fmt: skip
-        how = jobflow.Follow(
-            parallel=parallel, as_json=as_json, collect_when_done=False,
+        follow = jobflow.Follow(
+            parallel=how.parallel, as_json=how.as_json, collect_when_done=False,
             fresh=[i.digest for i in infos.values()],
         )  # fmt: skip
-        return jobflow.follow_job(conn, ledger, the_job, how)
+        return jobflow.follow_job(conn, ledger, the_job, follow)
 
 
 def report(item: submit.Started) -> None:
