@@ -228,6 +228,25 @@ def test_module_exposes_downloads_dir_under_home(home: Path) -> None:
     assert ledger_paths.downloads_dir() == home / "downloads"
 
 
+def test_a_batch_id_seen_again_for_another_input_file_is_another_batch(home: Path) -> None:
+    """On one base URL two accounts (or a reset server) may reuse `batch_1`: the second one
+    replaces the row and inherits nothing (else one account's content would be taken as
+    started by the other's batch, and its answers joined to the wrong rows)."""
+    with open_ledger() as led:
+        led.record_batch(SERVICE, fake_batch("batch_1"), digest="d" * 32)
+        led.record_batch(SERVICE, fake_batch("batch_1", status="completed"))  # the same batch
+        same = led.batch(SERVICE, "batch_1")
+        assert same is not None and (same.digest, same.status) == ("d" * 32, "completed")
+        other = fake_batch("batch_1", input_file_id="file-9", created_at=500, metadata={})
+        led.record_batch(SERVICE, other)
+        record = led.batch(SERVICE, "batch_1")
+        assert record is not None
+        assert (record.input_file_id, record.created_at, record.digest, record.description) == (
+            "file-9", 500, None, None,
+        )  # fmt: skip
+        assert led.batches_for(SERVICE, digests=["d" * 32]) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # The schema and its migrations
 

@@ -47,14 +47,25 @@ class Batches(LedgerBase):
         digest: str | None = None,
         description: str | None = None,
     ) -> None:
-        """Insert or refresh a batch from the API's object; earlier facts survive a None."""
+        """Insert or refresh a batch from the API's object; earlier facts survive a None.
+
+        Ids are unique within one account only: on one base URL, two accounts (keys, URL user
+        names) or a server that was reset may reuse `batch_1`. A row is refreshed only by the
+        same batch (same input file and creation time); another batch under its id replaces
+        it and inherits nothing, so two accounts' batches never merge into one row."""
         counts = batch.request_counts
         metadata = dict(batch.metadata or {})
         with self.transaction() as db:
             old = db.execute(
-                "SELECT digest, description FROM batches WHERE service = ? AND batch_id = ?",
+                "SELECT digest, description, input_file_id, created_at FROM batches "
+                "WHERE service = ? AND batch_id = ?",
                 (service, batch.id),
             ).fetchone()
+            if old is not None and not _same_batch(old, batch):
+                db.execute(
+                    "DELETE FROM batches WHERE service = ? AND batch_id = ?", (service, batch.id)
+                )
+                old = None
             if digest is None and old is not None:
                 digest = old["digest"]
             if digest is None and batch.input_file_id:
@@ -132,3 +143,11 @@ def _batch(row: sqlite3.Row) -> BatchRecord:
     data = dict(row)
     data["metadata"] = json.loads(data["metadata"]) if data["metadata"] else {}
     return BatchRecord(**data)
+
+
+def _same_batch(row: sqlite3.Row, batch: Any) -> bool:
+    """Whether the recorded row and the service's object are one batch, not two under one id."""
+    return all(
+        row[key] is None or value is None or row[key] == value
+        for key, value in (("input_file_id", batch.input_file_id), ("created_at", batch.created_at))
+    )
