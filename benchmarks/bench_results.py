@@ -121,7 +121,7 @@ def child_join(args: list[str]) -> None:
         try:
             join.write_table(
                 index, TableTarget(Path(spec["table"]), "csv"), chunks=joinplan.iter_data(plan),
-                order=plan.order(), progress=True,
+                order=plan.order(), progress=True, ready=pending.result,
             )  # fmt: skip
         except BaseException:
             pending.cancel()

@@ -1,11 +1,15 @@
 """A big join writes the responses file in a forked child while the table is written (issue 15):
 the files are the ones the in-process path writes, and a failure on either side is one clean
-error, with no file or temp file left half-written."""
+error, with no file or temp file left half-written. The fork happens only while no other thread
+runs (the fake server's thread is one): the forking runs are a subprocess of the CLI."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from helpers import assert_clean_error, run_cli
 from openai_batch.results import background
+from openai_batch.results.index import ResultIndex
 
 Capsys = pytest.CaptureFixture[str]
 WAIT = ("--wait", "--poll-interval", "0")
@@ -33,9 +38,104 @@ def started(fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return fake_api
 
 
-@pytest.fixture
-def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every join big enough for the child; the forks made are counted."""
+# The CLI with every join big enough for the child, each fork logged, and each child checked
+# at exit to have been waited for (nothing left running).
+HARNESS = """
+import atexit, os, sys
+from openai_batch.results import background
+background.BACKGROUND_MIN = 0
+log = open(os.environ["FORK_LOG"], "a")
+real_fork = os.fork
+made = []
+def counted():
+    pid = real_fork()
+    if pid:
+        made.append(pid)
+        log.write(f"fork {pid}\\n"); log.flush()
+    return pid
+os.fork = counted
+@atexit.register
+def waited():
+    for pid in made:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        log.write(f"not waited {pid}\\n"); log.flush()
+from openai_batch.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_forking(*args: str) -> tuple[int, str, list[str]]:
+    """`openai-batch ARGS` in a subprocess (no fake server thread in it); (code, stderr, log)."""
+    log = Path("forks.log").resolve()
+    log.unlink(missing_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-c", HARNESS, *args], env={**os.environ, "FORK_LOG": str(log)},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    entries = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return done.returncode, done.stderr, entries
+
+
+def leftovers() -> list[str]:
+    return sorted(p.name for p in Path().iterdir() if p.name.endswith(".part"))
+
+
+def test_the_child_writes_the_same_bytes(
+    started: FakeOpenAI, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ("get-batch-results", "r.jsonl", *WAIT)
+    monkeypatch.setattr(background, "BACKGROUND_MIN", 10**9)  # in-process, for reference
+    code, _, err = run_cli(capsys, *args, "-o", "here.jsonl", "--csv", "here.csv")
+    assert code == 4, err  # every 7th request failed
+    code, err_child, forks = run_forking(*args, "-o", "child.jsonl", "--csv", "child.csv")
+    assert code == 4, err_child
+    assert len(forks) == 1 and forks[0].startswith("fork "), forks
+    assert Path("child.jsonl").read_bytes() == Path("here.jsonl").read_bytes()
+    assert Path("child.csv").read_bytes() == Path("here.csv").read_bytes()
+    assert len(Path("child.jsonl").read_bytes().splitlines()) == 40
+    assert err_child.replace("child", "here") == err
+    assert leftovers() == []
+
+
+@pytest.mark.parametrize("forked", [False, True], ids=["in-process", "forked"])
+def test_a_failing_child_is_one_clean_error_and_no_table(
+    started: FakeOpenAI, capsys: Capsys, forked: bool
+) -> None:
+    """Both paths end alike: the error, and no table that looks complete beside a missing
+    responses file (the forked child fails after the table is joined)."""
+    Path("taken").write_text("a file, not a folder", encoding="utf-8")
+    args = ("get-batch-results", "r.jsonl", *WAIT, "-o", "taken/r.jsonl", "--csv", "out.csv")
+    if forked:
+        code, err, forks = run_forking(*args)
+        assert [e.split()[0] for e in forks] == ["fork"]
+    else:
+        code, _, err = run_cli(capsys, *args)
+    assert_clean_error(code, err, "taken")
+    assert not Path("taken/r.jsonl").exists() and leftovers() == []
+    assert not Path("out.csv").exists()
+
+
+def test_a_failing_table_stops_the_child(started: FakeOpenAI) -> None:
+    Path("taken").write_text("a file, not a folder", encoding="utf-8")
+    code, err, forks = run_forking(
+        "get-batch-results", "r.jsonl", *WAIT, "-o", "resp.jsonl", "--csv", "taken/o.csv"
+    )
+    assert [e.split()[0] for e in forks] == ["fork"]  # and no "not waited": nothing left running
+    assert_clean_error(code, err, "taken")
+    assert leftovers() == []
+
+
+def test_no_fork_while_another_thread_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread alive at the fork could hold a lock the child then waits on forever: with one,
+    the responses file is written in-process (the same bytes)."""
+    lines = [{"custom_id": f"id_{i}", "response": {"status_code": 200, "body": {}}, "error": None}
+             for i in range(3)]  # fmt: skip
+    output = tmp_path / "out.jsonl"
+    output.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
     made: list[int] = []
     real_fork = os.fork
 
@@ -47,54 +147,17 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(background, "BACKGROUND_MIN", 0)
     monkeypatch.setattr(os, "fork", counted)
-    return made
-
-
-def leftovers() -> list[str]:
-    return sorted(p.name for p in Path().iterdir() if p.name.endswith(".part"))
-
-
-def test_the_child_writes_the_same_bytes(
-    started: FakeOpenAI, capsys: Capsys, forks: list[int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    args = ("get-batch-results", "r.jsonl", *WAIT)
-    monkeypatch.setattr(background, "BACKGROUND_MIN", 10**9)  # in-process, for reference
-    code, _, err = run_cli(capsys, *args, "-o", "here.jsonl", "--csv", "here.csv")
-    assert code == 4, err  # every 7th request failed
-    assert forks == []
-    monkeypatch.setattr(background, "BACKGROUND_MIN", 0)
-    code, _, err_child = run_cli(capsys, *args, "-o", "child.jsonl", "--csv", "child.csv")
-    assert code == 4, err_child
-    assert len(forks) == 1
-    assert Path("child.jsonl").read_bytes() == Path("here.jsonl").read_bytes()
-    assert Path("child.csv").read_bytes() == Path("here.csv").read_bytes()
-    assert len(Path("child.jsonl").read_bytes().splitlines()) == 40
-    assert err_child.replace("child", "here") == err
-    assert leftovers() == []
-
-
-def test_a_failing_child_is_one_clean_error(
-    started: FakeOpenAI, capsys: Capsys, forks: list[int]
-) -> None:
-    Path("taken").write_text("a file, not a folder", encoding="utf-8")
-    code, _, err = run_cli(
-        capsys, "get-batch-results", "r.jsonl", *WAIT, "-o", "taken/r.jsonl", "--csv", "out.csv"
-    )
-    assert len(forks) == 1
-    assert_clean_error(code, err, "taken")
-    assert not Path("taken/r.jsonl").exists() and leftovers() == []
-
-
-def test_a_failing_table_stops_the_child(
-    started: FakeOpenAI, capsys: Capsys, forks: list[int]
-) -> None:
-    Path("taken").write_text("a file, not a folder", encoding="utf-8")
-    code, _, err = run_cli(
-        capsys, "get-batch-results", "r.jsonl", *WAIT, "-o", "resp.jsonl", "--csv", "taken/o.csv"
-    )
-    assert len(forks) == 1
-    assert_clean_error(code, err, "taken")
-    assert leftovers() == []
-    for pid in forks:  # the child was waited for: nothing is left running
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert not background.fork_is_safe()
+        with ResultIndex() as index:
+            index.add_file(output, 0)
+            summary = background.start_responses(index, tmp_path / "r.jsonl").result()
+    finally:
+        stop.set()
+        other.join()
+    assert made == []
+    assert summary is not None
+    assert (tmp_path / "r.jsonl").read_bytes() == output.read_bytes()

@@ -179,7 +179,8 @@ def collect(
     failing: list[Path] = []
     try:
         notes = results.problems(index)
-        # A big join writes the responses file in a child process meanwhile (both cores).
+        # A big join writes the responses file in a child process meanwhile (both cores);
+        # the table takes its name only once the responses file is in place (`ready`).
         pending = start_responses(
             index, outputs.responses, plan.order(), background=table is not None
         )
@@ -190,7 +191,7 @@ def collect(
                 schema = join.response_schema(plan.order_files[0] if plan.order_files else None)
                 summary = join.write_table(
                     index, table, chunks=chunks, order=plan.order(), keep_row=keep_rows(plan),
-                    schema=schema, progress=progress,
+                    schema=schema, progress=progress, ready=pending.result,
                 )  # fmt: skip
         except BaseException:
             pending.cancel()

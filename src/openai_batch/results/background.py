@@ -10,6 +10,18 @@ file, the open result files) copy-on-write, so memory is not doubled, and it run
 The child reports its summary, or its error, through a pipe; a failure there is raised here as
 the same error the in-process path would raise. Small joins (and systems without fork) write
 in-process: a fork costs more than it saves below BACKGROUND_MIN results.
+
+Why the fork is safe: it happens only while this process runs no other Python thread
+(`threading.active_count() == 1`; otherwise the file is written in-process), so no lock of
+another thread (a logging handler's, a file object's, the ledger heartbeat's sqlite handle) is
+copied held into the child. The C allocators fork cleanly: glibc malloc and the jemalloc under
+pyarrow and numpy's buffers take their locks in pthread_atfork handlers; Arrow's own worker
+threads are idle between calls (the child makes no Arrow call: it reads the numpy index, the
+spill file and the result files with os.pread, and writes one file).
+
+The table waits for the responses file: the caller passes `PendingResponses.result` as the
+table's last step before its rename (join.write_table's `ready`), so a child that fails leaves
+no new table behind, exactly as the in-process path, which writes the responses file first.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -77,8 +90,7 @@ def start_responses(
 ) -> PendingResponses:
     """`write_responses(index, dest, order)`, in a forked child when the join is big and
     `background` (the caller has other work meanwhile: the table)."""
-    small = len(index) < BACKGROUND_MIN
-    if not background or small or not hasattr(os, "fork") or sys.platform != "linux":
+    if not background or len(index) < BACKGROUND_MIN or not fork_is_safe():
         return PendingResponses(None, None, write_responses(index, dest, order))
     reader, writer = os.pipe()
     sys.stdout.flush()
@@ -89,6 +101,11 @@ def start_responses(
         _child(index, dest, order, writer)
     os.close(writer)
     return PendingResponses(pid, reader, None)
+
+
+def fork_is_safe() -> bool:
+    """Linux, and no Python thread but this one alive (see the module's docstring)."""
+    return hasattr(os, "fork") and sys.platform == "linux" and threading.active_count() == 1
 
 
 def _child(index: ResultIndex, dest: Path, order: Iterable[str] | None, writer: int) -> None:

@@ -184,12 +184,14 @@ def write_table(
     keep_row: Callable[[int, str], bool] | None = None,
     schema: dict[str, str] | None = None,
     progress: bool = False,
+    ready: Callable[[], object] | None = None,
 ) -> CsvSummary:
     """The results as a table: every data row (or every custom_id) plus the result columns.
 
     `chunks` are the data rows with their custom_ids (batchfile.iter_identified_chunks);
     `keep_row(row_number, custom_id)` drops rows that were not in these request files (other
-    shards, rows beyond --limit). Without data, one row per custom_id in `order`.
+    shards, rows beyond --limit). Without data, one row per custom_id in `order`. `ready` is
+    called before the finished table takes its name (TableWriter): if it raises, no table.
     """
     plan = json_columns(index.json_key_counts, index.json_answers, schema)
     keys = plan.keys
@@ -200,7 +202,8 @@ def write_table(
         columns = result_column_names((), keys)
         counter = _Counter(0, check)
         done: set[str] = set()  # custom_ids without a result, already listed
-        with TableWriter(target, columns, _named(types, columns, 0, keys)) as writer:
+        named = _named(types, columns, 0, keys)
+        with TableWriter(target, columns, named, ready) as writer:
             written = writer
             ids = order if order is not None else index.natural_order()
             for block in batched(ids, LOOKUP_BLOCK):
@@ -221,7 +224,7 @@ def write_table(
     else:
         with _bar(progress, len(index)) as bar:
             rows, columns, counter, written = _write_joined(
-                index, target, chunks, keep_row, keys, types, seen, bar.update
+                index, target, chunks, keep_row, keys, types, seen, bar.update, ready
             )
     unmatched = int(len(seen) - seen.sum())
     counts = counter.counts
@@ -247,6 +250,7 @@ def _write_joined(
     types: dict[str, str],
     seen: Any,
     advance: Callable[[int], object],
+    ready: Callable[[], object] | None = None,
 ) -> tuple[int, list[str], _Counter, TableWriter]:
     """Data rows in file order, each followed by its result cells; the data cells as read."""
     import numpy as np
@@ -259,7 +263,7 @@ def _write_joined(
     counter = _Counter(len(data_columns), target.kind in ("csv", "tsv"))
     named = _named(types, columns, len(data_columns), keys)
     row_number = 0
-    with TableWriter(target, columns, named) as writer:
+    with TableWriter(target, columns, named, ready) as writer:
         for ids, frame in _chain(first, iterator):
             rows = _rows(frame)
             found = index.found(ids)

@@ -12,7 +12,7 @@ import contextlib
 import csv
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -84,10 +84,17 @@ class TableWriter:
     """Rows in, one file out. Use as a context manager; the file exists only after a clean exit."""
 
     def __init__(
-        self, target: TableTarget, columns: Sequence[str], types: dict[str, str] | None = None
+        self,
+        target: TableTarget,
+        columns: Sequence[str],
+        types: dict[str, str] | None = None,
+        ready: Callable[[], object] | None = None,
     ) -> None:
-        """`types`: Parquet/JSONL types of some columns by name ("int", "float", "bool")."""
+        """`types`: Parquet/JSONL types of some columns by name ("int", "float", "bool").
+        `ready`: called once the file is finished, before it takes its name; if it raises,
+        the file is dropped (the join's table waits there for the responses file)."""
         self.target = target
+        self._ready = ready
         self.columns = list(columns)
         self.types = types or {}
         self.rows = 0
@@ -150,6 +157,8 @@ class TableWriter:
         try:
             if kind is None:
                 self._impl.close()
+                if self._ready is not None:
+                    self._ready()
             else:
                 self._impl.abort()
         except BaseException as error:

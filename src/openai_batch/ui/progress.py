@@ -27,6 +27,10 @@ def progress_bar(*, enabled: bool = True, **options: Any) -> Any:
     (10.4k req/s, 1.2MB/s); bytes are scaled like the rate (94.2kB/1.20MB)."""
     from tqdm import tqdm
 
+    # No monitor thread (tqdm starts one per process, even for a disabled bar): it only
+    # tunes `miniters` for stalled loops, and a live thread keeps the results join from
+    # forking its responses writer (results/background.py forks only with no other thread).
+    tqdm.monitor_interval = 0
     options.setdefault("unit_scale", True)
     options.setdefault("dynamic_ncols", True)
     if options.get("unit") != "B":
