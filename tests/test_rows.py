@@ -148,6 +148,16 @@ def test_ragged_rows_are_errors_naming_the_row(tmp_path, capsys, monkeypatch, ho
     assert code == 1 and not out.exists()
 
 
+def test_a_ragged_row_after_a_cell_longer_than_arrows_blocks(tmp_path, capsys, monkeypatch):
+    """A quoted cell of 3 MB over many lines stopped the structural pass (Arrow: "straddling
+    object"), which then let the short row after it through as a padded row."""
+    long_cell = "line of a long cell\n" * 150_000
+    data = write(tmp_path / "d.csv", f'a,b\n1,"{long_cell}"\n3\n4,5\n')
+    code, err, out = make(capsys, monkeypatch, tmp_path, TWO, data, "auto")
+    assert_clean_error(code, err, "1 field where the header has 2: '3'", "--ragged-rows")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("how", RENDERERS)
 def test_ragged_rows_accepted_on_request(tmp_path, capsys, monkeypatch, how):
     data = write(tmp_path / "d.csv", "a,b\n1,2\n3\n4,5,6\n\n   \n")
