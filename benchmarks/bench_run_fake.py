@@ -9,7 +9,10 @@ for every batch (the fake answers each request when it is polled, so this is the
 not the service's hours) and download the output files; join them into the responses file
 and the CSV. The last step is timed a second time with the files already downloaded: the
 difference is the download. Prints seconds per step, the share of each, and CPU seconds (the
-CLI's process and its children; for the wait, the fake's work in this process too).
+CLI's process and its children; for the wait, the fake's work in this process too; for the
+upload and start, the fake's own CPU on a line of its own). On a loaded machine compare each
+step's CPU with its wall time: a step that only gets its share of the cores (wall = CPU x
+load / cores) is not waiting on anything.
 """
 
 from __future__ import annotations
@@ -67,7 +70,10 @@ def bench(rows: int, work: Path) -> int:
         steps.append(("make the request files", *run_timed(make, env)[:2]))
         files = sorted(str(p) for p in out.glob("r*.jsonl"))
         start = [*cli, "start-batch", *files, "--job", "bench"]
-        steps.append(("upload them, start the batches", *run_timed(start, env)[:2]))
+        fake_cpu = time.process_time()  # the fake receives and checks the uploads here
+        seconds, cpu, _ = run_timed(start, env)
+        steps.append(("upload them, start the batches", seconds, cpu))
+        steps.append(("  of which the fake's own CPU", 0.0, time.process_time() - fake_cpu))
         results = [*cli, "get-batch-results", "--job", "bench", "-o", str(work / "resp.jsonl"),
                    "--csv", str(work / "out.csv"), "--poll-interval", "0"]  # fmt: skip
         fake_cpu = time.process_time()  # the fake runs in this process (its threads)
@@ -83,6 +89,9 @@ def bench(rows: int, work: Path) -> int:
     print(f"{rows:,} rows, `run --wait --csv` as its steps, against tests/fake_openai.py")
     print(f"  {'':40} {'seconds':>8}  {'share':>6} {'CPU s':>8}")
     for label, seconds, cpu in steps:
+        if label.startswith(" "):  # a part of the step above: CPU only
+            print(f"  {label:40} {'':8}  {'':6} {cpu:8.1f}")
+            continue
         print(f"  {label:40} {seconds:8.1f}  {seconds / total:6.1%} {cpu:8.1f}")
     print(f"  {'total':40} {total:8.1f}")
     return 0
