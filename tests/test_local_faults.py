@@ -23,8 +23,10 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -600,3 +602,102 @@ def test_ctrl_c_while_rendering_says_the_same(work: Path) -> None:
     assert f"run the same command again: {resume}" in err
     assert previous.read_text(encoding="utf-8") == "earlier output\n"
     assert parts(work) == []
+
+
+# Ctrl-C at every step of writing the request files: each run ends with the same clean state.
+
+_WRITE_STEPS = {  # where temp files come and go (not the steps writing lines into them)
+    "files.py": {"temp_path_for", "commit", "discard", "_release"},
+    "make.py": {"_roll", "finish", "abort"},
+    "fastpath.py": {"_open", "finish", "abort"},
+}
+
+
+def _is_write_step(code: types.CodeType) -> bool:
+    """The code that makes, commits and discards the request files' temp files."""
+    folder, _, module = code.co_filename.replace(os.sep, "/").rpartition("/")
+    if not folder.endswith(("/local", "/requestfile")):
+        return False
+    return code.co_name in _WRITE_STEPS.get(module, ())
+
+
+def _interrupt_at(step: int | None) -> tuple[Callable[..., Any], list[int]]:
+    """A tracer sending SIGINT at the `step`-th line of the write steps (None: never)."""
+    seen = [0]
+
+    def local(frame: types.FrameType, event: str, arg: object) -> Any:
+        if event == "line":
+            seen[0] += 1
+            if seen[0] == step:
+                signal.raise_signal(signal.SIGINT)  # what Ctrl-C does, at exactly this point
+        return local
+
+    def tracer(frame: types.FrameType, event: str, arg: object) -> Any:
+        return local if _is_write_step(frame.f_code) else None
+
+    return tracer, seen
+
+
+def _make_traced(capsys: Capsys, work: Path, step: int | None, *args: str) -> tuple[int, str, int]:
+    tracer, seen = _interrupt_at(step)
+    sys.settrace(tracer)
+    try:
+        code, _, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "r.jsonl", *args)
+    finally:
+        sys.settrace(None)
+    return code, err, seen[0]
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith("r")}
+
+
+@pytest.mark.parametrize("template", [TEMPLATE, TEMPLATE.replace("<<q>>", "<<q | upper>>")])
+def test_ctrl_c_at_every_step_of_writing_leaves_no_part(
+    capsys: Capsys, work: Path, template: str
+) -> None:
+    """SIGINT between creating a temp file and registering it for cleanup left a `.part` behind
+    (seen only under load). Here Ctrl-C lands at every line of the writing code in turn: the
+    run says `interrupted`, leaves no temp file and no open lock, and the earlier output is
+    untouched unless every new file had landed."""
+    from openai_batch.local import files
+
+    (work / "t.json").write_text(template, encoding="utf-8")
+    (work / "d.csv").write_text("q\n" + "".join(f"row {i}\n" for i in range(5)), "utf-8")
+    split = ("--max-requests", "3")  # two files, so a partial set would show
+    (work / "r.jsonl").write_text("earlier output\n", encoding="utf-8")
+    earlier = _outputs(work)
+    code, err, steps = _make_traced(capsys, work, None, *split)
+    assert code == 0, err
+    complete = _outputs(work)
+    assert len(complete) == 3 and steps > 40, steps  # the two and the earlier r.jsonl
+    for name in set(complete) - set(earlier):
+        (work / name).unlink()
+    for step in range(1, steps + 1):
+        code, err, _ = _make_traced(capsys, work, step, *split)
+        assert code == 130 and "error: interrupted" in err, (step, err[-300:])
+        assert "Traceback" not in err
+        assert parts(work) == [], step
+        assert files._held == {}, step
+        now = _outputs(work)
+        assert now in (earlier, complete), (step, sorted(now))
+        for name in set(now) - set(earlier):  # every file had landed: start again
+            (work / name).unlink()
+
+
+def test_ctrl_c_inside_a_deferred_step_comes_when_the_step_ends() -> None:
+    """The guard the steps above rely on: Ctrl-C is held, not lost, and comes exactly once."""
+    from openai_batch.local import interrupts
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), interrupts.deferred():
+        with interrupts.deferred():  # nested: held until the outermost step ends
+            signal.raise_signal(signal.SIGINT)
+            done.append("inner")
+        done.append("outer")
+    assert done == ["inner", "outer"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with interrupts.deferred():  # nothing pending any more: a quiet step stays quiet
+        done.append("quiet")
+    with pytest.raises(KeyboardInterrupt):  # outside a step, Ctrl-C is immediate again
+        signal.raise_signal(signal.SIGINT)

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from openai_batch.local import interrupts
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -34,15 +36,17 @@ _held: dict[str, int] = {}  # temp path -> the descriptor holding its lock
 def temp_path_for(path: Path) -> Path:
     """A fresh temp file next to `path` (same filesystem, so the final rename is atomic).
 
-    Leftover temp files of `path` from killed writers are swept first (see the module text)."""
+    Leftover temp files of `path` from killed writers are swept first (see the module text).
+    Ctrl-C waits until the new file is registered: a caller gets it, or it was never made."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
-        _held[name] = fd
-    else:  # pragma: no cover - Windows
-        os.close(fd)
+    with interrupts.deferred():
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+            _held[name] = fd
+        else:  # pragma: no cover - Windows
+            os.close(fd)
     return Path(name)
 
 
@@ -100,8 +104,9 @@ def commit(temp: Path, final: Path, *, private: bool = False) -> None:
     if not private:  # a private file (the cache, loaded with pickle) stays 0600
         with contextlib.suppress(OSError):
             os.chmod(temp, _mode_for(final))
-    os.replace(temp, final)
-    _release(temp)
+    with interrupts.deferred():  # replaced and released, or neither
+        os.replace(temp, final)
+        _release(temp)
 
 
 def _mode_for(final: Path) -> int:
@@ -130,9 +135,10 @@ _UMASK_LOCK = threading.Lock()
 
 
 def discard(temp: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        temp.unlink()
-    _release(temp)
+    with interrupts.deferred():  # a second Ctrl-C does not leave it half-forgotten
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        _release(temp)
 
 
 @contextlib.contextmanager
@@ -141,12 +147,14 @@ def atomic_write(  # type: ignore[type-arg]
 ) -> Iterator[IO]:
     """Write to a temp file beside `path`, then rename over it; on any error nothing changes."""
     final = Path(path)
-    temp = temp_path_for(final)
+    temp: Path | None = None
     try:
+        temp = temp_path_for(final)
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with open(temp, mode, **kwargs) as fh:  # type: ignore[call-overload]
             yield fh
         commit(temp, final, private=private)
     except BaseException:
-        discard(temp)
+        if temp is not None:
+            discard(temp)
         raise

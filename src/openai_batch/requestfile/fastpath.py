@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from openai_batch import settings
 from openai_batch.errors import BatchError
-from openai_batch.local import files
+from openai_batch.local import files, interrupts
 from openai_batch.requestfile.fallback import Fallback
 from openai_batch.requestfile.fastlines import IdChecker, LineRenderer, array_offsets
 from openai_batch.requestfile.fastread import blocks as read_blocks
@@ -240,9 +240,10 @@ class BlockShardWriter(ShardWriter):
     def _open(self, row: int) -> _Shard:
         if self.shards:
             self._writer.submit(self.shards[-1].handle.close)
-        temp = files.temp_path_for(self.output)
-        shard = _Shard(temp, open(temp, "wb", buffering=0), row)  # noqa: SIM115
-        self.shards.append(shard)
+        with interrupts.deferred():  # a temp file made is a temp file `abort` knows
+            temp = files.temp_path_for(self.output)
+            shard = _Shard(temp, open(temp, "wb", buffering=0), row)  # noqa: SIM115
+            self.shards.append(shard)
         return shard
 
     def finish(self) -> Any:

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
 from openai_batch.ledger.digests import new_digest
-from openai_batch.local import files, output_guard
+from openai_batch.local import files, interrupts, output_guard
 from openai_batch.requestfile.endpoints import CHAT, ENDPOINTS, MODERATIONS
 from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
 from openai_batch.table.read import Table, TableOptions, open_table
@@ -244,9 +244,10 @@ class ShardWriter:
         self.flush()
         if self.shards:
             self.shards[-1].handle.close()
-        temp = files.temp_path_for(self.output)
-        shard = _Shard(temp, open(temp, "wb", buffering=1 << 20), row)  # noqa: SIM115
-        self.shards.append(shard)
+        with interrupts.deferred():  # a temp file made is a temp file `abort` knows
+            temp = files.temp_path_for(self.output)
+            shard = _Shard(temp, open(temp, "wb", buffering=1 << 20), row)  # noqa: SIM115
+            self.shards.append(shard)
         return shard
 
     def final_paths(self) -> list[Path]:
@@ -264,19 +265,21 @@ class ShardWriter:
         for shard in self.shards:
             shard.handle.close()
         infos = []
-        for shard, path in zip(self.shards, self.final_paths(), strict=True):
-            files.commit(shard.temp, path)
-            infos.append(
-                ShardInfo(
-                    path, shard.requests, shard.bytes, shard.digest.hexdigest(), shard.first_row
+        with interrupts.deferred():  # all the files land, or none: never a partial set
+            for shard, path in zip(self.shards, self.final_paths(), strict=True):
+                files.commit(shard.temp, path)
+                infos.append(
+                    ShardInfo(
+                        path, shard.requests, shard.bytes, shard.digest.hexdigest(), shard.first_row
+                    )
                 )
-            )
         return infos
 
     def abort(self) -> None:
-        for shard in self.shards:
-            shard.handle.close()
-            files.discard(shard.temp)
+        with interrupts.deferred():  # a second Ctrl-C does not leave some behind
+            for shard in self.shards:
+                shard.handle.close()
+                files.discard(shard.temp)
 
 
 # ---------------------------------------------------------------------------------------------
