@@ -75,6 +75,12 @@ def explain_database_error(exc: sqlite3.Error, path: Path | None = None) -> Batc
     )
 
 
+def explain_if_database_error(exc: BaseException) -> BatchError | None:
+    """The user-facing error for a SQLite failure, or None: callers outside ledger/ need not
+    import sqlite3 to ask."""
+    return explain_database_error(exc) if isinstance(exc, sqlite3.Error) else None
+
+
 def cannot_open(path: Path, exc: BaseException) -> BatchError:
     """The ledger's folder or file is unusable: a file where the folder should be, no rights."""
     if isinstance(exc, sqlite3.Error):

@@ -28,12 +28,11 @@ def explain(exc: BaseException) -> BatchError | None:
             hint="a cell, template or line may be far larger than expected: check the input, "
             f"or run with more memory; {RERUN}",
         )
-    import sqlite3
+    from openai_batch.ledger.faults import explain_if_database_error
 
-    if isinstance(exc, sqlite3.Error):
-        from openai_batch.ledger.faults import explain_database_error
-
-        return explain_database_error(exc)
+    database = explain_if_database_error(exc)
+    if database is not None:
+        return database
     if isinstance(exc, RecursionError):
         return BatchError(
             "the input is nested too deeply to read (thousands of levels of lists or objects)",

@@ -1,0 +1,162 @@
+"""The structure the redesign (issue 13) set, kept by a test rather than by memory.
+
+Modules stay small; only commands/, ui/ and cli.py talk to the terminal; only ledger/ opens
+SQLite; command modules do not lean on each other (shared option types live in
+commands/options.py). Every exception is listed below with its reason.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "openai_batch"
+MAX_LINES = 600
+
+# modules that may touch sys.stdout / sys.stderr outside commands/, ui/ and cli.py, and why
+STREAM_ALLOWED = {
+    # the review child answers its parent over its own stdin/stdout pipe (pickles, not text)
+    "requestfile/review.py",
+    # flushes both streams before os.fork(), so buffered text is not written twice
+    "results/background.py",
+}
+
+# command modules that may import another command module (besides commands/options.py), and why
+COMMAND_IMPORTS_ALLOWED = {
+    # jobflow is the one presenter of a job's progress; start, results and run all follow jobs
+    ("start", "jobflow"),
+    ("results", "jobflow"),
+    ("run", "jobflow"),
+    # run is make-batch-file + start + results in one: it takes make's render options and report
+    ("run", "make"),
+}
+
+
+def _modules() -> list[Path]:
+    return sorted(SRC.rglob("*.py"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(SRC).as_posix()
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _may_print(rel: str) -> bool:
+    return rel.startswith(("commands/", "ui/")) or rel == "cli.py"
+
+
+def _imported(node: ast.AST) -> list[str]:
+    """Module names an import statement brings in (`from a import b` gives a and a.b)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module:
+        return [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return []
+
+
+def _is_std_stream(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr in ("stdout", "stderr")
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+    )
+
+
+def _terminal_uses(tree: ast.Module) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "print"
+        ):
+            found.append(f"{node.lineno}: print()")
+        if any(name.split(".")[0] == "tqdm" for name in _imported(node)):
+            found.append(f"{node.lineno}: imports tqdm")
+        if _is_std_stream(node):
+            found.append(f"{node.lineno}: sys.{node.attr}")  # type: ignore[attr-defined]
+    return found
+
+
+def test_no_module_is_over_600_lines() -> None:
+    too_long = {}
+    for path in _modules():
+        with path.open(encoding="utf-8") as handle:
+            lines = sum(1 for _ in handle)
+        if lines > MAX_LINES:
+            too_long[_rel(path)] = lines
+    assert too_long == {}
+
+
+def test_only_commands_ui_and_cli_talk_to_the_terminal() -> None:
+    offenders = []
+    for path in _modules():
+        rel = _rel(path)
+        if _may_print(rel):
+            continue
+        for use in _terminal_uses(_tree(path)):
+            if use.endswith(("sys.stdout", "sys.stderr")) and rel in STREAM_ALLOWED:
+                continue
+            offenders.append(f"{rel}:{use}")
+    assert offenders == []
+
+
+def test_the_stream_allow_list_has_no_stale_entries() -> None:
+    """An entry that no longer needs its exception goes, so the list stays short and true."""
+    for rel in STREAM_ALLOWED:
+        uses = _terminal_uses(_tree(SRC / rel))
+        assert any(use.endswith(("sys.stdout", "sys.stderr")) for use in uses), rel
+
+
+def test_only_the_ledger_imports_sqlite3() -> None:
+    offenders = []
+    for path in _modules():
+        rel = _rel(path)
+        if rel.startswith("ledger/"):
+            continue
+        for node in ast.walk(_tree(path)):
+            if "sqlite3" in (name.split(".")[0] for name in _imported(node)):
+                offenders.append(f"{rel}:{node.lineno}")  # type: ignore[attr-defined]
+    assert offenders == []
+
+
+def _command_imports() -> set[tuple[str, str]]:
+    pairs = set()
+    for path in (SRC / "commands").glob("*.py"):
+        for node in ast.walk(_tree(path)):
+            for name in _imported(node):
+                parts = name.split(".")
+                if parts[:2] == ["openai_batch", "commands"] and len(parts) > 2:
+                    target = parts[2]
+                    if target not in ("options", path.stem):
+                        pairs.add((path.stem, target))
+    return pairs
+
+
+def test_command_modules_import_only_options_from_each_other() -> None:
+    assert _command_imports() - COMMAND_IMPORTS_ALLOWED == set()
+
+
+def test_the_command_allow_list_has_no_stale_entries() -> None:
+    assert COMMAND_IMPORTS_ALLOWED - _command_imports() == set()
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("print('x')", ["1: print()"]),
+        ("import sys\nsys.stderr.write('x')", ["2: sys.stderr"]),
+        ("from tqdm import tqdm", ["1: imports tqdm"]),
+        ("import tqdm.auto", ["1: imports tqdm"]),
+        ("log = logger.print\nx.print('y')", []),
+    ],
+)
+def test_the_checks_see_what_they_look_for(source: str, expected: list[str]) -> None:
+    """The AST checks above are not vacuous: each catches its kind of use."""
+    assert _terminal_uses(ast.parse(source)) == expected
