@@ -18,6 +18,7 @@ from openai_batch.errors import BatchError
 from openai_batch.ledger import paths as ledger_paths
 from openai_batch.ledger import schema as ledger_schema
 from openai_batch.ledger.paths import home_dir
+from openai_batch.ledger.requestfiles import RequestFileFacts as Facts
 from openai_batch.ledger.schema import MIGRATIONS
 from openai_batch.ledger.store import open_ledger
 from openai_batch.table.spec import TableSpec
@@ -84,21 +85,25 @@ def test_request_files_keep_known_facts_and_follow_retry_parents(
 ) -> None:
     with open_ledger() as led:
         led.record_request_file(
-            tmp_path / "a.jsonl",
-            "digest-a",
-            requests=10,
-            table=TableSpec(str(tmp_path / "d.csv"), id_prefix="row_", sheet="S", limit=5),
-            first_row=0,
+            Facts(
+                tmp_path / "a.jsonl",
+                "digest-a",
+                requests=10,
+                table=TableSpec(str(tmp_path / "d.csv"), id_prefix="row_", sheet="S", limit=5),
+                first_row=0,
+            )
         )
         # re-recording the same file without data (e.g. upload) keeps what make recorded
-        again = led.record_request_file(tmp_path / "a.jsonl", "digest-a", bytes=99)
+        again = led.record_request_file(Facts(tmp_path / "a.jsonl", "digest-a", bytes=99))
         assert again.data == str((tmp_path / "d.csv").resolve())
         assert again.table == TableSpec(
             str((tmp_path / "d.csv").resolve()), id_prefix="row_", sheet="S", limit=5
         )
         assert again.bytes == 99 and again.requests == 10
-        led.record_request_file(tmp_path / "r1.jsonl", "digest-r1", parent_digest="digest-a")
-        led.record_request_file(tmp_path / "r2.jsonl", "digest-r2", parent_digest="digest-r1")
+        led.record_request_file(Facts(tmp_path / "r1.jsonl", "digest-r1", parent_digest="digest-a"))
+        led.record_request_file(
+            Facts(tmp_path / "r2.jsonl", "digest-r2", parent_digest="digest-r1")
+        )
         root = led.root_request_file("digest-r2")
         assert root is not None and root.digest == "digest-a"
         derived = {r.digest for r in led.request_files_derived_from("digest-a")}
@@ -206,10 +211,12 @@ def test_concurrent_writers_do_not_fail(home: Path) -> None:
         """
         import sys
         from types import SimpleNamespace
+        from openai_batch.ledger.requestfiles import RequestFileFacts
         from openai_batch.ledger.store import open_ledger
         with open_ledger() as led:
             for i in range(200):
-                led.record_request_file(f"/tmp/{sys.argv[1]}-{i}.jsonl", f"{sys.argv[1]}{i}")
+                facts = RequestFileFacts(f"/tmp/{sys.argv[1]}-{i}.jsonl", f"{sys.argv[1]}{i}")
+                led.record_request_file(facts)
         """
     )
     procs = [subprocess.Popen([sys.executable, "-c", script, n], env=_env(home)) for n in "ab"]
@@ -275,7 +282,7 @@ def test_a_later_migration_runs_once_in_order_with_sql_and_python_steps(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with open_ledger() as led:
-        led.record_request_file("/x/r.jsonl", "d" * 32, requests=3)
+        led.record_request_file(Facts("/x/r.jsonl", "d" * 32, requests=3))
     calls: list[int] = []
 
     def count_rows(db: sqlite3.Connection) -> None:

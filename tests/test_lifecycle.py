@@ -15,6 +15,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import ROOT, cli_json, need_seed, read_csv, read_jsonl, run_cli
+from openai_batch.ledger.requestfiles import RequestFileFacts
 from openai_batch.ledger.store import open_ledger
 
 Capsys = pytest.CaptureFixture[str]
@@ -324,7 +325,7 @@ def test_retry_batches_merge_latest_success_wins(
     parent = scan_request_file(Path("batch-requests.jsonl"))
     with open_ledger() as ledger:
         ledger.record_request_file(
-            retry, scan_request_file(retry).digest, parent_digest=parent.digest
+            RequestFileFacts(retry, scan_request_file(retry).digest, parent_digest=parent.digest)
         )
     code, started = cli_json(capsys, "start-batch", retry)
     assert code == 0

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from openai_batch.errors import BatchError
 from openai_batch.ledger import jobstore
 from openai_batch.ledger.jobrecords import Job, JobInputs, ShardSpec
+from openai_batch.ledger.requestfiles import RequestFileFacts
 from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile import scan
 from openai_batch.results import merge as results
@@ -92,7 +93,7 @@ def register(
             f"`{follow}`",
         ) from None
     for spec in specs:
-        ledger.record_request_file(
+        facts = RequestFileFacts(
             spec.path,
             spec.digest,
             bytes=spec.bytes,
@@ -101,6 +102,7 @@ def register(
             first_row=spec.first_row,
             job=name,
         )
+        ledger.record_request_file(facts)
     return jobstore.load_job(ledger, name), created
 
 

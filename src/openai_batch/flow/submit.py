@@ -18,6 +18,7 @@ from openai_batch.errors import BatchError
 from openai_batch.flow.session import UNRECOGNISED_PREFIX, Session
 from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.locks import Notify
+from openai_batch.ledger.requestfiles import RequestFileFacts
 from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile.scan import RequestFileInfo, scan_request_file
 from openai_batch.service import api
@@ -85,7 +86,7 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
         digest=digest_of(data),
     )
     for number, shard in enumerate(made.files, start=1):
-        ledger.record_request_file(
+        facts = RequestFileFacts(
             shard.path,
             shard.digest,
             bytes=shard.bytes,
@@ -99,6 +100,16 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
             shards=len(made.files),
             make_run=run,
         )
+        ledger.record_request_file(facts)
+
+
+def scanned_facts(path: Path | str, info: RequestFileInfo) -> RequestFileFacts:
+    """What a scan of a request file tells the ledger (no template or table: those only
+    make-batch-file knows, and the ledger keeps them when it has them)."""
+    return RequestFileFacts(
+        path, info.digest, bytes=info.bytes, requests=info.requests,
+        endpoint=info.endpoint, model=info.model,
+    )  # fmt: skip
 
 
 @dataclass
@@ -138,10 +149,7 @@ def ensure_uploaded(
     `progress` is called with the number of bytes sent as the upload goes; `notify` hears what
     a wait for another command's lock is waiting for."""
     info = info or scan_request_file(path, limits=conn.profile.limits)
-    ledger.record_request_file(
-        path, info.digest, bytes=info.bytes, requests=info.requests,
-        endpoint=info.endpoint, model=info.model,
-    )  # fmt: skip
+    ledger.record_request_file(scanned_facts(path, info))
     with ledger.lock(f"upload:{conn.service}:{info.digest}", notify=notify):
         if not force:
             found = _usable_upload(conn, ledger, info.digest)

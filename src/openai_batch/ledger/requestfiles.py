@@ -48,44 +48,50 @@ class RequestFileRecord:
         return self.table.digest if self.table is not None else None
 
 
+@dataclass(frozen=True)
+class RequestFileFacts:
+    """What a caller knows of a request file, to record: a path and content digest, and any
+    of the rest (None: not known here, so what the ledger already knows is kept)."""
+
+    path: Path | str
+    digest: str
+    bytes: int | None = None
+    requests: int | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    template: Path | str | None = None
+    table: TableSpec | None = None  # the data file it was made from, and how to read it again
+    first_row: int | None = None
+    shard: int | None = None
+    shards: int | None = None
+    parent_digest: str | None = None  # a retry file: the content it was derived from
+    job: str | None = None
+    make_run: str | None = None  # one id per make-batch-file run: its shards share it
+
+
 class RequestFiles(LedgerBase):
     """The ledger's request_files table."""
 
-    def record_request_file(
-        self,
-        path: Path | str,
-        digest: str,
-        *,
-        bytes: int | None = None,
-        requests: int | None = None,
-        endpoint: str | None = None,
-        model: str | None = None,
-        template: Path | str | None = None,
-        table: TableSpec | None = None,
-        first_row: int | None = None,
-        shard: int | None = None,
-        shards: int | None = None,
-        parent_digest: str | None = None,
-        job: str | None = None,
-        make_run: str | None = None,
-    ) -> RequestFileRecord:
+    def record_request_file(self, facts: RequestFileFacts) -> RequestFileRecord:
         """Record (or refresh) a request file; known facts are kept when new ones are None."""
+        table = facts.table
         values = {
-            "bytes": bytes,
-            "requests": requests,
-            "endpoint": endpoint,
-            "model": model,
-            "template": abs_path(template),
+            "bytes": facts.bytes,
+            "requests": facts.requests,
+            "endpoint": facts.endpoint,
+            "model": facts.model,
+            "template": abs_path(facts.template),
             "data": abs_path(table.path) if table is not None else None,
             "data_digest": table.digest if table is not None else None,
             "table_options": json.dumps(table.stored_options()) if table is not None else None,
-            "first_row": first_row,
-            "shard": shard,
-            "shards": shards,
-            "parent_digest": parent_digest,
-            "job": job,
-            "make_run": make_run,
+            "first_row": facts.first_row,
+            "shard": facts.shard,
+            "shards": facts.shards,
+            "parent_digest": facts.parent_digest,
+            "job": facts.job,
+            "make_run": facts.make_run,
         }
+        path, digest = facts.path, facts.digest
         key = (abs_path(path), digest)
         with self.transaction() as db:
             row = db.execute(

@@ -13,6 +13,7 @@ CSV keeps one row per input row.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 from openai_batch.errors import BatchError
 from openai_batch.flow import collect, resolve
 from openai_batch.flow.session import Session
+from openai_batch.flow.submit import scanned_facts
 from openai_batch.ledger.digests import digest_of, matches, new_digest
 from openai_batch.ledger.locks import Notify
+from openai_batch.ledger.requestfiles import RequestFileFacts
 from openai_batch.ledger.store import Ledger, RequestFileRecord
 from openai_batch.local import files, output_guard
 from openai_batch.requestfile import scan
@@ -226,10 +229,7 @@ def _record_plain(
     ledger: Ledger, path: Path, info: scan.RequestFileInfo | None = None
 ) -> RequestFileRecord:
     info = info or scan.scan_request_file(path, check=False)
-    return ledger.record_request_file(
-        path, info.digest, bytes=info.bytes, requests=info.requests,
-        endpoint=info.endpoint, model=info.model,
-    )  # fmt: skip
+    return ledger.record_request_file(scanned_facts(path, info))
 
 
 def _tell(warn: Notify | None, warnings: Sequence[str]) -> None:
@@ -456,23 +456,20 @@ def _record_retry(ledger: Ledger, report: RetryReport) -> None:
     source, root = report.source, report.source.root
     first = first_request(report.output)
     endpoint, model = first.get("url"), (first.get("body") or {}).get("model")
+    facts = RequestFileFacts(
+        report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
+        endpoint=endpoint, model=model,
+    )  # fmt: skip
     if report.digest == source.root_digest:
         report.same_as_original = True
-        extra: dict[str, Any] = {}
         if root is not None:
-            extra = {
-                "template": root.template, "table": root.table, "first_row": root.first_row,
-                "shard": root.shard, "shards": root.shards, "make_run": root.make_run,
-            }  # fmt: skip
-        ledger.record_request_file(
-            report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
-            endpoint=endpoint, model=model, **extra,
-        )  # fmt: skip
+            facts = dataclasses.replace(
+                facts, template=root.template, table=root.table, first_row=root.first_row,
+                shard=root.shard, shards=root.shards, make_run=root.make_run,
+            )  # fmt: skip
+        ledger.record_request_file(facts)
         return
-    ledger.record_request_file(
-        report.output, report.digest, bytes=report.bytes, requests=report.tally.retried,
-        endpoint=endpoint, model=model, parent_digest=source.root_digest,
-    )  # fmt: skip
+    ledger.record_request_file(dataclasses.replace(facts, parent_digest=source.root_digest))
 
 
 __all__ = [
