@@ -550,6 +550,17 @@ def test_template_and_data_the_other_way_round(capsys, tmp_path):
     assert f"make-batch-file {template} {data}" in err
 
 
+def test_the_other_way_round_hint_is_a_command_a_shell_can_run(capsys, tmp_path):
+    """Paths with spaces are quoted in the suggested command (ui/hints' one quoting rule)."""
+    folder = tmp_path / "my study"
+    folder.mkdir()
+    data = write(folder / "personas.csv", SLIDES_CSV)
+    template = write(folder / "config.json", PERSONA)
+    code, _, err = run_cli(capsys, "make-batch-file", data, template)
+    assert_clean_error(code, err, "the template comes first")
+    assert f"openai-batch make-batch-file '{template}' '{data}'" in err, err
+
+
 def test_a_spaced_header_in_a_mixed_file_is_named_not_copied(tmp_path, capsys):
     data = write(tmp_path / "d.csv", "ID, Text\n1, a\n2,b\n")
     template = write(tmp_path / "t.json", CHAT.replace("CONTENT", "<<Text>>"))

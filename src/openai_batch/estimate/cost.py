@@ -20,6 +20,7 @@ from openai_batch.requestfile.endpoints import CHAT, versioned
 from openai_batch.requestfile.kinds import CUT_SHORT, check_request_path
 from openai_batch.requestfile.read import read_lines
 from openai_batch.ui.console import plural
+from openai_batch.ui.hints import command
 
 
 @dataclass
@@ -297,7 +298,7 @@ def _read_lines(path: Path, notes: list[str]) -> Iterator[tuple[int, dict]]:
     if bad:
         notes.append(
             f"{path.name}: {plural(bad, 'line')} not JSON objects, skipped "
-            "(run `openai-batch utils validate`)"
+            f"(run `{command(['utils', 'validate'])}`)"
         )
 
 

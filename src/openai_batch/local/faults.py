@@ -10,7 +10,6 @@ nothing half-written is at a final path and everything written before is kept.
 from __future__ import annotations
 
 import errno
-import shlex
 from collections.abc import Sequence
 
 from openai_batch.errors import BatchError
@@ -118,10 +117,12 @@ def _shown(name: str) -> str:
 
 def interrupted(argv: Sequence[str]) -> BatchError:
     """Ctrl-C outside the polling loops: the same message and resume hint everywhere."""
+    from openai_batch.ui.hints import command
+
     error = BatchError(
         "interrupted",
         hint="nothing half-written was kept, and what finished is remembered; to go on, run "
-        "the same command again: " + redact(shlex.join(["openai-batch", *argv])),
+        "the same command again: " + redact(command(argv)),
     )
     error.exit_code = 130
     return error

@@ -10,11 +10,11 @@ make-batch-file, a folder is a folder, a last line without its end was cut short
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
 from openai_batch.errors import BatchError
+from openai_batch.ui.hints import command
 
 _TABLE_SUFFIXES = frozenset(
     {".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm", ".xls", ".parquet", ".pq"}
@@ -40,21 +40,23 @@ def check_request_path(path: Path, *, results_allowed: bool = False) -> None:
     if kind == "table":
         raise BatchError(
             f"{path} is a data table, not a request file (a .jsonl of requests)",
-            hint="make request files from it first: openai-batch make-batch-file TEMPLATE.json "
-            f"{shlex.quote(str(path))}",
+            hint="make request files from it first: "
+            + command(["make-batch-file", "TEMPLATE.json", path]),
         )
     if kind == "results" and not results_allowed:
         raise BatchError(
             f"{path} is a results file (the answers of a batch), not a request file",
             hint="give the request file the batch was started from; to redo the failed "
-            f"requests: openai-batch utils retry-failed {shlex.quote(str(path))} --requests "
-            "REQUESTS.jsonl -o retry.jsonl",
+            "requests: "
+            + command(
+                ["utils", "retry-failed", path, "--requests", "REQUESTS.jsonl", "-o", "retry.jsonl"]
+            ),
         )
     if kind == "template":
         raise BatchError(
             f"{path} is a template (one request body), not a request file (a .jsonl of requests)",
-            hint="make request files from it first: openai-batch make-batch-file "
-            f"{shlex.quote(str(path))} DATA.csv",
+            hint="make request files from it first: "
+            + command(["make-batch-file", path, "DATA.csv"]),
         )
 
 

@@ -23,6 +23,7 @@ from openai_batch.table.read import Table, TableOptions, open_table
 from openai_batch.table.spec import TableSpec
 from openai_batch.template.compile import load_template
 from openai_batch.template.prompt import Template
+from openai_batch.ui.hints import command
 from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -341,7 +342,8 @@ def _check_request(request: dict[str, Any], template: Template) -> None:
         listed = "\n".join(f"    {p.path}: {p.message}" for p in errors[:10])
         raise BatchError(
             f"the API would reject every request {where} makes:\n{listed}",
-            hint="fix the template; `openai-batch make-batch-file ... --preview 1` shows a body.",
+            hint=f"fix the template; `{command(['make-batch-file', '...', '--preview', '1'])}` "
+            "shows a body.",
         )
 
 
@@ -367,7 +369,7 @@ def _check_order(template_path: Path, data_path: Path) -> None:
         raise BatchError(
             f"{data_path} looks like the template and {template_path} like the data: the "
             "template comes first",
-            hint=f"openai-batch make-batch-file {data_path} {template_path}",
+            hint=command(["make-batch-file", data_path, template_path]),
         )
 
 
