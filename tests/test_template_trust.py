@@ -110,11 +110,16 @@ RUNAWAY = {
 def test_runaway_templates_end_in_a_clean_error(tmp_path: Path, expr: str) -> None:
     """`'a' * 10**9` took 3-4 GB; `10**(10**10)` hung at compile time (Jinja folds constants);
     nested range loops hung. In a child with a memory limit and a timeout, so a regression
-    cannot take the test run down with it."""
+    cannot take the test run down with it. The bound on one row's work is CPU seconds, not wall
+    time, so a loaded machine cannot fail it: `[range(99999) | list] * 9999999` took ~18 s of
+    CPU (a call per number counted) and timed out under load. The memory limit is on address
+    space, which glibc's per-thread arenas grow with how threads happen to meet: one arena keeps
+    it steady (the real memory stays ~300 MB; its address space came within 100 MB of 2 GB)."""
     template = write(tmp_path / "t.json", body(f"x {expr}"))
     data = write(tmp_path / "d.csv", PEOPLE)
     limit = (
         "import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); "
+        "resource.setrlimit(resource.RLIMIT_CPU, (5, 5)); "
         if sys.platform == "linux"
         else ""
     )
@@ -122,7 +127,8 @@ def test_runaway_templates_end_in_a_clean_error(tmp_path: Path, expr: str) -> No
     proc = subprocess.run(
         [sys.executable, "-c", code, "make-batch-file", str(template), str(data), "-q",
          "-o", str(tmp_path / "o.jsonl")],
-        capture_output=True, text=True, timeout=60, check=False, env=os.environ.copy(),
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "MALLOC_ARENA_MAX": "1"},
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert_clean_error(proc.returncode, proc.stderr, "row 1", RUNAWAY[expr])
