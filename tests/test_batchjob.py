@@ -529,6 +529,21 @@ def test_lines_are_read_as_the_csv_join_reads_them(tmp_path):
     assert items["id_1"].error is not None and items["id_1"].error.startswith("malformed_result")
 
 
+def test_unreadable_result_lines_are_reasons_not_crashes(tmp_path):
+    """A line nested too deeply or not UTF-8 (a damaged download) used to stop parse_lines with
+    a RecursionError or UnicodeDecodeError; now each is that line's reason, as in the join."""
+    path = tmp_path / "o.jsonl"
+    good = json.dumps(ok_line("id_0", chat_body(label("spam"))))
+    path.write_bytes(
+        good.encode() + b"\n" + b"[" * 100_000 + b"]" * 100_000 + b'\n{"custom_id": "\xe9"}\n'
+    )
+    items = list(BatchJob.parse_lines(path, SinglePrediction))
+    assert [i.ok for i in items] == [True, False, False]
+    assert "nested too deeply" in (items[1].error or "")
+    assert items[2].error == "the line is not JSON"
+    assert items[2].raw["line"] == 3
+
+
 def test_qa_tutorial_parse_of_an_empty_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open("./output.jsonl", "w") as f:

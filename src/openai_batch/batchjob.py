@@ -376,11 +376,11 @@ class BatchJob:
         path = Path(file_path)
         if not path.is_file():
             raise BatchError(f"no such results file: {path}")
-        with open(path, encoding="utf-8") as fh:
-            for number, text in enumerate(fh, start=1):
-                if not text.strip():
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
                     continue
-                yield _parse_line(number, text, response_model)
+                yield _parse_line(number, raw, response_model)
 
     @classmethod
     def parse_from_file(
@@ -495,12 +495,14 @@ def _mismatch(item: ParsedLine[Any]) -> int:
     return 2 if error.startswith("does not match") else int(error.startswith("the answer is"))
 
 
-def _parse_line(number: int, text: str, model: type[T]) -> ParsedLine[T]:
+def _parse_line(number: int, line: bytes, model: type[T]) -> ParsedLine[T]:
+    from openai_batch.results import answers
+
     try:
-        record = json.loads(text)
-    except ValueError:
-        raw = {"line": number, "raw": text.rstrip("\n")}
-        return ParsedLine(number, None, None, "the line is not JSON", raw)
+        record = answers.parse_line(line)  # as the CSV join reads it: too deep is not JSON
+    except answers.MalformedResult as exc:
+        raw = {"line": number, "raw": line.decode("utf-8", "replace").rstrip("\n")}
+        return ParsedLine(number, None, None, str(exc), raw)
     if not isinstance(record, dict):
         return ParsedLine(number, None, None, "the line is not a JSON object", {"raw": record})
     custom_id = record.get("custom_id")
