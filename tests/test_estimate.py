@@ -490,3 +490,13 @@ def test_an_invalid_max_tokens_is_warned_about_not_silently_replaced():
     body = {"model": "gpt-4o", "max_tokens": -5, "messages": [{"role": "user", "content": "hi"}]}
     est = estimate.estimate_lines([line("id_0", body)])
     assert any("max_tokens -5 is not a positive whole number" in w for w in est.warnings)
+
+
+def test_a_jobs_sampled_token_figure_passes_over_a_broken_line(tmp_path):
+    """estimate/sampled.py (a job's quota figure) used to stop with an AttributeError on a
+    line that is not JSON (the sample hands it over as text)."""
+    from openai_batch.estimate.sampled import prompt_tokens
+
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(line("a", chat_body())) + "\n{broken\n")
+    assert prompt_tokens(path, 2) == estimate.estimate_lines([line("a", chat_body())]).prompt_tokens
