@@ -80,6 +80,26 @@ def test_a_ledger_from_a_newer_version_is_refused(home: Path) -> None:
         open_ledger()
 
 
+def test_a_ledger_from_before_the_first_release_is_named_as_such(home: Path) -> None:
+    """Its history was squashed into version 1: calling it "newer" (schema 5 > 1) was wrong."""
+    home.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(home / "ledger.sqlite3")
+    db.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at REAL NOT NULL)"
+    )
+    names = ["request files, uploads, batches, locks", "jobs", "sha256", "digest", "service"]
+    db.executemany(
+        "INSERT INTO schema_migrations VALUES (?, ?, 0)", list(enumerate(names, start=1))
+    )
+    db.commit()
+    db.close()
+    with pytest.raises(BatchError, match="development version") as caught:
+        open_ledger()
+    assert "newer" not in str(caught.value)
+    assert "mv " in caught.value.hint and ".pre-release" in caught.value.hint
+
+
 def test_request_files_keep_known_facts_and_follow_retry_parents(
     home: Path, tmp_path: Path
 ) -> None:

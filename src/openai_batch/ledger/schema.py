@@ -7,6 +7,7 @@ this one does not know) is refused with a clear error rather than misread.
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 import time
 from collections.abc import Callable
@@ -144,8 +145,17 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
     )
-    done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+    done = dict(db.execute("SELECT version, name FROM schema_migrations").fetchall())
     newest = max((v for v, _, _ in MIGRATIONS), default=0)
+    if done.get(1, MIGRATIONS[0][1]) != MIGRATIONS[0][1]:
+        # The development history before the first release was squashed into version 1, so a
+        # ledger from then has a version 1 of another name: neither newer nor readable.
+        raise BatchError(
+            f"the ledger {path} was written by a development version of openai-batch from "
+            "before its first release, whose ledger this version cannot read",
+            hint=f"move it aside (e.g. mv {shlex.quote(str(path))} "
+            f"{shlex.quote(str(path) + '.pre-release')}); a new ledger is started on the next run",
+        )
     if done and max(done) > newest:
         raise BatchError(
             f"the ledger {path} was written by a newer openai-batch "
