@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.requestfile.fallback import Fallback
+from openai_batch.table.csv_rows import arrow_parse_options
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -86,14 +87,7 @@ def _csv_blocks(table: Table) -> Iterator[pa.RecordBatch]:
         true_values=[],
         false_values=[],
     )
-    parse = pacsv.ParseOptions(
-        delimiter=table.delimiter,
-        quote_char='"',
-        double_quote=True,
-        escape_char=False,
-        newlines_in_values=True,
-        ignore_empty_lines=True,
-    )
+    parse = arrow_parse_options(table.delimiter)
     read = pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True)
     with (
         _CarriageReturnCheck(table.path) as raw,

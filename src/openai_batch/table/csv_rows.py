@@ -61,6 +61,21 @@ class CsvFormat:
 _BLOCK_SIZES = (1 << 18, 1 << 20, 1 << 24)
 
 
+def arrow_parse_options(delimiter: str | None, invalid: Any = None) -> Any:
+    """How Arrow must split a CSV to read the rows the csv module reads (one rule for all)."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.ParseOptions(
+        delimiter=delimiter,
+        quote_char='"',
+        double_quote=True,
+        escape_char=False,
+        newlines_in_values=True,
+        ignore_empty_lines=True,
+        invalid_row_handler=invalid,
+    )
+
+
 def scan(fmt: CsvFormat, columns: int, accept_ragged: bool) -> Structure:
     """Find ragged rows and rows of only spaces; a ragged row is an error naming it unless
     `accept_ragged`. A file this pass cannot read is left to the reader (its errors are
@@ -111,15 +126,7 @@ def _scan_blocks(fmt: CsvFormat, columns: int, block_size: int) -> tuple[list[An
             block_size=block_size,
             encoding=_pyarrow_encoding(fmt.encoding),
         ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=fmt.delimiter,
-            quote_char='"',
-            double_quote=True,
-            escape_char=False,
-            newlines_in_values=True,
-            ignore_empty_lines=True,
-            invalid_row_handler=invalid,
-        ),
+        parse_options=arrow_parse_options(fmt.delimiter, invalid),
         convert_options=pacsv.ConvertOptions(
             include_columns=[] if columns > 1 else None,
             column_types=None,
@@ -243,9 +250,7 @@ def _first_ragged_in_order(fmt: CsvFormat) -> Any:
             read_options=pacsv.ReadOptions(
                 use_threads=False, encoding=_pyarrow_encoding(fmt.encoding)
             ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=fmt.delimiter, newlines_in_values=True, invalid_row_handler=invalid
-            ),
+            parse_options=arrow_parse_options(fmt.delimiter, invalid),
             convert_options=pacsv.ConvertOptions(include_columns=[]),
         ) as reader:
             for _ in reader:
