@@ -512,7 +512,8 @@ def test_json_outputs_carry_the_api_objects(
 
 
 def test_uploads_report_progress_in_bytes_as_they_stream(fake_api, tmp_path):
-    from openai_batch.service import api
+    from openai_batch.service.connection import connect
+    from openai_batch.service.file_calls import upload_file
 
     lines = [
         json.dumps({"custom_id": f"id_{i}", "method": "POST", "url": "/v1/chat/completions",
@@ -523,7 +524,7 @@ def test_uploads_report_progress_in_bytes_as_they_stream(fake_api, tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     reports: list[int] = []
-    uploaded = api.upload_file(api.connect(), path, progress=reports.append)
+    uploaded = upload_file(connect(), path, progress=reports.append)
     assert sum(reports) == path.stat().st_size == uploaded.bytes
     assert len(reports) > 2  # streamed in blocks, not reported once at the end
     assert fake_api.file_content(uploaded.id) == path.read_bytes()

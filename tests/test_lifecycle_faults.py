@@ -19,7 +19,8 @@ from helpers import cli_json, pretend_terminal, read_csv, read_jsonl, run_cli
 from openai_batch.errors import ApiError
 from openai_batch.ledger.paths import downloads_dir
 from openai_batch.ledger.store import open_ledger
-from openai_batch.service import api
+from openai_batch.service.batch_calls import normalize
+from openai_batch.service.connection import connect
 
 Capsys = pytest.CaptureFixture[str]
 WAIT = ("--wait", "--poll-interval", "0.01")
@@ -137,9 +138,9 @@ def test_azure_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "0123456789abcdef0123456789abcdef")
     monkeypatch.delenv("OPENAI_API_VERSION", raising=False)
     with pytest.raises(ApiError, match="OPENAI_API_VERSION"):
-        api.connect()
+        connect()
     monkeypatch.setenv("OPENAI_API_VERSION", "2025-04-01-preview")
-    conn = api.connect()
+    conn = connect()
     assert conn.azure and conn.service == "https://example-resource.openai.azure.com/openai"
     assert conn.key_variable == "AZURE_OPENAI_API_KEY"
     from openai.types import Batch
@@ -157,7 +158,7 @@ def test_azure_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
             "error_file_id": "",
         }
     )
-    normal = api.normalize(batch)
+    normal = normalize(batch)
     assert normal.output_file_id is None and normal.error_file_id is None
 
 

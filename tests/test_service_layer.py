@@ -9,7 +9,9 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from fake_profiles import groq_like
-from openai_batch.service import api, notices
+from openai_batch.service import notices
+from openai_batch.service.connection import connect
+from openai_batch.service.file_calls import upload_file
 
 Capsys = pytest.CaptureFixture[str]
 
@@ -27,17 +29,17 @@ def test_strict_reports_are_notices_for_a_listener_not_prints(
 ) -> None:
     groq_like().install(fake_api)  # file objects without `status`
     told: list[str] = []
-    conn = api.connect(strict=True)
+    conn = connect(strict=True)
     with notices.listening(told.append):
-        api.upload_file(conn, _requests(tmp_path))
-        api.upload_file(conn, _requests(tmp_path))  # told once per field and connection
+        upload_file(conn, _requests(tmp_path))
+        upload_file(conn, _requests(tmp_path))  # told once per field and connection
     assert len(told) == 1 and told[0].startswith("strict: ") and "status" in told[0]
-    conn = api.connect(strict=True)
+    conn = connect(strict=True)
     with pytest.warns(notices.ServiceNotice, match="strict: .*status"):
-        api.upload_file(conn, _requests(tmp_path))  # nobody listens: a Python warning
+        upload_file(conn, _requests(tmp_path))  # nobody listens: a Python warning
     assert capsys.readouterr() == ("", "")  # nothing printed
     with notices.listening(told.append):
-        api.upload_file(api.connect(strict=True), _requests(tmp_path))  # a new connection
+        upload_file(connect(strict=True), _requests(tmp_path))  # a new connection
     assert len(told) == 2
 
 

@@ -298,12 +298,12 @@ def test_azure_fail_fast_in_run(
 
 def test_azure_defaults_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Azure: a minute between status calls, 100,000 requests a file, "/chat/completions"."""
-    from openai_batch.service import api
+    from openai_batch.service.connection import connect
 
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://example-resource.openai.azure.com/")
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "0123456789abcdef0123456789abcdef")
     monkeypatch.setenv("OPENAI_API_VERSION", "2024-10-21")
-    conn = api.connect()
+    conn = connect()
     assert conn.profile.name == "azure" and conn.profile.poll_interval == 60.0
     assert conn.profile.limits.requests == 100_000
     assert conn.profile.limits.canonical_url("/chat/completions") == "/v1/chat/completions"
@@ -563,11 +563,11 @@ def test_azure_style_urls_are_estimated_and_run_like_versioned_ones(
 
 
 def test_service_named_explicitly_wins_over_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from openai_batch.service import api
+    from openai_batch.service.connection import connect
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.groq.com/openai/v1")
-    assert api.connect().profile.name == "groq"
-    assert api.connect(service="openai").profile.name == "openai"
+    assert connect().profile.name == "groq"
+    assert connect(service="openai").profile.name == "openai"
     monkeypatch.setenv("OPENAI_BATCH_SERVICE", "openai")
-    assert api.connect().profile.name == "openai"
+    assert connect().profile.name == "openai"

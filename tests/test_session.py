@@ -13,7 +13,9 @@ from helpers import cli_json, run_cli
 from openai_batch.errors import ApiError
 from openai_batch.flow.session import UNRECOGNISED_PREFIX, Session
 from openai_batch.ledger.store import open_ledger
-from openai_batch.service import api
+from openai_batch.service.batch_calls import UnrecognisedBatch, create_batch
+from openai_batch.service.connection import connect
+from openai_batch.service.file_calls import upload_file
 
 Capsys = pytest.CaptureFixture[str]
 
@@ -30,7 +32,7 @@ def _requests(tmp_path: Path, rows: int = 3, name: str = "requests.jsonl") -> Pa
 
 
 def test_upload_start_and_fetch_are_recorded(fake_api: FakeOpenAI, tmp_path: Path) -> None:
-    conn = api.connect()
+    conn = connect()
     fake_api.auto_advance = False
     with open_ledger() as ledger:
         session = Session(conn, ledger)
@@ -50,11 +52,11 @@ def test_batches_in_order_each_recorded_also_through_list_pages(
     fake_api: FakeOpenAI, tmp_path: Path
 ) -> None:
     """24 batches: read through the list pages (service/status.py), every one recorded."""
-    conn = api.connect()
+    conn = connect()
     fake_api.auto_advance = False
     path = _requests(tmp_path, rows=1)
-    file_id = api.upload_file(conn, path).id
-    ids = [api.create_batch(conn, file_id, "/v1/chat/completions", None).id for _ in range(24)]
+    file_id = upload_file(conn, path).id
+    ids = [create_batch(conn, file_id, "/v1/chat/completions", None).id for _ in range(24)]
     fake_api.finish(ids[3])
     wanted = [ids[5], ids[3], *ids[6:], ids[5]]  # any order, a repeat
     with open_ledger() as ledger:
@@ -73,9 +75,9 @@ def test_batches_in_order_each_recorded_also_through_list_pages(
 def test_find_records_a_known_batch_and_none_for_an_unknown_one(
     fake_api: FakeOpenAI, tmp_path: Path
 ) -> None:
-    conn = api.connect()
-    file_id = api.upload_file(conn, _requests(tmp_path)).id
-    batch = api.create_batch(conn, file_id, "/v1/chat/completions", None)
+    conn = connect()
+    file_id = upload_file(conn, _requests(tmp_path)).id
+    batch = create_batch(conn, file_id, "/v1/chat/completions", None)
     unknown = "batch_" + "0" * 32
     with open_ledger() as ledger:
         session = Session(conn, ledger)
@@ -95,12 +97,12 @@ class _NoIdProfile(CompatibleProfile):
 
 
 def test_a_create_without_an_id_leaves_a_stand_in(fake_api: FakeOpenAI, tmp_path: Path) -> None:
-    conn = api.connect()
-    file_id = api.upload_file(conn, _requests(tmp_path)).id
+    conn = connect()
+    file_id = upload_file(conn, _requests(tmp_path)).id
     _NoIdProfile().install(fake_api)
     with open_ledger() as ledger:
         session = Session(conn, ledger)
-        with pytest.raises(api.UnrecognisedBatch):
+        with pytest.raises(UnrecognisedBatch):
             session.start(file_id, "/v1/chat/completions", {}, digest="e" * 16)
         (record,) = ledger.batches_for(conn.service, input_file_id=file_id)
         assert record.batch_id.startswith(UNRECOGNISED_PREFIX) and record.digest == "e" * 16

@@ -10,7 +10,7 @@ from openai_batch.errors import BatchError
 from openai_batch.flow import resolve
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import open_ledger
-from openai_batch.service import api
+from openai_batch.service.connection import connect
 from openai_batch.ui import console
 from openai_batch.ui.batchview import batch_json
 
@@ -35,7 +35,7 @@ def cancel_batch(
     """
     if not batch_ids:
         raise BatchError("no batch given", hint="openai-batch cancel-batch batch_...")
-    conn = api.connect()
+    conn = connect()
     out = []
     with open_ledger() as ledger:
         resolved = resolve.resolve(conn, ledger, batch_ids)

@@ -10,7 +10,7 @@ from openai_batch.errors import BatchError
 from openai_batch.flow import resolve
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import open_ledger
-from openai_batch.service import api
+from openai_batch.service.connection import connect
 from openai_batch.ui import console
 
 
@@ -48,7 +48,7 @@ def delete_files(
         raise BatchError(
             "no batch given", hint="openai-batch utils delete-files --job NAME (or batch ids)"
         )
-    conn = api.connect()
+    conn = connect()
     with open_ledger() as ledger:
         batch_ids = resolve.resolve(conn, ledger, targets).batch_ids if targets else []
         if job is not None:

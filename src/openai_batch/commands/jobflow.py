@@ -17,7 +17,8 @@ from openai_batch.flow import follow as following
 from openai_batch.ledger.jobrecords import QUEUED, Job
 from openai_batch.ledger.store import Ledger
 from openai_batch.results.outputs import Outputs
-from openai_batch.service import api
+from openai_batch.service.batch_calls import is_final
+from openai_batch.service.connection import Connection
 from openai_batch.ui import batchview, console, hints, progress, tables
 from openai_batch.ui import collected as collected_view
 
@@ -41,7 +42,7 @@ class Follow:
     extra_json: dict[str, Any] = field(default_factory=dict)
 
 
-def follow_job(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> int:
+def follow_job(conn: Connection, ledger: Ledger, job: Job, how: Follow) -> int:
     """Upload what is not uploaded, start what the quota admits, and (with wait) see it through."""
     if not how.as_json:
         console.note(_headline(job))
@@ -82,7 +83,7 @@ def follow_job(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> i
     return _not_finished(job, started, how)
 
 
-def _upload(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> jobupload.UploadReport:
+def _upload(conn: Connection, ledger: Ledger, job: Job, how: Follow) -> jobupload.UploadReport:
     """The job's shards not uploaded yet, a few at a time, under one bar in bytes."""
     todo = jobupload.pending(job, how.fresh)
     if not todo:
@@ -100,7 +101,7 @@ def _upload(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> jobu
         )  # fmt: skip
 
 
-def _follow(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> Job:
+def _follow(conn: Connection, ledger: Ledger, job: Job, how: Follow) -> Job:
     """Follow the job to the end under one bar over all its requests; what happens to its
     shards is said above the bar."""
     with progress.Bar(
@@ -237,10 +238,10 @@ def _retries_running(job: Job, pending: list[str], how: Follow) -> int:
     return 0
 
 
-def finish_job(conn: api.Connection, ledger: Ledger, job: Job, how: Follow) -> int:
+def finish_job(conn: Connection, ledger: Ledger, job: Job, how: Follow) -> int:
     """Every shard is final: one responses file and one CSV for the whole table, in order."""
     batches = jobbatches.current_batches(conn, ledger, job)
-    pending = [b.id for b in batches.retries if not api.is_final(b)]
+    pending = [b.id for b in batches.retries if not is_final(b)]
     if pending and not how.wait:
         return _retries_running(job, pending, how)
     if pending:

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from cyclopts import Parameter
 
 from openai_batch.errors import BatchError
-from openai_batch.service import api
+from openai_batch.service.batch_calls import iter_batches
+from openai_batch.service.connection import Connection, connect
 from openai_batch.ui import batchview, console, tables
 
 # batchshape.STATUSES plus "unknown" (a status no known word maps to)
@@ -45,12 +46,12 @@ def list_batches(
         raise BatchError(
             f"--limit cannot be negative ({limit})", hint="0 lists them all; the default is 20"
         )
-    conn = api.connect()
+    conn = connect()
     if job is not None:
         return _list_job(conn, job, limit or 0, status, as_json)
     limit = 20 if limit is None else limit
     found = []
-    for batch in api.iter_batches(conn, page_size=100 if status or limit <= 0 else min(limit, 100)):
+    for batch in iter_batches(conn, page_size=100 if status or limit <= 0 else min(limit, 100)):
         if status and batch.status != status:
             continue
         found.append(batch)
@@ -66,9 +67,7 @@ def list_batches(
     return 0
 
 
-def _list_job(
-    conn: api.Connection, name: str, limit: int, status: str | None, as_json: bool
-) -> int:
+def _list_job(conn: Connection, name: str, limit: int, status: str | None, as_json: bool) -> int:
     from openai_batch.flow.session import Session
     from openai_batch.ledger import jobstore
     from openai_batch.ledger.store import open_ledger

@@ -21,7 +21,8 @@ from openai_batch.flow import follow as following
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import Ledger, RequestFileRecord, open_ledger
 from openai_batch.results.outputs import Outputs
-from openai_batch.service import api
+from openai_batch.service.batch_calls import is_final
+from openai_batch.service.connection import Connection, connect
 from openai_batch.ui import batchview, console, hints, progress
 from openai_batch.ui import collected as collected_view
 
@@ -117,7 +118,7 @@ def get_batch_results(
             quiet=quiet, as_json=as_json,
         )  # fmt: skip
     collect.require_batches(targets)
-    conn = api.connect()
+    conn = connect()
     poll_interval = conn.profile.poll_interval if poll_interval is None else poll_interval
     with open_ledger() as ledger:
         resolved = resolve.resolve(conn, ledger, targets)
@@ -160,7 +161,7 @@ def _job_results(
             hint=hints.command(["get-batch-results", "--job", name]),
         )
     check_job_options(quota, parallel)
-    conn = api.connect()
+    conn = connect()
     poll_interval = conn.profile.poll_interval if poll_interval is None else poll_interval
     with open_ledger() as ledger:
         the_job = jobstore.load_job(ledger, name, conn.service)
@@ -175,7 +176,7 @@ def _job_results(
 
 
 def _follow_batches(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     batch_ids: Sequence[str],
     wait: bool,
@@ -206,7 +207,7 @@ def _follow_batches(
 
 
 def finish(
-    conn: api.Connection,
+    conn: Connection,
     batches: Sequence[Batch],
     roots: Sequence[RequestFileRecord],
     outputs: Outputs,
@@ -225,12 +226,12 @@ def finish(
             console.info(batchview.describe(batch, request_file=labels.get(batch.id)))
             console.info()
     report: dict[str, Any] = {"batches": [batchview.batch_json(b) for b in batches]}
-    if not all(api.is_final(b) for b in batches):
+    if not all(is_final(b) for b in batches):
         report["finished"] = False
         if as_json:
             console.print_json(report)
         else:
-            running = sum(1 for b in batches if not api.is_final(b))
+            running = sum(1 for b in batches if not is_final(b))
             batches_ = console.plural(running, "batch", "batches")
             console.say(f"{batches_} not finished yet: nothing downloaded.")
             if resume:

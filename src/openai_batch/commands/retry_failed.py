@@ -68,12 +68,12 @@ def retry_failed(
 def _source(ledger: Ledger, sources: tuple[str, ...], requests: Path | None) -> Source:
     """One batch id or request file (the API is asked), or results files (offline)."""
     from openai_batch.results import retry
-    from openai_batch.service import api
+    from openai_batch.service.connection import connect
 
     paths = [Path(s) for s in sources]
     single = len(sources) == 1
     if single and not paths[0].exists() and not any(c in sources[0] for c in "/\\."):
-        return retry.from_batches(api.connect(), ledger, sources[0], requests, warn=console.warn)
+        return retry.from_batches(connect(), ledger, sources[0], requests, warn=console.warn)
     for path in paths:
         if path.exists():
             check_request_path(path, results_allowed=True)  # a folder, a table, a template
@@ -86,7 +86,7 @@ def _source(ledger: Ledger, sources: tuple[str, ...], requests: Path | None) -> 
         )
     kinds = [retry.looks_like_request_file(p) for p in paths]
     if single and kinds[0]:
-        return retry.from_batches(api.connect(), ledger, sources[0], requests, warn=console.warn)
+        return retry.from_batches(connect(), ledger, sources[0], requests, warn=console.warn)
     if any(kinds):
         raise BatchError(
             f"{paths[kinds.index(True)]} is a request file; give it alone, or results files only",

@@ -14,7 +14,7 @@ from openai_batch.ledger.store import open_ledger
 from openai_batch.local import output_guard
 from openai_batch.requestfile.make import make_batch_files
 from openai_batch.results.outputs import Outputs
-from openai_batch.service import api
+from openai_batch.service.connection import connect
 from openai_batch.ui import console
 
 
@@ -103,7 +103,7 @@ def run(
     with open_ledger() as ledger:  # before anything is paid for (collect checks again)
         for flag, path in written:
             output_guard.check_output(path, flag=flag, reads=inputs, ledger=ledger)
-    conn = api.connect(service=render.service)  # a missing key fails before rendering rows
+    conn = connect(service=render.service)  # a missing key fails before rendering rows
     conn.profile.check_window(completion_window)
     meta = jobs.with_window(meta, completion_window)
     made = make_batch_files(template, data, opts)

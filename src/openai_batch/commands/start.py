@@ -12,7 +12,8 @@ from openai_batch.errors import BatchError
 from openai_batch.flow import submit
 from openai_batch.ledger.store import open_ledger
 from openai_batch.requestfile import scan
-from openai_batch.service import api
+from openai_batch.service.connection import Connection, connect
+from openai_batch.service.failures import TokenLimitRefused
 from openai_batch.ui import console, hints
 from openai_batch.ui.batchview import batch_json
 
@@ -90,7 +91,7 @@ def start_batch(
             if info.warnings:
                 console.warn(hints.validate_warnings(info.path, info.warnings))
             infos[target] = info
-    conn = api.connect(service=service)
+    conn = connect(service=service)
     conn.profile.check_window(completion_window)
     as_job = JobStart(jobs_metadata(meta, completion_window), endpoint, force, parallel, as_json)
     if job is not None or max_enqueued_tokens is not None or _one_run(infos):
@@ -104,7 +105,7 @@ def start_batch(
                     info=infos.get(target), completion_window=completion_window,
                     notify=console.note,
                 )  # fmt: skip
-            except api.TokenLimitRefused:
+            except TokenLimitRefused:
                 if target not in infos:
                     raise  # an uploaded file id: nothing local to queue
                 refused.append(target)
@@ -160,7 +161,7 @@ class JobStart:
 
 
 def _start_job(
-    conn: api.Connection,
+    conn: Connection,
     targets: list[str],
     infos: dict[str, scan.RequestFileInfo],
     how: JobStart,

@@ -12,7 +12,7 @@ from openai_batch.errors import BatchError
 from openai_batch.flow import submit
 from openai_batch.ledger.store import open_ledger
 from openai_batch.requestfile import scan
-from openai_batch.service import api
+from openai_batch.service.connection import connect
 from openai_batch.ui import console, hints
 
 
@@ -64,7 +64,7 @@ def upload_batch_file(
         infos.append(scan.scan_request_file(path, check=not no_check, limits=limits))
         if infos[-1].warnings:
             console.warn(hints.validate_warnings(path, infos[-1].warnings))
-    conn = api.connect(service=service)
+    conn = connect(service=service)
     done = []
     with open_ledger() as ledger:
         for info in infos:

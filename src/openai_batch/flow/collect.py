@@ -18,7 +18,8 @@ from openai_batch.results import merge as results
 from openai_batch.results.background import start_responses
 from openai_batch.results.joinplan import JoinPlan, iter_data, keep_rows, plan_join
 from openai_batch.results.outputs import Outputs
-from openai_batch.service import api
+from openai_batch.service.connection import Connection
+from openai_batch.service.file_calls import download_file
 from openai_batch.ui.console import shown
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class Downloaded:
     errors: Path | None
 
 
-def download_results(conn: api.Connection, batch: Batch) -> Downloaded:
+def download_results(conn: Connection, batch: Batch) -> Downloaded:
     """The batch's output and error files, kept by file id under the ledger's home."""
     paths: list[Path | None] = []
     for file_id in (batch.output_file_id, batch.error_file_id):
@@ -41,7 +42,7 @@ def download_results(conn: api.Connection, batch: Batch) -> Downloaded:
             continue
         dest = download_path(conn.service, file_id)
         if not dest.is_file():
-            api.download_file(conn, file_id, dest)
+            download_file(conn, file_id, dest)
         paths.append(dest)
     return Downloaded(batch, paths[0], paths[1])
 
@@ -143,7 +144,7 @@ class Collected:
 
 
 def collect(
-    conn: api.Connection,
+    conn: Connection,
     batches: Sequence[Batch],
     roots: Sequence[RequestFileRecord],
     outputs: Outputs,

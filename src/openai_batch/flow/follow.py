@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from openai_batch.flow.session import Session
-from openai_batch.service import api
 from openai_batch.service import shape as batchshape
+from openai_batch.service.batch_calls import is_final
+from openai_batch.service.connection import Connection
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -86,7 +87,7 @@ def follow(
 
 
 def wait_for(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     batch_ids: Sequence[str],
     *,
@@ -106,6 +107,6 @@ def wait_for(
         polls += 1
         for batch in batches:
             watch.see(batch.id, batch.status, batchshape.status_text(batch))
-        return Polled(batches, all(api.is_final(b) for b in batches))
+        return Polled(batches, all(is_final(b) for b in batches))
 
     return follow(poll, poll_interval=poll_interval, on_update=on_update, last=batches)

@@ -9,7 +9,7 @@ from openai_batch.errors import BatchError
 from openai_batch.flow.session import Session
 from openai_batch.ledger.jobrecords import Job
 from openai_batch.ledger.store import Ledger, RequestFileRecord
-from openai_batch.service import api
+from openai_batch.service.connection import Connection
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -27,7 +27,7 @@ class JobBatches:
         return [*self.shards, *self.retries]
 
 
-def current_batches(conn: api.Connection, ledger: Ledger, job: Job) -> JobBatches:
+def current_batches(conn: Connection, ledger: Ledger, job: Job) -> JobBatches:
     """Each started shard's batch as the service has it now, and the batches of retry files
     made from the shards (`utils retry-failed`), so their answers merge into the job's."""
     session = Session(conn, ledger)

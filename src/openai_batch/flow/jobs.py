@@ -39,8 +39,10 @@ from openai_batch.ledger.digests import matches
 from openai_batch.ledger.jobrecords import DONE, QUEUED, RUNNING, Job, Shard
 from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile import scan
-from openai_batch.service import api
 from openai_batch.service import shape as batchshape
+from openai_batch.service.batch_calls import is_final
+from openai_batch.service.connection import Connection
+from openai_batch.service.failures import TokenLimitRefused
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -68,7 +70,7 @@ def is_token_limit_failure(batch: Batch) -> bool:
     return any(e.code == "token_limit_exceeded" for e in batch.errors.data or [])
 
 
-def refresh(conn: api.Connection, ledger: Ledger, job: Job, *, poll_interval: float) -> list[Event]:
+def refresh(conn: Connection, ledger: Ledger, job: Job, *, poll_interval: float) -> list[Event]:
     """Poll the running shards' batches; record progress, finishes and token-limit failures."""
     events: list[Event] = []
     running = job.in_state(RUNNING)
@@ -82,7 +84,7 @@ def refresh(conn: api.Connection, ledger: Ledger, job: Job, *, poll_interval: fl
             event = _requeue(ledger, job, shard, batch, others, poll_interval)
             if event:
                 events.append(event)
-        elif api.is_final(batch):
+        elif is_final(batch):
             if jobstore.set_shard(
                 ledger, job.name, shard, shard.batch_id, state=DONE, status=batch.status, **counts
             ):
@@ -147,7 +149,7 @@ def _requeue(
 
 
 def admit(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     name: str,
     *,
@@ -175,12 +177,12 @@ def admit(
                 events.append(Event("over_quota", shard, message=_over_quota(shard, quota)))
             try:
                 started = _start(conn, ledger, job, shard, notify)
-            except api.TokenLimitRefused as refused:  # Azure fail-fast: nothing was started
+            except TokenLimitRefused as refused:  # Azure fail-fast: nothing was started
                 why = str(refused)
                 events.append(_refused(ledger, job, shard, running > 0, why, poll_interval))
                 break
             batch = started.batch
-            final = api.is_final(batch) and not is_token_limit_failure(batch)
+            final = is_final(batch) and not is_token_limit_failure(batch)
             values: dict[str, Any] = {
                 "state": DONE if final else RUNNING,
                 "batch_id": batch.id,
@@ -222,7 +224,7 @@ def _over_quota(shard: Shard, quota: int) -> str:
 
 
 def _start(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     job: Job,
     shard: Shard,
@@ -298,7 +300,7 @@ def check_unchanged(shard: Shard) -> None:
 
 
 def step(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     name: str,
     *,
@@ -322,7 +324,7 @@ class Moved:
 
 
 def wait_for_job(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     name: str,
     *,

@@ -16,7 +16,7 @@ from openai_batch.flow.jobs import check_unchanged, shard_info
 from openai_batch.ledger import jobstore
 from openai_batch.ledger.jobrecords import QUEUED, Job, Shard
 from openai_batch.ledger.store import Ledger
-from openai_batch.service import api
+from openai_batch.service.connection import Connection
 
 
 @dataclass
@@ -39,7 +39,7 @@ def pending(job: Job, fresh: Iterable[str] = ()) -> list[Shard]:
 
 
 def upload(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     job: Job,
     shards: list[Shard],
@@ -75,7 +75,7 @@ def upload(
 
 
 def _upload_one(
-    conn: api.Connection,
+    conn: Connection,
     ledger_path: Path,
     job: Job,
     shard: Shard,

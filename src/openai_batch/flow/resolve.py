@@ -15,7 +15,7 @@ from openai_batch.errors import BatchError
 from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.store import BatchRecord, Ledger, RequestFileRecord
 from openai_batch.requestfile.kinds import check_request_path
-from openai_batch.service import api
+from openai_batch.service.connection import Connection
 from openai_batch.ui import console, hints
 
 
@@ -42,7 +42,7 @@ def _started_from(ledger: Ledger, batch: BatchRecord, digest: str, given: Path) 
     return console.shown(record.path) if record is not None else str(given)
 
 
-def resolve(conn: api.Connection, ledger: Ledger, targets: Sequence[str]) -> Resolved:
+def resolve(conn: Connection, ledger: Ledger, targets: Sequence[str]) -> Resolved:
     """Batch ids stay as given; a request file stands for every batch started from it (and from
     the retry files made from it), oldest first, so the latest success wins."""
     batch_ids: list[str] = []

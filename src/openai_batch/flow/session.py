@@ -4,8 +4,8 @@ The ledger is this machine's memory of the batches it started and saw: which req
 batch ran, its last status, its output file. Every batch object the service hands back is worth
 keeping there, and forgetting to (a `retrieve` without the `record_batch` after it) leaves a
 ledger that disagrees with the service. Commands and flows fetch, start, upload and cancel
-through a `Session`, which records each answer as it comes; `service/api.py` stays the plain,
-ledger-free HTTP layer.
+through a `Session`, which records each answer as it comes; `service/` (batch_calls,
+file_calls) stays the plain, ledger-free HTTP layer.
 """
 
 from __future__ import annotations
@@ -18,9 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openai_batch.ledger.store import Ledger
-from openai_batch.service import api
 from openai_batch.service import shape as batchshape
 from openai_batch.service import status as batchstatus
+from openai_batch.service.batch_calls import (
+    UnrecognisedBatch,
+    cancel_batch,
+    create_batch,
+    find_batch,
+    is_final,
+    retrieve_batch,
+)
+from openai_batch.service.connection import Connection
+from openai_batch.service.file_calls import upload_file
 
 if TYPE_CHECKING:
     from openai.types import Batch, FileObject
@@ -32,7 +41,7 @@ UNRECOGNISED_PREFIX = "unrecognised-"  # ledger ids for creates answered without
 class Session:
     """One connection and one open ledger; the ledger scope is the connection's service."""
 
-    conn: api.Connection
+    conn: Connection
     ledger: Ledger
 
     @property
@@ -46,11 +55,11 @@ class Session:
 
     def batch(self, batch_id: str, *, digest: str | None = None) -> Batch:
         """The batch as the service has it now, recorded; an unknown id is an ApiError."""
-        return self.record(api.retrieve_batch(self.conn, batch_id), digest=digest)
+        return self.record(retrieve_batch(self.conn, batch_id), digest=digest)
 
     def find(self, batch_id: str) -> Batch | None:
         """Like `batch`, but None (and nothing recorded) when the service does not know the id."""
-        found = api.find_batch(self.conn, batch_id)
+        found = find_batch(self.conn, batch_id)
         return None if found is None else self.record(found)
 
     def batches(self, batch_ids: Sequence[str]) -> list[Batch]:
@@ -66,16 +75,16 @@ class Session:
 
     def refreshed(self, batches: Sequence[Batch]) -> list[Batch]:
         """The same batches, the unfinished ones read again and recorded."""
-        pending = [b.id for b in batches if not api.is_final(b)]
+        pending = [b.id for b in batches if not is_final(b)]
         now = self.current(pending) if pending else {}
         return [now.get(b.id, b) for b in batches]
 
     def cancel(self, batch_id: str) -> tuple[Batch, bool]:
         """Cancel a batch unless it is final or already cancelling; (batch now, was running)."""
-        batch = api.retrieve_batch(self.conn, batch_id)
-        running = not (api.is_final(batch) or batch.status == "cancelling")
+        batch = retrieve_batch(self.conn, batch_id)
+        running = not (is_final(batch) or batch.status == "cancelling")
         if running:
-            batch = api.cancel_batch(self.conn, batch_id)
+            batch = cancel_batch(self.conn, batch_id)
         return self.record(batch), running
 
     def upload(
@@ -87,7 +96,7 @@ class Session:
         expires_after: int | None = None,
     ) -> FileObject:
         """Upload a request file and record the upload under its content digest."""
-        uploaded = api.upload_file(
+        uploaded = upload_file(
             self.conn, Path(path), progress=progress, expires_after=expires_after
         )
         self.ledger.record_upload(self.conn.service, uploaded, digest, path)
@@ -104,14 +113,14 @@ class Session:
     ) -> Batch:
         """Create a batch on an uploaded file and record it.
 
-        A create answered without a batch id (api.UnrecognisedBatch) is recorded as a stand-in
+        A create answered without a batch id (UnrecognisedBatch) is recorded as a stand-in
         before the error goes on: the next start of the same requests sees it and refuses to
         pay again unless forced."""
         try:
-            batch = api.create_batch(
+            batch = create_batch(
                 self.conn, file_id, endpoint, dict(metadata), completion_window=completion_window
             )
-        except api.UnrecognisedBatch:
+        except UnrecognisedBatch:
             self.record(unrecognised_batch(file_id, endpoint, metadata), digest=digest)
             raise
         return self.record(batch, digest=digest)

@@ -21,8 +21,10 @@ from openai_batch.ledger.locks import Notify
 from openai_batch.ledger.requestfiles import RequestFileFacts
 from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile.scan import RequestFileInfo, scan_request_file
-from openai_batch.service import api
 from openai_batch.service import shape as batchshape
+from openai_batch.service.batch_calls import iter_batches
+from openai_batch.service.connection import Connection
+from openai_batch.service.file_calls import read_first_line, retrieve_file
 from openai_batch.table.spec import TableSpec
 
 if TYPE_CHECKING:
@@ -120,10 +122,10 @@ class Uploaded:
     reused: bool
 
 
-def _usable_upload(conn: api.Connection, ledger: Ledger, digest: str) -> FileObject | None:
+def _usable_upload(conn: Connection, ledger: Ledger, digest: str) -> FileObject | None:
     """An earlier upload of this exact content that the service still has (uploads expire)."""
     for record in ledger.uploads_for(conn.service, digest):
-        found = api.retrieve_file(conn, record.file_id)
+        found = retrieve_file(conn, record.file_id)
         fresh = found is not None and (
             not found.expires_at or found.expires_at > time.time() + UPLOAD_EXPIRY_MARGIN
         )
@@ -134,7 +136,7 @@ def _usable_upload(conn: api.Connection, ledger: Ledger, digest: str) -> FileObj
 
 
 def ensure_uploaded(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     path: Path,
     *,
@@ -171,9 +173,7 @@ class Started:
     origin: str | None = None  # a reused batch: the request file it was started from
 
 
-def _reused(
-    conn: api.Connection, ledger: Ledger, target: str, batch: Batch, **more: Any
-) -> Started:
+def _reused(conn: Connection, ledger: Ledger, target: str, batch: Batch, **more: Any) -> Started:
     """A batch of the same content started before, with the file it was started from: the
     same rows made again in another folder (a new wave of a study) must not surprise."""
     upload = ledger.upload(conn.service, batch.input_file_id) if batch.input_file_id else None
@@ -207,7 +207,7 @@ def parse_metadata(pairs: Sequence[str], description: str) -> dict[str, str]:
 
 
 def _reusable_batch(
-    conn: api.Connection, ledger: Ledger, *, digest: str | None, file_id: str | None
+    conn: Connection, ledger: Ledger, *, digest: str | None, file_id: str | None
 ) -> tuple[Batch | None, list[Batch]]:
     """The newest batch of this content still running or completed, and the others seen."""
     records = ledger.batches_for(
@@ -233,12 +233,12 @@ def _reusable_batch(
 
 
 def _untracked_batch(
-    conn: api.Connection, ledger: Ledger, upload: FileObject, digest: str
+    conn: Connection, ledger: Ledger, upload: FileObject, digest: str
 ) -> Batch | None:
     """A running batch of this upload that the ledger missed (e.g. the command was killed just
     after the service created it): the service's list, newest first, back to the upload's time."""
     since = getattr(upload, "created_at", None)
-    for seen, batch in enumerate(api.iter_batches(conn)):
+    for seen, batch in enumerate(iter_batches(conn)):
         older = batch.created_at is not None and isinstance(since, int) and batch.created_at < since
         if older or seen >= UNTRACKED_SCAN_LIMIT:
             break
@@ -252,7 +252,7 @@ def looks_like_file_id(target: str) -> bool:
 
 
 def start_one(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     target: str | Path,
     *,
@@ -295,7 +295,7 @@ def start_one(
 
 
 def _start_file_id(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     file_id: str,
     metadata: dict[str, str],
@@ -322,8 +322,8 @@ def _start_file_id(
     return Started(file_id, batch, reused=False, earlier=others)
 
 
-def _endpoint_from_upload(conn: api.Connection, file_id: str) -> str:
-    first = api.read_first_line(conn, file_id)
+def _endpoint_from_upload(conn: Connection, file_id: str) -> str:
+    first = read_first_line(conn, file_id)
     try:
         url = json.loads(first)["url"]
     except (ValueError, KeyError, TypeError):
@@ -335,7 +335,7 @@ def _endpoint_from_upload(conn: api.Connection, file_id: str) -> str:
 
 
 def _create(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     file_id: str,
     endpoint: str | None,

@@ -34,8 +34,9 @@ from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.read import RequestLine, first_line, first_request, read_lines
 from openai_batch.results import merge as results
 from openai_batch.results.answers import failure_reason
-from openai_batch.service import api
 from openai_batch.service import shape as batchshape
+from openai_batch.service.batch_calls import is_final, retrieve_batch
+from openai_batch.service.connection import Connection
 from openai_batch.ui import console, hints
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def from_results_files(
 
 
 def from_batches(
-    conn: api.Connection,
+    conn: Connection,
     ledger: Ledger,
     target: str,
     requests: Path | None,
@@ -184,7 +185,7 @@ def from_batches(
 
 
 def _root_of_batch(
-    conn: api.Connection, ledger: Ledger, batch_id: str, requests: Path | None
+    conn: Connection, ledger: Ledger, batch_id: str, requests: Path | None
 ) -> RequestFileRecord:
     session = Session(conn, ledger)
     record = ledger.batch(conn.service, batch_id)
@@ -199,7 +200,7 @@ def _root_of_batch(
             hint=f"name it: {hints.retry_naming_requests([batch_id])}",
         )
     _require_file(requests, "--requests")
-    batch = api.retrieve_batch(conn, batch_id)
+    batch = retrieve_batch(conn, batch_id)
     info = scan.scan_request_file(requests, check=False)
     total = batch.request_counts.total if batch.request_counts else 0
     if total and total != info.requests:
@@ -239,7 +240,7 @@ def _tell(warn: Notify | None, warnings: Sequence[str]) -> None:
 
 
 def _final_batches(
-    conn: api.Connection, ledger: Ledger, batch_ids: Sequence[str], warn: Notify | None
+    conn: Connection, ledger: Ledger, batch_ids: Sequence[str], warn: Notify | None
 ) -> list[Batch]:
     """The family's batches now; one still running would be paid for twice by a retry."""
     session = Session(conn, ledger)
@@ -250,7 +251,7 @@ def _final_batches(
             _tell(warn, [f"batch {batch_id} (in the ledger) is unknown to the service; skipped"])
             continue
         batches.append(batch)
-    running = [b for b in batches if not api.is_final(b)]
+    running = [b for b in batches if not is_final(b)]
     if running:
         ids = [b.id for b in running]
         wait = hints.wait_command(["get-batch-results", *ids])
