@@ -17,6 +17,7 @@ from openai_batch.errors import BatchError
 from openai_batch.local.faults import explain, interrupted
 from openai_batch.service import notices
 from openai_batch.ui import console
+from openai_batch.ui.helpformat import FlowingHelp
 
 app = App(
     name="openai-batch",
@@ -27,6 +28,7 @@ app = App(
     version=__version__,
     default_parameter=Parameter(negative=()),
     help_format="plaintext",  # help texts show <<Column>> and <stem>, not markup
+    help_formatter=FlowingHelp(),  # ... as paragraphs, not the docstrings' source lines
     suppress_keyboard_interrupt=False,  # Ctrl-C reaches main(): one message, a resume hint
 )
 
