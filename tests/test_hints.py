@@ -42,3 +42,53 @@ def test_a_file_never_started_points_at_start_batch_quoted(
     code, _out, err = run_cli(capsys, "get-batch-results", path.name)
     assert code == 1 and "no batch was started from" in err
     assert "`openai-batch start-batch 'my requests.jsonl'`" in err
+
+
+def test_make_batch_file_names_its_files_quoted_when_some_requests_may_be_rejected(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch
+) -> None:
+    """The second row's role is not one the API takes: the warning's validate command names
+    the output with its space quoted (it was pasted in as `validate my out.jsonl`)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("r,n\nuser,a\nbot,b\n", encoding="utf-8")
+    template = '{"model": "gpt-4o-mini", "messages": [{"role": "<<r>>", "content": "<<n>>"}]}'
+    (tmp_path / "t.json").write_text(template, encoding="utf-8")
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "my out.jsonl")
+    assert code == 0 and "the API may reject some requests" in err
+    validate = err.split("`")[-2]
+    assert shlex.split(validate) == ["openai-batch", "utils", "validate", "my out.jsonl"]
+
+
+def test_a_damaged_ledger_in_a_folder_with_a_space_gets_a_mv_that_pastes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch
+) -> None:
+    home = tmp_path / "my home"
+    home.mkdir()
+    ledger = home / "ledger.sqlite3"
+    ledger.write_bytes(b"not a database, " * 512)
+    monkeypatch.setenv("OPENAI_BATCH_HOME", str(home))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-used-0000")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    code, _out, err = run_cli(capsys, "get-batch-results", "--job", "x")
+    assert code == 1 and f"the ledger {ledger} is damaged" in err
+    move, check = err.split("`")[1::2]
+    assert shlex.split(move) == ["mv", str(ledger), f"{ledger}.damaged"]
+    assert check == "openai-batch list-batches"
+
+
+def test_a_hint_names_its_commands_as_data_and_spells_them_quoted() -> None:
+    """Library code puts `Command`s in a hint; a program reads them from `commands`, a person
+    from the hint, where each is spelled as ui/hints spells every suggestion."""
+    from openai_batch.errors import BatchError, Command
+    from openai_batch.ui.hints import command
+
+    get = Command("get-batch-results", Path("my requests.jsonl"), "--wait")
+    error = BatchError("not done", hint=("run `", get, "` later"))
+    assert error.commands == (get,)
+    assert get.args == ("get-batch-results", "my requests.jsonl", "--wait")
+    assert error.hint == f"run `{command(get.args)}` later"
+    assert str(error) == (
+        "not done\n  hint: run `openai-batch get-batch-results 'my requests.jsonl' --wait` later"
+    )
+    assert BatchError("plain", hint="text").commands == ()
+    assert BatchError("none").hint is None and str(BatchError("none")) == "none"

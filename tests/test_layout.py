@@ -2,12 +2,14 @@
 
 Modules stay small; only commands/, ui/ and cli.py talk to the terminal; only ledger/ opens
 SQLite; command modules do not lean on each other (shared option types live in
-commands/options.py). Every exception is listed below with its reason.
+commands/options.py); only ui/hints.py spells a suggested command. Every exception is listed
+below with its reason.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,15 @@ COMMAND_IMPORTS_ALLOWED = {
     ("run", "jobflow"),
     # run is make-batch-file + start + results in one: it takes make's render options and report
     ("run", "make"),
+}
+
+
+# modules that may write `openai-batch SUBCOMMAND ...` in a string themselves, and why
+SPELLING_ALLOWED = {
+    # the one speller of suggested commands (shlex-quoted)
+    "ui/hints.py",
+    # each command's help example, shown by cyclopts as written (docs/commands.md repeats it)
+    "cli.py",
 }
 
 
@@ -145,6 +156,73 @@ def test_command_modules_import_only_options_from_each_other() -> None:
 
 def test_the_command_allow_list_has_no_stale_entries() -> None:
     assert COMMAND_IMPORTS_ALLOWED - _command_imports() == set()
+
+
+def _subcommands() -> list[str]:
+    from openai_batch.cli import COMMANDS
+
+    return [name for _, name, _, _ in COMMANDS] + ["utils"]
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the docstring nodes (module, class, function): prose may name a command."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def _spelled_commands(tree: ast.Module, subcommands: list[str]) -> list[str]:
+    """Strings (f-string parts included) that write `openai-batch SUBCOMMAND` by hand."""
+    names = "|".join(map(re.escape, subcommands))
+    pattern = re.compile(rf"openai-batch (?:{names})\b")
+    skip = _docstrings(tree)
+    return [
+        f"{node.lineno}: {node.value[:60]!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in skip
+        and pattern.search(node.value)
+    ]
+
+
+def test_only_ui_hints_spells_a_suggested_command() -> None:
+    """Code names a suggested command as data (`errors.Command`, or `ui.hints.command(args)`),
+    so every suggestion is quoted one way; a hand-written `openai-batch start-batch {path}`
+    shows a file name with a space unquoted."""
+    subcommands = _subcommands()
+    offenders = []
+    for path in _modules():
+        rel = _rel(path)
+        if rel in SPELLING_ALLOWED:
+            continue
+        offenders += [f"{rel}:{use}" for use in _spelled_commands(_tree(path), subcommands)]
+    assert offenders == []
+
+
+def test_the_spelling_allow_list_has_no_stale_entries() -> None:
+    subcommands = _subcommands()
+    for rel in SPELLING_ALLOWED - {"ui/hints.py"}:
+        assert _spelled_commands(_tree(SRC / rel), subcommands), rel
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('"""Run `openai-batch list-batches`."""', []),
+        ('def f():\n    """`openai-batch run T D`."""', []),
+        ('x = "check `openai-batch list-batches`"', ["1: 'check `openai-batch list-batches`'"]),
+        ('x = f"`openai-batch get-batch-results {b}`"', ["1: '`openai-batch get-batch-results '"]),
+        ('x = "openai-batch utils validate F"', ["1: 'openai-batch utils validate F'"]),
+        ('x = "another openai-batch command holds it"', []),
+    ],
+)
+def test_the_spelling_check_sees_what_it_looks_for(source: str, expected: list[str]) -> None:
+    assert _spelled_commands(ast.parse(source), _subcommands()) == expected
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,35 @@
 """The one exception type for problems a user can cause and fix.
 
 The CLI prints its message (never a traceback) and exits non-zero; library callers catch it.
+A hint may suggest commands: library code names them as data (`Command`), and only
+`ui/hints.command` spells them (quoted for a shell), whoever reads the error.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, init=False)
+class Command:
+    """An `openai-batch` command a hint suggests, as data: the arguments after the program name
+    (`Command("get-batch-results", batch_id)`), so a name with a space is quoted when spelled."""
+
+    args: tuple[str, ...]
+
+    def __init__(self, *args: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "args", tuple(os.fspath(a) for a in args))
+
+    def __str__(self) -> str:
+        from openai_batch.ui.hints import command  # the one spelling; ui/hints imports this
+
+        return command(self.args)
+
+
+# A hint: text, or text and commands in reading order ("check the id with `", Command(...), "`").
+Hint = str | Command | Sequence[str | Command]
 
 
 class BatchError(Exception):
@@ -11,10 +37,23 @@ class BatchError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: Hint | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        parts = (hint,) if isinstance(hint, str | Command) else tuple(hint or ())
+        self.hint_parts: tuple[str | Command, ...] | None = None if hint is None else parts
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        """The commands the hint suggests, in order (data for a program; the hint spells them)."""
+        return tuple(p for p in self.hint_parts or () if isinstance(p, Command))
+
+    @property
+    def hint(self) -> str | None:
+        """The hint as a person reads it, each command spelled by ui/hints."""
+        if self.hint_parts is None:
+            return None
+        return "".join(str(part) for part in self.hint_parts)
 
     def __str__(self) -> str:
         if self.hint:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.flow import resolve
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import open_ledger
@@ -34,7 +34,7 @@ def cancel_batch(
         Print the API's batch objects as JSON.
     """
     if not batch_ids:
-        raise BatchError("no batch given", hint="openai-batch cancel-batch batch_...")
+        raise BatchError("no batch given", hint=Command("cancel-batch", "batch_..."))
     conn = connect()
     out = []
     with open_ledger() as ledger:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.flow import resolve
 from openai_batch.flow.session import Session
 from openai_batch.ledger.store import open_ledger
@@ -45,9 +45,8 @@ def delete_files(
     from openai_batch.ledger import jobstore
 
     if not targets and job is None:
-        raise BatchError(
-            "no batch given", hint="openai-batch utils delete-files --job NAME (or batch ids)"
-        )
+        hint = (Command("utils", "delete-files", "--job", "NAME"), " (or batch ids)")
+        raise BatchError("no batch given", hint=hint)
     conn = connect()
     with open_ledger() as ledger:
         batch_ids = resolve.resolve(conn, ledger, targets).batch_ids if targets else []

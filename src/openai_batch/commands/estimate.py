@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.ui import console
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def estimate(
     from openai_batch.estimate.report import summary_line, table
 
     if not files:
-        raise BatchError("no request file given.", hint="openai-batch utils estimate FILE.jsonl")
+        raise BatchError("no request file given.", hint=Command("utils", "estimate", "FILE.jsonl"))
     for name, value in (("--price-input", price_input), ("--price-output", price_output)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise BatchError(f"{name} must be a finite, non-negative number (USD per 1M tokens).")

@@ -16,7 +16,7 @@ from openai_batch.requestfile.endpoints import CHAT
 from openai_batch.requestfile.make import MakeOptions, MakeResult, make_batch_files, preview
 from openai_batch.sizes import parse_size
 from openai_batch.table.read import TableOptions
-from openai_batch.ui import console
+from openai_batch.ui import console, hints
 
 
 @Parameter(name="*")  # flattened: each field is a top-level option of the command using it
@@ -204,5 +204,5 @@ def report(
         where = f"line {problem.line}" if problem.line else "a sampled line"
         console.warn(f"{problem.severity} in {where}: {problem.path}: {problem.message}")
     if review.errors:
-        paths = " ".join(str(f.path) for f in result.files)
-        console.warn(f"the API may reject some requests; `openai-batch utils validate {paths}`")
+        validate = hints.command(["utils", "validate", *(f.path for f in result.files)])
+        console.warn(f"the API may reject some requests; `{validate}`")

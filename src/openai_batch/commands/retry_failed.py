@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.ui import console, hints
 from openai_batch.ui.console import shown
@@ -53,7 +53,7 @@ def retry_failed(
     if not sources:
         raise BatchError(
             "no batch id, request file or results file given",
-            hint="openai-batch utils retry-failed batch_... -o retry.jsonl",
+            hint=Command("utils", "retry-failed", "batch_...", "-o", "retry.jsonl"),
         )
     with open_ledger() as ledger:
         source = _source(ledger, sources, requests)
@@ -90,7 +90,7 @@ def _source(ledger: Ledger, sources: tuple[str, ...], requests: Path | None) -> 
     if any(kinds):
         raise BatchError(
             f"{paths[kinds.index(True)]} is a request file; give it alone, or results files only",
-            hint="openai-batch utils retry-failed batch-requests.jsonl -o retry.jsonl",
+            hint=Command("utils", "retry-failed", "batch-requests.jsonl", "-o", "retry.jsonl"),
         )
     return retry.from_results_files(ledger, paths, requests, warn=console.warn)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.flow import submit
 from openai_batch.ledger.store import open_ledger
 from openai_batch.requestfile import scan
@@ -78,7 +78,7 @@ def start_batch(
         Print the API's batch objects (plus what this command adds) as JSON.
     """
     if not targets:
-        raise BatchError("no file given", hint="openai-batch start-batch batch-requests.jsonl")
+        raise BatchError("no file given", hint=Command("start-batch", "batch-requests.jsonl"))
     from openai_batch.service.profiles import select
 
     meta = submit.parse_metadata(metadata or [], description)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.flow import submit
 from openai_batch.ledger.store import open_ledger
 from openai_batch.requestfile import scan
@@ -51,9 +51,7 @@ def upload_batch_file(
         Print the API's file objects (plus what this command adds) as JSON.
     """
     if not files:
-        raise BatchError(
-            "no file given", hint="openai-batch upload-batch-file batch-requests.jsonl"
-        )
+        raise BatchError("no file given", hint=Command("upload-batch-file", "batch-requests.jsonl"))
     from openai_batch.durations import upload_expiry
     from openai_batch.service.profiles import select
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.ui import console
 
 
@@ -34,7 +34,7 @@ def validate(
     from openai_batch.validate.check import plural, render, validate_files
 
     if not files:
-        raise BatchError("no request file given.", hint="openai-batch utils validate FILE.jsonl")
+        raise BatchError("no request file given.", hint=Command("utils", "validate", "FILE.jsonl"))
     report = validate_files(files, limits=select(service).limits)
     if as_json:
         console.print_json(report.to_dict())

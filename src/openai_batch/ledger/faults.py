@@ -7,15 +7,22 @@ of batches is the way to check what already runs before starting anything again.
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 from pathlib import Path
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 
 _CHECK_SERVICE = (
-    "without it openai-batch forgets what it started, so check `openai-batch list-batches` "
-    "before starting the same files again"
+    "without it openai-batch forgets what it started, so check `",
+    Command("list-batches"),
+    "` before starting the same files again",
 )
+
+
+def move_aside(path: Path, suffix: str) -> str:
+    """`mv PATH PATH.SUFFIX`, quoted for a shell: the ledger's home may have a space in it."""
+    return shlex.join(["mv", str(path), f"{path}{suffix}"])
 
 
 def ledger_path() -> Path:
@@ -32,8 +39,11 @@ def explain_database_error(exc: sqlite3.Error, path: Path | None = None) -> Batc
     if "not a database" in low or "malformed" in low or "encrypted" in low:
         return BatchError(
             f"the ledger {path} is damaged (SQLite says: {text})",
-            hint=f"move it aside (`mv {path} {path}.damaged`) and a new one is made on the next "
-            f"run; {_CHECK_SERVICE}",
+            hint=(
+                f"move it aside (`{move_aside(path, '.damaged')}`) and a new "
+                "one is made on the next run; ",
+                *_CHECK_SERVICE,
+            ),
         )
     if "readonly" in low or "read-only" in low:
         return BatchError(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.ledger.jobrecords import DONE, QUEUED, Job, JobInputs, Shard, ShardSpec
 from openai_batch.ledger.store import Ledger
 
@@ -85,8 +85,13 @@ def load_job(ledger: Ledger, name: str, service: str | None = None) -> Job:
             hint=(
                 f"jobs here: {', '.join(known)}"
                 if known
-                else "start one with `openai-batch "
-                "run TEMPLATE DATA` or `openai-batch start-batch FILE... --job NAME`"
+                else (
+                    "start one with `",
+                    Command("run", "TEMPLATE", "DATA"),
+                    "` or `",
+                    Command("start-batch", "FILE...", "--job", "NAME"),
+                    "`",
+                )
             ),
         )
     if service is not None and job.service != service:

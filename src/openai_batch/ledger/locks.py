@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.ledger.connection import LedgerBase
 
 HEARTBEAT_SECONDS = 10.0
@@ -234,8 +234,11 @@ class HeldLock:
                     f"took over {describe_lock(self.name)} (a lock silent for "
                     f"{SILENT_SECONDS:.0f} s is taken as dead); this one stops before creating "
                     "anything",
-                    hint="run the same command again: it finds what the other command did "
-                    "(`openai-batch list-batches` shows the batches)",
+                    hint=(
+                        "run the same command again: it finds what the other command did (`",
+                        Command("list-batches"),
+                        "` shows the batches)",
+                    ),
                 )
             db.execute(
                 "UPDATE locks SET acquired_at = ? WHERE name = ? AND owner = ?",

@@ -7,13 +7,13 @@ this one does not know) is refused with a clear error rather than misread.
 
 from __future__ import annotations
 
-import shlex
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from openai_batch.errors import BatchError
+from openai_batch.ledger.faults import move_aside
 
 # Ordered migrations: (version, name, steps), each step an SQL statement or a function of the
 # connection. All run in one transaction at open; the versions applied are recorded in
@@ -153,8 +153,8 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         raise BatchError(
             f"the ledger {path} was written by a development version of openai-batch from "
             "before its first release, whose ledger this version cannot read",
-            hint=f"move it aside (e.g. mv {shlex.quote(str(path))} "
-            f"{shlex.quote(str(path) + '.pre-release')}); a new ledger is started on the next run",
+            hint=f"move it aside (e.g. {move_aside(path, '.pre-release')}); a new ledger is "
+            "started on the next run",
         )
     if done and max(done) > newest:
         raise BatchError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import ApiError, BatchError
+from openai_batch.errors import ApiError, BatchError, Command, Hint
 from openai_batch.service import ids
 from openai_batch.service import shape as batchshape
 from openai_batch.service.connection import Connection
@@ -26,7 +26,7 @@ FINAL_STATUSES = batchshape.FINAL
 class UnrecognisedBatch(ApiError):
     """The service answered a create with something that names no batch: it may still run one."""
 
-    def __init__(self, message: str, *, hint: str, answer: str) -> None:
+    def __init__(self, message: str, *, hint: Hint, answer: str) -> None:
         super().__init__(message, hint=hint)
         self.answer = answer
 
@@ -54,9 +54,12 @@ def create_batch(
         raise UnrecognisedBatch(
             f"{conn.describe()} answered the batch create without a batch id: it may have "
             f"started one that this tool cannot follow (answer: {text})",
-            hint="check the service's own console for a batch on "
-            f"{input_file_id} before starting again; its batch API may not be OpenAI's: "
-            "`openai-batch utils chat-complete` works with any chat-completions server",
+            hint=(
+                f"check the service's own console for a batch on {input_file_id} before "
+                "starting again; its batch API may not be OpenAI's: `",
+                Command("utils", "chat-complete"),
+                "` works with any chat-completions server",
+            ),
             answer=text,
         )
     return batch
@@ -73,8 +76,11 @@ def retrieve_batch(conn: Connection, batch_id: str) -> Batch:
                 reraise_missing_route(exc)
                 raise ApiError(
                     f"no batch {batch_id} at {conn.describe()} (404)",
-                    hint="check the id with `openai-batch list-batches`; batch ids belong to one "
-                    "organization and project",
+                    hint=(
+                        "check the id with `",
+                        Command("list-batches"),
+                        "`; batch ids belong to one organization and project",
+                    ),
                 ) from None
     except ValueError:
         raise BatchError(f"not a batch id: {batch_id!r}") from None
@@ -102,7 +108,7 @@ def cancel_batch(conn: Connection, batch_id: str) -> Batch:
             reraise_missing_route(exc)
             raise ApiError(
                 f"no batch {batch_id} at {conn.describe()} (404)",
-                hint="check the id with `openai-batch list-batches`",
+                hint=("check the id with `", Command("list-batches"), "`"),
             ) from None
 
 

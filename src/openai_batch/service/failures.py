@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from openai_batch import settings
-from openai_batch.errors import ApiError
+from openai_batch.errors import ApiError, Command
 from openai_batch.service import profiles as service_profiles
 from openai_batch.service.connection import KEYS_PAGE, OPENAI_BASE_URL, Connection
 from openai_batch.service.redaction import public_url, redact
@@ -57,8 +57,11 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
     if isinstance(exc, openai.NotFoundError):
         return ApiError(
             f"not found (404) while {what}: {_server_message(exc)}",
-            hint="check the id with `openai-batch list-batches`; ids belong to one "
-            "organization and project, and uploads expire after 30 days",
+            hint=(
+                "check the id with `",
+                Command("list-batches"),
+                "`; ids belong to one organization and project, and uploads expire after 30 days",
+            ),
         )
     if isinstance(exc, openai.RateLimitError):
         code = getattr(exc, "code", None)
@@ -121,8 +124,12 @@ def _service_error(exc: BaseException, what: str, conn: Connection | None) -> Ap
         return TokenLimitRefused(
             f"the service refused {what}: enqueued-token limit reached (400 "
             f"token_limit_exceeded): {_server_message(exc)}",
-            hint="nothing was started; the request file waits in its job and starts when "
-            "running batches finish (`openai-batch get-batch-results --job NAME --wait`)",
+            hint=(
+                "nothing was started; the request file waits in its job and starts when "
+                "running batches finish (`",
+                Command("get-batch-results", "--job", "NAME", "--wait"),
+                "`)",
+            ),
         )
     path = exc.response.request.url.path if exc.response is not None else ""
     if conn is not None and conn.azure:
@@ -186,9 +193,12 @@ def _no_batch_api(conn: Connection | None, what: str, detail: str) -> ApiError:
     )
     return ApiError(
         f"cannot do this while {what}: {lacks}",
-        hint="`openai-batch utils chat-complete` sends the same request file to any "
-        "chat-completions server one request at a time; check OPENAI_BASE_URL if this server "
-        "should have /v1/batches",
+        hint=(
+            "`",
+            Command("utils", "chat-complete"),
+            "` sends the same request file to any chat-completions server one request at a "
+            "time; check OPENAI_BASE_URL if this server should have /v1/batches",
+        ),
     )
 
 

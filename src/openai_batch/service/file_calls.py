@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import ApiError
+from openai_batch.errors import ApiError, Command
 from openai_batch.local import files
 from openai_batch.service import ids
 from openai_batch.service.connection import Connection
@@ -56,8 +56,11 @@ def upload_file(
     if not getattr(uploaded, "id", None):
         raise ApiError(
             f"{conn.describe()} answered the upload of {path} without a file id",
-            hint="its Files API may not be OpenAI's; `openai-batch utils chat-complete` works "
-            "with any chat-completions server",
+            hint=(
+                "its Files API may not be OpenAI's; `",
+                Command("utils", "chat-complete"),
+                "` works with any chat-completions server",
+            ),
         )
     return ids.check_file(uploaded)
 

@@ -102,7 +102,7 @@ class UnknownWatch:
         self.counts: dict[str, int] = {}
 
     def see(self, batch_id: str | None, status: str | None, shown: str | None = None) -> None:
-        from openai_batch.errors import ApiError
+        from openai_batch.errors import ApiError, Command
 
         if batch_id is None:
             return
@@ -114,9 +114,12 @@ class UnknownWatch:
             raise ApiError(
                 f"stopped waiting: batch {batch_id} answered {seen} times with a status this "
                 f"tool does not know ({shown or 'unknown'})",
-                hint="the batch exists and may still run (it is never started again without "
-                "--force); check it on the service's console, then "
-                f"`openai-batch get-batch-results {batch_id}` once it is done",
+                hint=(
+                    "the batch exists and may still run (it is never started again without "
+                    "--force); check it on the service's console, then `",
+                    Command("get-batch-results", batch_id),
+                    "` once it is done",
+                ),
             )
 
 
