@@ -2,8 +2,11 @@
 
 Every data row (or, without data, every custom_id in request order) gets the result columns:
 custom_id, status (`ok`, `error`, `missing`), content, finish_reason, refusal, token counts,
-error, and one column per key of JSON answers. Rows are written one at a time, so memory holds
-one answer, never a chunk of them (1 MB embeddings stay 1 MB).
+error, and one column per key of JSON answers. Rows are written a block at a time: the answers
+of a block read back from the index in one go (at most ANSWER_BYTES of them, so 1 MB
+embeddings come a few at a time), and for CSV/TSV the block's text built by Arrow a column at
+a time (results/csvblock.py, byte-identical to the per-row writer, which writes the other
+formats and whatever Arrow cannot hold).
 
 JSON answer columns come from the response schema of the request file when it has one (in the
 schema's order, typed in Parquet), else from the keys that at least a tenth of the JSON answers
@@ -16,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from openai_batch.results import answers
 from openai_batch.results.answers import cell_text
+from openai_batch.results.csvblock import BlockText, DelimitedBlocks
+from openai_batch.results.joinplan import KeptRows
 from openai_batch.results.merge import LOOKUP_BLOCK, batched
 from openai_batch.results.tablewriter import (
     FORMULA_FIRST,
@@ -49,6 +54,7 @@ TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
 MAX_JSON_COLUMNS = 100
 COMMON_SHARE = 0.1  # a key becomes a column when at least this share of JSON answers has it
 _DROPPED = -2  # a data row not in these request files (keep_row said no)
+ANSWER_BYTES = 1 << 20  # spilled answers read at once (a block of rows, fewer when long)
 _SCHEMA_TYPES = {"integer": "int", "number": "float", "boolean": "bool"}
 
 
@@ -152,19 +158,15 @@ def _result_cells(result: answers.RowResult, custom_id: str, keys: list[str]) ->
 class _Counter:
     """Counts statuses and formula-like result cells as rows go by."""
 
-    def __init__(self, first_result_column: int, check_formulas: bool) -> None:
+    def __init__(self, check_formulas: bool) -> None:
         self.counts = {"ok": 0, "error": 0, "missing": 0}
         self.formulas = 0
-        self._start = first_result_column + 2  # after custom_id and status
-        self._check = check_formulas
-
-    def add(self, cells: list[Any]) -> None:
-        self.add_result(cells, self._start - 2)
+        self.check = check_formulas
 
     def add_result(self, cells: list[Any], at: int = 0) -> None:
         """Count the result cells starting at `at` (custom_id, status, ...)."""
         self.counts[cells[at + 1]] += 1
-        if self._check:
+        if self.check:
             for value in cells[at + 2 :]:  # the first character decides most cells
                 if (
                     type(value) is str
@@ -173,6 +175,12 @@ class _Counter:
                     and looks_like_formula(value)
                 ):
                     self.formulas += 1
+
+    def add_block(self, block: BlockText) -> None:
+        """The counts of a block written as text (csvblock counted them)."""
+        for status, count in block.statuses.items():
+            self.counts[status] += count
+        self.formulas += block.formulas
 
 
 def write_table(
@@ -190,37 +198,24 @@ def write_table(
 
     `chunks` are the data rows with their custom_ids (batchfile.iter_identified_chunks);
     `keep_row(row_number, custom_id)` drops rows that were not in these request files (other
-    shards, rows beyond --limit). Without data, one row per custom_id in `order`. `ready` is
-    called before the finished table takes its name (TableWriter): if it raises, no table.
+    shards, rows beyond --limit; joinplan.KeptRows answers for a block at once). Without
+    data, one row per custom_id in `order`. `ready` is called before the finished table
+    takes its name (TableWriter): if it raises, no table.
     """
     plan = json_columns(index.json_key_counts, index.json_answers, schema)
     keys = plan.keys
     types = {**dict.fromkeys(TOKEN_COLUMNS, "int"), **plan.types}
     seen = index.new_mask()  # per result: joined to a row
-    check = target.kind in ("csv", "tsv")
     if chunks is None:
         columns = result_column_names((), keys)
-        counter = _Counter(0, check)
-        done: set[str] = set()  # custom_ids without a result, already listed
-        named = _named(types, columns, 0, keys)
-        with TableWriter(target, columns, named, ready) as writer:
-            written = writer
+        counter = _Counter(target.kind in ("csv", "tsv"))
+        with TableWriter(target, columns, _named(types, columns, 0, keys), ready) as written:
+            out = _Rows(index, written, counter, keys)
             ids = order if order is not None else index.natural_order()
+            done: set[str] = set()  # custom_ids without a result, already listed
             for block in batched(ids, LOOKUP_BLOCK):
-                for custom_id, hit in zip(block, index.hits(block), strict=True):
-                    if hit is None:
-                        if custom_id in done:
-                            continue
-                        done.add(custom_id)
-                        cells = _result_cells(answers.MISSING, custom_id, keys)
-                    elif seen[hit.position]:
-                        continue
-                    else:
-                        seen[hit.position] = True
-                        cells = index.cells_of(hit, custom_id, keys)
-                    counter.add(cells)
-                    writer.write(cells)
-        rows = writer.rows
+                out.write(*_first_listing(block, index.found(block), seen, done))
+        rows = written.rows
     else:
         with _bar(progress, len(index)) as bar:
             rows, columns, counter, written = _write_joined(
@@ -241,6 +236,28 @@ def write_table(
                       unmatched, columns, counter.formulas, notes, target.kind)  # fmt: skip
 
 
+def _first_listing(
+    block: list[str], found: Any, seen: Any, done: set[str]
+) -> tuple[list[str], Any]:
+    """The custom_ids of `block` that get a row (each result and each missing id once),
+    with their positions (-1: no result); marks them in `seen` and `done`."""
+    import numpy as np
+
+    ids, positions = [], []
+    for custom_id, at in zip(block, found.tolist(), strict=True):
+        if at < 0:
+            if custom_id in done:
+                continue
+            done.add(custom_id)
+        elif seen[at]:
+            continue
+        else:
+            seen[at] = True
+        ids.append(custom_id)
+        positions.append(at)
+    return ids, np.array(positions, dtype=np.int64)
+
+
 def _write_joined(
     index: ResultIndex,
     target: TableTarget,
@@ -253,51 +270,142 @@ def _write_joined(
     ready: Callable[[], object] | None = None,
 ) -> tuple[int, list[str], _Counter, TableWriter]:
     """Data rows in file order, each followed by its result cells; the data cells as read."""
-    import numpy as np
-
     iterator = iter(chunks)
     first = next(iterator, None)
     data_columns = [str(c) for c in first[1].columns] if first is not None else []
     ours = result_column_names(data_columns, keys) if data_columns else []
     columns = [*data_columns, *ours] if data_columns else result_column_names((), keys)
-    counter = _Counter(len(data_columns), target.kind in ("csv", "tsv"))
+    counter = _Counter(target.kind in ("csv", "tsv"))
     named = _named(types, columns, len(data_columns), keys)
     row_number = 0
     with TableWriter(target, columns, named, ready) as writer:
+        out = _Rows(index, writer, counter, keys)
         for ids, frame in _chain(first, iterator):
-            rows = _rows(frame)
             found = index.found(ids)
             if keep_row is not None:  # rows of other request files have no result here
-                kept = [keep_row(row_number + n, c) for n, c in enumerate(ids)]
-                found[~np.array(kept, dtype=bool)] = _DROPPED
-            have = found >= 0
-            seen[found[have]] = True
-            spills, lengths = (iter(span) for span in index.spill_spans(found[have]))
-            # CSV/TSV: the data cells of the whole chunk as text at once (Arrow), else per row
-            prefixes = writer.data_prefixes(frame) if data_columns else None
-            for custom_id, data, at in zip(ids, prefixes or rows, found.tolist(), strict=True):
-                if at >= 0:
-                    result = index.cells_at(next(spills), next(lengths), custom_id, keys)
-                elif at == _DROPPED:
-                    continue
-                else:
-                    result = _result_cells(answers.MISSING, custom_id, keys)
-                counter.add_result(result)
-                if prefixes is None:
-                    writer.write([*data, *result])
-                else:
-                    writer.write_after(cast(str, data), result)
+                found[~_kept(keep_row, row_number, ids)] = _DROPPED
+            seen[found[found >= 0]] = True
+            out.write(ids, found, frame)
             row_number += len(ids)
             advance(len(ids))
         rows_written = writer.rows
     return rows_written, columns, counter, writer
 
 
-def _rows(frame: pd.DataFrame) -> Iterable[tuple[Any, ...]]:
-    """The frame's rows as tuples of cells (column lists zipped: faster than itertuples)."""
-    width = frame.shape[1]
-    if width == 0:
-        return [()] * len(frame)
+def _kept(keep_row: Callable[[int, str], bool], start: int, ids: list[str]) -> Any:
+    """keep_row of each of these rows (numpy bools): for a whole block when it can."""
+    import numpy as np
+
+    if isinstance(keep_row, KeptRows):
+        return keep_row.block(start, len(ids))
+    return np.array([keep_row(start + n, c) for n, c in enumerate(ids)], dtype=bool)
+
+
+class _Rows:
+    """Rows of the table, a block at a time: the answers of a block read in one go, the
+    CSV/TSV text of a block built by Arrow (csvblock) where it can promise the same bytes,
+    else (other formats, cells Arrow cannot hold) row by row."""
+
+    def __init__(
+        self, index: ResultIndex, writer: TableWriter, counter: _Counter, keys: list[str]
+    ) -> None:
+        self._index, self._writer, self._counter, self._keys = index, writer, counter, keys
+        delimited = writer.delimited()
+        self._blocks = None if delimited is None else DelimitedBlocks(*delimited, counter.check)
+
+    def write(self, ids: list[str], found: Any, frame: pd.DataFrame | None = None) -> None:
+        """The rows of `ids` (positions `found`: -1 no result, _DROPPED left out), each after
+        its data row of `frame` when there is one; at most ANSWER_BYTES of answers at once."""
+        for start, end in _parts(self._index, found):
+            part = found[start:end]
+            kept = part != _DROPPED
+            results = self._results(ids[start:end], part)
+            data = None if frame is None else frame.iloc[start:end]
+            if data is not None and not kept.all():
+                data = data[kept]
+            if self._blocks is not None and self._block(data, results):
+                continue
+            counter, writer = self._counter, self._writer
+            for cells, result in zip(_rows(data, len(results)), results, strict=True):
+                counter.add_result(result)
+                writer.write([*cells, *result])
+
+    def _results(self, ids: list[str], found: Any) -> list[list[Any]]:
+        """The result cells of each row not left out, in order."""
+        import numpy as np
+
+        have = found >= 0
+        if have.all():
+            return self._index.cells_many(found, ids, self._keys)
+        answered = iter(
+            self._index.cells_many(
+                found[have], [ids[n] for n in np.flatnonzero(have).tolist()], self._keys
+            )
+        )
+        keys = self._keys
+        return [
+            next(answered) if at >= 0 else _result_cells(answers.MISSING, custom_id, keys)
+            for custom_id, at in zip(ids, found.tolist(), strict=True)
+            if at != _DROPPED
+        ]
+
+    def _block(self, data: pd.DataFrame | None, results: list[list[Any]]) -> bool:
+        """Write the rows as one block of text; False when the per-row writer must."""
+        assert self._blocks is not None
+        columns = [] if data is None else _arrow_columns(data)
+        if columns is None:
+            return False
+        text = self._blocks.text(columns, results)
+        if text is None:
+            return False
+        self._writer.write_text(text.data, text.rows)
+        self._counter.add_block(text)
+        return True
+
+
+def _parts(index: ResultIndex, found: Any) -> list[tuple[int, int]]:
+    """Row ranges of a block whose answers add up to at most ANSWER_BYTES each (one row at
+    least): long answers (1 MB embeddings) never gather thousands at a time."""
+    import numpy as np
+
+    sizes = np.zeros(len(found), dtype=np.int64)
+    have = found >= 0
+    sizes[have] = index.spill_spans(found[have])[1]
+    ends = np.cumsum(sizes)
+    if not len(found) or ends[-1] <= ANSWER_BYTES:
+        return [(0, len(found))]
+    parts, start = [], 0
+    while start < len(found):
+        base = int(ends[start - 1]) if start else 0
+        end = int(np.searchsorted(ends, base + ANSWER_BYTES, side="right"))
+        end = min(max(end, start + 1), len(found))
+        parts.append((start, end))
+        start = end
+    return parts
+
+
+def _arrow_columns(frame: pd.DataFrame) -> list[Any] | None:
+    """The frame's columns as Arrow string arrays (None when a cell is not text)."""
+    import pyarrow as pa
+
+    columns = []
+    try:
+        for j in range(frame.shape[1]):
+            column = pa.array(frame.iloc[:, j], type=pa.string())
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            columns.append(column)
+    except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+        return None
+    return columns
+
+
+def _rows(frame: pd.DataFrame | None, count: int) -> Iterable[tuple[Any, ...]]:
+    """The frame's rows as tuples of cells (column lists zipped: faster than itertuples);
+    without a frame, `count` empty rows."""
+    width = 0 if frame is None else frame.shape[1]
+    if frame is None or width == 0:
+        return [()] * count
     return zip(*(frame.iloc[:, j].tolist() for j in range(width)), strict=True)
 
 

@@ -4,7 +4,7 @@ the wrong rows)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,8 +151,29 @@ def iter_data(plan: JoinPlan) -> Iterator[tuple[list[str], Any]]:
     return iter_identified_chunks(plan.table)
 
 
-def keep_rows(plan: JoinPlan) -> Callable[[int, str], bool] | None:
+def keep_rows(plan: JoinPlan) -> KeptRows | None:
     ranges = plan.row_ranges
     if not ranges:
         return None
-    return lambda row, _cid: any(lo <= row < hi for lo, hi in ranges)
+    return KeptRows(ranges)
+
+
+class KeptRows:
+    """Whether a data row is in these request files (its row number in one of their
+    ranges): for one row, as keep_row(row, custom_id), or for a block of rows at once."""
+
+    def __init__(self, ranges: Sequence[tuple[int, int]]) -> None:
+        self._ranges = list(ranges)
+
+    def __call__(self, row: int, _custom_id: str = "") -> bool:
+        return any(lo <= row < hi for lo, hi in self._ranges)
+
+    def block(self, start: int, count: int) -> Any:
+        """Per row of rows start .. start + count - 1: kept (numpy bools)."""
+        import numpy as np
+
+        rows = np.arange(start, start + count)
+        kept = np.zeros(count, dtype=bool)
+        for lo, hi in self._ranges:
+            kept |= (rows >= lo) & (rows < hi)
+        return kept

@@ -127,21 +127,18 @@ class TableWriter:
         except UnicodeEncodeError:  # rare: checked only when encoding fails, off the hot path
             self._impl.write([self.without_surrogates(value) for value in cells])
 
-    def data_prefixes(self, frame: Any) -> list[str] | None:
-        """CSV/TSV only: each row of a DataFrame of str cells as its written text, ending in
-        the delimiter, for write_after (None: write whole rows with write)."""
+    def delimited(self) -> tuple[str, str] | None:
+        """CSV/TSV: (delimiter, the characters that make a cell quoted), for writing blocks
+        of rows as text with write_text (csvblock); None for the other formats."""
         if not isinstance(self._impl, _Delimited):
             return None
-        return self._impl.prefixes(frame)
+        return self._impl.delimiter, self._impl.special
 
-    def write_after(self, prefix: str, cells: Sequence[Any]) -> None:
-        """A row whose first cells are already text (a data_prefixes item)."""
+    def write_text(self, text: bytes | memoryview, rows: int) -> None:
+        """`rows` whole CSV/TSV lines already written as UTF-8 text (csvblock)."""
         assert isinstance(self._impl, _Delimited)
-        self.rows += 1
-        try:
-            self._impl.write_after(prefix, cells)
-        except UnicodeEncodeError:  # the prefix came from Arrow: valid UTF-8
-            self._impl.write_after(prefix, [self.without_surrogates(value) for value in cells])
+        self.rows += rows
+        self._impl.write_text(text)
 
     def without_surrogates(self, value: Any) -> Any:
         """A cell with each lone surrogate as U+FFFD, counted for the summary's note."""
@@ -188,21 +185,22 @@ class _Delimited(_Impl):
 
     def __init__(self, fh: IO[str], delimiter: str, columns: list[str]) -> None:
         self._fh = fh
-        self._delimiter = delimiter
-        special = dict.fromkeys((*_quoted_characters(delimiter), "\r"))
+        self.delimiter = delimiter
+        self.special = "".join(dict.fromkeys((*_quoted_characters(delimiter), "\r")))
         # One regex search per cell (C speed), not one `in` test per special character.
-        self._needs_quotes = re.compile("[" + re.escape("".join(special)) + "]").search
-        self._special_re2 = "[" + "".join(f"\\x{{{ord(c):02x}}}" for c in special) + "]"
+        self._needs_quotes = re.compile("[" + re.escape(self.special) + "]").search
         csv.writer(fh, delimiter=delimiter, lineterminator="\n").writerow(columns)
 
     def write(self, cells: Sequence[Any]) -> None:
         out = self._texts(cells)
         if len(out) == 1 and not out[0]:
             out[0] = '""'  # a lone empty field, as csv writes it
-        self._fh.write(self._delimiter.join(out) + "\n")
+        self._fh.write(self.delimiter.join(out) + "\n")
 
-    def write_after(self, prefix: str, cells: Sequence[Any]) -> None:
-        self._fh.write(prefix + self._delimiter.join(self._texts(cells)) + "\n")
+    def write_text(self, text: bytes | memoryview) -> None:
+        """Lines already encoded: after the text written so far, straight to the bytes."""
+        self._fh.flush()
+        self._fh.buffer.write(text)  # type: ignore[attr-defined]
 
     def _texts(self, cells: Sequence[Any]) -> list[str]:
         needs_quotes = self._needs_quotes
@@ -213,31 +211,6 @@ class _Delimited(_Impl):
                 text = '"' + text.replace('"', '""') + '"'
             out.append(text)
         return out
-
-    def prefixes(self, frame: Any) -> list[str] | None:
-        """The frame's rows quoted as write() would, each ending in the delimiter, computed
-        a column at a time by Arrow (the data cells are most of a joined row's cells). None
-        when a cell is not plain text (not str, a lone surrogate): then write() row by row."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        columns = []
-        try:
-            for j in range(frame.shape[1]):
-                column = pa.array(frame.iloc[:, j], type=pa.string())
-                if column.null_count:
-                    return None
-                quote = pc.match_substring_regex(column, self._special_re2)
-                if pc.any(quote).as_py():
-                    doubled = pc.replace_substring(column, '"', '""')
-                    quoted = pc.binary_join_element_wise('"', doubled, '"', "")
-                    column = pc.if_else(quote, quoted, column)
-                columns.append(column)
-        except (pa.ArrowException, UnicodeError, TypeError, ValueError):
-            return None
-        if not columns:
-            return None
-        return pc.binary_join_element_wise(*columns, "", self._delimiter).to_pylist()  # type: ignore[no-any-return]
 
 
 def _quoted_characters(delimiter: str) -> tuple[str, ...]:

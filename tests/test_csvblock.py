@@ -1,0 +1,137 @@
+"""The join's CSV/TSV rows written a block at a time (results/csvblock.py) are byte for byte
+the rows the per-row writer (tablewriter._Delimited) writes, with the same counts."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from openai_batch.results.csvblock import DelimitedBlocks
+from openai_batch.results.join import _Counter, write_table
+from openai_batch.results.joinplan import KeptRows
+from openai_batch.results.merge import ResultIndex
+from openai_batch.results.tablewriter import TableTarget, _Delimited
+
+# Characters that decide quoting and formulas, and a few that are merely unusual.
+SPECIAL = ',"\n\r\t #=+-@.eE0123456789\x00 é\u2028\U0001f600\u0661'
+TEXT = st.text(
+    st.sampled_from(SPECIAL) | st.characters(blacklist_categories=("Cs",)), max_size=12
+) | st.sampled_from(["-1", "+2.5e3", "-.5", "-\u0661", "=1", "\t", "-", "+1e", "@a,b"])
+SURROGATE = st.sampled_from(["\ud800", "a\udfff", "\udc80,"])
+# What a result cell may be: the spill holds str and int; any JSON value is tried too.
+CELL = (
+    TEXT
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True)
+    | st.booleans()
+    | st.none()
+)
+STATUS = st.sampled_from(["ok", "error", "missing"])
+
+
+@st.composite
+def blocks(draw: Any) -> tuple[list[list[str]], list[list[Any]]]:
+    rows = draw(st.integers(min_value=1, max_value=8))
+    width = draw(st.integers(min_value=0, max_value=3))
+    data = [draw(st.lists(TEXT, min_size=rows, max_size=rows)) for _ in range(width)]
+    extra = draw(st.integers(min_value=0, max_value=2))  # JSON key columns
+    result_cell = draw(st.sampled_from([TEXT, CELL, CELL | SURROGATE]))  # all text: counted by Arrow
+    cells = st.lists(result_cell, min_size=6 + extra, max_size=6 + extra)
+    results = [[draw(TEXT), draw(STATUS), *draw(cells)] for _ in range(rows)]
+    return data, results
+
+
+def _per_row(delimiter: str, data: list[list[str]], results: list[list[Any]]) -> tuple[str, Any]:
+    buffer = io.StringIO()
+    writer = _Delimited(buffer, delimiter, ["header"])
+    counter = _Counter(True)
+    for n, result in enumerate(results):
+        counter.add_result(result)
+        writer.write([*(column[n] for column in data), *result])
+    return buffer.getvalue().split("\n", 1)[1], counter
+
+
+def _has_surrogate(cells: list[Any]) -> bool:
+    return any(isinstance(c, str) and any("\ud800" <= ch <= "\udfff" for ch in c) for c in cells)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(block=blocks(), delimiter=st.sampled_from([",", "\t"]))
+def test_a_block_is_the_rows_the_per_row_writer_writes(
+    block: tuple[list[list[str]], list[list[Any]]], delimiter: str
+) -> None:
+    data, results = block
+    want, counter = _per_row(delimiter, data, results)
+    writer = _Delimited(io.StringIO(), delimiter, [])
+    columns = [pa.array(c, type=pa.string()) for c in data]
+    text = DelimitedBlocks(delimiter, writer.special, True).text(columns, results)
+    if any(_has_surrogate(r) for r in results):
+        assert text is None  # only the per-row writer can say what it did with them
+        return
+    assert text is not None
+    assert bytes(text.data) == want.encode("utf-8")
+    assert text.rows == len(results)
+    assert {k: v for k, v in text.statuses.items() if v} == {
+        k: v for k, v in counter.counts.items() if v
+    }
+    assert text.formulas == counter.formulas
+
+
+def test_a_block_without_formula_checks_counts_none() -> None:
+    writer = _Delimited(io.StringIO(), ",", [])
+    results = [["id_0", "ok", "=1+1", "", "", 1, 2, ""]]
+    text = DelimitedBlocks(",", writer.special, False).text([], results)
+    assert text is not None and text.formulas == 0
+    assert bytes(text.data) == b"id_0,ok,=1+1,,,1,2,\n"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    ranges=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=4),
+    start=st.integers(0, 30),
+    count=st.integers(0, 20),
+)
+def test_kept_rows_of_a_block_are_kept_rows_one_by_one(
+    ranges: list[tuple[int, int]], start: int, count: int
+) -> None:
+    kept = KeptRows(ranges)
+    assert kept.block(start, count).tolist() == [kept(start + n, "") for n in range(count)]
+
+
+def test_long_answers_are_joined_in_parts_and_rows_stay_in_order(tmp_path: Path) -> None:
+    """Answers over the block budget are read a few at a time: every row still in order."""
+    import json
+
+    from fake_openai import chat_completion_body
+    from openai_batch.requestfile.make import iter_identified_chunks
+
+    data = tmp_path / "d.csv"
+    data.write_text("Name\n" + "".join(f"n{i}\n" for i in range(12)), encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    with open(out, "w", encoding="utf-8") as fh:
+        for i in reversed(range(12)):
+            if i == 5:
+                continue  # one row without a result
+            body = chat_completion_body("m", f"{i}," + "y" * 400_000)
+            line = {"custom_id": f"id_{i}", "response": {"status_code": 200, "body": body}}
+            fh.write(json.dumps(line) + "\n")
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        summary = write_table(
+            index,
+            TableTarget(tmp_path / "t.csv", "csv"),
+            chunks=iter_identified_chunks(data),
+            keep_row=KeptRows([(0, 10)]),
+        )
+    lines = (tmp_path / "t.csv").read_text(encoding="utf-8").splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == [f"n{i}" for i in range(10)]
+    assert [line.split(",")[2] for line in lines[1:]] == [
+        "missing" if i == 5 else "ok" for i in range(10)
+    ]
+    assert lines[1].split(",")[3] == '"0'
+    assert (summary.rows, summary.ok, summary.missing, summary.unmatched) == (10, 9, 1, 2)
