@@ -40,7 +40,7 @@ def blocks(draw: Any) -> tuple[list[list[str]], list[list[Any]]]:
     width = draw(st.integers(min_value=0, max_value=3))
     data = [draw(st.lists(TEXT, min_size=rows, max_size=rows)) for _ in range(width)]
     extra = draw(st.integers(min_value=0, max_value=2))  # JSON key columns
-    result_cell = draw(st.sampled_from([TEXT, CELL, CELL | SURROGATE]))  # all text: counted by Arrow
+    result_cell = draw(st.sampled_from([TEXT, CELL, CELL | SURROGATE]))  # TEXT: Arrow counts
     cells = st.lists(result_cell, min_size=6 + extra, max_size=6 + extra)
     results = [[draw(TEXT), draw(STATUS), *draw(cells)] for _ in range(rows)]
     return data, results
