@@ -54,7 +54,7 @@ TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
 MAX_JSON_COLUMNS = 100
 COMMON_SHARE = 0.1  # a key becomes a column when at least this share of JSON answers has it
 _DROPPED = -2  # a data row not in these request files (keep_row said no)
-ANSWER_BYTES = 1 << 20  # spilled answers read at once (a block of rows, fewer when long)
+ANSWER_BYTES = 4 << 20  # spilled answers read at once (a block of rows, fewer when long)
 _SCHEMA_TYPES = {"integer": "int", "number": "float", "boolean": "bool"}
 
 
