@@ -3,14 +3,20 @@ the rows the per-row writer (tablewriter._Delimited) writes, with the same count
 
 from __future__ import annotations
 
+import csv
 import io
+import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fake_openai import chat_completion_body
+from openai_batch.errors import BatchError
 from openai_batch.results.csvblock import DelimitedBlocks
 from openai_batch.results.join import _Counter, write_table
 from openai_batch.results.joinplan import KeptRows
@@ -105,9 +111,6 @@ def test_kept_rows_of_a_block_are_kept_rows_one_by_one(
 
 def test_long_answers_are_joined_in_parts_and_rows_stay_in_order(tmp_path: Path) -> None:
     """Answers over the block budget are read a few at a time: every row still in order."""
-    import json
-
-    from fake_openai import chat_completion_body
     from openai_batch.requestfile.make import iter_identified_chunks
 
     data = tmp_path / "d.csv"
@@ -135,3 +138,95 @@ def test_long_answers_are_joined_in_parts_and_rows_stay_in_order(tmp_path: Path)
     ]
     assert lines[1].split(",")[3] == '"0'
     assert (summary.rows, summary.ok, summary.missing, summary.unmatched) == (10, 9, 1, 2)
+
+
+# Cells of a data file as people write them, and as they should not (a lone carriage return,
+# spaces after the delimiter, quotes inside): the join reads the file with Arrow where
+# make-batch-file's fast path would, else with pandas; both write the same table.
+FILE_CELL = st.text(st.sampled_from('ab ,"\n\r\t=é'), max_size=5)
+
+
+def _csv_text(rows: list[list[str]], delimiter: str, spaced: bool) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    text = buffer.getvalue()
+    return text.replace(delimiter, delimiter + " ") if spaced else text
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cells=st.lists(st.tuples(FILE_CELL, FILE_CELL), min_size=1, max_size=6),
+    delimiter=st.sampled_from([",", "\t"]),
+    spaced=st.booleans(),
+    limit=st.sampled_from([None, 2]),
+)
+def test_the_table_read_by_arrow_is_the_table_read_by_pandas(
+    cells: list[tuple[str, str]], delimiter: str, spaced: bool, limit: int | None
+) -> None:
+    from openai_batch.requestfile.make import iter_identified_chunks
+    from openai_batch.results.joinplan import DataRows
+    from openai_batch.table.spec import TableSpec
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("d.csv" if delimiter == "," else "d.tsv")
+        rows = [["Name", "Note"], *([a, b] for a, b in cells)]
+        path.write_text(_csv_text(rows, delimiter, spaced), encoding="utf-8")
+        out = Path(folder) / "o.jsonl"
+        with open(out, "w", encoding="utf-8") as fh:
+            for i in range(0, len(cells), 2):  # every other row answered
+                body = chat_completion_body("m", f"answer, {i}")
+                line = {"custom_id": f"id_{i}", "response": {"status_code": 200, "body": body}}
+                fh.write(json.dumps(line) + "\n")
+        spec = TableSpec(str(path), limit=limit)
+        written = []
+        with ResultIndex() as index:
+            index.add_file(out, 0)
+            for n, chunks in enumerate([DataRows(spec), iter_identified_chunks(spec)]):
+                target = TableTarget(Path(folder) / f"t{n}.csv", "csv")
+                try:
+                    summary = write_table(index, target, chunks=chunks)
+                except BatchError as exc:  # a file neither reader takes: the same error
+                    written.append(str(exc))
+                    continue
+                written.append((target.path.read_bytes(), summary.rows, summary.unmatched))
+        assert written[0] == written[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "options"),
+    [
+        ("Name,Note\r\na,b\r\nc,d\r\n", {}),  # Arrow reads it
+        ('Name,Note\na,"x\ry"\nc,d\n', {}),  # a lone carriage return: pandas decides
+        ('Name, Note\na, "b, c"\nd, e\n', {}),  # spaces after delimiters, then a quote
+        ("Name,Note\na,b,extra\nc\n", {"ragged_rows": True}),  # rows padded and cut
+        ('Name,Note\na,b\nc,"d\n', {}),  # ends inside a quoted cell: pandas refuses it
+        ("\ufeffName,Note\na,b\n", {}),  # a byte order mark
+    ],
+)
+def test_tables_arrow_leaves_to_pandas_join_as_pandas_reads_them(
+    tmp_path: Path, text: str, options: dict[str, Any]
+) -> None:
+    from openai_batch.requestfile.make import iter_identified_chunks
+    from openai_batch.results.joinplan import DataRows
+    from openai_batch.table.spec import TableSpec
+
+    path = tmp_path / "d.csv"
+    path.write_bytes(text.encode("utf-8"))
+    out = tmp_path / "o.jsonl"
+    body = chat_completion_body("m", "an answer")
+    line = {"custom_id": "id_1", "response": {"status_code": 200, "body": body}}
+    out.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    spec = TableSpec(str(path), **options)
+    written: list[Any] = []
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        for n, chunks in enumerate([DataRows(spec), iter_identified_chunks(spec)]):
+            target = TableTarget(tmp_path / f"t{n}.csv", "csv")
+            try:
+                write_table(index, target, chunks=chunks)
+            except BatchError as exc:
+                written.append(str(exc))
+            else:
+                written.append(target.path.read_bytes())
+    assert written[0] == written[1]
+    assert not (tmp_path / "t0.csv").exists() or isinstance(written[0], bytes)

@@ -22,7 +22,6 @@ This module drives the path and writes the shards; `fastread.py` reads the table
 
 from __future__ import annotations
 
-import codecs
 import functools
 import queue
 import threading
@@ -36,6 +35,7 @@ from openai_batch.local import files, interrupts
 from openai_batch.requestfile.fallback import Fallback
 from openai_batch.requestfile.fastlines import IdChecker, LineRenderer, array_offsets
 from openai_batch.requestfile.fastread import blocks as read_blocks
+from openai_batch.requestfile.fastread import readable
 from openai_batch.requestfile.make import ShardWriter, _Shard
 
 if TYPE_CHECKING:
@@ -80,24 +80,7 @@ def render_fast(
 
 def applies(table: Table, template: Template) -> bool:
     """True when the fast path may try: plain-column placeholders, a CSV/TSV/Parquet table."""
-    if not template.columns_only:
-        return False
-    if table.kind == "parquet":
-        return True
-    if table.kind not in ("csv", "tsv") or table.path.suffix.lower() == ".gz":
-        return False
-    if table.delimiter is None or table.delimiter in '"\r\n':
-        return False
-    return _is_utf8(table.options.encoding)
-
-
-def _is_utf8(encoding: str | None) -> bool:
-    if encoding is None:
-        return True
-    try:
-        return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
-    except LookupError:
-        return False  # the general path names the unknown encoding
+    return template.columns_only and readable(table)
 
 
 def make_fast(

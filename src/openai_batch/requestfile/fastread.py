@@ -5,6 +5,7 @@ of string columns, with every check that keeps its rows identical to what the ge
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 from collections.abc import Iterator
@@ -21,6 +22,26 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 1 << 19  # CSV bytes per block: ~7 MB of lines, so memory stays low and pages warm
 PARQUET_ROWS = 8192
+
+
+def readable(table: Table) -> bool:
+    """Whether these blocks can be read of this table: a CSV/TSV in UTF-8 (not .gz), Parquet."""
+    if table.kind == "parquet":
+        return True
+    if table.kind not in ("csv", "tsv") or table.path.suffix.lower() == ".gz":
+        return False
+    if table.delimiter is None or table.delimiter in '"\r\n':
+        return False
+    return _is_utf8(table.options.encoding)
+
+
+def _is_utf8(encoding: str | None) -> bool:
+    if encoding is None:
+        return True
+    try:
+        return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+    except LookupError:
+        return False  # the general path names the unknown encoding
 
 
 def blocks(table: Table, needed: list[str]) -> Iterator[pa.RecordBatch]:

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openai_batch.requestfile.fallback import Fallback
 from openai_batch.results import answers
 from openai_batch.results.answers import cell_text
 from openai_batch.results.csvblock import BlockText, DelimitedBlocks
-from openai_batch.results.joinplan import KeptRows
+from openai_batch.results.joinplan import DataRows, KeptRows
 from openai_batch.results.merge import LOOKUP_BLOCK, batched
 from openai_batch.results.tablewriter import (
     FORMULA_FIRST,
@@ -218,9 +219,21 @@ def write_table(
         rows = written.rows
     else:
         with _bar(progress, len(index)) as bar:
-            rows, columns, counter, written = _write_joined(
-                index, target, chunks, keep_row, keys, types, seen, bar.update, ready
-            )
+            blocks = None
+            if isinstance(chunks, DataRows) and target.kind in ("csv", "tsv"):
+                blocks = chunks.arrow_blocks()  # the data as Arrow reads it, when it can
+            try:
+                if blocks is None:
+                    raise Fallback
+                rows, columns, counter, written = _write_joined(
+                    index, target, blocks, keep_row, keys, types, seen, bar.update, ready
+                )
+            except Fallback:  # nothing was written: the general reader's rows, from the start
+                seen[:] = False
+                bar.reset()
+                rows, columns, counter, written = _write_joined(
+                    index, target, chunks, keep_row, keys, types, seen, bar.update, ready
+                )
     unmatched = int(len(seen) - seen.sum())
     counts = counter.counts
     notes = [plan.note] if plan.note else []
@@ -272,7 +285,7 @@ def _write_joined(
     """Data rows in file order, each followed by its result cells; the data cells as read."""
     iterator = iter(chunks)
     first = next(iterator, None)
-    data_columns = [str(c) for c in first[1].columns] if first is not None else []
+    data_columns = _names(first[1]) if first is not None else []
     ours = result_column_names(data_columns, keys) if data_columns else []
     columns = [*data_columns, *ours] if data_columns else result_column_names((), keys)
     counter = _Counter(target.kind in ("csv", "tsv"))
@@ -320,9 +333,7 @@ class _Rows:
             part = found[start:end]
             kept = part != _DROPPED
             results = self._results(ids[start:end], part)
-            data = None if frame is None else frame.iloc[start:end]
-            if data is not None and not kept.all():
-                data = data[kept]
+            data = None if frame is None else _kept_rows(frame, start, end, kept)
             if self._blocks is not None and self._block(data, results):
                 continue
             counter, writer = self._counter, self._writer
@@ -384,10 +395,27 @@ def _parts(index: ResultIndex, found: Any) -> list[tuple[int, int]]:
     return parts
 
 
-def _arrow_columns(frame: pd.DataFrame) -> list[Any] | None:
-    """The frame's columns as Arrow string arrays (None when a cell is not text)."""
+def _names(frame: Any) -> list[str]:
+    """The column names of a chunk of data rows (pandas DataFrame, Arrow RecordBatch)."""
+    names = frame.schema.names if _is_arrow(frame) else frame.columns
+    return [str(c) for c in names]
+
+
+def _kept_rows(frame: Any, start: int, end: int, kept: Any) -> Any:
+    """Rows start .. end - 1 of a chunk, those `kept` (numpy bools) only."""
+    if _is_arrow(frame):
+        frame = frame.slice(start, end - start)
+        return frame if kept.all() else frame.filter(kept)
+    frame = frame.iloc[start:end]
+    return frame if kept.all() else frame[kept]
+
+
+def _arrow_columns(frame: Any) -> list[Any] | None:
+    """The chunk's columns as Arrow string arrays (None when a cell is not text)."""
     import pyarrow as pa
 
+    if _is_arrow(frame):
+        return list(frame.columns)  # read as text, nulls filled (requestfile/fastread.py)
     columns = []
     try:
         for j in range(frame.shape[1]):
@@ -400,13 +428,20 @@ def _arrow_columns(frame: pd.DataFrame) -> list[Any] | None:
     return columns
 
 
-def _rows(frame: pd.DataFrame | None, count: int) -> Iterable[tuple[Any, ...]]:
-    """The frame's rows as tuples of cells (column lists zipped: faster than itertuples);
-    without a frame, `count` empty rows."""
-    width = 0 if frame is None else frame.shape[1]
-    if frame is None or width == 0:
+def _rows(frame: Any, count: int) -> Iterable[tuple[Any, ...]]:
+    """The chunk's rows as tuples of cells (column lists zipped: faster than itertuples);
+    without a chunk, `count` empty rows."""
+    if frame is None:
         return [()] * count
-    return zip(*(frame.iloc[:, j].tolist() for j in range(width)), strict=True)
+    if _is_arrow(frame):
+        lists = [column.to_pylist() for column in frame.columns]
+    else:
+        lists = [frame.iloc[:, j].tolist() for j in range(frame.shape[1])]
+    return zip(*lists, strict=True) if lists else [()] * count
+
+
+def _is_arrow(frame: Any) -> bool:
+    return hasattr(frame, "schema")
 
 
 def _bar(enabled: bool, total: int) -> Any:

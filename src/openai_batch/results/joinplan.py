@@ -12,6 +12,7 @@ from typing import Any
 from openai_batch.errors import BatchError
 from openai_batch.ledger.digests import matches
 from openai_batch.ledger.store import RequestFileRecord
+from openai_batch.requestfile.fallback import Fallback
 from openai_batch.results import merge as results
 from openai_batch.results.outputs import Outputs
 from openai_batch.table.spec import TableSpec
@@ -144,11 +145,49 @@ def _check_data_unchanged(table: TableSpec, digests: list[str]) -> str | None:
     return None
 
 
-def iter_data(plan: JoinPlan) -> Iterator[tuple[list[str], Any]]:
-    from openai_batch.requestfile.make import iter_identified_chunks
-
+def iter_data(plan: JoinPlan) -> DataRows:
     assert plan.table is not None
-    return iter_identified_chunks(plan.table)
+    return DataRows(plan.table)
+
+
+class DataRows:
+    """The data table's rows, each with its custom_id, for the join: iterated, as pandas
+    chunks (any format make-batch-file reads); for the CSV/TSV writer also as Arrow blocks,
+    read as make-batch-file's fast path reads them (no pandas, no conversion to Arrow)."""
+
+    def __init__(self, spec: TableSpec) -> None:
+        self.spec = spec
+
+    def __iter__(self) -> Iterator[tuple[list[str], Any]]:
+        from openai_batch.requestfile.make import iter_identified_chunks
+
+        return iter_identified_chunks(self.spec)
+
+    def arrow_blocks(self) -> Iterator[tuple[list[str], Any]] | None:
+        """The same rows as Arrow record batches of string columns with the same custom_ids,
+        or None when the fast reader does not read this table. It raises Fallback (at any
+        block, even after the last) where its rows could differ from the general reader's:
+        the join then starts again with the chunks."""
+        from openai_batch.requestfile import fastread
+        from openai_batch.table.read import open_table
+
+        table = open_table(Path(self.spec.path), self.spec.read_options())
+        return self._blocks(table) if fastread.readable(table) else None
+
+    def _blocks(self, table: Any) -> Iterator[tuple[list[str], Any]]:
+        import pyarrow as pa
+
+        from openai_batch.requestfile import fastread
+        from openai_batch.requestfile.make import IdMaker
+
+        maker = IdMaker(table, self.spec.id_column, self.spec.id_prefix)
+        start = 0
+        try:
+            for block in fastread.blocks(table, table.columns):
+                yield maker.ids(block, start), block
+                start += len(block)
+        except pa.ArrowException:  # a row Arrow cannot read: the general reader decides
+            raise Fallback from None
 
 
 def keep_rows(plan: JoinPlan) -> KeptRows | None:
