@@ -285,6 +285,21 @@ def test_start_by_file_id_unknown_to_the_ledger_reads_the_endpoint(
     assert fake.batch_create_count == 1
 
 
+@pytest.mark.parametrize(
+    "first",
+    [b"not json", b"\xff\xfe", b"null", b'["url"]', b'{"custom_id": "e0"}', b'{"url": 5}'],
+)
+def test_start_by_file_id_whose_first_line_names_no_endpoint(
+    fake: FakeOpenAI, capsys: Capsys, first: bytes
+) -> None:
+    """The first line is read as every request line is (requestfile/read): one that names no
+    url as text is refused here, before a batch on an endpoint like "5" is asked for."""
+    upload = fake.client().files.create(file=("e.jsonl", first + b"\n"), purpose="batch")
+    code, out, err = run_cli(capsys, "start-batch", upload.id)
+    assert_clean(code, out, err, f"cannot tell the endpoint of {upload.id}", exit_code=1)
+    assert "hint: give it with --endpoint" in err and fake.batch_create_count == 0
+
+
 def test_force_starts_a_second_batch(fake: FakeOpenAI, capsys: Capsys, tmp_path: Path) -> None:
     path = request_file(tmp_path / "r.jsonl")
     first = start(capsys, path)

@@ -6,7 +6,6 @@ so running a command twice (or two at once) never uploads or starts the same con
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.locks import Notify
 from openai_batch.ledger.requestfiles import RequestFileFacts
 from openai_batch.ledger.store import Ledger
+from openai_batch.requestfile.read import parse_line
 from openai_batch.requestfile.scan import RequestFileInfo, scan_request_file
 from openai_batch.service import shape as batchshape
 from openai_batch.service.batch_calls import iter_batches
@@ -323,15 +323,15 @@ def _start_file_id(
 
 
 def _endpoint_from_upload(conn: Connection, file_id: str) -> str:
-    first = read_first_line(conn, file_id)
-    try:
-        url = json.loads(first)["url"]
-    except (ValueError, KeyError, TypeError):
+    """The `url` of an uploaded file's first line, read as every request line is read."""
+    request = parse_line(read_first_line(conn, file_id), 1).request
+    url = request.get("url") if request is not None else None
+    if not isinstance(url, str) or not url:
         raise BatchError(
             f"cannot tell the endpoint of {file_id}: its first line has no url",
             hint="give it with --endpoint /v1/chat/completions (or the right one)",
-        ) from None
-    return str(url)
+        )
+    return url
 
 
 def _create(
