@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from openai_batch.errors import BatchError
 from openai_batch.ledger import jobstore
 from openai_batch.ledger.jobrecords import Job, JobInputs, ShardSpec
+from openai_batch.ledger.paths import abs_path
 from openai_batch.ledger.requestfiles import RequestFileFacts
 from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile import scan
@@ -72,9 +73,9 @@ def register(
             known if known is not None else prompt_tokens(spec.path, spec.requests)
         )
     inputs = JobInputs(
-        template=_abs(template),
-        data=_abs(data),
-        output=_abs(specs[0].path),
+        template=abs_path(template),
+        data=abs_path(data),
+        output=abs_path(specs[0].path),
         endpoint=endpoint,
         metadata=metadata,
         max_enqueued_tokens=max_enqueued_tokens,
@@ -104,10 +105,6 @@ def register(
         )
         ledger.record_request_file(facts)
     return jobstore.load_job(ledger, name), created
-
-
-def _abs(path: str | Path | None) -> str | None:
-    return str(Path(path).expanduser().resolve()) if path is not None else None
 
 
 def specs_from_made(made: MakeResult) -> list[ShardSpec]:
