@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from openai_batch.errors import BatchError
-from openai_batch.ui.hints import command
+from openai_batch.errors import BatchError, Command
 
 _TABLE_SUFFIXES = frozenset(
     {".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm", ".xls", ".parquet", ".pq"}
@@ -40,23 +39,34 @@ def check_request_path(path: Path, *, results_allowed: bool = False) -> None:
     if kind == "table":
         raise BatchError(
             f"{path} is a data table, not a request file (a .jsonl of requests)",
-            hint="make request files from it first: "
-            + command(["make-batch-file", "TEMPLATE.json", path]),
+            hint=(
+                "make request files from it first: ",
+                Command("make-batch-file", "TEMPLATE.json", path),
+            ),
         )
     if kind == "results" and not results_allowed:
         raise BatchError(
             f"{path} is a results file (the answers of a batch), not a request file",
-            hint="give the request file the batch was started from; to redo the failed "
-            "requests: "
-            + command(
-                ["utils", "retry-failed", path, "--requests", "REQUESTS.jsonl", "-o", "retry.jsonl"]
+            hint=(
+                "give the request file the batch was started from; to redo the failed requests: ",
+                Command(
+                    "utils",
+                    "retry-failed",
+                    path,
+                    "--requests",
+                    "REQUESTS.jsonl",
+                    "-o",
+                    "retry.jsonl",
+                ),
             ),
         )
     if kind == "template":
         raise BatchError(
             f"{path} is a template (one request body), not a request file (a .jsonl of requests)",
-            hint="make request files from it first: "
-            + command(["make-batch-file", path, "DATA.csv"]),
+            hint=(
+                "make request files from it first: ",
+                Command("make-batch-file", path, "DATA.csv"),
+            ),
         )
 
 

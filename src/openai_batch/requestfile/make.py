@@ -14,7 +14,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.ledger.digests import new_digest
 from openai_batch.local import files, interrupts, output_guard
 from openai_batch.requestfile.endpoints import CHAT, ENDPOINTS, MODERATIONS
@@ -23,7 +23,6 @@ from openai_batch.table.read import Table, TableOptions, open_table
 from openai_batch.table.spec import TableSpec
 from openai_batch.template.compile import load_template
 from openai_batch.template.prompt import Template
-from openai_batch.ui.hints import command
 from openai_batch.ui.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -308,7 +307,7 @@ def render_chunk(
             body = template.render(row)
         except BatchError as exc:
             raise BatchError(
-                f"row {start + offset + 1} (custom_id {ids[offset]}): {exc.message}", exc.hint
+                f"row {start + offset + 1} (custom_id {ids[offset]}): {exc.message}", exc.hint_parts
             ) from None
         lines.append(f"{line_prefix(ids[offset], endpoint)}{body}}}\n")
     return lines
@@ -342,8 +341,11 @@ def _check_request(request: dict[str, Any], template: Template) -> None:
         listed = "\n".join(f"    {p.path}: {p.message}" for p in errors[:10])
         raise BatchError(
             f"the API would reject every request {where} makes:\n{listed}",
-            hint=f"fix the template; `{command(['make-batch-file', '...', '--preview', '1'])}` "
-            "shows a body.",
+            hint=(
+                "fix the template; `",
+                Command("make-batch-file", "...", "--preview", "1"),
+                "` shows a body.",
+            ),
         )
 
 
@@ -369,7 +371,7 @@ def _check_order(template_path: Path, data_path: Path) -> None:
         raise BatchError(
             f"{data_path} looks like the template and {template_path} like the data: the "
             "template comes first",
-            hint=command(["make-batch-file", data_path, template_path]),
+            hint=Command("make-batch-file", data_path, template_path),
         )
 
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.ledger.digests import new_digest
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
 from openai_batch.requestfile.read import read_lines
-from openai_batch.ui import console, hints
+from openai_batch.ui import console
 
 
 @dataclass
@@ -103,6 +103,9 @@ def check_request_file(path: Path, limits: FileLimits = OPENAI) -> int:
     more = f"\n  ... and {len(shown) - 20} more" if len(shown) > 20 else ""
     raise BatchError(
         f"{path} would be rejected by the Batch API:\n  " + "\n  ".join(shown[:20]) + more,
-        hint=f"fix it (or make it again); `{hints.command(['utils', 'validate', str(path)])}` "
-        "lists every problem; --no-check skips this check",
+        hint=(
+            "fix it (or make it again); `",
+            Command("utils", "validate", path),
+            "` lists every problem; --no-check skips this check",
+        ),
     )

@@ -40,7 +40,7 @@ def image_url_value(value: str, base_dir: Path | None, where: str) -> str:
     try:
         return _data_url(path.resolve())
     except BatchError as exc:
-        raise BatchError(f"{where}: {exc.message}", hint=exc.hint) from None
+        raise BatchError(f"{where}: {exc.message}", hint=exc.hint_parts) from None
 
 
 @lru_cache(maxsize=16)  # a template often repeats the same few images on every row
