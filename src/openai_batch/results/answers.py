@@ -92,6 +92,17 @@ def parse_many(lines: list[bytes]) -> list[Any]:
         return [parse_line(line) for line in lines]
 
 
+def fast_loads(raw: bytes) -> Any:
+    """The JSON value of a line as orjson reads it, or None where orjson refuses it (parse_line
+    then reads it, with the json module). The join's hot path: no exception handling above."""
+    if _orjson is None:  # pragma: no cover
+        return None
+    try:
+        return _orjson.loads(raw)
+    except _orjson.JSONDecodeError:
+        return None
+
+
 def custom_id_in(raw: bytes) -> str | None:
     """The custom_id of a line that cannot be parsed whole (too deep), found by its text."""
     match = _CUSTOM_ID.search(raw)
@@ -170,6 +181,41 @@ def extract(record: dict[str, Any]) -> RowResult:
     except _SHAPE_ERRORS as exc:
         kind = "nested too deeply" if isinstance(exc, RecursionError) else "not a known shape"
         return malformed(f"the response body is {kind}")
+
+
+def plain_chat(record: dict[str, Any]) -> tuple[str, str, int | str, int | str] | None:
+    """(content, finish_reason, prompt_tokens, completion_tokens) of the most common line, a
+    successful one-choice chat completion with text content and no refusal, read with a few
+    lookups and no RowResult (the tokens "" where extract gives None); None for every other
+    line, which extract reads. On the lines it accepts it gives what extract gives: the join's
+    hot path (tests/test_answers_fast.py checks the two agree)."""
+    if record.get("error") is not None:
+        return None
+    response = record.get("response")
+    if type(response) is not dict or response.get("status_code") != 200:
+        return None
+    body = response.get("body")
+    if type(body) is not dict or body.get("object") != "chat.completion":
+        return None
+    choices = body.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    message = choice.get("message") if type(choice) is dict else None
+    if type(message) is not dict or message.get("refusal") is not None:
+        return None
+    content, finish = message.get("content"), choice.get("finish_reason")
+    if type(content) is not str or type(finish) is not str:
+        return None
+    usage = body.get("usage")
+    if type(usage) is not dict:
+        return content, finish, "", ""
+    prompt = usage["prompt_tokens"] if "prompt_tokens" in usage else usage.get("input_tokens")
+    completion = (
+        usage["completion_tokens"] if "completion_tokens" in usage else usage.get("output_tokens")
+    )
+    return (content, finish, prompt if type(prompt) is int else "",
+            completion if type(completion) is int else "")  # fmt: skip
 
 
 def _extract(record: dict[str, Any]) -> RowResult:
@@ -342,6 +388,16 @@ def dump_bytes(value: Any) -> bytes:
         except TypeError:  # lone surrogates, integers over 64 bits
             pass
     return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def spill_line(value: Any) -> bytes:
+    """dump_bytes(value) and a line feed: one line of the index's spill file."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value, option=_orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # lone surrogates, integers over 64 bits
+            pass
+    return dump_bytes(value) + b"\n"
 
 
 def cell_text(value: Any) -> str:

@@ -183,19 +183,33 @@ class ResultIndex:
         pending: list[bytes] = []
         pending_size = 0
         offset = 0
+        loads, spill_line, plain_chat = answers.fast_loads, answers.spill_line, answers.plain_chat
         with open(path, "rb") as fh:
             for raw in fh:
                 length = len(raw)
                 start, offset = offset, offset + length
-                if not raw.strip():
-                    continue
-                lines += 1
-                custom_id, result = self._read(raw)
-                if custom_id is None:
-                    self.unreadable += 1
-                    continue
-                encoded = answers.dump_bytes([custom_id, *result.cells()]) + b"\n"
-                part.add(id_digest(custom_id), start, length, len(encoded), result.status == "ok")
+                record = loads(raw)  # None: not JSON to orjson (or blank): the general path
+                custom_id = record.get("custom_id") if type(record) is dict else None
+                plain = plain_chat(record) if type(custom_id) is str else None  # type: ignore[arg-type]
+                if plain is not None:  # the common line: one lookup per field, no RowResult
+                    lines += 1
+                    content, finish, prompt, completion = plain
+                    encoded = spill_line([custom_id, "ok", content, finish, "", prompt,
+                                          completion, ""])  # fmt: skip
+                    if content[:1] == "{" or content[:1].isspace():
+                        self._count_json(content)
+                    ok = True
+                else:
+                    if not raw.strip():
+                        continue
+                    lines += 1
+                    custom_id, result = self._read(raw, record)
+                    if custom_id is None:
+                        self.unreadable += 1
+                        continue
+                    encoded = spill_line([custom_id, *result.cells()])
+                    ok = result.status == "ok"
+                part.add(id_digest(custom_id), start, length, len(encoded), ok)  # type: ignore[arg-type]
                 pending.append(encoded)
                 pending_size += len(encoded)
                 if pending_size >= _SPILL_BUFFER:
@@ -215,15 +229,17 @@ class ResultIndex:
             self._spill_size = int(records["spill"][-1]) + int(records["spill_length"][-1])
             self._parts.append(records)
 
-    def _read(self, raw: bytes) -> tuple[str | None, RowResult]:
-        """(custom_id, its row result) of one line; counts JSON answer keys for the columns."""
-        try:
-            record = answers.parse_line(raw)
-        except answers.MalformedResult as exc:
-            custom_id = answers.custom_id_in(raw) if raw.lstrip().startswith(b"{") else None
-            if custom_id is not None:
-                self.malformed += 1
-            return custom_id, answers.malformed(str(exc))
+    def _read(self, raw: bytes, record: Any = None) -> tuple[str | None, RowResult]:
+        """(custom_id, its row result) of one line (`record`: the line already parsed by
+        orjson, else None); counts JSON answer keys for the columns."""
+        if record is None:
+            try:
+                record = answers.parse_line(raw)
+            except answers.MalformedResult as exc:
+                custom_id = answers.custom_id_in(raw) if raw.lstrip().startswith(b"{") else None
+                if custom_id is not None:
+                    self.malformed += 1
+                return custom_id, answers.malformed(str(exc))
         custom_id = record.get("custom_id") if isinstance(record, dict) else None
         if not isinstance(custom_id, str):
             return None, MISSING
@@ -233,6 +249,12 @@ class ResultIndex:
         elif result.fields:
             self._count_keys(result.fields)
         return custom_id, result
+
+    def _count_json(self, content: str) -> None:
+        """Count the keys of a plain answer's content when it is a JSON object."""
+        fields = answers.json_object(content)
+        if fields:
+            self._count_keys(fields)
 
     def _count_keys(self, fields: dict[str, Any]) -> None:
         self.json_answers += 1
