@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from helpers import need_seed, read_csv
+from openai_batch.errors import BatchError
 from openai_batch.requestfile.make import iter_identified_chunks
 from openai_batch.results.answers import extract
 from openai_batch.results.join import result_column_names, write_csv
@@ -278,3 +279,28 @@ def test_natural_order_with_unicode_digits_in_ids():
 
     ids = ["id_10", "id_2", "area 10²", "area 2²", "x"]
     assert sorted(ids, key=natural_key) == ["area 2²", "area 10²", "id_2", "id_10", "x"]
+
+
+def test_a_result_file_that_shrinks_before_the_responses_are_written_is_an_error(
+    tmp_path: Path,
+) -> None:
+    """The lines are read back by offset: a file cut short meanwhile is named, never a
+    responses file with lines missing or cut."""
+    out = write_jsonl(tmp_path / "out.jsonl", [ok_line(f"id_{i}") for i in range(5)])
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        out.write_bytes(out.read_bytes()[:-40])
+        with pytest.raises(BatchError, match="changed while its results were being read"):
+            write_responses(index, tmp_path / "responses.jsonl", [f"id_{i}" for i in range(5)])
+    assert not (tmp_path / "responses.jsonl").exists()
+
+
+def test_a_last_line_without_a_line_feed_gets_one_in_the_responses_file(tmp_path: Path) -> None:
+    lines = [json.dumps(ok_line(f"id_{i}")) for i in range(3)]
+    out = tmp_path / "out.jsonl"
+    out.write_text("\n".join(lines), encoding="utf-8")
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        write_responses(index, tmp_path / "responses.jsonl", ["id_2", "id_0", "id_1"])
+    text = (tmp_path / "responses.jsonl").read_text(encoding="utf-8")
+    assert text == "".join(lines[i] + "\n" for i in (2, 0, 1))
