@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openai_batch.errors import BatchError
+from openai_batch.flow.downloads import Downloaded, download_all
 from openai_batch.ledger.locks import Notify
-from openai_batch.ledger.paths import download_path
 from openai_batch.ledger.store import RequestFileRecord
 from openai_batch.local import output_guard
 from openai_batch.results import join
@@ -19,32 +19,10 @@ from openai_batch.results.background import start_responses
 from openai_batch.results.joinplan import JoinPlan, iter_data, keep_rows, plan_join
 from openai_batch.results.outputs import Outputs
 from openai_batch.service.connection import Connection
-from openai_batch.service.file_calls import download_file
 from openai_batch.ui.console import shown
 
 if TYPE_CHECKING:
     from openai.types import Batch
-
-
-@dataclass
-class Downloaded:
-    batch: Batch
-    output: Path | None
-    errors: Path | None
-
-
-def download_results(conn: Connection, batch: Batch) -> Downloaded:
-    """The batch's output and error files, kept by file id under the ledger's home."""
-    paths: list[Path | None] = []
-    for file_id in (batch.output_file_id, batch.error_file_id):
-        if not file_id:
-            paths.append(None)
-            continue
-        dest = download_path(conn.service, file_id)
-        if not dest.is_file():
-            download_file(conn, file_id, dest)
-        paths.append(dest)
-    return Downloaded(batch, paths[0], paths[1])
 
 
 UNKNOWN_SHARED = "(the --requests file)"
@@ -171,8 +149,6 @@ def collect(
         outputs.written(), roots, data=plan.data or outputs.data, requests=outputs.requests,
         order_files=plan.order_files,
     )  # fmt: skip
-    from openai_batch.flow.downloads import download_all
-
     downloads = download_all(conn, batches, parallel=parallel)
     names = {r.digest: r.path for r in roots}
     shared = outputs.requests is not None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
 from openai_batch.flow import collect, resolve
+from openai_batch.flow.downloads import download_results
 from openai_batch.flow.session import Session
 from openai_batch.flow.submit import scanned_facts
 from openai_batch.ledger.digests import digest_of, matches, new_digest
@@ -178,7 +179,7 @@ def from_batches(
         )
     batches = _final_batches(conn, ledger, [r.batch_id for r in records], warn)
     lines_from = _original_lines(root, requests)
-    downloads = [collect.download_results(conn, b) for b in batches]
+    downloads = [download_results(conn, b) for b in batches]
     index = collect.build_index(downloads)
     _tell(warn, results.problems(index))
     return Source(lines_from, root.digest, root, index, batches=batches, service=conn.service)
