@@ -24,6 +24,7 @@ from typing import IO, Any, NamedTuple
 from xxhash import xxh3_128_digest, xxh3_128_intdigest
 
 from openai_batch.errors import BatchError
+from openai_batch.requestfile.customids import natural_key
 from openai_batch.results import answers
 from openai_batch.results.answers import MISSING, RowResult
 from openai_batch.results.sources import SourceFiles
@@ -545,8 +546,6 @@ class ResultIndex:
         return {"ok": ok, "error": len(table) - ok}
 
     def natural_order(self) -> list[str]:
-        from openai_batch.results.merge import natural_key
-
         return sorted(self.custom_ids(), key=natural_key)
 
     def needs_retry(self, custom_id: str) -> bool:

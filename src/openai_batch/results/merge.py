@@ -20,9 +20,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from openai_batch.local import files
+from openai_batch.requestfile.customids import natural_key
 from openai_batch.results import answers
 from openai_batch.results.answers import MISSING, RowResult, extract, is_success  # noqa: F401 - the library's names
 from openai_batch.results.index import Conflict, ResultIndex  # noqa: F401 - the library's names
@@ -32,15 +33,6 @@ LOOKUP_BLOCK = 4096
 
 # ---------------------------------------------------------------------------------------------
 # Ordering
-
-
-_DIGITS = re.compile(r"([0-9]+)")
-
-
-def natural_key(custom_id: str) -> tuple[Any, ...]:
-    """Sort key where digit runs compare as numbers: id_2 < id_10."""
-    parts = _DIGITS.split(custom_id)  # odd positions are the digit runs
-    return tuple((0, int(p), p) if i % 2 else (1, 0, p) for i, p in enumerate(parts))
 
 
 _ID_AT_START = re.compile(rb'^\{\s*"custom_id"\s*:\s*("(?:[^"\\]|\\.)*")')
