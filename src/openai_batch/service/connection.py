@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch import settings
 from openai_batch.errors import ApiError
 from openai_batch.service import profiles as service_profiles
+from openai_batch.service.dotenv_guard import load_dotenv_file
 from openai_batch.service.redaction import public_url, redact
 
 if TYPE_CHECKING:
@@ -48,23 +48,6 @@ class Connection:
 
     def describe(self) -> str:
         return f"Azure OpenAI at {self.service}" if self.azure else self.service
-
-
-def load_dotenv_file(key_variables: tuple[str, ...] = ()) -> None:
-    """Read `.env` from the working directory, never overriding variables already set.
-
-    A `.env` comes with a cloned or downloaded folder: one that names the service
-    (OPENAI_BASE_URL, AZURE_OPENAI_ENDPOINT) while the key comes from the environment would send
-    the user's own key to a server of the folder's choosing; see `dotenv_guard`."""
-    path = Path.cwd() / ".env"
-    if path.is_file():
-        from dotenv import dotenv_values
-
-        from openai_batch.service.dotenv_guard import check_dotenv
-
-        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-        check_dotenv(path, values, key_variables)
-        settings.fill_in(values)
 
 
 def connect(

@@ -53,3 +53,18 @@ def check_dotenv(
         hint=f"if you trust this folder, `export {OPT_IN}=1` (in the environment, not in .env); "
         f"or set {name} yourself, or remove it from .env",
     )
+
+
+def load_dotenv_file(key_variables: tuple[str, ...] = ()) -> None:
+    """Read `.env` from the working directory, never overriding variables already set.
+
+    A `.env` comes with a cloned or downloaded folder: one that names the service
+    (OPENAI_BASE_URL, AZURE_OPENAI_ENDPOINT) while the key comes from the environment would send
+    the user's own key to a server of the folder's choosing; `check_dotenv` refuses that."""
+    path = Path.cwd() / ".env"
+    if path.is_file():
+        from dotenv import dotenv_values
+
+        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+        check_dotenv(path, values, key_variables)
+        settings.fill_in(values)

@@ -19,6 +19,7 @@ from openai_batch import settings
 from openai_batch.errors import BatchError
 from openai_batch.requestfile.endpoints import ENDPOINTS, MODERATIONS, RESPONSES
 from openai_batch.requestfile.limits import FileLimits
+from openai_batch.service.dotenv_guard import load_dotenv_file
 
 DAY_WINDOWS = tuple(f"{d}d" for d in range(1, 8))
 
@@ -164,8 +165,6 @@ def for_url(url: str | None, *, azure: bool = False) -> ServiceProfile:
 
 def select(name: str | None = None) -> ServiceProfile:
     """`--service`, else OPENAI_BATCH_SERVICE, else the configured base URL (no network)."""
-    from openai_batch.service.connection import load_dotenv_file
-
     load_dotenv_file()
     name = name or settings.text(settings.SERVICE)
     if name:
