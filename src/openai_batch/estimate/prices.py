@@ -6,9 +6,10 @@ half the standard ones. Users override with --price-input / --price-output.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
+
+from openai_batch.estimate.models import resolve
+from openai_batch.validate.capabilities import max_output
 
 PRICES_AS_OF = "2026-03-01"
 PRICES_SOURCE = "https://openai.com/api/pricing (Batch column)"
@@ -49,40 +50,10 @@ _BATCH_PRICES: dict[str, tuple[float, float]] = {
     "text-moderation-latest": (0.0, 0.0),
 }
 
-# Names whose family is not their prefix.
-_ALIASES = {
-    "gpt-4-1106-preview": "gpt-4-turbo",
-    "gpt-4-0125-preview": "gpt-4-turbo",
-    "gpt-4-turbo-preview": "gpt-4-turbo",
-    "gpt-5-chat": "gpt-5",
-}
-
-# Dated snapshots and aliases: gpt-4o-2024-08-06, gpt-4-0613, gpt-3.5-turbo-0125, o3-2025-04-16.
-_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|latest|preview)$")
-
 
 def family(model: str | None) -> str | None:
     """The price table's key for `model` (see `resolve`)."""
     return resolve(model, _BATCH_PRICES)
-
-
-def resolve(model: str | None, table: Mapping[str, object]) -> str | None:
-    """The key of `table` for `model`: exact name first, then its family's (aliases, then
-    with its date suffix removed); a fine-tune's base model."""
-    name = (model or "").strip().lower()
-    if name.startswith("ft:"):  # ft:gpt-4o-mini-2024-07-18:org::id
-        name = name[3:].split(":", 1)[0]
-    while name:
-        if name in table:
-            return name
-        name = _ALIASES.get(name, name)
-        if name in table:
-            return name
-        stripped = _SNAPSHOT.sub("", name)
-        if stripped == name:
-            return None
-        name = stripped
-    return None
 
 
 def batch_price(model: str | None) -> Price | None:
@@ -101,8 +72,6 @@ def batch_price(model: str | None) -> Price | None:
 
 def max_output_tokens(model: str | None) -> int | None:
     """The model's own output ceiling, or None when unknown (`capabilities.py` has them)."""
-    from openai_batch.validate.capabilities import max_output
-
     return max_output(model)
 
 

@@ -4,7 +4,7 @@ output token limits and reasoning parameters.
 
 The table is dated like the price table beside it (`prices.py`); a model it does not know is
 a warning, never an error (a new model is not a mistake). Dated snapshots and fine-tunes take
-their family's row (`prices.resolve`).
+their family's row (`models.resolve`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from openai_batch.estimate.models import resolve
 from openai_batch.requestfile.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 from openai_batch.requestfile.problems import ERROR, WARNING
 
@@ -105,8 +106,6 @@ def lookup(model: Any) -> tuple[str, Model] | None:
 
 @lru_cache(maxsize=256)  # a file uses one model on every line
 def _family(model: str) -> str | None:
-    from openai_batch.estimate.prices import resolve
-
     return resolve(model, MODELS)
 
 
