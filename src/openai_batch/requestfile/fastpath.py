@@ -5,7 +5,7 @@ When every placeholder of a template is a plain column inside a JSON string
 between. So instead of rendering row by row, we read the table in ~1 MB Arrow blocks, JSON-escape
 each used column once per block with `pyarrow.compute`, join literals and columns into every line
 with `binary_join_element_wise`, and hand the resulting buffer to a writer thread. The shards
-follow `batchfile.ShardWriter`'s rules exactly; nothing is kept per row.
+follow `shards.ShardWriter`'s rules exactly; nothing is kept per row.
 
 The promise is byte-identical output to the general path. Whenever this path cannot keep it (a
 parse problem, an empty or repeated custom_id, a line over the size limit, a file pandas would
@@ -36,12 +36,14 @@ from openai_batch.requestfile.fallback import Fallback
 from openai_batch.requestfile.fastlines import IdChecker, LineRenderer, array_offsets
 from openai_batch.requestfile.fastread import blocks as read_blocks
 from openai_batch.requestfile.fastread import readable
-from openai_batch.requestfile.make import ShardWriter, _Shard
+from openai_batch.requestfile.firstline import check_first_line
+from openai_batch.requestfile.shards import MakeResult, ShardWriter, _Shard
+from openai_batch.ui.progress import rendering_bar
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from openai_batch.requestfile.make import MakeOptions, MakeResult
+    from openai_batch.requestfile.options import MakeOptions
     from openai_batch.table.read import Table
     from openai_batch.template.prompt import Template
 
@@ -89,8 +91,6 @@ def make_fast(
     """Render every row into request files, block by block; raises Fallback when unsure."""
     import pyarrow as pa
 
-    from openai_batch.requestfile.make import MakeResult, _progress, check_first_line
-
     renderer = LineRenderer(template, opts.endpoint, opts.id_prefix, opts.id_column)
     writer = BlockShardWriter(opts.output, opts.max_requests, opts.max_bytes)
     ids = IdChecker() if opts.id_column is not None else None
@@ -98,7 +98,7 @@ def make_fast(
     first: _Background | None = None
     blocks = read_blocks(table, renderer.columns())
     rows = max(1, RENDER_BYTES // renderer.literal_bytes())  # a long template: fewer rows
-    bar = _progress(table, opts.progress)
+    bar = rendering_bar(table.total_rows, enabled=opts.progress)
     try:
         for block in _pieces(blocks, rows):
             lines = renderer.render(block, start)
@@ -178,7 +178,7 @@ class _Background:
 
 
 class BlockShardWriter(ShardWriter):
-    """A `batchfile.ShardWriter` that takes a block of lines at once.
+    """A `shards.ShardWriter` that takes a block of lines at once.
 
     Splitting is decided here with the sizes of the lines, exactly as `ShardWriter.add` would
     line by line (a new shard when the current one has max_requests lines or the next line would

@@ -8,130 +8,30 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError, Command
-from openai_batch.ledger.digests import new_digest
-from openai_batch.local import files, interrupts, output_guard
-from openai_batch.requestfile.endpoints import CHAT, ENDPOINTS, MODERATIONS
-from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
-from openai_batch.table.read import Table, TableOptions, open_table
+from openai_batch.local import output_guard
+from openai_batch.requestfile.fastpath import render_fast
+from openai_batch.requestfile.firstline import check_first_line
+from openai_batch.requestfile.options import MakeOptions, check_options
+from openai_batch.requestfile.shards import MakeResult, ShardWriter
+from openai_batch.table.read import Table, open_table
 from openai_batch.table.spec import TableSpec
 from openai_batch.template.compile import load_template
 from openai_batch.template.prompt import Template
-from openai_batch.ui.progress import progress_bar
+from openai_batch.ui.progress import rendering_bar
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-@dataclass
-class MakeOptions:
-    """Everything make-batch-file can be told besides the template and the data."""
-
-    output: Path = Path("batch-requests.jsonl")
-    endpoint: str = CHAT
-    max_requests: int = OPENAI.requests
-    max_bytes: int = OPENAI.file_bytes
-    limits: FileLimits = OPENAI  # the service's (service_profiles); bounds the two above
-    id_column: str | None = None
-    id_prefix: str = "id_"
-    table: TableOptions = field(default_factory=TableOptions)
-    progress: bool = True
-    # `review.ReviewProcess`: checks the first request in a child process (keeps the SDK's
-    # imports out of this one while rows render); the same answer as `check_first_line`
-    checker: Any = field(default=None, repr=False, compare=False)
-    # called once the template and the table have opened: background work starts only then
-    inputs_open: Callable[[], None] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass
-class ShardInfo:
-    """One request file written."""
-
-    path: Path
-    requests: int
-    bytes: int
-    digest: str
-    first_row: int  # 0-based index of the data row on its first line
-
-
-@dataclass
-class MakeResult:
-    """What was written, and how to find each line's data row again."""
-
-    files: list[ShardInfo]
-    template: Path
-    data: Path
-    endpoint: str
-    model: str | None
-    options: MakeOptions
-    stale: list[Path] = field(default_factory=list)  # older outputs that are not part of this one
-    skipped_spaces: bool = False  # the table's ", " separators were read as ","
-
-    @property
-    def requests(self) -> int:
-        return sum(f.requests for f in self.files)
-
-    @property
-    def bytes(self) -> int:
-        return sum(f.bytes for f in self.files)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "files": [{**asdict(f), "path": str(f.path)} for f in self.files],
-            "requests": self.requests,
-            "bytes": self.bytes,
-            "template": str(self.template),
-            "data": str(self.data),
-            "endpoint": self.endpoint,
-            "model": self.model,
-            "id_column": self.options.id_column,
-            "id_prefix": self.options.id_prefix,
-            "skipped_spaces": self.skipped_spaces,
-        }
-
-
 # ---------------------------------------------------------------------------------------------
-# Options and ids
+# Ids
 # ---------------------------------------------------------------------------------------------
-
-
-def check_options(opts: MakeOptions) -> None:
-    """Reject options the API would make the user pay for discovering later."""
-    limits = opts.limits
-    if opts.endpoint not in ENDPOINTS:
-        raise BatchError(
-            f"unknown endpoint {opts.endpoint!r}.",
-            hint="the Batch API takes " + ", ".join(ENDPOINTS) + ".",
-        )
-    refused = limits.endpoint_problem(opts.endpoint)
-    if refused:
-        raise BatchError(refused + ".", hint="pick another --endpoint, or another --service")
-    if not 1 <= opts.max_requests <= limits.requests:
-        raise BatchError(
-            f"--max-requests must be between 1 and {limits.requests:,} ({limits.service}'s "
-            "limit per file)."
-        )
-    if not 1 <= opts.max_bytes <= limits.file_bytes:
-        limit = human_decimal(limits.file_bytes)
-        raise BatchError(
-            f"--max-bytes must be at most {limit.replace(' ', '')} ({limits.file_bytes:,} "
-            f"bytes), {limits.service}'s limit per file."
-        )
-    if opts.output.suffix != ".jsonl":
-        raise BatchError(
-            f"output {opts.output} must end in .jsonl: the Batch API accepts only .jsonl files.",
-            hint=f"use -o {opts.output.with_suffix('.jsonl')}",
-        )
-    if opts.output.is_dir():
-        raise BatchError(
-            f"output {opts.output} is a folder.", hint="give a file name ending .jsonl"
-        )
 
 
 class IdMaker:
@@ -188,101 +88,6 @@ def iter_identified_chunks(
 
 
 # ---------------------------------------------------------------------------------------------
-# Writing shards
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Shard:
-    temp: Path
-    handle: IO[bytes]
-    first_row: int
-    requests: int = 0
-    bytes: int = 0
-    digest: Any = field(default_factory=new_digest)
-
-
-class ShardWriter:
-    """Splits lines into files within the API's limits; nothing is visible until `finish`."""
-
-    def __init__(self, output: Path, max_requests: int, max_bytes: int) -> None:
-        self.output = output
-        self.max_requests = max_requests
-        self.max_bytes = max_bytes
-        self.shards: list[_Shard] = []
-        self._pending: list[bytes] = []
-
-    def add(self, line: bytes, row: int, label: str) -> None:
-        size = len(line)
-        if size > self.max_bytes:
-            raise BatchError(
-                f"{label} renders to a request of {size:,} bytes, over the "
-                f"{self.max_bytes:,}-byte limit of a request file.",
-                hint="shorten that row's text or images, or raise --max-bytes "
-                f"({human_decimal(OPENAI.file_bytes)} at most).",
-            )
-        current = self.shards[-1] if self.shards else None
-        if (
-            current is None
-            or current.requests >= self.max_requests
-            or current.bytes + size > self.max_bytes
-        ):
-            current = self._roll(row)
-        current.requests += 1
-        current.bytes += size
-        self._pending.append(line)
-
-    def flush(self) -> None:
-        if self._pending and self.shards:
-            data = b"".join(self._pending)
-            shard = self.shards[-1]
-            shard.handle.write(data)
-            shard.digest.update(data)
-            self._pending = []
-
-    def _roll(self, row: int) -> _Shard:
-        self.flush()
-        if self.shards:
-            self.shards[-1].handle.close()
-        with interrupts.deferred():  # a temp file made is a temp file `abort` knows
-            temp = files.temp_path_for(self.output)
-            shard = _Shard(temp, open(temp, "wb", buffering=1 << 20), row)  # noqa: SIM115
-            self.shards.append(shard)
-        return shard
-
-    def final_paths(self) -> list[Path]:
-        if len(self.shards) == 1:
-            return [self.output]
-        width = max(3, len(str(len(self.shards))))
-        stem, suffix = self.output.stem, self.output.suffix
-        return [
-            self.output.with_name(f"{stem}-{i:0{width}d}{suffix}")
-            for i in range(1, len(self.shards) + 1)
-        ]
-
-    def finish(self) -> list[ShardInfo]:
-        self.flush()
-        for shard in self.shards:
-            shard.handle.close()
-        infos = []
-        with interrupts.deferred():  # all the files land, or none: never a partial set
-            for shard, path in zip(self.shards, self.final_paths(), strict=True):
-                files.commit(shard.temp, path)
-                infos.append(
-                    ShardInfo(
-                        path, shard.requests, shard.bytes, shard.digest.hexdigest(), shard.first_row
-                    )
-                )
-        return infos
-
-    def abort(self) -> None:
-        with interrupts.deferred():  # a second Ctrl-C does not leave some behind
-            for shard in self.shards:
-                shard.handle.close()
-                files.discard(shard.temp)
-
-
-# ---------------------------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------------------------
 
@@ -311,42 +116,6 @@ def render_chunk(
             ) from None
         lines.append(f"{line_prefix(ids[offset], endpoint)}{body}}}\n")
     return lines
-
-
-def check_first_line(line: str, endpoint: str, template: Template) -> str | None:
-    """The first rendered request must be JSON with a model; returns that model."""
-    try:
-        request = json.loads(line)
-    except json.JSONDecodeError as exc:  # pragma: no cover - valid by construction
-        raise BatchError(f"the first rendered request is not valid JSON: {exc}") from None
-    model = request["body"].get("model")
-    if endpoint != MODERATIONS and (not isinstance(model, str) or not model.strip()):
-        where = template.source or "the template"
-        raise BatchError(
-            f'{where} has no "model": every request needs one.',
-            hint='add e.g. "model": "gpt-4o-mini" to the template.',
-        )
-    _check_request(request, template)
-    return model if isinstance(model, str) else None
-
-
-def _check_request(request: dict[str, Any], template: Template) -> None:
-    """Every row shares the template's structure: what the API would reject in the first
-    request (a wrong role, an unknown field, a malformed part) it would reject in all of them."""
-    from openai_batch.validate import check as validate
-
-    errors = [p for p in validate.check_line(request, 1) if p.severity == validate.ERROR]
-    if errors:
-        where = template.source or "the template"
-        listed = "\n".join(f"    {p.path}: {p.message}" for p in errors[:10])
-        raise BatchError(
-            f"the API would reject every request {where} makes:\n{listed}",
-            hint=(
-                "fix the template; `",
-                Command("make-batch-file", "...", "--preview", "1"),
-                "` shows a body.",
-            ),
-        )
 
 
 def open_inputs(template_path: Path, data_path: Path, opts: MakeOptions) -> tuple[Table, Template]:
@@ -382,10 +151,7 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
     if opts.inputs_open is not None:
         opts.inputs_open()
     maker = IdMaker(table, opts.id_column, opts.id_prefix)
-    from openai_batch.requestfile.fastpath import (
-        render_fast,  # plain-column templates: vectorised, the same bytes
-    )
-
+    # plain-column templates: vectorised, the same bytes
     if (fast := render_fast(table, template, template_path, data_path, opts)) is not None:
         fast.stale = stale_outputs(opts.output, [s.path for s in fast.files])
         fast.skipped_spaces = table.skip_spaces
@@ -393,7 +159,7 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
     writer = ShardWriter(opts.output, opts.max_requests, opts.max_bytes)
     model: str | None = None
     start = 0
-    bar = _progress(table, opts.progress)
+    bar = rendering_bar(table.total_rows, enabled=opts.progress)
     try:
         for chunk in table.chunks():
             ids = maker.ids(chunk, start)
@@ -458,9 +224,3 @@ def preview(
         if len(out) >= n:
             break
     return out
-
-
-def _progress(table: Table, enabled: bool) -> Any:
-    return progress_bar(
-        enabled=enabled, total=table.total_rows, unit=" rows", desc="Rendering", leave=False
-    )

@@ -106,7 +106,7 @@ class ReviewProcess:
     """The first-request check and the review, run in a child process that loaded the SDK's
     types and the tokenizer while this one rendered.
 
-    The child runs the very functions this process would (`batchfile.check_first_line`,
+    The child runs the very functions this process would (`firstline.check_first_line`,
     `review_files`) on the same inputs. When it fails in any way, including a check that
     raised, the function runs here instead: the same result, or the same error, either way.
     """
@@ -127,8 +127,8 @@ class ReviewProcess:
         return cls(proc)
 
     def check_first_line(self, line: str, endpoint: str, template: Any) -> str | None:
-        """`batchfile.check_first_line`, answered by the child when it can."""
-        from openai_batch.requestfile.make import check_first_line
+        """`firstline.check_first_line`, answered by the child when it can."""
+        from openai_batch.requestfile.firstline import check_first_line
 
         ok, model = self._ask("first", line, endpoint)
         return model if ok else check_first_line(line, endpoint, template)
@@ -174,7 +174,7 @@ def _child_main(encoding: str) -> int:
     from types import SimpleNamespace
 
     from openai_batch.requestfile import review  # not __main__: the parent unpickles review.Review
-    from openai_batch.requestfile.make import check_first_line
+    from openai_batch.requestfile.firstline import check_first_line
 
     _load(encoding)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer

@@ -1,0 +1,50 @@
+"""The first rendered request speaks for every row: the same template makes them all, so what
+the API would reject in the first (no model, a wrong role, an unknown field) it would reject in
+every one. Checked before the rest render, by the general renderer and the fast path alike."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from openai_batch.errors import BatchError, Command
+from openai_batch.requestfile.endpoints import MODERATIONS
+
+if TYPE_CHECKING:
+    from openai_batch.template.prompt import Template
+
+
+def check_first_line(line: str, endpoint: str, template: Template) -> str | None:
+    """The first rendered request must be JSON with a model; returns that model."""
+    try:
+        request = json.loads(line)
+    except json.JSONDecodeError as exc:  # pragma: no cover - valid by construction
+        raise BatchError(f"the first rendered request is not valid JSON: {exc}") from None
+    model = request["body"].get("model")
+    if endpoint != MODERATIONS and (not isinstance(model, str) or not model.strip()):
+        where = template.source or "the template"
+        raise BatchError(
+            f'{where} has no "model": every request needs one.',
+            hint='add e.g. "model": "gpt-4o-mini" to the template.',
+        )
+    _check_request(request, template)
+    return model if isinstance(model, str) else None
+
+
+def _check_request(request: dict[str, Any], template: Template) -> None:
+    """Every row shares the template's structure: what the API would reject in the first
+    request (a wrong role, an unknown field, a malformed part) it would reject in all of them."""
+    from openai_batch.validate import check as validate
+
+    errors = [p for p in validate.check_line(request, 1) if p.severity == validate.ERROR]
+    if errors:
+        where = template.source or "the template"
+        listed = "\n".join(f"    {p.path}: {p.message}" for p in errors[:10])
+        raise BatchError(
+            f"the API would reject every request {where} makes:\n{listed}",
+            hint=(
+                "fix the template; `",
+                Command("make-batch-file", "...", "--preview", "1"),
+                "` shows a body.",
+            ),
+        )
