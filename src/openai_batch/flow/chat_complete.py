@@ -33,7 +33,6 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.read import BOM, RequestLine, read_lines
 from openai_batch.results.answers import is_success
 from openai_batch.service import chat_runner, connection
+from openai_batch.service.chat_runner import Request, RunSummary
 from openai_batch.service.pacing import Limits, RateLimitedTooLong
 
 SUPPORTED_URLS = ENDPOINTS
@@ -53,42 +53,6 @@ DEFAULT_MAX_RETRIES = 6
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_GIVE_UP_AFTER = 600.0  # seconds of nothing but 429s before a run stops
 _OUTPUT_TOKEN_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-
-
-@dataclass
-class RunSummary:
-    """What a run did; `complete` is True when every request has a 200 answer."""
-
-    requests_file: Path
-    output: Path
-    total: int
-    already_done: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    not_run: int = 0
-    interrupted: bool = False
-    rate_limited: int = 0  # 429s received (each request was sent again)
-    failures: dict[str, str] = field(default_factory=dict)  # custom_id -> short reason
-
-    @property
-    def complete(self) -> bool:
-        return self.already_done + self.succeeded == self.total
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["requests_file"] = str(self.requests_file)
-        data["output"] = str(self.output)
-        data["complete"] = self.complete
-        return data
-
-
-@dataclass(frozen=True)
-class Request:
-    line: int
-    custom_id: str
-    url: str
-    body: dict[str, Any]
-    tokens: float  # what a rate limiter counts: characters / 4 plus the output allowance
 
 
 def default_output_path(requests_file: Path) -> Path:

@@ -22,19 +22,52 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from openai_batch.service.pacing import Limits, Pacer, RateLimitedTooLong
 from openai_batch.service.redaction import redact
 
-if TYPE_CHECKING:
-    from openai_batch.flow.chat_complete import Request, RunSummary
-
 FSYNC_EVERY_LINES = 100
 FSYNC_EVERY_SECONDS = 2.0
 STATUS_EVERY_SECONDS = 0.5
+
+
+@dataclass
+class RunSummary:
+    """What a run did; `complete` is True when every request has a 200 answer."""
+
+    requests_file: Path
+    output: Path
+    total: int
+    already_done: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    not_run: int = 0
+    interrupted: bool = False
+    rate_limited: int = 0  # 429s received (each request was sent again)
+    failures: dict[str, str] = field(default_factory=dict)  # custom_id -> short reason
+
+    @property
+    def complete(self) -> bool:
+        return self.already_done + self.succeeded == self.total
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["requests_file"] = str(self.requests_file)
+        data["output"] = str(self.output)
+        data["complete"] = self.complete
+        return data
+
+
+@dataclass(frozen=True)
+class Request:
+    line: int
+    custom_id: str
+    url: str
+    body: dict[str, Any]
+    tokens: float  # what a rate limiter counts: characters / 4 plus the output allowance
 
 
 # --------------------------------------------------------------------------- the client
