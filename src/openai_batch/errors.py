@@ -65,3 +65,14 @@ class ApiError(BatchError):
     """The service refused or could not be reached (bad key, unknown id, network down)."""
 
     exit_code = 3
+
+
+class ResultsConflict(BatchError):
+    """Two request files answer the same custom_ids. `gets` says how to get each apart: (batch
+    id or request file, a responses file name); `unplaced` when some batch's request file is
+    unknown to the ledger (then naming it with --requests may be the answer)."""
+
+    def __init__(self, message: str, gets: list[tuple[str, str]], unplaced: bool) -> None:
+        super().__init__(message)
+        self.gets = gets
+        self.unplaced = unplaced

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, ResultsConflict
 from openai_batch.flow.downloads import Downloaded, download_all
 from openai_batch.ledger.locks import Notify
 from openai_batch.ledger.store import RequestFileRecord
@@ -66,17 +66,6 @@ def _group_of(batch: Batch, groups: Mapping[str, str] | None, shared_unknown: bo
     if shared_unknown:
         return UNKNOWN_SHARED
     return f"file:{batch.input_file_id or batch.id}"
-
-
-class ResultsConflict(BatchError):
-    """Two request files answer the same custom_ids. `gets` says how to get each apart: (batch
-    id or request file, a responses file name); `unplaced` when some batch's request file is
-    unknown to the ledger (then naming it with --requests may be the answer)."""
-
-    def __init__(self, message: str, gets: list[tuple[str, str]], unplaced: bool) -> None:
-        super().__init__(message)
-        self.gets = gets
-        self.unplaced = unplaced
 
 
 def _conflict_error(index: results.ResultIndex, labels: Mapping[str, str]) -> ResultsConflict:

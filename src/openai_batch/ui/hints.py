@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, ResultsConflict
 from openai_batch.ui.console import plural, shown
 
 if TYPE_CHECKING:
-    from openai_batch.flow.collect import ResultsConflict
     from openai_batch.results.outputs import Outputs
 
 PROGRAM = "openai-batch"
