@@ -238,3 +238,86 @@ def test_the_spelling_check_sees_what_it_looks_for(source: str, expected: list[s
 def test_the_checks_see_what_they_look_for(source: str, expected: list[str]) -> None:
     """The AST checks above are not vacuous: each catches its kind of use."""
     assert _terminal_uses(ast.parse(source)) == expected
+
+
+def _module_names(src: Path) -> dict[str, Path]:
+    """Every module under `src` by dotted name (a package by its own name)."""
+    names = {}
+    for path in sorted(src.rglob("*.py")):
+        parts = path.relative_to(src.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names[".".join(parts)] = path
+    return names
+
+
+def _import_graph(src: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the project it imports, wherever the import is written: at the
+    top, under `if TYPE_CHECKING:` or delayed inside a function (a delayed import that dodges
+    a cycle still is one). Packages are left out (their `__init__.py` files are empty)."""
+    modules = _module_names(src)
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        if path.name == "__init__.py":
+            continue
+        found = set()
+        for node in ast.walk(_tree(path)):
+            for imported in _imported(node):
+                if imported in modules and modules[imported].name != "__init__.py":
+                    found.add(imported)
+        graph[name] = found - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or round a loop (Tarjan)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        order[node] = low[node] = len(order)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in order:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], order[nxt])
+        if low[node] == order[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return groups
+
+
+def test_no_modules_import_each_other() -> None:
+    """Dependencies go one way: a module that needs what another holds never is needed by it,
+    through any loop. A shared piece belongs in a module both import."""
+    assert _cycles(_import_graph(SRC)) == []
+
+
+def test_the_cycle_check_sees_a_delayed_import(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.sub import b\n")
+    (package / "sub" / "b.py").write_text("def f():\n    from pkg.sub.c import g\n")
+    (package / "sub" / "c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.a\n"
+    )
+    (package / "d.py").write_text("import pkg.a\n")
+    graph = _import_graph(package)
+    assert graph["pkg.a"] == {"pkg.sub.b"} and graph["pkg.d"] == {"pkg.a"}
+    assert _cycles(graph) == [["pkg.a", "pkg.sub.b", "pkg.sub.c"]]
