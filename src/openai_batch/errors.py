@@ -11,6 +11,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from openai_batch.ui.commandline import command
+
 
 @dataclass(frozen=True, init=False)
 class Command:
@@ -23,8 +25,6 @@ class Command:
         object.__setattr__(self, "args", tuple(os.fspath(a) for a in args))
 
     def __str__(self) -> str:
-        from openai_batch.ui.hints import command  # the one spelling; ui/hints imports this
-
         return command(self.args)
 
 

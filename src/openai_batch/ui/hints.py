@@ -1,28 +1,21 @@
 """The commands the tool suggests (resume, wait again, retry, get results apart), as text.
 
 Library code returns data (batch ids, paths, an `Outputs`); only here does it become a command
-line, quoted for a POSIX shell, so every suggestion is spelled one way.
+line, quoted for a POSIX shell by `commandline.command`, so every suggestion is spelled one way.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openai_batch.errors import BatchError, ResultsConflict
+from openai_batch.ui.commandline import command
 from openai_batch.ui.console import plural, shown
 
 if TYPE_CHECKING:
     from openai_batch.results.outputs import Outputs
-
-PROGRAM = "openai-batch"
-
-
-def command(args: Sequence[str | Path]) -> str:
-    """`openai-batch ARGS...`, each argument quoted as a shell needs it."""
-    return shlex.join([PROGRAM, *(str(a) for a in args)])
 
 
 def results_args(head: Sequence[str], outputs: Outputs, *, requests: bool = True) -> list[str]:
