@@ -92,3 +92,36 @@ def test_a_hint_names_its_commands_as_data_and_spells_them_quoted() -> None:
     )
     assert BatchError("plain", hint="text").commands == ()
     assert BatchError("none").hint is None and str(BatchError("none")) == "none"
+
+
+def test_an_output_name_with_a_space_is_suggested_quoted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch
+) -> None:
+    """ "use -o NAME.jsonl" after a name not ending in .jsonl, from make-batch-file and
+    retry-failed: the suggested option pastes back whole (it read `use -o my out.jsonl`)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # offline: never reached
+    (tmp_path / "d.csv").write_text("n\na\n", encoding="utf-8")
+    template = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<n>>"}]}'
+    (tmp_path / "t.json").write_text(template, encoding="utf-8")
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "my out.txt")
+    assert code == 1 and err.endswith("hint: use -o 'my out.jsonl'\n")
+
+    _requests(tmp_path / "req.jsonl", model="gpt-4o-mini")
+    failed = {"error": {"message": "boom", "type": "server_error"}}
+    result = {
+        "id": "r0",
+        "custom_id": "id_0",
+        "response": {"status_code": 500, "request_id": "q", "body": failed},
+        "error": None,
+    }
+    (tmp_path / "res.jsonl").write_text(json.dumps(result) + "\n", encoding="utf-8")
+    args = ("utils", "retry-failed", "res.jsonl", "--requests", "req.jsonl", "-o", "my retry.txt")
+    code, _out, err = run_cli(capsys, *args)
+    assert code == 1 and err.endswith("hint: use -o 'my retry.jsonl'\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "d.csv",
+        "req.jsonl",
+        "res.jsonl",
+        "t.json",
+    ]

@@ -12,6 +12,7 @@ from openai_batch.errors import BatchError
 from openai_batch.requestfile.endpoints import CHAT, ENDPOINTS
 from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
 from openai_batch.table.read import TableOptions
+from openai_batch.ui.commandline import option
 
 
 @dataclass
@@ -59,7 +60,7 @@ def check_options(opts: MakeOptions) -> None:
     if opts.output.suffix != ".jsonl":
         raise BatchError(
             f"output {opts.output} must end in .jsonl: the Batch API accepts only .jsonl files.",
-            hint=f"use -o {opts.output.with_suffix('.jsonl')}",
+            hint=f"use {option('-o', opts.output.with_suffix('.jsonl'))}",
         )
     if opts.output.is_dir():
         raise BatchError(

@@ -39,6 +39,7 @@ from openai_batch.service import shape as batchshape
 from openai_batch.service.batch_calls import is_final, retrieve_batch
 from openai_batch.service.connection import Connection
 from openai_batch.ui import console, hints
+from openai_batch.ui.commandline import option
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -426,7 +427,7 @@ def _check_output(ledger: Ledger, source: Source, output: Path) -> None:
     if output.suffix.lower() != ".jsonl":
         raise BatchError(
             f"-o {output}: the Batch API accepts only .jsonl files",
-            hint=f"use -o {output.with_suffix('.jsonl').name}",
+            hint=f"use {option('-o', output.with_suffix('.jsonl').name)}",
         )
     reads: list[tuple[str, Path | str | None]] = [("request file", source.requests)]
     reads += [("results file", path) for path in source.inputs]
