@@ -52,7 +52,7 @@ class DelimitedBlocks:
         """The lines of rows made of `data` (string columns, one item per row) followed by
         `results` (each row's result cells), or None when only the per-row writer can."""
         rows = len(results)
-        columns = [*data, *([] if not results else (list(c) for c in zip(*results, strict=True)))]
+        columns = [*data, *zip(*results, strict=True)]  # tuples: one per column
         if not rows or not columns:
             return None
         block = BlockText(b"", rows)
@@ -92,7 +92,7 @@ class DelimitedBlocks:
         return quoted if pc.all(quote).as_py() else pc.if_else(quote, quoted, column)
 
 
-def _text(values: list[Any]) -> tuple[pa.Array, bool]:
+def _text(values: Sequence[Any]) -> tuple[pa.Array, bool]:
     """A column's cells as Arrow text, and whether every cell was a str (no None, no number).
     Raises UnicodeEncodeError for a lone surrogate."""
     try:
@@ -124,7 +124,7 @@ def _formulas(column: pa.Array) -> int:
     return sum(map(looks_like_formula, column.take(rows).to_pylist()))
 
 
-def _formulas_of(values: list[Any]) -> int:
+def _formulas_of(values: Sequence[Any]) -> int:
     """The same count over cells of any type (only str cells can be formulas)."""
     return sum(
         1

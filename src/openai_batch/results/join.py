@@ -381,7 +381,7 @@ def _parts(index: ResultIndex, found: Any) -> list[tuple[int, int]]:
 
     sizes = np.zeros(len(found), dtype=np.int64)
     have = found >= 0
-    sizes[have] = index.spill_spans(found[have])[1]
+    sizes[have] = index.spill_lengths(found[have])
     ends = np.cumsum(sizes)
     if not len(found) or ends[-1] <= ANSWER_BYTES:
         return [(0, len(found))]
