@@ -31,8 +31,6 @@ COMMAND_IMPORTS_ALLOWED = {
     ("start", "jobflow"),
     ("results", "jobflow"),
     ("run", "jobflow"),
-    # run is make-batch-file + start + results in one: it takes make's render options and report
-    ("run", "make"),
 }
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.commands import jobflow, make
-from openai_batch.commands.options import POLL_INTERVAL, check_job_options
+from openai_batch.commands import jobflow
+from openai_batch.commands.options import POLL_INTERVAL, RenderArgs, check_job_options
 from openai_batch.flow import jobregister, jobs, submit
 from openai_batch.ledger.store import open_ledger
 from openai_batch.local import output_guard
@@ -16,13 +16,14 @@ from openai_batch.requestfile.make import make_batch_files
 from openai_batch.results.outputs import Outputs
 from openai_batch.service.connection import connect
 from openai_batch.ui import console
+from openai_batch.ui import made as made_view
 
 
 def run(
     template: Path,
     data: Path,
     *,
-    render: make.RenderArgs = make.RenderArgs(),  # noqa: B008 - immutable, read only
+    render: RenderArgs = RenderArgs(),  # noqa: B008 - immutable, read only
     description: str = submit.DEFAULT_DESCRIPTION,
     metadata: list[str] | None = None,
     wait: Annotated[bool, Parameter(alias="-w")] = False,
@@ -108,7 +109,7 @@ def run(
     meta = jobs.with_window(meta, completion_window)
     made = make_batch_files(template, data, opts)
     if not as_json:
-        make.report(made, False, options=render.estimate_options())
+        made_view.report(made, False, options=render.estimate_options())
     with open_ledger() as ledger:
         submit.record_made(ledger, made)
         the_job, _ = jobregister.register(
