@@ -25,15 +25,6 @@ STREAM_ALLOWED = {
     "results/background.py",
 }
 
-# command modules that may import another command module (besides commands/options.py), and why
-COMMAND_IMPORTS_ALLOWED = {
-    # jobflow is the one presenter of a job's progress; start, results and run all follow jobs
-    ("start", "jobflow"),
-    ("results", "jobflow"),
-    ("run", "jobflow"),
-}
-
-
 # modules that may write `openai-batch SUBCOMMAND ...` in a string themselves, and why
 SPELLING_ALLOWED = {
     # the one speller of suggested commands (shlex-quoted)
@@ -149,11 +140,8 @@ def _command_imports() -> set[tuple[str, str]]:
 
 
 def test_command_modules_import_only_options_from_each_other() -> None:
-    assert _command_imports() - COMMAND_IMPORTS_ALLOWED == set()
-
-
-def test_the_command_allow_list_has_no_stale_entries() -> None:
-    assert COMMAND_IMPORTS_ALLOWED - _command_imports() == set()
+    """What two commands share lives in the library, in ui/, or in commands/options.py."""
+    assert _command_imports() == set()
 
 
 def _subcommands() -> list[str]:

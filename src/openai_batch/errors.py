@@ -69,10 +69,18 @@ class ApiError(BatchError):
 
 class ResultsConflict(BatchError):
     """Two request files answer the same custom_ids. `gets` says how to get each apart: (batch
-    id or request file, a responses file name); `unplaced` when some batch's request file is
-    unknown to the ledger (then naming it with --requests may be the answer)."""
+    id or request file, a responses file name), suggested as get-batch-results commands;
+    `unplaced` when some batch's request file is unknown to the ledger (then naming it with
+    --requests may be the answer)."""
 
     def __init__(self, message: str, gets: list[tuple[str, str]], unplaced: bool) -> None:
-        super().__init__(message)
+        hint: list[str | Command] = ["get their results separately:"]
+        for target, out in gets:
+            hint += ["\n    ", Command("get-batch-results", target, "-o", out)]
+        if unplaced:
+            hint.append(
+                "\n  (if these batches are retries of one request file, name it: --requests FILE)"
+            )
+        super().__init__(message, hint)
         self.gets = gets
         self.unplaced = unplaced

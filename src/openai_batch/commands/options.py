@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from cyclopts import Parameter
 
@@ -16,6 +16,9 @@ from openai_batch.requestfile.endpoints import CHAT
 from openai_batch.requestfile.options import MakeOptions
 from openai_batch.sizes import parse_size
 from openai_batch.table.read import TableOptions
+
+if TYPE_CHECKING:
+    from openai_batch.flow.jobrun import JobOutcome
 
 MAX_POLL_SECONDS = 3600.0
 EXIT_NOT_ALL_OK = 4  # a batch failed, expired or was cancelled, or some request failed
@@ -37,6 +40,16 @@ def check_job_options(max_enqueued_tokens: int | None, parallel: int) -> None:
         raise BatchError("--max-enqueued-tokens cannot be negative (0 removes the quota)")
     if parallel < 1:
         raise BatchError("--parallel must be at least 1")
+
+
+def job_exit_code(outcome: JobOutcome) -> int:
+    """The exit status of run, start-batch and get-batch-results --job for how a job ended:
+    130 when Ctrl-C stopped the waiting, 4 when the results were written but not all succeeded."""
+    if outcome.stopped:
+        return EXIT_INTERRUPTED
+    if outcome.collected is not None and not outcome.all_ok:
+        return EXIT_NOT_ALL_OK
+    return 0
 
 
 @Parameter(name="*")  # flattened: each field is a top-level option of the command using it

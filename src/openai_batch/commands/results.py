@@ -14,6 +14,7 @@ from openai_batch.commands.options import (
     EXIT_NOT_ALL_OK,
     POLL_INTERVAL,
     check_job_options,
+    job_exit_code,
 )
 from openai_batch.errors import BatchError
 from openai_batch.flow import collect, resolve
@@ -152,8 +153,9 @@ def _job_results(
     as_json: bool,
 ) -> int:
     """get-batch-results --job NAME: move the job forward and, when it is all final, collect."""
-    from openai_batch.commands import jobflow
+    from openai_batch.flow.jobrun import Follow, follow_job
     from openai_batch.ledger import jobstore
+    from openai_batch.ui.jobview import JobPrinter
 
     if targets:
         raise BatchError(
@@ -168,11 +170,14 @@ def _job_results(
         if quota is not None:
             jobstore.set_quota(ledger, name, quota)
             the_job = jobstore.load_job(ledger, name)
-        how = jobflow.Follow(
-            wait=wait, poll_interval=poll_interval, parallel=parallel, quiet=quiet,
-            as_json=as_json, outputs=outputs, announce_existing=False,
+        how = Follow(
+            wait=wait, poll_interval=poll_interval, parallel=parallel, outputs=outputs,
+            progress=not quiet,
         )  # fmt: skip
-        return jobflow.follow_job(conn, ledger, the_job, how)
+        printer = JobPrinter(outputs, quiet=quiet, as_json=as_json, announce_existing=False)
+        outcome = follow_job(conn, ledger, the_job, how, printer)
+        printer.show(outcome)
+        return job_exit_code(outcome)
 
 
 def _follow_batches(
@@ -239,19 +244,16 @@ def finish(
                 console.note(f"  {hints.wait_command(resume)}")
         return 0
     report["finished"] = True
-    try:
-        collected = collect.collect(
-            conn,
-            batches,
-            roots,
-            outputs,
-            groups=groups,
-            progress=progress,
-            parallel=parallel,
-            warn=console.warn,
-        )
-    except collect.ResultsConflict as exc:
-        raise hints.conflict_error(exc) from None
+    collected = collect.collect(
+        conn,
+        batches,
+        roots,
+        outputs,
+        groups=groups,
+        progress=progress,
+        parallel=parallel,
+        warn=console.warn,
+    )
     code = 0 if collect.all_ok(batches, collected) else EXIT_NOT_ALL_OK
     if as_json:
         report.update(collected_view.collected_json(collected))

@@ -7,9 +7,14 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from openai_batch.commands import jobflow
-from openai_batch.commands.options import POLL_INTERVAL, RenderArgs, check_job_options
+from openai_batch.commands.options import (
+    POLL_INTERVAL,
+    RenderArgs,
+    check_job_options,
+    job_exit_code,
+)
 from openai_batch.flow import jobregister, jobs, submit
+from openai_batch.flow.jobrun import Follow, follow_job
 from openai_batch.ledger.store import open_ledger
 from openai_batch.local import output_guard
 from openai_batch.requestfile.make import make_batch_files
@@ -17,6 +22,7 @@ from openai_batch.results.outputs import Outputs
 from openai_batch.service.connection import connect
 from openai_batch.ui import console
 from openai_batch.ui import made as made_view
+from openai_batch.ui.jobview import JobPrinter
 
 
 def run(
@@ -117,10 +123,15 @@ def run(
             data=data, endpoint=made.endpoint, metadata=meta,
             max_enqueued_tokens=max_enqueued_tokens, force=force,
         )  # fmt: skip
-        how = jobflow.Follow(
-            wait=wait, parallel=parallel, quiet=quiet,
+        how = Follow(
+            wait=wait, parallel=parallel,
             poll_interval=conn.profile.poll_interval if poll_interval is None else poll_interval,
-            as_json=as_json, outputs=outputs, collect_when_done=False,
-            fresh=[f.digest for f in made.files], extra_json={"make": made.to_json()},
+            outputs=outputs, collect_when_done=False, fresh=[f.digest for f in made.files],
+            progress=not quiet,
         )  # fmt: skip
-        return jobflow.follow_job(conn, ledger, the_job, how)
+        printer = JobPrinter(
+            outputs, quiet=quiet, as_json=as_json, extra_json={"make": made.to_json()}
+        )
+        outcome = follow_job(conn, ledger, the_job, how, printer)
+        printer.show(outcome)
+        return job_exit_code(outcome)

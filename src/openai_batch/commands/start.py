@@ -169,9 +169,10 @@ def _start_job(
     max_enqueued_tokens: int | None,
 ) -> int:
     """Several request files as one job: upload them together, start what the quota admits."""
-    from openai_batch.commands import jobflow
-    from openai_batch.commands.options import check_job_options
+    from openai_batch.commands.options import check_job_options, job_exit_code
     from openai_batch.flow import jobregister
+    from openai_batch.flow.jobrun import Follow, follow_job
+    from openai_batch.ui.jobview import JobPrinter
 
     check_job_options(max_enqueued_tokens, how.parallel)
     if len(infos) != len(targets):
@@ -189,11 +190,14 @@ def _start_job(
             endpoint=how.endpoint or next(iter(infos.values())).endpoint, metadata=how.metadata,
             max_enqueued_tokens=max_enqueued_tokens, force=how.force,
         )  # fmt: skip
-        follow = jobflow.Follow(
-            parallel=how.parallel, as_json=how.as_json, collect_when_done=False,
+        follow = Follow(
+            parallel=how.parallel, collect_when_done=False,
             fresh=[i.digest for i in infos.values()],
         )  # fmt: skip
-        return jobflow.follow_job(conn, ledger, the_job, follow)
+        printer = JobPrinter(follow.outputs, as_json=how.as_json)
+        outcome = follow_job(conn, ledger, the_job, follow, printer)
+        printer.show(outcome)
+        return job_exit_code(outcome)
 
 
 def report(item: submit.Started) -> None:
@@ -204,7 +208,7 @@ def report(item: submit.Started) -> None:
     for earlier in item.earlier:
         console.note(f"(an earlier batch {earlier.id} of this file ended {earlier.status})")
     if item.reused:
-        from openai_batch.commands.jobflow import already_started
+        from openai_batch.ui.jobview import already_started
 
         console.say(already_started(batch, item.target, item.origin))
     else:

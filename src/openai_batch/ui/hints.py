@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openai_batch.errors import BatchError, ResultsConflict
 from openai_batch.ui.commandline import command
 from openai_batch.ui.console import plural, shown
 
@@ -81,13 +80,3 @@ def validate_warnings(path: str | Path, warnings: int) -> str:
 def start_again(target: str | Path, *, force: bool = False) -> str:
     """start-batch TARGET (with --force: a new batch, paid again)."""
     return command(["start-batch", str(target), *(["--force"] if force else [])])
-
-
-def conflict_error(conflict: ResultsConflict) -> BatchError:
-    """The refusal to merge two request files' answers, with the commands that get each file's
-    results apart (`conflict.gets`: batch id or request file, responses file name)."""
-    commands = [command(["get-batch-results", t, "-o", out]) for t, out in conflict.gets]
-    hint = "get their results separately:\n    " + "\n    ".join(commands)
-    if conflict.unplaced:
-        hint += "\n  (if these batches are retries of one request file, name it: --requests FILE)"
-    return BatchError(conflict.message, hint=hint)
