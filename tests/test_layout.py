@@ -2,7 +2,7 @@
 
 Modules stay small; only commands/, ui/ and cli.py talk to the terminal; only ledger/ opens
 SQLite; command modules do not lean on each other (shared option types live in
-commands/options.py); only ui/hints.py spells a suggested command. Every exception is listed
+commands/options.py); only ui/commandline.py spells a suggested command. Every exception is listed
 below with its reason.
 """
 
@@ -27,8 +27,6 @@ STREAM_ALLOWED = {
 
 # modules that may write `openai-batch SUBCOMMAND ...` in a string themselves, and why
 SPELLING_ALLOWED = {
-    # the one speller of suggested commands (shlex-quoted)
-    "ui/hints.py",
     # each command's help example, shown by cyclopts as written (docs/commands.md repeats it)
     "cli.py",
 }
@@ -176,7 +174,7 @@ def _spelled_commands(tree: ast.Module, subcommands: list[str]) -> list[str]:
     ]
 
 
-def test_only_ui_hints_spells_a_suggested_command() -> None:
+def test_only_ui_commandline_spells_a_suggested_command() -> None:
     """Code names a suggested command as data (`errors.Command`, or `ui.hints.command(args)`),
     so every suggestion is quoted one way; a hand-written `openai-batch start-batch {path}`
     shows a file name with a space unquoted."""
@@ -192,7 +190,7 @@ def test_only_ui_hints_spells_a_suggested_command() -> None:
 
 def test_the_spelling_allow_list_has_no_stale_entries() -> None:
     subcommands = _subcommands()
-    for rel in SPELLING_ALLOWED - {"ui/hints.py"}:
+    for rel in SPELLING_ALLOWED:
         assert _spelled_commands(_tree(SRC / rel), subcommands), rel
 
 

@@ -2,7 +2,8 @@
 
 The CLI prints its message (never a traceback) and exits non-zero; library callers catch it.
 A hint may suggest commands: library code names them as data (`Command`), and only
-`ui/hints.command` spells them (quoted for a shell), whoever reads the error.
+`ui/commandline.command` (which `ui/hints` re-exports) spells them, quoted for a shell, whoever
+reads the error.
 """
 
 from __future__ import annotations
