@@ -16,7 +16,7 @@ from openai_batch.commands.options import (
     check_job_options,
     job_exit_code,
 )
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.flow import collect, resolve
 from openai_batch.flow import follow as following
 from openai_batch.flow.session import Session
@@ -160,7 +160,7 @@ def _job_results(
     if targets:
         raise BatchError(
             "give either --job NAME or batch ids / request files, not both",
-            hint=hints.command(["get-batch-results", "--job", name]),
+            hint=Command("get-batch-results", "--job", name),
         )
     check_job_options(quota, parallel)
     conn = connect()

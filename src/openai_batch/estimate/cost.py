@@ -19,8 +19,8 @@ from openai_batch.estimate.options import EstimateOptions
 from openai_batch.requestfile.endpoints import CHAT, versioned
 from openai_batch.requestfile.kinds import CUT_SHORT, check_request_path
 from openai_batch.requestfile.read import read_lines
+from openai_batch.ui.commandline import command
 from openai_batch.ui.console import plural
-from openai_batch.ui.hints import command
 
 
 @dataclass

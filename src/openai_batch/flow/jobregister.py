@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.ledger import jobstore
 from openai_batch.ledger.jobrecords import Job, JobInputs, ShardSpec
 from openai_batch.ledger.paths import abs_path
@@ -24,7 +24,6 @@ from openai_batch.ledger.requestfiles import RequestFileFacts
 from openai_batch.ledger.store import Ledger
 from openai_batch.requestfile import scan
 from openai_batch.results import merge as results
-from openai_batch.ui import hints
 from openai_batch.ui.console import plural
 
 if TYPE_CHECKING:
@@ -87,11 +86,14 @@ def register(
             new_name=default_name(data, specs[0].path),
         )  # fmt: skip
     except jobstore.OtherShards as other:
-        follow = hints.command(["get-batch-results", "--job", other.name])
+        follow = Command("get-batch-results", "--job", other.name)
         raise BatchError(
             f"{other} ({plural(other.recorded, 'file')}; these {other.given} differ)",
-            hint=f"give these files a new job name with --job NAME, or follow the old job with "
-            f"`{follow}`",
+            hint=(
+                "give these files a new job name with --job NAME, or follow the old job with `",
+                follow,
+                "`",
+            ),
         ) from None
     for spec in specs:
         facts = RequestFileFacts(

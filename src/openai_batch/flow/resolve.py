@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command, Hint
 from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.store import BatchRecord, Ledger, RequestFileRecord
 from openai_batch.requestfile.kinds import check_request_path
@@ -87,14 +87,14 @@ def resolve(conn: Connection, ledger: Ledger, targets: Sequence[str]) -> Resolve
     return Resolved(batch_ids, list(roots.values()), labels, groups)
 
 
-def _no_batch_hint(ledger: Ledger, service: str, path: Path) -> str:
+def _no_batch_hint(ledger: Ledger, service: str, path: Path) -> Hint:
     """Point at batches of an earlier version of this file, if any."""
     digests = ledger.request_file_versions(path)
     earlier = ledger.batches_for(service, digests=digests) if digests else []
     if earlier:
         ids = [b.batch_id for b in earlier[-3:]]
-        again = hints.command(["get-batch-results", *ids])
-        return f"{path} changed since its batches were started; give their ids instead: {again}"
+        again = Command("get-batch-results", *ids)
+        return (f"{path} changed since its batches were started; give their ids instead: ", again)
     return f"start one with `{hints.start_again(path)}`"
 
 

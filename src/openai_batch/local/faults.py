@@ -117,7 +117,7 @@ def _shown(name: str) -> str:
 
 def interrupted(argv: Sequence[str]) -> BatchError:
     """Ctrl-C outside the polling loops: the same message and resume hint everywhere."""
-    from openai_batch.ui.hints import command
+    from openai_batch.ui.commandline import command
 
     error = BatchError(
         "interrupted",

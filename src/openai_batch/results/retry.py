@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Command
 from openai_batch.flow import collect, resolve
 from openai_batch.flow.downloads import download_results
 from openai_batch.flow.session import Session
@@ -256,12 +256,12 @@ def _final_batches(
     running = [b for b in batches if not is_final(b)]
     if running:
         ids = [b.id for b in running]
-        wait = hints.wait_command(["get-batch-results", *ids])
-        cancel = hints.command(["cancel-batch", *ids])
+        wait = Command("get-batch-results", *ids, "--wait")
+        cancel = Command("cancel-batch", *ids)
         raise BatchError(
             f"batch {running[0].id} is still {running[0].status}: retrying its requests now "
             "could pay for them twice",
-            hint=f"wait for it ({wait}) or cancel it ({cancel}), then run this again",
+            hint=("wait for it (", wait, ") or cancel it (", cancel, "), then run this again"),
         )
     return batches
 
