@@ -325,6 +325,18 @@ def test_tsv_and_explicit_delimiter(tmp_path, capsys):
     assert contents(out) == ["ann|a,b"]
 
 
+@pytest.mark.parametrize("delimiter", ["§", "；", '"', "ab"])
+def test_a_delimiter_no_reader_splits_on_is_refused_with_a_message(tmp_path, capsys, delimiter):
+    data = write(tmp_path / "d.csv", f"Name{delimiter}Note\nann{delimiter}x\n")
+    out = tmp_path / "o.jsonl"
+    template = chat_template(tmp_path, "<<Name>>")
+    code, _, err = run_cli(
+        capsys, "make-batch-file", template, data, "-o", out, "--delimiter", delimiter
+    )
+    assert_clean_error(code, err, "--delimiter must be one ASCII character", "hint:")
+    assert not out.exists()
+
+
 def test_latin1_csv_needs_encoding(tmp_path, capsys):
     data = write(tmp_path / "d.csv", "Name\nJosé\n", encoding="latin-1")
     template = chat_template(tmp_path, "<<Name>>")

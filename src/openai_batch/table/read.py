@@ -289,8 +289,7 @@ def _open_csv(path: Path, kind: str, options: TableOptions) -> Table:
         delimiter = "\t"
     if delimiter is None:
         delimiter = "\t" if kind == "tsv" else _sniff_delimiter(sample)
-    if len(delimiter) != 1:
-        raise BatchError(f"--delimiter must be one character, not {delimiter!r}.")
+    _check_delimiter(delimiter)
     try:
         header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter), [])
     except csv.Error as exc:
@@ -359,6 +358,18 @@ def _fields_after_delimiters(text: str, delimiter: str, lines: int) -> list[list
     if record:
         found.append(record)
     return found
+
+
+def _check_delimiter(delimiter: str) -> None:
+    """One ASCII character that is not a quote or a line break: what the csv module, pandas'
+    C reader and Arrow (the fast paths) all split on the same way."""
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n':
+        raise BatchError(
+            f"--delimiter must be one ASCII character other than a quote or a line break, "
+            f"not {delimiter!r}.",
+            hint="save the table with commas, tabs, ; or | between the cells "
+            "(spreadsheet programs can), or give --delimiter one of those",
+        )
 
 
 def _sniff_delimiter(sample: str) -> str:
