@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,9 @@ from helpers import ROOT, need_seed
 from join_cases import chat_case, endpoints_case
 from openai_batch.requestfile.make import iter_identified_chunks
 from openai_batch.results.join import write_csv
+from openai_batch.results.joinplan import DataRows
 from openai_batch.results.merge import ResultIndex, iter_request_ids, write_responses
+from openai_batch.table.spec import TableSpec
 
 GOLDEN = ROOT / "tests" / "data" / "join_golden"
 # sha256 of the seed fixture's outputs (../shared is never copied into the repository)
@@ -23,7 +26,20 @@ def _same(written: Path, name: str) -> None:
     assert written.read_bytes() == (GOLDEN / name).read_bytes(), name
 
 
-def test_chat_join_is_byte_identical(tmp_path: Path) -> None:
+def _rows(path: Path, reader: str) -> Any:
+    """The data rows as the join gets them: pandas chunks, or DataRows (Arrow blocks when the
+    fast reader reads the table, as get-batch-results does)."""
+    if reader == "chunks":
+        return iter_identified_chunks(path)
+    rows = DataRows(TableSpec(str(path)))
+    blocks = rows.arrow_blocks()
+    assert blocks is not None
+    list(blocks)  # the block path is the one under test: no Fallback to the chunks anywhere
+    return rows
+
+
+@pytest.mark.parametrize("reader", ["chunks", "arrow"])
+def test_chat_join_is_byte_identical(tmp_path: Path, reader: str) -> None:
     case = chat_case(tmp_path)
     index = ResultIndex()
     index.add_file(case["output"], 0)
@@ -31,14 +47,14 @@ def test_chat_join_is_byte_identical(tmp_path: Path) -> None:
     try:
         write_responses(index, tmp_path / "r.jsonl", iter_request_ids(case["requests"]))
         _same(tmp_path / "r.jsonl", "chat-responses.jsonl")
-        chunks = iter_identified_chunks(case["data"])
+        chunks = _rows(case["data"], reader)
         write_csv(
             index, tmp_path / "t.csv", chunks=chunks, order=iter_request_ids(case["requests"])
         )
         _same(tmp_path / "t.csv", "chat-table.csv")
         write_csv(index, tmp_path / "o.csv", order=iter_request_ids(case["requests"]))
         _same(tmp_path / "o.csv", "chat-results-only.csv")
-        kept = iter_identified_chunks(case["data"])
+        kept = _rows(case["data"], reader)
         write_csv(index, tmp_path / "k.csv", chunks=kept, keep_row=lambda r, _c: 5 <= r < 25)
         _same(tmp_path / "k.csv", "chat-rows-kept.csv")
     finally:
@@ -58,7 +74,7 @@ def test_every_endpoint_joins_byte_identical(tmp_path: Path) -> None:
         index.close()
 
 
-@pytest.mark.parametrize("name", ["responses", "table"])
+@pytest.mark.parametrize("name", ["responses", "table", "table-arrow"])
 def test_real_batch_output_joins_byte_identical(tmp_path: Path, name: str) -> None:
     seed = need_seed()
     index = ResultIndex()
@@ -69,7 +85,8 @@ def test_real_batch_output_joins_byte_identical(tmp_path: Path, name: str) -> No
         if name == "responses":
             write_responses(index, dest, order)
         else:
-            chunks = iter_identified_chunks(seed / "simulated_survey_personas.csv")
+            reader = "arrow" if name.endswith("arrow") else "chunks"
+            chunks = _rows(seed / "simulated_survey_personas.csv", reader)
             write_csv(index, dest, chunks=chunks, order=order)
     finally:
         index.close()
