@@ -184,8 +184,9 @@ def child_library(template: Path, data: Path, output: Path) -> None:
     """make-batch-file's library call alone: render and write, without the CLI's summary
     (the sampled validation and token count) and without starting the CLI."""
     from openai_batch.requestfile.make import MakeOptions, make_batch_files
+    from openai_batch.ui.progress import rendering_bar
 
-    make_batch_files(template, data, MakeOptions(output=output, progress=True))
+    make_batch_files(template, data, MakeOptions(output=output, progress=rendering_bar))
 
 
 def run_child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:

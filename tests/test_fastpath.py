@@ -235,7 +235,7 @@ def test_any_cells_give_the_same_bytes(rows, crlf, delimiter):
         fast = "auto" if lone_cr or rows[-1][-1].endswith(("\n", "\r")) else "fast"
         results = {}
         for how in ("general", fast):
-            opts = MakeOptions(output=base / how / "r.jsonl", progress=False)
+            opts = MakeOptions(output=base / how / "r.jsonl")
             if delimiter == ";":
                 opts.table = TableOptions(delimiter=";")
             with renderer(how):
@@ -490,6 +490,31 @@ def test_progress_bar_on_the_fast_path(tmp_path, capsys, monkeypatch):
     )
     assert made.code == 0
     assert "Rendering" in made.err
+
+
+@pytest.mark.parametrize("how", ["general", "fast"])
+def test_the_library_reports_rows_to_its_caller_and_prints_nothing(tmp_path, capfd, how):
+    """make_batch_files tells `MakeOptions.progress` the rows it rendered; the bar is the
+    CLI's (it used to draw its own tqdm bar from the library)."""
+    counted: list[int | None] = []
+
+    class Counter:
+        def update(self, rows: int) -> None:
+            counted.append(rows)
+
+        def close(self) -> None:
+            counted.append(None)
+
+    def progress(total: int | None) -> Counter:
+        counted.append(total)
+        return Counter()
+
+    template = write(tmp_path / "t.json", TEMPLATE)
+    opts = MakeOptions(output=tmp_path / "r.jsonl", progress=progress)
+    with renderer(how):
+        make_batch_files(template, persona_csv(tmp_path / "p.csv", 40), opts)
+    assert counted[-1] is None and sum(n for n in counted[1:-1] if n) == 40
+    assert capfd.readouterr() == ("", "")
 
 
 def test_cli_import_stays_light():

@@ -16,6 +16,7 @@ from openai_batch.requestfile.endpoints import CHAT
 from openai_batch.requestfile.options import MakeOptions
 from openai_batch.sizes import parse_size
 from openai_batch.table.read import TableOptions
+from openai_batch.ui.progress import rendering_bar
 
 if TYPE_CHECKING:
     from openai_batch.flow.jobrun import JobOutcome
@@ -113,7 +114,7 @@ class RenderArgs:
                 self.keep_spaces,
                 self.ragged_rows,
             ),
-            progress=not quiet,
+            progress=None if quiet else rendering_bar,
         )
 
     def estimate_options(self) -> EstimateOptions:

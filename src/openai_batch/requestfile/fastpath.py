@@ -38,7 +38,6 @@ from openai_batch.requestfile.fastread import blocks as read_blocks
 from openai_batch.requestfile.fastread import readable
 from openai_batch.requestfile.firstline import check_first_line
 from openai_batch.requestfile.shards import MakeResult, ShardWriter, _Shard
-from openai_batch.ui.progress import rendering_bar
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -98,7 +97,7 @@ def make_fast(
     first: _Background | None = None
     blocks = read_blocks(table, renderer.columns())
     rows = max(1, RENDER_BYTES // renderer.literal_bytes())  # a long template: fewer rows
-    bar = rendering_bar(table.total_rows, enabled=opts.progress)
+    bar = opts.rows_progress(table.total_rows)
     try:
         for block in _pieces(blocks, rows):
             lines = renderer.render(block, start)

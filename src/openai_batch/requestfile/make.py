@@ -23,7 +23,6 @@ from openai_batch.table.read import Table, open_table
 from openai_batch.table.spec import TableSpec
 from openai_batch.template.compile import load_template
 from openai_batch.template.prompt import Template
-from openai_batch.ui.progress import rendering_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,7 +158,7 @@ def make_batch_files(template_path: Path, data_path: Path, opts: MakeOptions) ->
     writer = ShardWriter(opts.output, opts.max_requests, opts.max_bytes)
     model: str | None = None
     start = 0
-    bar = rendering_bar(table.total_rows, enabled=opts.progress)
+    bar = opts.rows_progress(table.total_rows)
     try:
         for chunk in table.chunks():
             ids = maker.ids(chunk, start)

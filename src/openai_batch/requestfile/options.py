@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from openai_batch.errors import BatchError
 from openai_batch.requestfile.endpoints import CHAT, ENDPOINTS
@@ -27,12 +27,36 @@ class MakeOptions:
     id_column: str | None = None
     id_prefix: str = "id_"
     table: TableOptions = field(default_factory=TableOptions)
-    progress: bool = True
+    # shows rows as they render: called with the row count (None: unknown), it returns what
+    # `update(rows)` and `close()` go to (the CLI passes a bar); this library never prints
+    progress: Callable[[int | None], Progress] | None = field(
+        default=None, repr=False, compare=False
+    )
     # `review.ReviewProcess`: checks the first request in a child process (keeps the SDK's
     # imports out of this one while rows render); the same answer as `check_first_line`
     checker: Any = field(default=None, repr=False, compare=False)
     # called once the template and the table have opened: background work starts only then
     inputs_open: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def rows_progress(self, total_rows: int | None) -> Progress:
+        """Where the renderers count the rows they render (nowhere without `progress`)."""
+        return self.progress(total_rows) if self.progress is not None else _Silent()
+
+
+class Progress(Protocol):
+    """Where rendered rows are counted (a progress bar, in the CLI)."""
+
+    def update(self, rows: int) -> object: ...
+
+    def close(self) -> object: ...
+
+
+class _Silent:
+    def update(self, rows: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def check_options(opts: MakeOptions) -> None:

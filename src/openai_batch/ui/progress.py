@@ -40,12 +40,11 @@ def progress_bar(*, enabled: bool = True, **options: Any) -> Any:
     return tqdm(file=sys.stderr, disable=None if shown else True, **options)
 
 
-def rendering_bar(total_rows: int | None, *, enabled: bool = True) -> Any:
-    """make-batch-file's bar while rows render (the general path and the fast path alike);
-    it goes away once the files are written."""
-    return progress_bar(
-        enabled=enabled, total=total_rows, unit=" rows", desc="Rendering", leave=False
-    )
+def rendering_bar(total_rows: int | None) -> Any:
+    """make-batch-file's bar while rows render (the general path and the fast path alike; the
+    CLI hands it to the library as `MakeOptions.progress`); it goes away once the files are
+    written."""
+    return progress_bar(total=total_rows, unit=" rows", desc="Rendering", leave=False)
 
 
 class Bar:
