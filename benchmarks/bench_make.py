@@ -35,10 +35,11 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from workdir import work_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "templates" / "persona_survey.json"
@@ -268,13 +269,8 @@ def main() -> int:
             child_floor(Path(rest[0]), Path(rest[1]), int(rest[2]))
         return 0
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_make."))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args.workdir, "bench_make.") as work:
         return bench(args, work)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def bench(args: argparse.Namespace, work: Path) -> int:

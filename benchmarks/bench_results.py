@@ -33,7 +33,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_make import ROOT, make_data, make_template, run_child  # noqa: E402
+from workdir import work_folder  # noqa: E402
 
 Timing = tuple[float, float, int]  # wall seconds, CPU seconds, peak bytes
 
@@ -228,13 +228,8 @@ def main() -> int:
         kind, *rest = args.child
         {"join": child_join, "floor": child_floor, "prepare": child_prepare}[kind](rest)
         return 0
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_results."))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args.workdir, "bench_results.") as work:
         return bench(args, work)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def bench(args: argparse.Namespace, work: Path) -> int:

@@ -21,7 +21,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from bench_make import make_data, make_template  # noqa: E402
 from bench_results import run_timed  # noqa: E402
+from workdir import work_folder  # noqa: E402
 
 
 def main() -> int:
@@ -38,13 +38,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_run_fake."))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args.workdir, "bench_run_fake.") as work:
         return bench(args.rows, work)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def bench(rows: int, work: Path) -> int:
