@@ -559,3 +559,24 @@ def test_a_spaced_csv_with_quoted_cells_reads_as_the_csv_module_does(
     lines = made.files["requests.jsonl"].decode().splitlines()
     got = [[m["content"] for m in json.loads(line)["body"]["messages"]] for line in lines]
     assert got == [list(row) for row in expected]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'A, B\n" , ", x\n',
+        "A, B\n" + "a, b\n" * 120 + 'a," b"\n',  # past the rows that decide the file is spaced
+        'A, B\n"  a",  b\n',
+        '"A", B\n a, b\n',
+    ],
+    ids=["first-cell", "after-delimiter", "first-cell-spaces", "quoted-header"],
+)
+def test_a_spaced_csv_keeps_the_spaces_inside_a_quoted_cell(capsys, tmp_path, text):
+    """`" , ", x` in a file written with `, `: the quoted cell keeps its spaces, as pandas reads
+    it (the fast reader, which drops each cell's leading spaces, gave `, `)."""
+    data = write(tmp_path / "spaced.csv", text)
+    template = write(
+        tmp_path / "t.json", SPACED_TEMPLATE.replace(', {"role": "user", "content": "<<C>>"}', "")
+    )
+    made = same_as_general(capsys, template, data)
+    assert made.code == 0, made.err
