@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError, Command
 from openai_batch.ledger.digests import new_digest
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.limits import OPENAI, FileLimits, human_decimal
-from openai_batch.requestfile.read import read_lines
+from openai_batch.requestfile.read import RequestLine, read_lines
 from openai_batch.ui import console
+
+if TYPE_CHECKING:
+    from openai_batch.validate.check import FileReport
 
 
 @dataclass
@@ -34,28 +38,48 @@ def scan_request_file(
     """Hash and count a request file; with `check`, refuse what the API would reject.
 
     The check is `utils validate`'s (every line, every body against the SDK's request types),
-    so a mistake costs seconds here rather than a failed batch later.
+    so a mistake costs seconds here rather than a failed batch later. One read of the file
+    serves both: the check sees the lines as they are hashed and counted.
     """
     path = Path(path)
     check_request_path(path)
     size = path.stat().st_size
     if check:
         _check_outside(path, size, limits)
-    hasher = new_digest()
-    urls: dict[str, None] = {}
-    models: dict[str, None] = {}
-    lines = 0
-    for line in read_lines(path):
-        hasher.update(line.raw)
-        if line.empty:
-            continue
-        lines += 1
-        if len(urls) < 2 or len(models) < 2:
-            _note_url_and_model(line.request, urls, models)
-    warnings = check_request_file(path, limits) if check else 0
-    endpoint = next(iter(urls), None)
-    model = next(iter(models), None)
-    return RequestFileInfo(path, hasher.hexdigest(), size, lines, endpoint, model, warnings)
+    tally = _Tally()
+    lines = tally.through(read_lines(path))
+    if check:
+        from openai_batch.validate.check import validate_file
+
+        warnings = _verdict(path, validate_file(path, limits, lines=lines))
+    else:
+        for _ in lines:
+            pass
+        warnings = 0
+    endpoint = next(iter(tally.urls), None)
+    model = next(iter(tally.models), None)
+    return RequestFileInfo(
+        path, tally.hasher.hexdigest(), size, tally.lines, endpoint, model, warnings
+    )
+
+
+class _Tally:
+    """What a scan learns from the lines as they go by: digest, count, url and model."""
+
+    def __init__(self) -> None:
+        self.hasher = new_digest()
+        self.urls: dict[str, None] = {}
+        self.models: dict[str, None] = {}
+        self.lines = 0
+
+    def through(self, lines: Iterable[RequestLine]) -> Iterator[RequestLine]:
+        for line in lines:
+            self.hasher.update(line.raw)
+            if not line.empty:
+                self.lines += 1
+                if len(self.urls) < 2 or len(self.models) < 2:
+                    _note_url_and_model(line.request, self.urls, self.models)
+            yield line
 
 
 def _note_url_and_model(
@@ -91,12 +115,10 @@ def _check_outside(path: Path, size: int, limits: FileLimits = OPENAI) -> None:
         )
 
 
-def check_request_file(path: Path, limits: FileLimits = OPENAI) -> int:
-    """Everything the Batch API would reject (see `validate`), as one BatchError; else the
-    number of warnings."""
-    from openai_batch.validate.check import Report, render, validate_file
+def _verdict(path: Path, report: FileReport) -> int:
+    """A file's check report as one BatchError naming its errors; else its warnings."""
+    from openai_batch.validate.check import Report, render
 
-    report = validate_file(path, limits)
     if report.errors == 0:
         return report.warnings
     shown = [line.strip() for line in render(Report([report]))[1:] if "error:" in line]

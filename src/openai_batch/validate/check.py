@@ -19,7 +19,7 @@ from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.limits import OPENAI
 from openai_batch.requestfile.limits import FileLimits as Limits
 from openai_batch.requestfile.problems import ERROR, WARNING, Problem
-from openai_batch.requestfile.read import BOM, read_lines
+from openai_batch.requestfile.read import BOM, RequestLine, read_lines
 from openai_batch.validate.body_rules import check_body, embedding_inputs
 from openai_batch.validate.sdk_types import batch_endpoints
 
@@ -167,8 +167,13 @@ def _kind(value: Any) -> str:
 # -- files ----------------------------------------------------------------------------------------
 
 
-def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
-    """Check one request file line by line, then the file-wide rules."""
+def validate_file(
+    path: str | Path, limits: Limits = OPENAI, lines: typing.Iterable[RequestLine] | None = None
+) -> FileReport:
+    """Check one request file line by line, then the file-wide rules.
+
+    `lines`: the file's lines as a caller already reads them (`read_lines(path)`, passed
+    through something that also hashes them), so the file is read once."""
     path = Path(path)
     check_request_path(path)
     report = FileReport(path=str(path), bytes=path.stat().st_size)
@@ -177,7 +182,8 @@ def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
     models: dict[str, list[int]] = defaultdict(list)
     urls: dict[str, list[int]] = defaultdict(list)
     over_limit_line = 0
-    for line in read_lines(path):
+    service = _other_service(limits)
+    for line in read_lines(path) if lines is None else lines:
         line_no = line.number
         if line.bom:
             problems.append(Problem(line_no, "", BOM))
@@ -192,7 +198,7 @@ def validate_file(path: str | Path, limits: Limits = OPENAI) -> FileReport:
             over_limit_line = line_no
         if limits.unversioned_urls and isinstance(obj, dict) and "url" in obj:
             obj["url"] = limits.canonical_url(obj["url"])  # Azure: "/chat/completions"
-        problems += check_line(obj, line_no, _other_service(limits))
+        problems += check_line(obj, line_no, service)
         refused = limits.endpoint_problem(obj.get("url")) if isinstance(obj, dict) else None
         if refused:
             problems.append(Problem(line_no, "url", refused))

@@ -50,6 +50,7 @@ _SEQUENCES = {cabc.Iterable, cabc.Sequence, cabc.Collection, list, typing.List} 
 _WRAPPERS = {te.Required, te.NotRequired, typing.Required, typing.NotRequired, te.ReadOnly}
 _TAG_KEYS = ("type", "role")
 NO_SHAPE = "no_matching_shape"
+_CHOSEN_MAX = 4096  # shapes remembered per union (forgotten all at once past it)
 
 # Fields the SDK's types call required that the API and its documentation treat as optional:
 # the API is followed. (TypedDict name, field).
@@ -136,10 +137,30 @@ class _ShapePicker:
     def __init__(self, shapes: list[_Shape]) -> None:
         self.shapes = shapes
         self.__name__ = "shape"  # pydantic names the validator after it
+        self.chosen: dict[tuple[Any, ...], str | None] = {}
 
     def __call__(self, value: Any) -> str | None:
+        """The tag of the member `value` means (None: no member fits).
+
+        The choice depends only on the value's keys and its type/role tags (see `_Shape`), so
+        it is remembered by those: the parts of a file's lines mostly share a few shapes, and
+        this is called for every message and content part of every line."""
         if not isinstance(value, dict):
             return None
+        tags = (value.get("type"), value.get("role"))  # a key's presence is in tuple(value)
+        if not all(tag is None or type(tag) is str for tag in tags):
+            return self.choose(value)  # unhashable or unusual tags: decided afresh
+        key = (*tags, *value)
+        try:
+            return self.chosen[key]
+        except KeyError:
+            pass
+        if len(self.chosen) >= _CHOSEN_MAX:
+            self.chosen.clear()
+        chosen = self.chosen[key] = self.choose(value)
+        return chosen
+
+    def choose(self, value: dict) -> str | None:
         fitting = [s for s in self.shapes if s.fits(value)]
         if not fitting:
             return None
@@ -156,6 +177,47 @@ class _ShapePicker:
         return out
 
 
+def _tag_literals(td: Any) -> dict[str, tuple] | None:
+    """{tag key: its literal values} of a converted TypedDict whose tag keys are each a plain
+    required-or-optional Literal (None: some tag key is typed otherwise)."""
+    hints = typing.get_type_hints(td, include_extras=True)
+    out = {}
+    for key in _TAG_KEYS:
+        if key not in hints:
+            continue
+        hint = _unwrap(hints[key])
+        if get_origin(hint) is not Literal:
+            return None
+        out[key] = get_args(hint)
+    return out
+
+
+def _plain_tag(members: list[Any]) -> str | None:
+    """The tag key that alone tells the members of a union apart, if there is one.
+
+    For the fast check (`fast_check`): every member requires the key, with literal values no
+    other member has, and its other tag keys are plain literals too. Then a value that a
+    member validates against is a value `_ShapePicker` gives to that member and no other
+    (the member's keys and tags all fit; every other member's tag does not), so a pydantic
+    tagged union on the key accepts exactly what the picker's union accepts, or less."""
+    literals = [_tag_literals(m) for m in members]
+    if any(found is None for found in literals):
+        return None
+    for key in _TAG_KEYS:
+        seen: set[Any] = set()
+        ok = True
+        for member, found in zip(members, literals, strict=True):
+            values = (found or {}).get(key)
+            hint = typing.get_type_hints(member, include_extras=True).get(key)
+            if not values or not _is_required(member, key, hint) or seen & set(values):
+                ok = False
+                break
+            seen |= set(values)
+        if ok:
+            return key
+    return None
+
+
 class _Strict:
     """Rebuilds an SDK TypedDict tree into one pydantic validates eagerly and precisely.
 
@@ -163,9 +225,10 @@ class _Strict:
     ({"type": "'a', 'b' or 'c'", "role": ...}), for the message; share one between the
     conversions of one snapshot so their error types stay distinct."""
 
-    def __init__(self, expected: dict[str, dict[str, str]]) -> None:
+    def __init__(self, expected: dict[str, dict[str, str]], fast: bool = False) -> None:
         self.memo: dict[Any, Any] = {}
         self.expected = expected
+        self.fast = fast
 
     def register(self, picker: _ShapePicker) -> str:
         """A distinct pydantic error type for a union, to say later which tags it wanted."""
@@ -191,23 +254,29 @@ class _Strict:
         return tp
 
     def union(self, members: list[Any]) -> Any:
-        """Unions of two or more object shapes pick one member (see _ShapePicker)."""
+        """Unions of two or more object shapes pick one member (see _ShapePicker); in the
+        fast types, by their tag alone where that accepts no more (see `_plain_tag`)."""
         dicts = [m for m in members if te.is_typeddict(m)]
         if len(dicts) < 2:
             return Union[tuple(members)]  # noqa: UP007
         from pydantic import Discriminator, Tag
 
-        names = [d.__name__ for d in dicts]
-        tags = [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
-        picker = _ShapePicker([_Shape(d, t) for d, t in zip(dicts, tags, strict=True)])
-        variants = tuple(Annotated[d, Tag(t)] for d, t in zip(dicts, tags, strict=True))
-        members_union: Any = Union[variants]  # type: ignore[valid-type]  # noqa: UP007
-        discriminator = Discriminator(
-            picker,
-            custom_error_type=self.register(picker),
-            custom_error_message="matches none of the shapes the API accepts here",
-        )
-        tagged: Any = Annotated[members_union, discriminator]
+        key = _plain_tag(dicts) if self.fast else None
+        tagged: Any
+        if key is not None:
+            tagged = Annotated[Union[tuple(dicts)], Discriminator(key)]  # noqa: UP007
+        else:
+            names = [d.__name__ for d in dicts]
+            tags = [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
+            picker = _ShapePicker([_Shape(d, t) for d, t in zip(dicts, tags, strict=True)])
+            variants = tuple(Annotated[d, Tag(t)] for d, t in zip(dicts, tags, strict=True))
+            members_union: Any = Union[variants]  # type: ignore[valid-type]  # noqa: UP007
+            discriminator = Discriminator(
+                picker,
+                custom_error_type=self.register(picker),
+                custom_error_message="matches none of the shapes the API accepts here",
+            )
+            tagged = Annotated[members_union, discriminator]
         others = [m for m in members if not te.is_typeddict(m)]
         return Union[(*others, tagged)] if others else tagged
 
@@ -229,12 +298,13 @@ class _Strict:
         return new
 
 
-def _body_type(url: str, expected: dict[str, dict[str, str]]) -> Any:
-    """The strict form of the SDK's create-params type for requests to `url`."""
+def _body_type(url: str, expected: dict[str, dict[str, str]], fast: bool = False) -> Any:
+    """The strict form of the SDK's create-params type for requests to `url` (`fast`: with
+    plain tagged unions where they accept no more than the picker's, see `_plain_tag`)."""
     import importlib
 
     module, name = BODY_TYPES[url]
-    return _Strict(expected).convert(getattr(importlib.import_module(module), name))
+    return _Strict(expected, fast).convert(getattr(importlib.import_module(module), name))
 
 
 def _sdk_endpoints() -> tuple[str, ...]:
@@ -254,11 +324,17 @@ def _sdk_endpoints() -> tuple[str, ...]:
 @dataclass
 class _Snapshot:
     """Everything checking needs from the SDK, in plain data: pydantic-core schemas per
-    endpoint, the endpoint list, and what each shape union expected (for its message)."""
+    endpoint, the endpoint list, and what each shape union expected (for its message).
+
+    `fast` are the same types with plain tagged unions where that accepts no more (see
+    `_plain_tag`): validated in pydantic-core alone, without calling back into Python for every
+    message and content part. A body they accept, `schemas` accept; a body they refuse is
+    checked against `schemas`, which say what is wrong."""
 
     schemas: dict[str, Any]
     endpoints: tuple[str, ...]
     expected: dict[str, dict[str, str]]
+    fast: dict[str, Any]
 
 
 def _build_snapshot() -> _Snapshot:
@@ -269,7 +345,10 @@ def _build_snapshot() -> _Snapshot:
     schemas = {
         url: _plain(TypeAdapter(_body_type(url, expected)).core_schema) for url in BODY_TYPES
     }
-    return _Snapshot(schemas, _sdk_endpoints(), expected)
+    fast = {
+        url: _plain(TypeAdapter(_body_type(url, {}, fast=True)).core_schema) for url in BODY_TYPES
+    }
+    return _Snapshot(schemas, _sdk_endpoints(), expected, fast)
 
 
 def _plain(schema: Any) -> Any:
@@ -325,13 +404,16 @@ def _compiles(snapshot: _Snapshot) -> bool:
     try:
         for url in BODY_TYPES:
             _VALIDATORS[url] = SchemaValidator(snapshot.schemas[url])
+            _FAST[url] = SchemaValidator(snapshot.fast[url])
     except Exception:
         _VALIDATORS.clear()
+        _FAST.clear()
         return False
     return True
 
 
 _VALIDATORS: dict[str, Any] = {}
+_FAST: dict[str, Any] = {}  # the snapshot's `fast` types, by endpoint
 
 
 def _validator(url: str) -> Any:
@@ -347,6 +429,16 @@ def _validator(url: str) -> Any:
     return _VALIDATORS[url]
 
 
+def _fast_validator(url: str) -> Any:
+    """The validator of the snapshot's `fast` types for `url` (see `_Snapshot`)."""
+    validator = _FAST.get(url)
+    if validator is None:
+        from pydantic_core import SchemaValidator
+
+        validator = _FAST[url] = SchemaValidator(_snapshot().fast[url])
+    return validator
+
+
 def batch_endpoints() -> tuple[str, ...]:
     """The endpoints the Batch API accepts, as the installed SDK lists them."""
     return _snapshot().endpoints
@@ -360,6 +452,11 @@ def check(body: dict, url: str) -> list[Found]:
     """What the SDK's request type for `url` does not allow in `body`."""
     from pydantic_core import ValidationError
 
+    try:
+        _fast_validator(url).validate_python(body, strict=True)
+        return []  # what the fast types accept, the picker's accept (see _Snapshot)
+    except ValidationError:
+        pass
     try:
         _validator(url).validate_python(body, strict=True)
     except ValidationError as exc:
