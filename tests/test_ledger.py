@@ -308,15 +308,16 @@ def test_a_later_migration_runs_once_in_order_with_sql_and_python_steps(
     def count_rows(db: sqlite3.Connection) -> None:
         calls.append(db.execute("SELECT COUNT(*) FROM request_files").fetchone()[0])
 
-    later = [(2, "a note per request file", ["ALTER TABLE request_files ADD COLUMN note TEXT",
-                                             count_rows])]  # fmt: skip
+    nxt = MIGRATIONS[-1][0] + 1
+    later = [(nxt, "a note per request file", ["ALTER TABLE request_files ADD COLUMN note TEXT",
+                                               count_rows])]  # fmt: skip
     monkeypatch.setattr(ledger_schema, "MIGRATIONS", [*MIGRATIONS, *later])
     for _ in range(2):
         with open_ledger() as led:
-            assert led.schema_version() == 2
+            assert led.schema_version() == nxt
             assert [tuple(r) for r in led.db.execute("SELECT note FROM request_files")] == [(None,)]
             applied = led.db.execute("SELECT version FROM schema_migrations ORDER BY version")
-            assert [r[0] for r in applied] == [1, 2]
+            assert [r[0] for r in applied] == [*(m[0] for m in MIGRATIONS), nxt]
     assert calls == [1]  # once, with the rows of the first schema there
 
 

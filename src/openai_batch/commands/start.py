@@ -85,12 +85,15 @@ def start_batch(
     profile = select(service)
     profile.check_window(completion_window)
     infos = {}  # check every local file before starting anything
-    for target in targets:
-        if not submit.looks_like_file_id(target):
-            info = scan.scan_request_file(Path(target), check=not no_check, limits=profile.limits)
-            if info.warnings:
-                console.warn(hints.validate_warnings(info.path, info.warnings))
-            infos[target] = info
+    with open_ledger() as ledger:  # a file this build passed before is not read again
+        for target in targets:
+            if not submit.looks_like_file_id(target):
+                info = scan.scan_request_file(
+                    Path(target), check=not no_check, limits=profile.limits, ledger=ledger
+                )
+                if info.warnings:
+                    console.warn(hints.validate_warnings(info.path, info.warnings))
+                infos[target] = info
     conn = connect(service=service)
     conn.profile.check_window(completion_window)
     as_job = JobStart(jobs_metadata(meta, completion_window), endpoint, force, parallel, as_json)

@@ -58,10 +58,13 @@ def upload_batch_file(
     expiry = upload_expiry(expires_after) if expires_after is not None else None
     limits = select(service).limits
     infos = []
-    for path in files:
-        infos.append(scan.scan_request_file(path, check=not no_check, limits=limits))
-        if infos[-1].warnings:
-            console.warn(hints.validate_warnings(path, infos[-1].warnings))
+    with open_ledger() as ledger:  # a file this build passed before is not read again
+        for path in files:
+            infos.append(
+                scan.scan_request_file(path, check=not no_check, limits=limits, ledger=ledger)
+            )
+            if infos[-1].warnings:
+                console.warn(hints.validate_warnings(path, infos[-1].warnings))
     conn = connect(service=service)
     done = []
     with open_ledger() as ledger:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
 from openai_batch.errors import BatchError, Command
 from openai_batch.ui import console
+
+if TYPE_CHECKING:
+    from openai_batch.ledger.store import Ledger
 
 
 def validate(
@@ -30,12 +34,16 @@ def validate(
     as_json
         Print one JSON object (ok, errors, warnings, files with grouped problems).
     """
+    from openai_batch.requestfile.scan import validate_and_remember
     from openai_batch.service.profiles import select
-    from openai_batch.validate.check import plural, render, validate_files
+    from openai_batch.validate.check import Report, plural, render
 
     if not files:
         raise BatchError("no request file given.", hint=Command("utils", "validate", "FILE.jsonl"))
-    report = validate_files(files, limits=select(service).limits)
+    limits = select(service).limits
+    with contextlib.ExitStack() as stack:
+        ledger = _ledger(stack)  # a file that passes is not read again when it is started
+        report = Report([validate_and_remember(path, limits, ledger) for path in files])
     if as_json:
         console.print_json(report.to_dict())
     else:
@@ -46,3 +54,15 @@ def validate(
             warnings = plural(report.warnings, "warning")
             console.say(f"{plural(len(report.files), 'file')}: {verdict}, {warnings}")
     return 0 if report.ok else 1
+
+
+def _ledger(stack: contextlib.ExitStack) -> Ledger | None:
+    """The ledger, to remember the files that pass; checking does not need it, so a ledger
+    that cannot be opened is a warning (the commands that need it say so in full)."""
+    from openai_batch.ledger.store import open_ledger
+
+    try:
+        return stack.enter_context(open_ledger())
+    except BatchError as exc:
+        console.warn(f"the files that pass are not remembered: {exc}")
+        return None

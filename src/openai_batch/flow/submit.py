@@ -150,7 +150,7 @@ def ensure_uploaded(
 
     `progress` is called with the number of bytes sent as the upload goes; `notify` hears what
     a wait for another command's lock is waiting for."""
-    info = info or scan_request_file(path, limits=conn.profile.limits)
+    info = info or scan_request_file(path, limits=conn.profile.limits, ledger=ledger)
     ledger.record_request_file(scanned_facts(path, info))
     with ledger.lock(f"upload:{conn.service}:{info.digest}", notify=notify):
         if not force:
@@ -275,7 +275,7 @@ def start_one(
             conn, ledger, target, metadata, endpoint, force, completion_window, notify
         )
     path = Path(target)
-    info = info or scan_request_file(path, check=check, limits=conn.profile.limits)
+    info = info or scan_request_file(path, check=check, limits=conn.profile.limits, ledger=ledger)
     with ledger.lock(f"start:{conn.service}:{info.digest}", notify=notify) as held:
         if not force:
             batch, others = _reusable_batch(conn, ledger, digest=info.digest, file_id=None)

@@ -136,6 +136,24 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "request files the pre-upload check passed",
+        [
+            # by content and by what checked it (validate/stamp.py), so only the same bytes
+            # checked by the same build against the same limits pass again unread
+            """CREATE TABLE checked_files (
+                digest TEXT NOT NULL,
+                stamp TEXT NOT NULL,
+                requests INTEGER NOT NULL,
+                endpoint TEXT,
+                model TEXT,
+                warnings INTEGER NOT NULL,
+                checked_at REAL NOT NULL,
+                PRIMARY KEY (digest, stamp)
+            )""",
+        ],
+    ),
 ]
 
 

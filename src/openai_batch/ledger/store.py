@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from openai_batch.ledger.batches import Batches, BatchRecord
+from openai_batch.ledger.checkedfiles import CheckedFiles
 from openai_batch.ledger.locks import Locks
 from openai_batch.ledger.paths import DB_NAME, home_dir
 from openai_batch.ledger.requestfiles import RequestFileRecord, RequestFiles
@@ -24,7 +25,7 @@ from openai_batch.ledger.uploads import UploadRecord, Uploads
 __all__ = ["BatchRecord", "Ledger", "RequestFileRecord", "UploadRecord", "open_ledger"]
 
 
-class Ledger(RequestFiles, Uploads, Batches, Locks):
+class Ledger(RequestFiles, Uploads, Batches, Locks, CheckedFiles):
     """The ledger database: every record kind, over one connection (see connection.py)."""
 
 

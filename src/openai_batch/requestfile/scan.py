@@ -16,6 +16,7 @@ from openai_batch.requestfile.read import RequestLine, read_lines
 from openai_batch.ui import console
 
 if TYPE_CHECKING:
+    from openai_batch.ledger.checkedfiles import CheckedFile, CheckedFiles
     from openai_batch.validate.check import FileReport
 
 
@@ -33,19 +34,32 @@ class RequestFileInfo:
 
 
 def scan_request_file(
-    path: Path, *, check: bool = True, limits: FileLimits = OPENAI
+    path: Path,
+    *,
+    check: bool = True,
+    limits: FileLimits = OPENAI,
+    ledger: CheckedFiles | None = None,
 ) -> RequestFileInfo:
     """Hash and count a request file; with `check`, refuse what the API would reject.
 
     The check is `utils validate`'s (every line, every body against the SDK's request types),
     so a mistake costs seconds here rather than a failed batch later. One read of the file
-    serves both: the check sees the lines as they are hashed and counted.
+    serves both: the check sees the lines as they are hashed and counted. With a `ledger`, a
+    file whose exact bytes this same build passed against the same limits is only hashed
+    (`validate/stamp.py`), and a pass is remembered there.
     """
     path = Path(path)
     check_request_path(path)
     size = path.stat().st_size
     if check:
         _check_outside(path, size, limits)
+        if ledger is not None:
+            known = _passed_before(ledger, path, limits)
+            if known is not None:
+                return RequestFileInfo(
+                    path, known.digest, size, known.requests, known.endpoint, known.model,
+                    known.warnings,
+                )  # fmt: skip
     tally = _Tally()
     lines = tally.through(read_lines(path))
     if check:
@@ -56,10 +70,42 @@ def scan_request_file(
         for _ in lines:
             pass
         warnings = 0
-    endpoint = next(iter(tally.urls), None)
-    model = next(iter(tally.models), None)
-    return RequestFileInfo(
-        path, tally.hasher.hexdigest(), size, tally.lines, endpoint, model, warnings
+    info = tally.info(path, size, warnings)
+    if check and ledger is not None:
+        remember_pass(ledger, info, limits)
+    return info
+
+
+def validate_and_remember(
+    path: Path, limits: FileLimits, ledger: CheckedFiles | None
+) -> FileReport:
+    """`utils validate`'s check of one file; a pass is remembered in `ledger` (as
+    scan_request_file remembers one), so starting the file next skips reading it again."""
+    from openai_batch.validate.check import validate_file
+
+    tally = _Tally()
+    report = validate_file(path, limits, lines=tally.through(read_lines(Path(path))))
+    if report.errors == 0 and ledger is not None:
+        remember_pass(ledger, tally.info(Path(path), report.bytes, report.warnings), limits)
+    return report
+
+
+def _passed_before(ledger: CheckedFiles, path: Path, limits: FileLimits) -> CheckedFile | None:
+    from openai_batch.ledger.digests import digest_of
+    from openai_batch.validate.stamp import check_stamp
+
+    return ledger.checked_file(digest_of(path), check_stamp(limits))
+
+
+def remember_pass(ledger: CheckedFiles, info: RequestFileInfo, limits: FileLimits) -> None:
+    """Keep that the check passed the bytes `info` was read from (its digest: the very
+    lines the check read, whatever the file holds by now)."""
+    from openai_batch.ledger.checkedfiles import CheckedFile
+    from openai_batch.validate.stamp import check_stamp
+
+    stamp = check_stamp(limits)
+    ledger.record_checked_file(
+        CheckedFile(info.digest, stamp, info.requests, info.endpoint, info.model, info.warnings)
     )
 
 
@@ -80,6 +126,12 @@ class _Tally:
                 if len(self.urls) < 2 or len(self.models) < 2:
                     _note_url_and_model(line.request, self.urls, self.models)
             yield line
+
+    def info(self, path: Path, size: int, warnings: int) -> RequestFileInfo:
+        endpoint = next(iter(self.urls), None)
+        model = next(iter(self.models), None)
+        digest = str(self.hasher.hexdigest())
+        return RequestFileInfo(path, digest, size, self.lines, endpoint, model, warnings)
 
 
 def _note_url_and_model(

@@ -1,0 +1,52 @@
+"""Request files the pre-upload check passed in full: by content and by what checked them.
+
+A verdict is kept per content digest and per check stamp (`validate/verdicts.py`: this build
+of openai-batch, its dependencies and the service's limits), so only the same bytes checked by
+the same code against the same limits are let through again unread; anything else, a file
+edited by hand included, is checked again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from openai_batch.ledger.connection import LedgerBase
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """What the check of one request file found, to say again without reading it."""
+
+    digest: str
+    stamp: str
+    requests: int
+    endpoint: str | None
+    model: str | None
+    warnings: int
+
+
+class CheckedFiles(LedgerBase):
+    """The ledger's checked_files table."""
+
+    def record_checked_file(self, checked: CheckedFile) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO checked_files (digest, stamp, requests, endpoint, "
+                "model, warnings, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (checked.digest, checked.stamp, checked.requests, checked.endpoint,
+                 checked.model, checked.warnings, time.time()),
+            )  # fmt: skip
+
+    def checked_file(self, digest: str, stamp: str) -> CheckedFile | None:
+        row = self.db.execute(
+            "SELECT requests, endpoint, model, warnings FROM checked_files "
+            "WHERE digest = ? AND stamp = ?",
+            (digest, stamp),
+        ).fetchone()
+        if row is None:
+            return None
+        return CheckedFile(
+            digest, stamp, int(row["requests"]), row["endpoint"], row["model"],
+            int(row["warnings"]),
+        )  # fmt: skip
