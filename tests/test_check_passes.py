@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,86 @@ def test_the_stamp_changes_with_any_of_the_code_and_with_the_limits(tmp_path: Pa
     assert stamp_in(copies[0]) != stamp_in(copies[1])
     assert check_stamp(OPENAI) != check_stamp(FileLimits(requests=10))
     assert check_stamp(OPENAI) == check_stamp(FileLimits())
+
+
+# ---------------------------------------------------------------------------------------------
+# Several files: checked in worker processes, with what one after another would give
+
+
+SCAN_ALL = """
+import contextlib, json, sys
+from dataclasses import asdict
+from openai_batch.errors import BatchError
+from openai_batch.ledger.store import open_ledger
+from openai_batch.requestfile import scanpool
+from openai_batch.requestfile.limits import OPENAI
+
+scanpool.PARALLEL_BYTES = int(sys.argv[1])
+files = sys.argv[3:]
+with open_ledger() if sys.argv[2] == "ledger" else contextlib.nullcontext() as ledger:
+    try:
+        infos = scanpool.scan_request_files(files, check=True, limits=OPENAI, ledger=ledger)
+        out = [{**asdict(i), "path": str(i.path)} for i in infos]
+    except BatchError as exc:
+        out = [str(exc)]
+print(json.dumps({"workers": scanpool._workers([__import__("pathlib").Path(f) for f in files]),
+                  "outcome": out}))
+"""
+
+
+def scan_all(paths: list[Path], parallel_bytes: int, ledger: bool = False) -> tuple[int, list[Any]]:
+    """scan_request_files in a process of its own (a fork needs a process with one thread;
+    this one may have the fake service's), with this test's ledger or none."""
+    mode = "ledger" if ledger else "none"
+    args = [sys.executable, "-c", SCAN_ALL, str(parallel_bytes), mode, *map(str, paths)]
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout)
+    return found["workers"], found["outcome"]
+
+
+def needs_workers() -> None:
+    if (os.cpu_count() or 1) < 2 or sys.platform != "linux":
+        pytest.skip("one core, or no fork: the files are checked one after another")
+
+
+def test_several_files_checked_in_workers_give_what_one_after_another_gives(
+    tmp_path: Path,
+) -> None:
+    needs_workers()
+    good = [request_file(tmp_path / f"good{i}.jsonl", rows=4 + i) for i in range(3)]
+    bad = request_file(tmp_path / "bad.jsonl", temperature=5)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x\n", encoding="utf-8")
+    cases = [good, [*good, bad], [bad, good[0], notes], [good[0], notes, bad]]
+    for files in cases:
+        workers, pooled = scan_all(files, 0)
+        assert workers == 2
+        assert pooled == scan_all(files, 1 << 60)[1]  # as one after another
+    assert scan_all(cases[0], 1 << 60)[0] == 1
+    assert [info["requests"] for info in scan_all(good, 0)[1]] == [4, 5, 6]
+    [refused] = scan_all(cases[1], 0)[1]
+    assert REFUSED in str(refused) and "bad.jsonl" in str(refused)
+    [refused] = scan_all(cases[2], 0)[1]
+    assert "bad.jsonl" in str(refused)
+    [refused] = scan_all(cases[3], 0)[1]
+    assert "notes.txt" in str(refused) and "temperature" not in str(refused)
+
+
+def test_files_checked_in_workers_are_remembered_and_not_read_again(tmp_path: Path) -> None:
+    needs_workers()
+    files = [request_file(tmp_path / f"r{i}.jsonl", rows=2 + i) for i in range(3)]
+    workers, first = scan_all(files, 0, ledger=True)
+    assert workers == 2
+    expected = [
+        CheckedFile(digest_of(f), check_stamp(OPENAI), 2 + i, "/v1/chat/completions",
+                    "gpt-4o-mini", 0)
+        for i, f in enumerate(files)
+    ]  # fmt: skip
+    assert [passes(digest_of(f), OPENAI)[0] for f in files] == expected
+    remember(request_file(files[1], temperature=5, rows=5), check_stamp(OPENAI))
+    _, second = scan_all(files, 0, ledger=True)  # r1: a refused temperature, and a pass
+    assert [i["digest"] for i in second] == [digest_of(f) for f in files]
+    assert [i["digest"] for i in first] != [i["digest"] for i in second]
+    assert [i["requests"] for i in second] == [2, 3, 4]  # r1's (5 lines) from the pass
+    _, third = scan_all(files, 0)  # without the ledger: read, and refused
+    assert REFUSED in str(third[0]) and "r1.jsonl" in str(third[0])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from cyclopts import Parameter
@@ -12,6 +11,7 @@ from openai_batch.errors import BatchError, Command
 from openai_batch.flow import submit
 from openai_batch.ledger.store import open_ledger
 from openai_batch.requestfile import scan
+from openai_batch.requestfile.scanpool import scan_request_files
 from openai_batch.service.connection import Connection, connect
 from openai_batch.service.failures import TokenLimitRefused
 from openai_batch.ui import console, hints
@@ -84,16 +84,15 @@ def start_batch(
     meta = submit.parse_metadata(metadata or [], description)
     profile = select(service)
     profile.check_window(completion_window)
-    infos = {}  # check every local file before starting anything
-    with open_ledger() as ledger:  # a file this build passed before is not read again
-        for target in targets:
-            if not submit.looks_like_file_id(target):
-                info = scan.scan_request_file(
-                    Path(target), check=not no_check, limits=profile.limits, ledger=ledger
-                )
-                if info.warnings:
-                    console.warn(hints.validate_warnings(info.path, info.warnings))
-                infos[target] = info
+    local = [target for target in targets if not submit.looks_like_file_id(target)]
+    with open_ledger() as ledger:  # check every local file before starting anything
+        scanned = scan_request_files(
+            local, check=not no_check, limits=profile.limits, ledger=ledger
+        )
+    infos = dict(zip(local, scanned, strict=True))
+    for info in scanned:
+        if info.warnings:
+            console.warn(hints.validate_warnings(info.path, info.warnings))
     conn = connect(service=service)
     conn.profile.check_window(completion_window)
     as_job = JobStart(jobs_metadata(meta, completion_window), endpoint, force, parallel, as_json)

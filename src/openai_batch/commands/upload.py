@@ -11,7 +11,7 @@ from cyclopts import Parameter
 from openai_batch.errors import BatchError, Command
 from openai_batch.flow import submit
 from openai_batch.ledger.store import open_ledger
-from openai_batch.requestfile import scan
+from openai_batch.requestfile.scanpool import scan_request_files
 from openai_batch.service.connection import connect
 from openai_batch.ui import console, hints
 
@@ -57,14 +57,11 @@ def upload_batch_file(
 
     expiry = upload_expiry(expires_after) if expires_after is not None else None
     limits = select(service).limits
-    infos = []
-    with open_ledger() as ledger:  # a file this build passed before is not read again
-        for path in files:
-            infos.append(
-                scan.scan_request_file(path, check=not no_check, limits=limits, ledger=ledger)
-            )
-            if infos[-1].warnings:
-                console.warn(hints.validate_warnings(path, infos[-1].warnings))
+    with open_ledger() as ledger:  # check every file before uploading any
+        infos = scan_request_files(files, check=not no_check, limits=limits, ledger=ledger)
+    for info in infos:
+        if info.warnings:
+            console.warn(hints.validate_warnings(info.path, info.warnings))
     conn = connect(service=service)
     done = []
     with open_ledger() as ledger:

@@ -49,17 +49,37 @@ def scan_request_file(
     (`validate/stamp.py`), and a pass is remembered there.
     """
     path = Path(path)
+    known = before_reading(path, check=check, limits=limits, ledger=ledger)
+    if known is not None:
+        return known
+    info = read_and_check(path, check=check, limits=limits)
+    if check and ledger is not None:
+        remember_pass(ledger, info, limits)
+    return info
+
+
+def before_reading(
+    path: Path, *, check: bool, limits: FileLimits, ledger: CheckedFiles | None
+) -> RequestFileInfo | None:
+    """What needs no reading of the lines: the path and size checks (raised), then, with a
+    `ledger`, a pass this build remembers for these bytes (the file's info, else None)."""
     check_request_path(path)
     size = path.stat().st_size
-    if check:
-        _check_outside(path, size, limits)
-        if ledger is not None:
-            known = _passed_before(ledger, path, limits)
-            if known is not None:
-                return RequestFileInfo(
-                    path, known.digest, size, known.requests, known.endpoint, known.model,
-                    known.warnings,
-                )  # fmt: skip
+    if not check:
+        return None
+    _check_outside(path, size, limits)
+    known = _passed_before(ledger, path, limits) if ledger is not None else None
+    if known is None:
+        return None
+    return RequestFileInfo(
+        path, known.digest, size, known.requests, known.endpoint, known.model, known.warnings
+    )
+
+
+def read_and_check(path: Path, *, check: bool, limits: FileLimits) -> RequestFileInfo:
+    """One read of the file: hashed and counted, and with `check` checked in full (an error
+    raised as one BatchError naming up to 20 problems)."""
+    size = path.stat().st_size
     tally = _Tally()
     lines = tally.through(read_lines(path))
     if check:
@@ -70,10 +90,7 @@ def scan_request_file(
         for _ in lines:
             pass
         warnings = 0
-    info = tally.info(path, size, warnings)
-    if check and ledger is not None:
-        remember_pass(ledger, info, limits)
-    return info
+    return tally.info(path, size, warnings)
 
 
 def validate_and_remember(
