@@ -226,3 +226,19 @@ def test_files_checked_in_workers_are_remembered_and_not_read_again(tmp_path: Pa
     assert [i["requests"] for i in second] == [2, 3, 4]  # r1's (5 lines) from the pass
     _, third = scan_all(files, 0)  # without the ledger: read, and refused
     assert REFUSED in str(third[0]) and "r1.jsonl" in str(third[0])
+
+
+def test_validate_still_checks_when_the_ledger_cannot_be_opened(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Remembering a pass is a convenience: `utils validate` says why it could not, and checks."""
+    home = tmp_path / "home"
+    home.write_text("a file, not a folder\n", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_BATCH_HOME", str(home))
+    good = request_file(tmp_path / "good.jsonl")
+    code, out, err = run_cli(capsys, "utils", "validate", good)
+    assert code == 0 and "— ok" in out
+    assert "warning: the files that pass are not remembered" in err and "Traceback" not in err
+    bad = request_file(tmp_path / "bad.jsonl", temperature=5)
+    code, out, err = run_cli(capsys, "utils", "validate", bad)
+    assert code == 1 and "temperature" in out

@@ -195,7 +195,7 @@ def _tag_literals(td: Any) -> dict[str, tuple] | None:
 def _plain_tag(members: list[Any]) -> str | None:
     """The tag key that alone tells the members of a union apart, if there is one.
 
-    For the fast check (`fast_check`): every member requires the key, with literal values no
+    For the snapshot's `fast` types: every member requires the key, with literal values no
     other member has, and its other tag keys are plain literals too. Then a value that a
     member validates against is a value `_ShapePicker` gives to that member and no other
     (the member's keys and tags all fit; every other member's tag does not), so a pydantic
