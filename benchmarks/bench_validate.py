@@ -27,7 +27,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_make import make_data, make_template  # noqa: E402
+from workdir import work_folder  # noqa: E402
 
 from openai_batch.requestfile.limits import OPENAI  # noqa: E402
 
@@ -45,14 +45,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_validate."))
-    work.mkdir(parents=True, exist_ok=True)
-    os.environ["OPENAI_BATCH_HOME"] = str(work / "home")
-    try:
+    with work_folder(args.workdir, "bench_validate.") as work:
+        os.environ["OPENAI_BATCH_HOME"] = str(work / "home")
         return bench(args.rows, work)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def make_files(rows: int, work: Path) -> list[Path]:
