@@ -8,6 +8,7 @@ import io
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -190,3 +191,33 @@ def test_a_lone_carriage_return_is_quoted(tmp_path: Path, kind: str) -> None:
     assert target.path.read_bytes() == f'a{delimiter}b\n"one\rtwo"{delimiter}x\n'.encode()
     with open(target.path, newline="", encoding="utf-8") as fh:
         assert list(csv.reader(fh, delimiter=delimiter))[1] == ["one\rtwo", "x"]
+
+
+JSON_CELL = (
+    st.text(max_size=6)
+    | st.sampled_from(["5", "-2", "1.5", "30.0", "true", "null", "[1]", '{"a": 1}', "NaN", "1e400"])
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.booleans()
+    | st.none()
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(JSON_CELL, min_size=3, max_size=3),
+    kinds=st.lists(st.sampled_from([None, "int", "float", "bool"]), min_size=3, max_size=3),
+)
+def test_a_jsonl_row_is_what_json_dumps_writes(cells: list[Any], kinds: list[str | None]) -> None:
+    """The JSONL writer builds each line from pieces: the same text as json.dumps of the row
+    (the writer's rule before: a typed cell as its type, one that does not fit as sent)."""
+    from openai_batch.results.tablewriter import _UNFIT, _as_sent, _Jsonl, _typed
+
+    columns = ["a", 'b"', "é\n"]
+    buffer = io.StringIO()
+    _Jsonl(buffer, columns, {c: k for c, k in zip(columns, kinds, strict=True) if k}).write(cells)
+    row = {}
+    for name, value, kind in zip(columns, cells, kinds, strict=True):
+        typed = _typed(value, kind)
+        row[name] = _as_sent(value) if typed is _UNFIT else typed
+    assert buffer.getvalue() == json.dumps(row, ensure_ascii=False) + "\n"

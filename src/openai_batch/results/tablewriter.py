@@ -227,17 +227,27 @@ def _quoted_characters(delimiter: str) -> tuple[str, ...]:
 
 
 class _Jsonl(_Impl):
+    """Each row as `json.dumps(row, ensure_ascii=False)` writes it, built from its pieces: the
+    keys' JSON written once, text cells by the json module's own string encoder (what dumps
+    calls for them), typed cells by dumps itself."""
+
     def __init__(self, fh: IO[str], columns: list[str], types: dict[str, str]) -> None:
         self._fh = fh
-        self._columns = columns
+        self._keys = [json.dumps(c, ensure_ascii=False) + ": " for c in columns]
         self._typed = [types.get(c) for c in columns]
 
     def write(self, cells: Sequence[Any]) -> None:
-        row = {}
-        for name, value, kind in zip(self._columns, cells, self._typed, strict=True):
+        encode = _encode_text
+        pieces = []
+        for key, value, kind in zip(self._keys, cells, self._typed, strict=True):
+            if kind is None:  # _typed(value, None), inline: most cells
+                text = "" if value is None else value if isinstance(value, str) else str(value)
+                pieces.append(key + encode(text))
+                continue
             typed = _typed(value, kind)
-            row[name] = _as_sent(value) if typed is _UNFIT else typed
-        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sent = _as_sent(value) if typed is _UNFIT else typed
+            pieces.append(key + _json_value(sent))
+        self._fh.write("{" + ", ".join(pieces) + "}\n")
 
 
 class _Parquet(_Impl):
@@ -262,6 +272,11 @@ class _Parquet(_Impl):
         for name, column, value, kind in zip(
             self._schema.names, self._batch, cells, self._typed, strict=True
         ):
+            if kind is None:  # _typed(value, None), inline: most cells
+                column.append(
+                    "" if value is None else value if isinstance(value, str) else str(value)
+                )
+                continue
             typed = _typed(value, kind)
             if typed is _UNFIT:
                 self._owner.untyped[name] = self._owner.untyped.get(name, 0) + 1
@@ -350,6 +365,20 @@ class _Excel(_Impl):
 
 
 _UNFIT = object()  # a cell that does not fit its column's type
+# The json module's encoder of a str when ensure_ascii is off (what json.dumps uses for one).
+_encode_text = json.encoder.encode_basestring
+
+
+def _json_value(value: Any) -> str:
+    """json.dumps(value, ensure_ascii=False), without its call for what typed cells mostly
+    hold (an integer, null, a boolean)."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _typed(value: Any, kind: str | None) -> Any:
