@@ -125,3 +125,31 @@ def test_an_output_name_with_a_space_is_suggested_quoted(
         "res.jsonl",
         "t.json",
     ]
+
+
+def test_hints_that_name_commands_as_data_read_as_before(
+    fake_api: FakeOpenAI, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch
+) -> None:
+    """The hints whose commands became `errors.Command` data read word for word as when they
+    were written by hand (ledger/jobstore, requestfile/kinds and scan, service/batch_calls)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("n\na\n", encoding="utf-8")
+    (tmp_path / "t.json").write_text('{"model": "m", "messages": []}', encoding="utf-8")
+    bad = _requests(tmp_path / "my requests.jsonl", model=None)
+    unknown = "batch_" + "0" * 32
+    expected = {
+        ("get-batch-results", "--job", "nope"): "start one with `openai-batch run TEMPLATE DATA` "
+        "or `openai-batch start-batch FILE... --job NAME`",
+        ("start-batch", "d.csv"): "make request files from it first: "
+        "openai-batch make-batch-file TEMPLATE.json d.csv",
+        ("start-batch", "t.json"): "make request files from it first: "
+        "openai-batch make-batch-file t.json DATA.csv",
+        ("start-batch", bad.name): "fix it (or make it again); "
+        "`openai-batch utils validate 'my requests.jsonl'` lists every problem; "
+        "--no-check skips this check",
+        ("get-batch-results", unknown): "check the id with `openai-batch list-batches`; "
+        "batch ids belong to one organization and project",
+    }
+    for args, hint in expected.items():
+        code, _out, err = run_cli(capsys, *args)
+        assert code != 0 and err.endswith(f"\n  hint: {hint}\n"), (args, err)
