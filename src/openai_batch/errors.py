@@ -51,7 +51,7 @@ class BatchError(Exception):
 
     @property
     def hint(self) -> str | None:
-        """The hint as a person reads it, each command spelled by ui/hints."""
+        """The hint as a person reads it, each command spelled by ui/commandline."""
         if self.hint_parts is None:
             return None
         return "".join(str(part) for part in self.hint_parts)
