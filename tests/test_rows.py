@@ -196,3 +196,23 @@ def test_ragged_rows_join_back_to_the_rows_they_came_from(
     ]  # fmt: skip
     requests = [json.loads(line) for line in Path("batch-requests.jsonl").read_text().splitlines()]
     assert [r["body"]["messages"][0]["content"] for r in requests] == ["1-2", "3-", "4-5"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(max_size=12).map(lambda b: bytes(b"\r\na"[x % 3] for x in b)),
+    block=st.integers(min_value=1, max_value=5),
+)
+def test_a_lone_carriage_return_is_found_across_blocks(data: bytes, block: int) -> None:
+    """csv_rows._has_lone_cr (which sends a file to the csv module): a \\r with no \\n right
+    after it anywhere in the file, whichever block it falls in (or at the very end)."""
+    import tempfile
+
+    from openai_batch.table.csv_rows import CsvFormat, _has_lone_cr
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "d.csv"
+        path.write_bytes(data)
+        fmt = CsvFormat(path, ",", None, False, None)
+        lone = any(data[i + 1 : i + 2] != b"\n" for i, c in enumerate(data) if c == 0x0D)
+        assert _has_lone_cr(fmt, block) == lone

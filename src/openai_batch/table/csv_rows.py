@@ -160,7 +160,8 @@ def _has_lone_cr(fmt: CsvFormat, block: int = 1 << 24) -> bool:
                 data = carry + chunk
                 if b"\r" in data:
                     end = len(data) - 1 if data.endswith(b"\r") else len(data)
-                    if any(data[i + 1 : i + 2] != b"\n" for i in _positions(data, b"\r", end)):
+                    # every \r before `end` starts a \r\n: as many of those as of \r (C speed)
+                    if data.count(b"\r", 0, end) != data.count(b"\r\n", 0, end + 1):
                         return True
                     carry = b"\r" if end < len(data) else b""
                 else:
@@ -168,13 +169,6 @@ def _has_lone_cr(fmt: CsvFormat, block: int = 1 << 24) -> bool:
             return carry == b"\r"
     except (OSError, EOFError):
         return False
-
-
-def _positions(data: bytes, byte: bytes, end: int) -> Iterator[int]:
-    at = data.find(byte, 0, end)
-    while at >= 0:
-        yield at
-        at = data.find(byte, at + 1, end)
 
 
 @dataclass(frozen=True)
