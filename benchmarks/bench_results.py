@@ -110,9 +110,8 @@ def child_join(args: list[str]) -> None:
     from openai_batch.table.spec import TableSpec
 
     index = results.ResultIndex()
-    for rank, (output, errors) in enumerate(spec["outputs"]):
-        index.add_file(Path(output), rank, f"g{rank}")
-        index.add_file(Path(errors), rank, f"g{rank}")
+    index.add_files([(Path(path), rank, f"g{rank}") for rank, pair in enumerate(spec["outputs"])
+                     for path in pair])  # fmt: skip
     plan = joinplan.JoinPlan(order_files=[Path(p) for p in spec["requests"]],
                              table=TableSpec(spec["data"]))  # fmt: skip
     try:

@@ -22,7 +22,7 @@ STREAM_ALLOWED = {
     # the review child answers its parent over its own stdin/stdout pipe (pickles, not text)
     "requestfile/review.py",
     # flushes both streams before os.fork(), so buffered text is not written twice
-    "results/background.py",
+    "results/parallelread.py",
 }
 
 # modules that may write `openai-batch SUBCOMMAND ...` in a string themselves, and why

@@ -42,8 +42,10 @@ def started(fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 # at exit to have been waited for (nothing left running).
 HARNESS = """
 import atexit, os, sys
-from openai_batch.results import background
+from openai_batch.results import background, parallelread
 background.BACKGROUND_MIN = 0
+if os.environ.get("READ_IN_TWO"):  # the result files read by two processes as well
+    parallelread.PARALLEL_MIN_BYTES = 0
 log = open(os.environ["FORK_LOG"], "a")
 real_fork = os.fork
 made = []
@@ -67,12 +69,13 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def run_forking(*args: str) -> tuple[int, str, list[str]]:
+def run_forking(*args: str, read_in_two: bool = False) -> tuple[int, str, list[str]]:
     """`openai-batch ARGS` in a subprocess (no fake server thread in it); (code, stderr, log)."""
     log = Path("forks.log").resolve()
     log.unlink(missing_ok=True)
+    env = {**os.environ, "FORK_LOG": str(log), "READ_IN_TWO": "1" if read_in_two else ""}
     done = subprocess.run(
-        [sys.executable, "-c", HARNESS, *args], env={**os.environ, "FORK_LOG": str(log)},
+        [sys.executable, "-c", HARNESS, *args], env=env,
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     entries = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
@@ -98,6 +101,25 @@ def test_the_child_writes_the_same_bytes(
     assert Path("child.csv").read_bytes() == Path("here.csv").read_bytes()
     assert len(Path("child.jsonl").read_bytes().splitlines()) == 40
     assert err_child.replace("child", "here") == err
+    assert leftovers() == []
+
+
+def test_two_readers_and_the_child_write_the_same_bytes(
+    started: FakeOpenAI, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The output and the error file read by two processes (results/parallelread.py), then
+    the responses file written by a third: the same files as all in one process."""
+    args = ("get-batch-results", "r.jsonl", *WAIT)
+    monkeypatch.setattr(background, "BACKGROUND_MIN", 10**9)  # in-process, for reference
+    code, _, err = run_cli(capsys, *args, "-o", "here.jsonl", "--csv", "here.csv")
+    assert code == 4, err
+    code, err_two, forks = run_forking(*args, "-o", "two.jsonl", "--csv", "two.csv",
+                                       read_in_two=True)  # fmt: skip
+    assert code == 4, err_two
+    assert [e.split()[0] for e in forks] == ["fork", "fork"], forks  # and every child waited for
+    assert Path("two.jsonl").read_bytes() == Path("here.jsonl").read_bytes()
+    assert Path("two.csv").read_bytes() == Path("here.csv").read_bytes()
+    assert err_two.replace("two", "here") == err
     assert leftovers() == []
 
 

@@ -46,12 +46,12 @@ def build_index(
     index = results.ResultIndex()
     ordered = sorted(downloads, key=lambda d: (d.batch.created_at or 0, d.batch.id))
     labels: dict[str, str] = {}
+    files: list[tuple[Path, int, str]] = []
     for rank, item in enumerate(ordered):
         group = _group_of(item.batch, groups, shared_unknown)
         labels.setdefault(group, (names or {}).get(group) or f"batch {item.batch.id}")
-        for path in (item.output, item.errors):
-            if path is not None:
-                index.add_file(path, rank, group)
+        files.extend((path, rank, group) for path in (item.output, item.errors) if path is not None)
+    index.add_files(files)  # a big job's files: read by two processes
     if index.conflicts:
         index.close()
         raise _conflict_error(index, labels)

@@ -30,8 +30,6 @@ import contextlib
 import os
 import pickle
 import signal
-import sys
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from typing import Any
 from openai_batch.errors import BatchError
 from openai_batch.results.index import ResultIndex
 from openai_batch.results.merge import ResponsesSummary, write_responses
+from openai_batch.results.parallelread import fork, fork_is_safe
 
 BACKGROUND_MIN = 100_000  # results; below this the responses file is written in-process
 
@@ -93,19 +92,12 @@ def start_responses(
     if not background or len(index) < BACKGROUND_MIN or not fork_is_safe():
         return PendingResponses(None, None, write_responses(index, dest, order))
     reader, writer = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:  # pragma: no cover - the child; its result is checked by the parent's tests
         os.close(reader)
         _child(index, dest, order, writer)
     os.close(writer)
     return PendingResponses(pid, reader, None)
-
-
-def fork_is_safe() -> bool:
-    """Linux, and no Python thread but this one alive (see the module's docstring)."""
-    return hasattr(os, "fork") and sys.platform == "linux" and threading.active_count() == 1
 
 
 def _child(index: ResultIndex, dest: Path, order: Iterable[str] | None, writer: int) -> None:

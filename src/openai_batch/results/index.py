@@ -3,8 +3,9 @@
 Memory holds no string per result: each line becomes one fixed-size record in numpy arrays
 (the custom_id's 128-bit XXH3, where the raw line is, where its understood answer is in a spill
 file, success, batch rank and request-file group: 47 bytes), so a million results take ~50 MB
-and long answers take none. The answers themselves, read once with answers.extract, go to the
-spill file (beside the downloads) as small JSON arrays; the join reads them back instead of
+and long answers take none. The answers themselves, read once (results/filereader.py; a big
+join's files by two processes, results/parallelread.py), go to the spill file (beside the
+downloads) as small JSON arrays; the join reads them back instead of
 parsing every result line again. Every answer read back is checked against the custom_id asked
 for, so even a hash collision could never put an answer on the wrong row.
 
@@ -22,30 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from xxhash import xxh3_128_digest, xxh3_128_intdigest
+from xxhash import xxh3_128_intdigest
 
 from openai_batch.errors import BatchError
 from openai_batch.requestfile.customids import natural_key
-from openai_batch.results import answers
+from openai_batch.results import answers, parallelread
 from openai_batch.results.answers import MISSING, RowResult
+from openai_batch.results.filereader import (
+    MAX_TRACKED_KEYS,
+    RECORD,
+    FileJob,
+    FileRead,
+    id_digest,
+    id_halves,
+)
 from openai_batch.results.sources import SourceFiles
 
-MAX_TRACKED_KEYS = 10_000  # distinct JSON answer keys counted (see join.json_columns)
-_SPILL_BUFFER = 1 << 20
-_PART_ROWS = 1 << 16  # lines gathered as Python lists before they become numpy records
 _MAX_SMALL = 0xFFFF  # sources, ranks and groups are stored in 16 bits
-_RECORD = [
-    ("hi", "<u8"),
-    ("lo", "<u8"),
-    ("source", "<u2"),
-    ("offset", "<u8"),
-    ("length", "<u4"),
-    ("spill", "<u8"),
-    ("spill_length", "<u4"),
-    ("rank", "<u2"),
-    ("group", "<u2"),
-    ("ok", "u1"),
-]
 
 
 class Hit(NamedTuple):
@@ -78,19 +72,6 @@ def id_hash(custom_id: str) -> tuple[int, int]:
     return value >> 64, value & 0xFFFFFFFFFFFFFFFF
 
 
-def id_digest(custom_id: str) -> bytes:
-    """The custom_id's XXH3-128 as 16 big-endian bytes: (high, low) halves, as id_hash."""
-    return xxh3_128_digest(custom_id.encode("utf-8", "surrogatepass"))
-
-
-def id_halves(digests: list[bytes]) -> tuple[Any, Any]:
-    """The (high, low) halves of many id_digest()s as two native uint64 arrays."""
-    import numpy as np
-
-    pairs = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
-    return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
-
-
 def _same_neighbours(records: Any, order: Any, names: tuple[str, ...]) -> Any:
     """Per neighbouring pair in `order`: whether they agree on every column in `names`
     (one gathered column at a time, so no sorted copy of the records)."""
@@ -101,45 +82,6 @@ def _same_neighbours(records: Any, order: Any, names: tuple[str, ...]) -> Any:
         del column
         same = equal if same is None else same & equal
     return same
-
-
-class _Part:
-    """The records of up to _PART_ROWS lines of one file, gathered as plain lists (one
-    append per field per line: cheaper than a tuple per line turned into numpy)."""
-
-    def __init__(self, source: int, rank: int, group: int) -> None:
-        self.source, self.rank, self.group = source, rank, group
-        self.digests: list[bytes] = []
-        self.starts: list[int] = []
-        self.lengths: list[int] = []
-        self.spill_lengths: list[int] = []
-        self.oks = bytearray()
-
-    def add(self, digest: bytes, start: int, length: int, spill_length: int, ok: bool) -> None:
-        self.digests.append(digest)
-        self.starts.append(start)
-        self.lengths.append(length)
-        self.spill_lengths.append(spill_length)
-        self.oks.append(ok)
-
-    def records(self, spill_start: int) -> Any:
-        """The records, their spilled answers laid end to end from `spill_start`."""
-        import numpy as np
-
-        records = np.zeros(len(self.starts), dtype=_RECORD)
-        if not self.starts:
-            return records
-        records["hi"], records["lo"] = id_halves(self.digests)
-        records["source"] = self.source
-        records["offset"] = self.starts
-        records["length"] = self.lengths
-        spill_lengths = np.array(self.spill_lengths, dtype=np.uint64)
-        records["spill"] = spill_start + np.cumsum(spill_lengths) - spill_lengths
-        records["spill_length"] = spill_lengths
-        records["rank"] = self.rank
-        records["group"] = self.group
-        records["ok"] = np.frombuffer(bytes(self.oks), dtype=np.uint8)
-        return records
 
 
 class ResultIndex:
@@ -172,9 +114,24 @@ class ResultIndex:
 
         A line that is JSON but no known answer shape (or too deep to read) still belongs to
         its custom_id: it is indexed as a failure, and its row says `malformed_result`."""
+        return self.add_files([(path, rank, group)])
 
+    def add_files(self, files: list[tuple[Path, int, str]]) -> int:
+        """add_file for each (path, rank, group), as if one by one; a big join's files are read
+        by two processes (results/parallelread.py). Returns lines."""
         if self._table is not None:
             raise RuntimeError("ResultIndex: add_file after the first lookup")
+        if not files:
+            return 0
+        jobs = [self._job(Path(path), rank, group) for path, rank, group in files]
+        spill = self._spill_file(jobs[0].path.parent)
+        reads = parallelread.read_all(jobs, spill, self._spill_size)
+        for read in reads:
+            self._keep(read)
+        return sum(read.lines for read in reads)
+
+    def _job(self, path: Path, rank: int, group: str) -> FileJob:
+        """The file's numbers (source, group) in the order files are added."""
         source = len(self.sources)
         group_no = self._group_number(group)
         if max(source, rank, group_no) > _MAX_SMALL:
@@ -182,94 +139,22 @@ class ResultIndex:
                 f"more than {_MAX_SMALL:,} result files, batches or request files in one join",
                 hint="get the results of fewer batches at a time",
             )
-        self.sources.append(Path(path))
-        spill = self._spill_file(Path(path).parent)
-        part = _Part(source, rank, group_no)
-        lines = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        offset = 0
-        loads, spill_line, plain_chat = answers.fast_loads, answers.spill_line, answers.plain_chat
-        with open(path, "rb") as fh:
-            for raw in fh:
-                length = len(raw)
-                start, offset = offset, offset + length
-                record = loads(raw)  # None: not JSON to orjson (or blank): the general path
-                custom_id = record.get("custom_id") if type(record) is dict else None
-                plain = plain_chat(record) if type(custom_id) is str else None  # type: ignore[arg-type]
-                if plain is not None:  # the common line: one lookup per field, no RowResult
-                    lines += 1
-                    content, finish, prompt, completion = plain
-                    encoded = spill_line([custom_id, "ok", content, finish, "", prompt,
-                                          completion, ""])  # fmt: skip
-                    if content[:1] == "{" or content[:1].isspace():
-                        self._count_json(content)
-                    ok = True
-                else:
-                    if not raw.strip():
-                        continue
-                    lines += 1
-                    custom_id, result = self._read(raw, record)
-                    if custom_id is None:
-                        self.unreadable += 1
-                        continue
-                    encoded = spill_line([custom_id, *result.cells()])
-                    ok = result.status == "ok"
-                part.add(id_digest(custom_id), start, length, len(encoded), ok)  # type: ignore[arg-type]
-                pending.append(encoded)
-                pending_size += len(encoded)
-                if pending_size >= _SPILL_BUFFER:
-                    spill.write(b"".join(pending))
-                    pending, pending_size = [], 0
-                if len(part.starts) >= _PART_ROWS:  # bounded lists, whatever the file's size
-                    self._keep(part)
-                    part = _Part(source, rank, group_no)
-        spill.write(b"".join(pending))
-        self._keep(part)
-        return lines
+        self.sources.append(path)
+        return FileJob(path, source, rank, group_no)
 
-    def _keep(self, part: _Part) -> None:
-        """The part's records as a numpy array; the spill offsets continue the spill file."""
-        records = part.records(self._spill_size)
-        if len(records):
-            self._spill_size = int(records["spill"][-1]) + int(records["spill_length"][-1])
-            self._parts.append(records)
-
-    def _read(self, raw: bytes, record: Any = None) -> tuple[str | None, RowResult]:
-        """(custom_id, its row result) of one line (`record`: the line already parsed by
-        orjson, else None); counts JSON answer keys for the columns."""
-        if record is None:
-            try:
-                record = answers.parse_line(raw)
-            except answers.MalformedResult as exc:
-                custom_id = answers.custom_id_in(raw) if raw.lstrip().startswith(b"{") else None
-                if custom_id is not None:
-                    self.malformed += 1
-                return custom_id, answers.malformed(str(exc))
-        custom_id = record.get("custom_id") if isinstance(record, dict) else None
-        if not isinstance(custom_id, str):
-            return None, MISSING
-        result = answers.extract(record)
-        if result.error.startswith(answers.MALFORMED):
-            self.malformed += 1
-        elif result.fields:
-            self._count_keys(result.fields)
-        return custom_id, result
-
-    def _count_json(self, content: str) -> None:
-        """Count the keys of a plain answer's content when it is a JSON object."""
-        fields = answers.json_object(content)
-        if fields:
-            self._count_keys(fields)
-
-    def _count_keys(self, fields: dict[str, Any]) -> None:
-        self.json_answers += 1
+    def _keep(self, read: FileRead) -> None:
+        """A file's records and counts, as if it had been read here."""
+        self._parts.extend(read.parts)
+        self._spill_size = max(self._spill_size, read.spill_end)  # a child's files end later
+        self.unreadable += read.unreadable
+        self.malformed += read.malformed
+        self.json_answers += read.json_answers
         counts = self.json_key_counts
-        for key in fields:
+        for key, count in read.key_counts.items():  # as counted one file after the other
             if key in counts:
-                counts[key] += 1
-            elif len(counts) < MAX_TRACKED_KEYS:  # answers with ever new keys: bounded memory
-                counts[key] = 1
+                counts[key] += count
+            elif len(counts) < MAX_TRACKED_KEYS:
+                counts[key] = count
 
     def _group_number(self, group: str) -> int:
         if group not in self.group_names:
@@ -321,7 +206,7 @@ class ResultIndex:
         import numpy as np
 
         parts, self._parts = self._parts, []
-        every = np.empty(sum(len(p) for p in parts), dtype=_RECORD)
+        every = np.empty(sum(len(p) for p in parts), dtype=RECORD)
         at = 0
         for n, part in enumerate(parts):
             every[at : at + len(part)] = part

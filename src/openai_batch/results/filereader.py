@@ -1,0 +1,200 @@
+"""One downloaded output or error file read into index records and spilled answers.
+
+Each line is parsed once (orjson; the json module for what it refuses) and understood: the common
+line, a successful one-choice chat answer, by answers.plain_chat with a few lookups; every other
+line by answers.extract. Its answer goes to the spill file as a small JSON array (custom_id, then
+the table's result cells), and the line becomes one fixed-size record (the custom_id's XXH3, where
+the raw line is, where its spilled answer is, success, batch rank, request-file group). The
+records of a file and what was counted in it (lines, unreadable and malformed lines, JSON answer
+keys) come back as a FileRead, which ResultIndex keeps: so files can be read in any process
+(results/parallelread.py) and kept in the order they were added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from xxhash import xxh3_128_digest
+
+from openai_batch.results import answers
+from openai_batch.results.answers import MISSING, RowResult
+
+MAX_TRACKED_KEYS = 10_000  # distinct JSON answer keys counted (see join.json_columns)
+_SPILL_BUFFER = 1 << 20
+_READ_BUFFER = 1 << 20  # bytes read at a time (the default 8 KiB: 128 times the read calls)
+_PART_ROWS = 1 << 16  # lines gathered as Python lists before they become numpy records
+RECORD = [
+    ("hi", "<u8"),
+    ("lo", "<u8"),
+    ("source", "<u2"),
+    ("offset", "<u8"),
+    ("length", "<u4"),
+    ("spill", "<u8"),
+    ("spill_length", "<u4"),
+    ("rank", "<u2"),
+    ("group", "<u2"),
+    ("ok", "u1"),
+]
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """A file to read, with the numbers its records carry."""
+
+    path: Path
+    source: int
+    rank: int
+    group: int
+
+
+@dataclass
+class FileRead:
+    """A file's records (their spill offsets from where its answers were written) and counts."""
+
+    parts: list[Any] = field(default_factory=list)
+    spill_end: int = 0  # the spill offset after this file's answers
+    lines: int = 0
+    unreadable: int = 0  # lines without a custom_id: nothing to join them to
+    malformed: int = 0  # lines with a custom_id but no readable answer (that row's error)
+    json_answers: int = 0  # successes whose content is a JSON object
+    key_counts: dict[str, int] = field(default_factory=dict)  # in order of first use
+
+    def count_keys(self, fields: dict[str, Any]) -> None:
+        self.json_answers += 1
+        counts = self.key_counts
+        for key in fields:
+            if key in counts:
+                counts[key] += 1
+            elif len(counts) < MAX_TRACKED_KEYS:  # answers with ever new keys: bounded memory
+                counts[key] = 1
+
+
+def id_digest(custom_id: str) -> bytes:
+    """The custom_id's XXH3-128 as 16 big-endian bytes: (high, low) halves, as id_hash."""
+    return xxh3_128_digest(custom_id.encode("utf-8", "surrogatepass"))
+
+
+def id_halves(digests: list[bytes]) -> tuple[Any, Any]:
+    """The (high, low) halves of many id_digest()s as two native uint64 arrays."""
+    import numpy as np
+
+    pairs = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
+    return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
+
+
+class _Part:
+    """The records of up to _PART_ROWS lines of one file, gathered as plain lists (one
+    append per field per line: cheaper than a tuple per line turned into numpy)."""
+
+    def __init__(self) -> None:
+        self.digests: list[bytes] = []
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+        self.spill_lengths: list[int] = []
+        self.oks = bytearray()
+
+    def records(self, job: FileJob, spill_start: int) -> Any:
+        """The records, their spilled answers laid end to end from `spill_start`."""
+        import numpy as np
+
+        records = np.zeros(len(self.starts), dtype=RECORD)
+        if not self.starts:
+            return records
+        records["hi"], records["lo"] = id_halves(self.digests)
+        records["source"] = job.source
+        records["offset"] = self.starts
+        records["length"] = self.lengths
+        spill_lengths = np.array(self.spill_lengths, dtype=np.uint64)
+        records["spill"] = spill_start + np.cumsum(spill_lengths) - spill_lengths
+        records["spill_length"] = spill_lengths
+        records["rank"] = job.rank
+        records["group"] = job.group
+        records["ok"] = np.frombuffer(bytes(self.oks), dtype=np.uint8)
+        return records
+
+
+def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
+    """Read `job`'s file; its answers are written to `spill`, which is at offset `spill_at`.
+
+    A line that is JSON but no known answer shape (or too deep to read) still belongs to its
+    custom_id: it is indexed as a failure, and its row says `malformed_result`."""
+    read = FileRead(spill_end=spill_at)
+    part = _Part()
+    pending: list[bytes] = []
+    pending_size = 0
+    offset = 0
+    loads, spill_line, plain_chat = answers.fast_loads, answers.spill_line, answers.plain_chat
+    with open(job.path, "rb", buffering=_READ_BUFFER) as fh:
+        for raw in fh:
+            length = len(raw)
+            start, offset = offset, offset + length
+            record = loads(raw)  # None: not JSON to orjson (or blank): the general path
+            custom_id = record.get("custom_id") if type(record) is dict else None
+            plain = plain_chat(record) if type(custom_id) is str else None  # type: ignore[arg-type]
+            if plain is not None:  # the common line: one lookup per field, no RowResult
+                content, finish, prompt, completion = plain
+                encoded = spill_line([custom_id, "ok", content, finish, "", prompt, completion, ""])
+                if content[:1] == "{" or content[:1].isspace():
+                    fields = answers.json_object(content)
+                    if fields:
+                        read.count_keys(fields)
+                ok = True
+            else:
+                if not raw.strip():
+                    continue
+                custom_id, result = _general(raw, record, read)
+                if custom_id is None:
+                    read.lines += 1
+                    read.unreadable += 1
+                    continue
+                encoded = spill_line([custom_id, *result.cells()])
+                ok = result.status == "ok"
+            read.lines += 1
+            part.digests.append(id_digest(custom_id))  # type: ignore[arg-type]
+            part.starts.append(start)
+            part.lengths.append(length)
+            part.spill_lengths.append(len(encoded))
+            part.oks.append(ok)
+            pending.append(encoded)
+            pending_size += len(encoded)
+            if pending_size >= _SPILL_BUFFER:
+                spill.write(b"".join(pending))
+                pending, pending_size = [], 0
+            if len(part.starts) >= _PART_ROWS:  # bounded lists, whatever the file's size
+                _keep(read, part, job)
+                part = _Part()
+    spill.write(b"".join(pending))
+    _keep(read, part, job)
+    return read
+
+
+def _keep(read: FileRead, part: _Part, job: FileJob) -> None:
+    """The part's records as a numpy array; the spill offsets continue the file's."""
+    records = part.records(job, read.spill_end)
+    if len(records):
+        read.spill_end = int(records["spill"][-1]) + int(records["spill_length"][-1])
+        read.parts.append(records)
+
+
+def _general(raw: bytes, record: Any, read: FileRead) -> tuple[str | None, RowResult]:
+    """(custom_id, its row result) of any line (`record`: the line as orjson read it, or None
+    where it could not); counts malformed lines and JSON answer keys."""
+    if record is None:
+        try:
+            record = answers.parse_line(raw)
+        except answers.MalformedResult as exc:
+            custom_id = answers.custom_id_in(raw) if raw.lstrip().startswith(b"{") else None
+            if custom_id is not None:
+                read.malformed += 1
+            return custom_id, answers.malformed(str(exc))
+    custom_id = record.get("custom_id") if isinstance(record, dict) else None
+    if not isinstance(custom_id, str):
+        return None, MISSING
+    result = answers.extract(record)
+    if result.error.startswith(answers.MALFORMED):
+        read.malformed += 1
+    elif result.fields:
+        read.count_keys(result.fields)
+    return custom_id, result

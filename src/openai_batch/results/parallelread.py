@@ -1,0 +1,200 @@
+"""Many result files read into the index by two processes: this one and a forked child.
+
+Reading the result lines is the join's biggest serial step (about 4.5 CPU seconds per million
+results, orjson and the answer's shape per line), and the files are independent: a job's shards
+leave one output and one error file each. With enough bytes to read (PARALLEL_MIN_BYTES) and
+more than one file, a forked child reads about half of them (by size) while this process reads
+the others. The child writes its answers to a spill file of its own and sends its records and
+counts (filereader.FileRead) through a pipe; its spill is then appended to the index's spill
+(copy_file_range: the kernel copies, no Python per line) and its records' spill offsets moved
+by where it landed. The reads come back in the order the files were given, so the index keeps
+them exactly as if it had read them one by one: same records, same counts, same key order.
+
+The fork is taken only when it is safe (background.fork_is_safe: Linux, no other thread), as
+for the responses file; otherwise, and for small joins, the files are read here one by one. An
+error in the child (a file that cannot be read) is raised here as the same error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from openai_batch.errors import BatchError
+from openai_batch.results.filereader import FileJob, FileRead, read_file
+
+PARALLEL_MIN_BYTES = 64 << 20  # below this a fork costs more than it saves
+
+
+def fork_is_safe() -> bool:
+    """Linux, and no Python thread but this one alive: no lock another thread holds is copied
+    held into the child (see results/background.py)."""
+    return hasattr(os, "fork") and sys.platform == "linux" and threading.active_count() == 1
+
+
+def fork() -> int:
+    """os.fork, the standard streams flushed first (buffered text is not written twice)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return os.fork()
+
+
+def read_all(jobs: list[FileJob], spill: IO[bytes], spill_at: int) -> list[FileRead]:
+    """Every job's FileRead, in the jobs' order, their answers in `spill` from `spill_at`."""
+    size = sum(_size(job.path) for job in jobs)
+    if len(jobs) < 2 or size < PARALLEL_MIN_BYTES or not fork_is_safe():
+        return _read_here(jobs, spill, spill_at)
+    theirs = _half(jobs)
+    mine = [job for job in jobs if job not in theirs]
+    spill.flush()  # the child must not inherit (and write again) buffered bytes
+    with _temp_file(jobs[0].path.parent) as child_spill:
+        reader, writer = os.pipe()
+        pid = fork()
+        if pid == 0:  # pragma: no cover - the child; its result is checked by the parent
+            os.close(reader)
+            _child(theirs, child_spill, writer)
+        os.close(writer)
+        try:
+            reads = dict(zip(mine, _read_here(mine, spill, spill_at), strict=True))
+            spill.flush()
+        except BaseException:
+            _stop(pid, reader)
+            raise
+        theirs_read = _received(pid, reader)
+        base = reads[mine[-1]].spill_end if mine else spill_at
+        end = _append(child_spill, spill, base)
+        spill.seek(end)  # later files continue after the child's answers
+        for job, read in zip(theirs, theirs_read, strict=True):
+            for records in read.parts:
+                records["spill"] += base
+            read.spill_end += base
+            reads[job] = read
+    return [reads[job] for job in jobs]
+
+
+def _read_here(jobs: list[FileJob], spill: IO[bytes], spill_at: int) -> list[FileRead]:
+    reads = []
+    for job in jobs:
+        read = read_file(job, spill, spill_at)
+        spill_at = read.spill_end
+        reads.append(read)
+    return reads
+
+
+def _half(jobs: list[FileJob]) -> list[FileJob]:
+    """About half of the bytes, largest files first (the child's share)."""
+    theirs: list[FileJob] = []
+    mine_size = theirs_size = 0
+    for job in sorted(jobs, key=lambda j: -_size(j.path)):
+        if theirs_size < mine_size:
+            theirs.append(job)
+            theirs_size += _size(job.path)
+        else:
+            mine_size += _size(job.path)
+    return theirs
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # read_file says what is wrong with it
+
+
+def _temp_file(folder: Path) -> IO[bytes]:
+    """The child's spill: beside the downloads, as the index's own, else in the temp folder."""
+    try:
+        return tempfile.TemporaryFile(prefix=".results-index.", dir=folder)
+    except OSError:
+        return tempfile.TemporaryFile(prefix="openai-batch-results.")
+
+
+def _child(jobs: list[FileJob], spill: IO[bytes], writer: int) -> None:
+    """Read the jobs, send the reads or the error, and leave without running the parent's
+    cleanup (its open files and temp files are the parent's)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, _exit)
+        try:
+            outcome: Any = _read_here(jobs, spill, 0)
+            spill.flush()
+            code = 0
+        except BaseException as exc:  # sent to the parent, which raises it
+            outcome = _portable(exc)
+        with contextlib.suppress(BaseException), os.fdopen(writer, "wb") as fh:
+            pickle.dump(outcome, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        os._exit(code)
+
+
+def _exit(_signum: int, _frame: Any) -> None:
+    os._exit(1)
+
+
+def _portable(exc: BaseException) -> Any:
+    """The error as the parent can raise it again (BatchError's hint is not in its args)."""
+    if isinstance(exc, BatchError):
+        return ("error", exc.message, exc.hint, type(exc).exit_code)
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return ("error", f"reading the result files failed: {exc}", None, 1)
+    return exc
+
+
+def _received(pid: int, reader: int) -> list[FileRead]:
+    """The child's reads, once it has ended; its error raised here."""
+    with os.fdopen(reader, "rb") as fh:
+        try:
+            outcome = pickle.load(fh)  # written by our forked child, through our pipe
+        except Exception:
+            outcome = None
+    _, status = os.waitpid(pid, 0)
+    if isinstance(outcome, list) and os.waitstatus_to_exitcode(status) == 0:
+        return outcome
+    if isinstance(outcome, BaseException):
+        raise outcome
+    if isinstance(outcome, tuple) and outcome[:1] == ("error",):
+        _, message, hint, exit_code = outcome
+        error = BatchError(message, hint=hint)
+        error.exit_code = exit_code
+        raise error
+    raise BatchError(
+        "reading the result files stopped (its second process ended without a result)",
+        hint="run the command again (the downloads are kept)",
+    )
+
+
+def _stop(pid: int, reader: int) -> None:
+    """The parent failed (or was interrupted): end the child and wait for it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    os.close(reader)
+
+
+def _append(source: IO[bytes], spill: IO[bytes], at: int) -> int:
+    """Copy all of `source` into `spill` from offset `at`; the offset after it."""
+    size = os.fstat(source.fileno()).st_size
+    src, dst = source.fileno(), spill.fileno()
+    done = 0
+    while done < size:
+        try:
+            copied = os.copy_file_range(src, dst, size - done, done, at + done)
+        except OSError:  # another file system, an old kernel: copy through memory
+            copied = os.pwrite(dst, os.pread(src, min(size - done, 8 << 20), done), at + done)
+        if copied <= 0:
+            raise BatchError(
+                "the index's spill file could not be written (disk full?)",
+                hint="free some disk space beside the downloads and run again",
+            )
+        done += copied
+    return at + size
