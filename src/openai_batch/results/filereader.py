@@ -126,6 +126,7 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
     pending_size = 0
     offset = 0
     loads, spill_line, plain_chat = answers.fast_loads, answers.spill_line, answers.plain_chat
+    digest = xxh3_128_digest  # id_digest, inline: called once per line
     with open(job.path, "rb", buffering=_READ_BUFFER) as fh:
         for raw in fh:
             length = len(raw)
@@ -152,7 +153,7 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
                 encoded = spill_line([custom_id, *result.cells()])
                 ok = result.status == "ok"
             read.lines += 1
-            part.digests.append(id_digest(custom_id))  # type: ignore[arg-type]
+            part.digests.append(digest(custom_id.encode("utf-8", "surrogatepass")))  # type: ignore[union-attr]
             part.starts.append(start)
             part.lengths.append(length)
             part.spill_lengths.append(len(encoded))

@@ -42,7 +42,7 @@ _OURS = b'{"custom_id": "'  # how every line of our own request files starts
 def iter_request_ids(path: Path) -> Iterator[str]:
     """The custom_ids of a request file, in its line order (fast path for our own files)."""
     start = len(_OURS)
-    with open(path, "rb") as fh:
+    with open(path, "rb", buffering=1 << 20) as fh:  # 8 KiB reads: a third slower
         for line in fh:
             if line.startswith(_OURS):  # the id runs to the first quote when nothing is escaped
                 end = line.find(b'"', start)
