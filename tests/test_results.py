@@ -304,3 +304,28 @@ def test_a_last_line_without_a_line_feed_gets_one_in_the_responses_file(tmp_path
         write_responses(index, tmp_path / "responses.jsonl", ["id_2", "id_0", "id_1"])
     text = (tmp_path / "responses.jsonl").read_text(encoding="utf-8")
     assert text == "".join(lines[i] + "\n" for i in (2, 0, 1))
+    with ResultIndex() as index:  # the whole file in order: one read, its end without one
+        index.add_file(out, 0)
+        write_responses(index, tmp_path / "responses.jsonl", ["id_0", "id_1", "id_2"])
+    ordered = (tmp_path / "responses.jsonl").read_text(encoding="utf-8")
+    assert ordered == "".join(line + "\n" for line in lines)
+
+
+def test_the_responses_file_holds_one_piece_of_long_answers_at_a_time(tmp_path: Path) -> None:
+    """60 answers of 1 MB, in request order in their file: read in pieces, never a block of
+    4,096 lines at once (that would be 60 MB here, gigabytes for a big job)."""
+    import tracemalloc
+
+    out = write_jsonl(
+        tmp_path / "out.jsonl", [ok_line(f"id_{i}", "x" * 1_000_000) for i in range(60)]
+    )
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        tracemalloc.start()
+        try:
+            write_responses(index, tmp_path / "responses.jsonl", [f"id_{i}" for i in range(60)])
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert (tmp_path / "responses.jsonl").read_bytes() == out.read_bytes()
+    assert peak < 10_000_000, peak

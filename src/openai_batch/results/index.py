@@ -340,9 +340,9 @@ class ResultIndex:
         """The lengths of the spilled answers of the winners at `positions` (numpy)."""
         return self._built()["spill_length"][positions]
 
-    def raw_lines(self, positions: Any) -> bytes:
+    def raw_lines(self, positions: Any) -> Iterator[bytes]:
         """The raw result lines of the winners at `positions` (numpy int array), in order,
-        each ending in a line feed, as one bytes object."""
+        each ending in a line feed, in pieces of about 1 MiB (SourceFiles.lines)."""
         chosen = self._built()[positions]
         return self._files.lines(chosen["source"], chosen["offset"], chosen["length"])
 

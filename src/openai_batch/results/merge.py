@@ -122,7 +122,7 @@ def write_responses(
             have = have[np.sort(first)]
             have = have[~written[have]]  # or written by an earlier block
             written[have] = True
-            fh.write(index.raw_lines(have))
+            fh.writelines(index.raw_lines(have))
             block_ok = int(ok_flags[have].sum())
             ok += block_ok
             error += len(have) - block_ok
