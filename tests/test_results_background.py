@@ -183,3 +183,21 @@ def test_no_fork_while_another_thread_runs(tmp_path: Path, monkeypatch: pytest.M
     assert made == []
     assert summary is not None
     assert (tmp_path / "r.jsonl").read_bytes() == output.read_bytes()
+
+
+def test_an_error_from_the_child_arrives_whole() -> None:
+    """The child's error crosses the pipe with its class, exit code and suggested commands as
+    data (they were flattened into a plain BatchError's hint text); one that cannot be pickled
+    as itself still arrives with its whole message."""
+    import pickle
+
+    from openai_batch.errors import ApiError, Command, ResultsConflict
+
+    sent = ApiError("gone", hint=("check the id with `", Command("list-batches", "a b"), "`"))
+    back = background._loaded(pickle.dumps(background._portable(sent)))
+    assert type(back) is ApiError and back.exit_code == 3
+    assert back.commands == sent.commands and str(back) == str(sent)
+    conflict = ResultsConflict("two files answer id_1", [("r 1.jsonl", "a.jsonl")], False)
+    back = background._loaded(pickle.dumps(background._portable(conflict)))
+    assert str(back) == str(conflict) and back.commands == conflict.commands
+    assert back.exit_code == conflict.exit_code

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, Hint
 from openai_batch.results.index import ResultIndex
 from openai_batch.results.merge import ResponsesSummary, write_responses
 from openai_batch.results.parallelread import fork, fork_is_safe
@@ -122,12 +122,13 @@ def _stop(_signum: int, _frame: Any) -> None:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """The error as the parent can rebuild it (BatchError's hint is not in its args)."""
-    if isinstance(exc, BatchError):
-        return _BatchErrorState(exc.message, exc.hint, type(exc).exit_code)
+    """The error as the parent can rebuild it: itself when it survives pickling (a BatchError
+    keeps its class, exit code and hint with its commands as data), else its text and hint."""
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
+        if isinstance(exc, BatchError):
+            return _BatchErrorState(exc.message, exc.hint_parts, exc.exit_code)
         return _BatchErrorState(f"writing the responses file failed: {exc}", None, 1)
     return exc
 
@@ -135,7 +136,7 @@ def _portable(exc: BaseException) -> BaseException:
 class _BatchErrorState(Exception):
     """A BatchError on its way through the pipe."""
 
-    def __init__(self, message: str, hint: str | None, exit_code: int) -> None:
+    def __init__(self, message: str, hint: Hint | None, exit_code: int) -> None:
         super().__init__(message, hint, exit_code)
 
 
