@@ -242,3 +242,38 @@ def test_validate_still_checks_when_the_ledger_cannot_be_opened(
     bad = request_file(tmp_path / "bad.jsonl", temperature=5)
     code, out, err = run_cli(capsys, "utils", "validate", bad)
     assert code == 1 and "temperature" in out
+
+
+KILLED_WORKER = """
+import os, signal, sys
+from pathlib import Path
+from openai_batch.errors import BatchError
+from openai_batch.requestfile import scanpool
+from openai_batch.requestfile.limits import OPENAI
+
+scanpool.PARALLEL_BYTES = 0
+real = scanpool.read_and_check
+def killed_on_the_second(path, **kwargs):
+    if path.name == "b.jsonl":
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    return real(path, **kwargs)
+scanpool.read_and_check = killed_on_the_second
+try:
+    scanpool.scan_request_files([Path(p) for p in sys.argv[1:]], check=True, limits=OPENAI)
+except BatchError as exc:
+    print(exc)
+    sys.exit(1)
+"""
+
+
+def test_a_worker_killed_mid_check_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """multiprocessing.Pool waited forever for the killed worker's answer."""
+    needs_workers()
+    files = [request_file(tmp_path / f"{n}.jsonl") for n in "ab"]
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WORKER, *map(str, files)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "a worker process checking the request files stopped" in done.stdout
+    assert "Traceback" not in done.stderr

@@ -92,13 +92,30 @@ def _in_workers(
     files: list[Path], limits: FileLimits, workers: int
 ) -> list[RequestFileInfo | BaseException]:
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from openai_batch.validate import sdk_types
 
     sdk_types.batch_endpoints()  # the request types, loaded once here and shared by the fork
     context = multiprocessing.get_context("fork")
-    with context.Pool(min(workers, len(files)), initializer=_ignore_interrupts) as pool:
-        return pool.starmap(_checked, [(f, limits) for f in files], chunksize=1)
+    # An executor, not multiprocessing.Pool: a worker killed mid-file (the out-of-memory
+    # killer) breaks it with BrokenProcessPool, where a Pool waits for that answer forever.
+    pool = ProcessPoolExecutor(
+        min(workers, len(files)), mp_context=context, initializer=_ignore_interrupts
+    )
+    try:
+        return list(pool.map(_checked, files, [limits] * len(files)))
+    except BrokenProcessPool:
+        raise BatchError(
+            "a worker process checking the request files stopped before it finished "
+            "(killed, perhaps by the system for want of memory); nothing was uploaded",
+            hint="run the command again; with little free memory, give it fewer files at a time",
+        ) from None
+    finally:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()  # on Ctrl-C or an error, no worker goes on checking
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ignore_interrupts() -> None:
