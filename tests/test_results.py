@@ -295,6 +295,23 @@ def test_a_result_file_that_shrinks_before_the_responses_are_written_is_an_error
     assert not (tmp_path / "responses.jsonl").exists()
 
 
+def test_a_result_file_that_grows_after_a_last_line_without_a_line_feed_is_an_error(
+    tmp_path: Path,
+) -> None:
+    """Its last line had no line feed when indexed; bytes appended since put it mid-file: it
+    was written without one, and the next result glued onto it (two results on one line)."""
+    lines = [json.dumps(ok_line(f"id_{i}")) for i in range(3)]
+    out = tmp_path / "out.jsonl"
+    out.write_text("\n".join(lines), encoding="utf-8")
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        with out.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + json.dumps(ok_line("id_9")) + "\n")
+        with pytest.raises(BatchError, match="changed while its results were being read"):
+            write_responses(index, tmp_path / "responses.jsonl", ["id_0", "id_1", "id_2"])
+    assert not (tmp_path / "responses.jsonl").exists()
+
+
 def test_a_last_line_without_a_line_feed_gets_one_in_the_responses_file(tmp_path: Path) -> None:
     lines = [json.dumps(ok_line(f"id_{i}")) for i in range(3)]
     out = tmp_path / "out.jsonl"

@@ -76,7 +76,9 @@ class SourceFiles:
             piece = pread(handles[source], length, start)
             if len(piece) != length:
                 raise _changed(self.paths[source])
-            if eof and not piece.endswith(b"\n"):
+            if not piece.endswith(b"\n"):
+                if not eof:  # the file's last line when indexed, and the file has grown since
+                    raise _changed(self.paths[source])
                 piece += b"\n"
             pending.append(piece)
             size += length
