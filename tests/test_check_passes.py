@@ -118,6 +118,33 @@ def test_a_file_this_build_passed_is_not_read_again(
     assert code == 0 and fake_api.batch_create_count == 1
 
 
+@pytest.mark.parametrize(
+    ("requests", "endpoint", "warnings"),
+    [("many", "/v1/chat/completions", 0), (3, None, 0), (3, "/v1/chat/completions", -1)],
+    ids=["count-as-text", "no-endpoint", "negative"],
+)
+def test_a_damaged_pass_in_the_ledger_is_no_pass(
+    fake_api: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    requests: object,
+    endpoint: object,
+    warnings: object,
+) -> None:
+    """A row damaged or written by hand: the file is checked (it crashed on int("many"), and a
+    batch was asked for with no endpoint)."""
+    bad = request_file(tmp_path / "bad.jsonl", temperature=5)
+    with open_ledger() as ledger, ledger.transaction() as db:
+        db.execute(
+            "INSERT INTO checked_files (digest, stamp, requests, endpoint, model, warnings, "
+            "checked_at) VALUES (?, ?, ?, ?, 'gpt-4o-mini', ?, 0)",
+            (digest_of(bad), check_stamp(select(None).limits), requests, endpoint, warnings),
+        )
+    code, _out, err = run_cli(capsys, "start-batch", bad)
+    assert_clean_error(code, err, REFUSED, "temperature")
+    assert fake_api.batch_create_count == 0
+
+
 def stamp_in(src: Path) -> str:
     code = "from openai_batch.validate.stamp import check_stamp; print(check_stamp(OPENAI))"
     env = {**os.environ, "PYTHONPATH": str(src)}

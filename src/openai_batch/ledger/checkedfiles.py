@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from openai_batch.ledger.connection import LedgerBase
 
@@ -44,9 +45,16 @@ class CheckedFiles(LedgerBase):
             "WHERE digest = ? AND stamp = ?",
             (digest, stamp),
         ).fetchone()
-        if row is None:
-            return None
+        if row is None or not _well_formed(row):
+            return None  # a row damaged or written by hand is no pass: the file is checked
         return CheckedFile(
-            digest, stamp, int(row["requests"]), row["endpoint"], row["model"],
-            int(row["warnings"]),
-        )  # fmt: skip
+            digest, stamp, row["requests"], row["endpoint"], row["model"], row["warnings"]
+        )
+
+
+def _well_formed(row: Any) -> bool:
+    """A pass as record_checked_file writes it: counts as whole numbers, an endpoint as text."""
+    counts = (row["requests"], row["warnings"])
+    if not all(type(n) is int and n >= 0 for n in counts):
+        return False
+    return isinstance(row["endpoint"], str) and isinstance(row["model"], str | None)
