@@ -528,3 +528,37 @@ def test_uploads_report_progress_in_bytes_as_they_stream(fake_api, tmp_path):
     assert sum(reports) == path.stat().st_size == uploaded.bytes
     assert len(reports) > 2  # streamed in blocks, not reported once at the end
     assert fake_api.file_content(uploaded.id) == path.read_bytes()
+
+
+def test_a_request_file_changed_while_it_uploads_is_deleted_not_recorded(
+    fake_api, tmp_path, capsys
+):
+    """Checked, then edited before its upload ended: the bytes sent were never checked and
+    would be recorded under the checked file's digest. The upload is deleted, nothing is
+    recorded, and the next start checks the file again."""
+    from openai_batch.errors import BatchError
+    from openai_batch.flow.submit import ensure_uploaded
+    from openai_batch.ledger.digests import digest_of
+    from openai_batch.service.connection import connect
+
+    line = {"custom_id": "id_0", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "temperature": 1,
+                     "messages": [{"role": "user", "content": "x" * 1000}]}}  # fmt: skip
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({**line, "custom_id": f"id_{i}"}) + "\n"
+                            for i in range(300)), encoding="utf-8")  # fmt: skip
+    checked = digest_of(path)
+    edited = path.read_text(encoding="utf-8").replace('"temperature": 1', '"temperature": 5')
+
+    def edit_once(_sent: int) -> None:
+        if path.read_text(encoding="utf-8") != edited:
+            path.write_text(edited, encoding="utf-8")
+
+    conn = connect()
+    with open_ledger() as ledger, pytest.raises(BatchError, match="changed between its check"):
+        ensure_uploaded(conn, ledger, path, progress=edit_once)
+    assert [f.deleted for f in fake_api.files.values()] == [True]  # the upload was deleted
+    with open_ledger() as ledger:
+        assert ledger.uploads_for(conn.service, checked) == []
+    code, _, err = run_cli(capsys, "start-batch", path)
+    assert code != 0 and "temperature" in err and fake_api.batch_create_count == 0

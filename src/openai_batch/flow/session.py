@@ -10,6 +10,7 @@ file_calls) stays the plain, ledger-free HTTP layer.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openai_batch.errors import BatchError
 from openai_batch.ledger.store import Ledger
 from openai_batch.service import shape as batchshape
 from openai_batch.service import status as batchstatus
@@ -95,10 +97,30 @@ class Session:
         progress: Callable[[int], object] | None = None,
         expires_after: int | None = None,
     ) -> FileObject:
-        """Upload a request file and record the upload under its content digest."""
+        """Upload a request file and record the upload under its content digest.
+
+        The file is hashed again once sent: one replaced or edited since it was checked (or
+        while it was sent) would be paid for unchecked and recorded under another file's
+        digest, so its upload is deleted and nothing is recorded."""
+        from openai_batch.ledger.digests import matches
+        from openai_batch.service.file_calls import delete_file
+
         uploaded = upload_file(
             self.conn, Path(path), progress=progress, expires_after=expires_after
         )
+        try:
+            unchanged = matches(Path(path), digest)
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            with contextlib.suppress(BatchError):
+                delete_file(self.conn, uploaded.id)
+            raise BatchError(
+                f"{path} changed between its check and the end of its upload; the upload "
+                f"({uploaded.id}) was deleted and no batch was started",
+                hint="leave the file alone while it is uploaded, then run the command again "
+                "(it is checked again)",
+            )
         self.ledger.record_upload(self.conn.service, uploaded, digest, path)
         return uploaded
 
