@@ -166,6 +166,53 @@ def test_files_added_after_a_parallel_read_continue_the_spill(tmp_path: Path) ->
     in_fresh_process("spill_continues", str(tmp_path))
 
 
+def test_ctrl_c_while_waiting_for_the_child_ends_the_child(tmp_path: Path) -> None:
+    in_fresh_process("interrupted", str(tmp_path))
+
+
 @pytest.mark.parametrize("whose", ["child", "parent"])
 def test_a_file_that_cannot_be_read_is_the_same_error(tmp_path: Path, whose: str) -> None:
     in_fresh_process("same_error", str(tmp_path), whose)
+
+
+def interrupted(folder: str) -> None:
+    """Ctrl-C while this process waits for the child's reads: the child is ended and waited
+    for (it went on reading, then lingered until this process ended)."""
+    import signal
+    import time
+
+    counting_forks()
+    parent = os.getpid()
+    real_read = parallelread.read_file
+
+    def slow_in_the_child(*args: Any) -> Any:
+        if os.getpid() != parent:
+            time.sleep(60)
+        return real_read(*args)
+
+    parallelread.read_file = slow_in_the_child  # type: ignore[assignment]
+    files = [(write(Path(folder) / f"{n}.jsonl", [chat(f"{n}{i}", "x") for i in range(20)]), 0, "")
+             for n in "ab"]  # fmt: skip
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), ResultIndex() as index:
+        index.add_files(files)
+    assert time.monotonic() - started < 30
+    assert no_children()
+
+
+def test_the_childs_error_keeps_its_class_and_commands() -> None:
+    """An error the child sends crosses the pipe as itself when it pickles (it was flattened
+    into a plain BatchError with its hint as text)."""
+    import pickle
+
+    from openai_batch.errors import ApiError, Command
+
+    sent = ApiError("gone", hint=("see `", Command("list-batches", "a b"), "`"))
+    back = pickle.loads(pickle.dumps(parallelread._portable(sent)))
+    assert type(back) is ApiError and back.commands == sent.commands and str(back) == str(sent)

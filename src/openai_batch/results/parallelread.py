@@ -139,12 +139,13 @@ def _exit(_signum: int, _frame: Any) -> None:
 
 
 def _portable(exc: BaseException) -> Any:
-    """The error as the parent can raise it again (BatchError's hint is not in its args)."""
-    if isinstance(exc, BatchError):
-        return ("error", exc.message, exc.hint, type(exc).exit_code)
+    """The error as the parent can raise it again: itself when it survives pickling (a
+    BatchError keeps its class, exit code and hint with its commands), else its parts."""
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
+        if isinstance(exc, BatchError):
+            return ("error", exc.message, exc.hint_parts, exc.exit_code)
         return ("error", f"reading the result files failed: {exc}", None, 1)
     return exc
 
@@ -156,6 +157,9 @@ def _received(pid: int, reader: int) -> list[FileRead]:
             outcome = pickle.load(fh)  # written by our forked child, through our pipe
         except Exception:
             outcome = None
+        except BaseException:  # Ctrl-C while waiting for it: the child ends too
+            _end(pid)
+            raise
     _, status = os.waitpid(pid, 0)
     if isinstance(outcome, list) and os.waitstatus_to_exitcode(status) == 0:
         return outcome
@@ -174,11 +178,15 @@ def _received(pid: int, reader: int) -> list[FileRead]:
 
 def _stop(pid: int, reader: int) -> None:
     """The parent failed (or was interrupted): end the child and wait for it."""
+    _end(pid)
+    os.close(reader)
+
+
+def _end(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-    os.close(reader)
 
 
 def _append(source: IO[bytes], spill: IO[bytes], at: int) -> int:
