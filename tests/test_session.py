@@ -12,6 +12,7 @@ from fake_profiles import CompatibleProfile
 from helpers import cli_json, run_cli
 from openai_batch.errors import ApiError
 from openai_batch.flow.session import UNRECOGNISED_PREFIX, Session
+from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.store import open_ledger
 from openai_batch.service.batch_calls import UnrecognisedBatch, create_batch
 from openai_batch.service.connection import connect
@@ -36,12 +37,14 @@ def test_upload_start_and_fetch_are_recorded(fake_api: FakeOpenAI, tmp_path: Pat
     fake_api.auto_advance = False
     with open_ledger() as ledger:
         session = Session(conn, ledger)
-        uploaded = session.upload(_requests(tmp_path), "d" * 16)
+        path = _requests(tmp_path)
+        digest = digest_of(path)  # the upload is hashed again once sent: the real digest
+        uploaded = session.upload(path, digest)
         assert ledger.upload(conn.service, uploaded.id) is not None
         batch = session.start(uploaded.id, "/v1/chat/completions", {"description": "x"})
         record = ledger.batch(conn.service, batch.id)
         assert record is not None and record.status == "validating"
-        assert record.digest == "d" * 16  # found through the upload's digest
+        assert record.digest == digest  # found through the upload's digest
         fake_api.finish(batch.id)
         assert session.batch(batch.id).status == "completed"
         record = ledger.batch(conn.service, batch.id)
