@@ -16,7 +16,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from helpers import assert_clean_error, run_cli
-from openai_batch.results import background
+from openai_batch.results import background, parallelread
 from openai_batch.results.index import ResultIndex
 
 Capsys = pytest.CaptureFixture[str]
@@ -194,10 +194,10 @@ def test_an_error_from_the_child_arrives_whole() -> None:
     from openai_batch.errors import ApiError, Command, ResultsConflict
 
     sent = ApiError("gone", hint=("check the id with `", Command("list-batches", "a b"), "`"))
-    back = background._loaded(pickle.dumps(background._portable(sent)))
+    back = background._loaded(pickle.dumps(parallelread.portable(sent, "writing")))
     assert type(back) is ApiError and back.exit_code == 3
     assert back.commands == sent.commands and str(back) == str(sent)
     conflict = ResultsConflict("two files answer id_1", [("r 1.jsonl", "a.jsonl")], False)
-    back = background._loaded(pickle.dumps(background._portable(conflict)))
+    back = background._loaded(pickle.dumps(parallelread.portable(conflict, "writing")))
     assert str(back) == str(conflict) and back.commands == conflict.commands
     assert back.exit_code == conflict.exit_code

@@ -214,5 +214,5 @@ def test_the_childs_error_keeps_its_class_and_commands() -> None:
     from openai_batch.errors import ApiError, Command
 
     sent = ApiError("gone", hint=("see `", Command("list-batches", "a b"), "`"))
-    back = pickle.loads(pickle.dumps(parallelread._portable(sent)))
+    back = parallelread.restored(pickle.loads(pickle.dumps(parallelread.portable(sent, "reading"))))
     assert type(back) is ApiError and back.commands == sent.commands and str(back) == str(sent)

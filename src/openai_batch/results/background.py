@@ -34,10 +34,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from openai_batch.errors import BatchError, Hint
+from openai_batch.errors import BatchError
 from openai_batch.results.index import ResultIndex
 from openai_batch.results.merge import ResponsesSummary, write_responses
-from openai_batch.results.parallelread import fork, fork_is_safe
+from openai_batch.results.parallelread import fork, fork_is_safe, portable, restored
 
 BACKGROUND_MIN = 100_000  # results; below this the responses file is written in-process
 
@@ -110,7 +110,7 @@ def _child(index: ResultIndex, dest: Path, order: Iterable[str] | None, writer: 
             outcome: Any = write_responses(index, dest, order)
             code = 0
         except BaseException as exc:  # sent to the parent, which raises it
-            outcome = _portable(exc)
+            outcome = portable(exc, "writing the responses file failed")
         with contextlib.suppress(BaseException), os.fdopen(writer, "wb") as fh:
             fh.write(pickle.dumps(outcome))
     finally:
@@ -121,36 +121,11 @@ def _stop(_signum: int, _frame: Any) -> None:
     raise SystemExit(1)
 
 
-def _portable(exc: BaseException) -> BaseException:
-    """The error as the parent can rebuild it: itself when it survives pickling (a BatchError
-    keeps its class, exit code and hint with its commands as data), else its text and hint."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        if isinstance(exc, BatchError):
-            return _BatchErrorState(exc.message, exc.hint_parts, exc.exit_code)
-        return _BatchErrorState(f"writing the responses file failed: {exc}", None, 1)
-    return exc
-
-
-class _BatchErrorState(Exception):
-    """A BatchError on its way through the pipe."""
-
-    def __init__(self, message: str, hint: Hint | None, exit_code: int) -> None:
-        super().__init__(message, hint, exit_code)
-
-
 def _loaded(payload: bytes) -> Any:
     """What the child sent: our own child's pickle through our own pipe."""
     if not payload:
         return None
     try:
-        outcome = pickle.loads(payload)  # written by our forked child, through our pipe
+        return restored(pickle.loads(payload))  # written by our forked child, through our pipe
     except Exception:
         return None
-    if isinstance(outcome, _BatchErrorState):
-        message, hint, exit_code = outcome.args
-        error = BatchError(message, hint=hint)
-        error.exit_code = exit_code
-        return error
-    return outcome

@@ -128,7 +128,7 @@ def _child(jobs: list[FileJob], spill: IO[bytes], writer: int) -> None:
             spill.flush()
             code = 0
         except BaseException as exc:  # sent to the parent, which raises it
-            outcome = _portable(exc)
+            outcome = portable(exc, "reading the result files failed")
         with contextlib.suppress(BaseException), os.fdopen(writer, "wb") as fh:
             pickle.dump(outcome, fh, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
@@ -139,23 +139,39 @@ def _exit(_signum: int, _frame: Any) -> None:
     os._exit(1)
 
 
-def _portable(exc: BaseException) -> Any:
-    """The error as the parent can raise it again: itself when it survives pickling (a
-    BatchError keeps its class, exit code and hint with its commands), else its parts."""
+class PipedError(Exception):
+    """An error on its way from a forked child whose own pickle does not survive the trip:
+    its message, hint parts and exit code, rebuilt as a BatchError by `restored`."""
+
+
+def portable(exc: BaseException, failed: str) -> Any:
+    """The error as a forked child sends it to its parent: itself when it survives pickling (a
+    BatchError keeps its class, exit code and hint with its commands as data), else its parts
+    (`failed` words an error that is not ours)."""
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
         if isinstance(exc, BatchError):
-            return ("error", exc.message, exc.hint_parts, exc.exit_code)
-        return ("error", f"reading the result files failed: {exc}", None, 1)
+            return PipedError(exc.message, exc.hint_parts, exc.exit_code)
+        return PipedError(f"{failed}: {exc}", None, 1)
     return exc
+
+
+def restored(outcome: Any) -> Any:
+    """What a child sent, with a PipedError made a BatchError again."""
+    if not isinstance(outcome, PipedError):
+        return outcome
+    message, hint, exit_code = outcome.args
+    error = BatchError(message, hint=hint)
+    error.exit_code = exit_code
+    return error
 
 
 def _received(pid: int, reader: int) -> list[FileRead]:
     """The child's reads, once it has ended; its error raised here."""
     with os.fdopen(reader, "rb") as fh:
         try:
-            outcome = pickle.load(fh)  # written by our forked child, through our pipe
+            outcome = restored(pickle.load(fh))  # written by our forked child, through our pipe
         except Exception:
             outcome = None
         except BaseException:  # Ctrl-C while waiting for it: the child ends too
@@ -166,11 +182,6 @@ def _received(pid: int, reader: int) -> list[FileRead]:
         return outcome
     if isinstance(outcome, BaseException):
         raise outcome
-    if isinstance(outcome, tuple) and outcome[:1] == ("error",):
-        _, message, hint, exit_code = outcome
-        error = BatchError(message, hint=hint)
-        error.exit_code = exit_code
-        raise error
     raise BatchError(
         "reading the result files stopped (its second process ended without a result)",
         hint="run the command again (the downloads are kept)",
