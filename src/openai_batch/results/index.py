@@ -84,6 +84,39 @@ def _same_neighbours(records: Any, order: Any, names: tuple[str, ...]) -> Any:
     return same
 
 
+def merge_order(records: Any) -> tuple[Any, Any]:
+    """The records' merge order, np.lexsort((rank, ok, lo, hi)): by custom_id's hash, then
+    an error before a success, the earlier batch first, then the line added first (the last
+    of a custom_id's run wins); and the high halves in that order (contiguous, for lookups).
+
+    One stable argsort of the high halves: two records share one only when they have the
+    same custom_id (or once in 2**64 results), so only those runs are sorted again by every
+    key (a small lexsort; the stable argsort kept each run's records in the order added).
+    The full lexsort of four keys took four times as long."""
+    import numpy as np
+
+    his = np.ascontiguousarray(records["hi"])
+    order = np.argsort(his, kind="stable")
+    his = np.take(his, order)
+    tied = _tied_slots(his)
+    if len(tied):
+        runs = order[tied]
+        tied_records = records[runs]
+        keys = ("rank", "ok", "lo", "hi")
+        order[tied] = runs[np.lexsort(tuple(tied_records[k] for k in keys))]
+    return order, his
+
+
+def _tied_slots(his: Any) -> Any:
+    """The places in sorted `his` whose value a neighbour shares (int array, ascending)."""
+    import numpy as np
+
+    tie = his[1:] == his[:-1]
+    if not tie.any():
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(np.append(tie, False) | np.append(False, tie))
+
+
 class ResultIndex:
     """Add files with add_file; then look results up by custom_id (the index is built on the
     first lookup). Close it to remove the spill file."""
@@ -182,23 +215,26 @@ class ResultIndex:
         if len(every) == 0:
             self._table = self._his = every
             return every
-        # np.lexsort is stable: equal keys keep the order the lines were added in, so the
-        # last of a run is the winner (success over error, then the later batch, then the
-        # later line). Beside the records only the sort order and one gathered column exist
-        # at a time (~65 bytes per result at the peak); the winners are moved to the front
-        # of the records in place, never copied as a whole.
-        order = np.lexsort((every["rank"], every["ok"], every["lo"], every["hi"]))
-        same_id = _same_neighbours(every, order, ("hi", "lo"))
-        if same_id.any():
-            self._find_duplicates(every)
-            self._find_conflicts(every, order, same_id)
-        winners = order[np.append(~same_id, True)]
-        del order, same_id
+        # Beside the records only the merge order, the sorted high halves and one gathered
+        # column exist at a time (~75 bytes per result at the peak); the winners are moved to
+        # the front of the records in place, never copied as a whole.
+        order, his = merge_order(every)
+        tied = _tied_slots(his)
+        if len(tied):  # some high half repeats: nearly always a custom_id answered twice
+            runs = order[tied]
+            same = _same_neighbours(every, runs, ("hi", "lo"))  # false between two runs
+            if same.any():
+                repeated = np.append(same, False) | np.append(False, same)
+                self._find_duplicates(every[np.sort(runs[repeated])])  # in the order added
+                self._find_conflicts(every, runs, same)
+            keep = np.ones(len(order), dtype=bool)
+            keep[tied[:-1][same]] = False  # the last of a custom_id's run wins
+            order, his = order[keep], his[keep]
         for name in every.dtype.names:  # one column's copy at a time
             column = every[name]
-            column[: len(winners)] = column[winners]
-        self._table = every[: len(winners)]
-        self._his = np.ascontiguousarray(self._table["hi"])
+            column[: len(order)] = np.take(column, order)  # take: 3x faster than column[order]
+        self._table = every[: len(order)]
+        self._his = his
         return self._table
 
     def _gathered(self) -> Any:
@@ -207,22 +243,25 @@ class ResultIndex:
 
         parts, self._parts = self._parts, []
         every = np.empty(sum(len(p) for p in parts), dtype=RECORD)
+        whole = f"V{every.dtype.itemsize}"  # copied as whole records: 5x faster than by field
+        into = every.view(whole)
         at = 0
         for n, part in enumerate(parts):
-            every[at : at + len(part)] = part
+            into[at : at + len(part)] = part.view(whole)
             at += len(part)
             parts[n] = None
         return every
 
-    def _find_duplicates(self, every: Any) -> None:
-        """One batch (rank) of one group answering a custom_id more than once."""
+    def _find_duplicates(self, repeated: Any) -> None:
+        """One batch (rank) of one group answering a custom_id more than once (`repeated`: the
+        records of the custom_ids with more than one result, in the order they were added)."""
         import numpy as np
 
-        order = np.lexsort((every["rank"], every["group"], every["lo"], every["hi"]))
-        repeat = _same_neighbours(every, order, ("hi", "lo", "group", "rank"))
+        order = np.lexsort((repeated["rank"], repeated["group"], repeated["lo"], repeated["hi"]))
+        repeat = _same_neighbours(repeated, order, ("hi", "lo", "group", "rank"))
         self.duplicate_count = int(repeat.sum())
         for i in np.flatnonzero(repeat).tolist():
-            entry = every[order[i + 1]]
+            entry = repeated[order[i + 1]]
             custom_id = self._spilled(entry)[0]
             if custom_id in self.duplicates:
                 count, path = self.duplicates[custom_id]
@@ -231,7 +270,8 @@ class ResultIndex:
                 self.duplicates[custom_id] = (2, self.sources[int(entry["source"])])
 
     def _find_conflicts(self, every: Any, order: Any, same_id: Any) -> None:
-        """The same custom_id from two groups: counted per pair of groups, a few examples."""
+        """The same custom_id from two groups: counted per pair of groups, a few examples
+        (`order`: records in merge order, `same_id`: per neighbouring pair, one custom_id)."""
         import numpy as np
 
         starts = np.flatnonzero(np.append(True, ~same_id))
