@@ -204,6 +204,12 @@ def general(raw: bytes) -> tuple[str | None, list[Any] | None]:
 )
 @given(st.lists(raw_lines, min_size=1, max_size=12))
 def test_the_index_reads_every_line_as_the_general_path(tmp_path_factory: Any, lines: Any) -> None:
+    check_index(tmp_path_factory, lines)
+
+
+def check_index(tmp_path_factory: Any, lines: list[bytes]) -> None:
+    """The lines (no line feeds) as one file through ResultIndex: every count, winner and
+    spilled cell is what the general path makes of them."""
     path = Path(tmp_path_factory.mktemp("fast")) / "out.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     expected: dict[str, list[Any]] = {}

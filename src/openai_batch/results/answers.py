@@ -14,7 +14,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from msgspec import UNSET, DecodeError, Meta, Struct, UnsetType
+from msgspec.json import Decoder
 
 try:  # a dependency; a venv made before it was added still works, only slower
     import orjson as _orjson
@@ -216,6 +219,89 @@ def plain_chat(record: dict[str, Any]) -> tuple[str, str, int | str, int | str] 
     )
     return (content, finish, prompt if type(prompt) is int else "",
             completion if type(completion) is int else "")  # fmt: skip
+
+
+# A token count as orjson reads it: an int of 64 bits (it reads a larger one as a float, which
+# plain_chat gives as ""); msgspec reads any int exactly, so a larger one fails the decode here.
+_Tokens = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _Usage(Struct, gc=False):
+    # UNSET (absent) differs from null: plain_chat takes input_tokens only where prompt_tokens
+    # is absent. A count that is not an int (a float, a bool, a string) fails the decode.
+    prompt_tokens: _Tokens | UnsetType | None = UNSET
+    completion_tokens: _Tokens | UnsetType | None = UNSET
+    input_tokens: _Tokens | None = None
+    output_tokens: _Tokens | None = None
+
+
+class _Message(Struct, gc=False):
+    content: str
+    refusal: None = None
+
+
+class _Choice(Struct, gc=False):
+    message: _Message
+    finish_reason: str
+
+
+class _Body(Struct, gc=False):
+    object: Literal["chat.completion"]
+    choices: tuple[_Choice]  # exactly one
+    usage: _Usage | None = None
+
+
+class _Response(Struct, gc=False):
+    status_code: Literal[200]
+    body: _Body
+
+
+class _PlainLine(Struct, gc=False):
+    """The common line as plain_chat reads it: each field it looks at, typed so that a line
+    of any other shape fails to decode (every other field is skipped, never built)."""
+
+    custom_id: str
+    response: _Response
+    error: None = None
+
+
+_PLAIN = Decoder(_PlainLine)
+_SHALLOW = 512  # a line of at most this many brackets is no deeper than every reader reads
+
+
+def plain_line(raw: bytes) -> tuple[str, str, str, int | str, int | str] | None:
+    """(custom_id, content, finish_reason, prompt_tokens, completion_tokens) of a raw line of
+    the common shape, decoded by msgspec into the fields plain_chat reads, skipping the rest
+    unbuilt (about twice as fast as orjson's whole dict); None for every line where that
+    could differ from parse_line + plain_chat, which then read it. The differences guarded:
+    msgspec skips invalid UTF-8 in a field it does not read (to the others the line is not
+    JSON), reads integers over 64 bits exactly (orjson: as floats) and nests as deep as the
+    recursion limit lets it (orjson: 1024); tests/test_plain_line.py checks the rest."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if len(raw) > 2 * _SHALLOW and raw.count(b"[") + raw.count(b"{") > _SHALLOW:
+        return None
+    try:
+        line = _PLAIN.decode(raw)
+    except (DecodeError, ValueError, RecursionError):  # not JSON, or not this shape
+        return None
+    body = line.response.body
+    (choice,) = body.choices
+    usage = body.usage
+    if usage is None:
+        return line.custom_id, choice.message.content, choice.finish_reason, "", ""
+    prompt = usage.prompt_tokens
+    if prompt is UNSET:
+        prompt = usage.input_tokens
+    completion = usage.completion_tokens
+    if completion is UNSET:
+        completion = usage.output_tokens
+    return (line.custom_id, choice.message.content, choice.finish_reason,
+            "" if prompt is None else prompt,
+            "" if completion is None else completion)  # fmt: skip
 
 
 def _extract(record: dict[str, Any]) -> RowResult:

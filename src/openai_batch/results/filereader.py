@@ -1,12 +1,13 @@
 """One downloaded output or error file read into index records and spilled answers.
 
-Each line is parsed once (orjson; the json module for what it refuses) and understood: the common
-line, a successful one-choice chat answer, by answers.plain_chat with a few lookups; every other
-line by answers.extract. Its answer goes to the spill file as a small JSON array (custom_id, then
-the table's result cells), and the line becomes one fixed-size record (the custom_id's XXH3, where
-the raw line is, where its spilled answer is, success, batch rank, request-file group). The
-records of a file and what was counted in it (lines, unreadable and malformed lines, JSON answer
-keys) come back as a FileRead, which ResultIndex keeps: so files can be read in any process
+Each line is parsed once and understood: the common line, a successful one-choice chat answer,
+by answers.plain_line (msgspec decodes only the fields it needs); every other line is parsed whole
+(orjson; the json module for what it refuses) and read by answers.plain_chat or answers.extract.
+Its answer goes to the spill file as a small JSON array (custom_id, then the table's result
+cells), and the line becomes one fixed-size record (the custom_id's XXH3, where the raw line is,
+where its spilled answer is, success, batch rank, request-file group). The records of a file and
+what was counted in it (lines, unreadable and malformed lines, JSON answer keys) come back as a
+FileRead, which ResultIndex keeps: so files can be read in any process
 (results/parallelread.py) and kept in the order they were added.
 """
 
@@ -126,16 +127,20 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
     pending_size = 0
     offset = 0
     loads, spill_line, plain_chat = answers.fast_loads, answers.spill_line, answers.plain_chat
+    plain_line = answers.plain_line
     digest = xxh3_128_digest  # id_digest, inline: called once per line
     with open(job.path, "rb", buffering=_READ_BUFFER) as fh:
         for raw in fh:
             length = len(raw)
             start, offset = offset, offset + length
-            record = loads(raw)  # None: not JSON to orjson (or blank): the general path
-            custom_id = record.get("custom_id") if type(record) is dict else None
-            plain = plain_chat(record) if type(custom_id) is str else None  # type: ignore[arg-type]
-            if plain is not None:  # the common line: one lookup per field, no RowResult
-                content, finish, prompt, completion = plain
+            plain = plain_line(raw)  # the common line, decoded typed (msgspec), no dict
+            if plain is None:  # parsed whole; None: not JSON to orjson (or blank)
+                record = loads(raw)
+                custom_id = record.get("custom_id") if type(record) is dict else None
+                chat = plain_chat(record) if type(custom_id) is str else None  # type: ignore[arg-type]
+                plain = None if chat is None else (custom_id, *chat)  # type: ignore[assignment]
+            if plain is not None:  # the common line: no RowResult
+                custom_id, content, finish, prompt, completion = plain
                 encoded = spill_line([custom_id, "ok", content, finish, "", prompt, completion, ""])
                 if content[:1] == "{" or content[:1].isspace():
                     fields = answers.json_object(content)
