@@ -386,6 +386,10 @@ class ResultIndex:
         chosen = self._built()[positions]
         return self._files.lines(chosen["source"], chosen["offset"], chosen["length"])
 
+    def release_lines(self) -> None:
+        """Let go of the result files raw_lines held whole in memory (they were all read)."""
+        self._files.release()
+
     def cells_at(self, spill: int, spill_length: int, custom_id: str, keys: list[str]) -> list[Any]:
         """The table cells of the result spilled at (spill, spill_length): custom_id, status,
         content, finish_reason, refusal, prompt_tokens, completion_tokens, error, then one per

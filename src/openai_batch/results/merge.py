@@ -107,6 +107,15 @@ def write_responses(
     Results for custom_ids the order does not list (should not happen) follow at the end, in
     natural order, so nothing is lost.
     """
+    try:
+        return _write_responses(index, dest, order)
+    finally:
+        index.release_lines()
+
+
+def _write_responses(
+    index: ResultIndex, dest: Path, order: Iterable[str] | None
+) -> ResponsesSummary:
     import numpy as np
 
     written = index.new_mask()  # per result: already written (a repeated custom_id is skipped)

@@ -1,16 +1,26 @@
 """The downloaded result files an index points into: each opened once, lines read back by offset.
 
-The responses file takes the lines in request order: the lines that follow each other in their
-file are read by one pread (the service mostly writes a batch's lines in request order; shuffled
-files cost one pread per line), and they are handed on in pieces of about 1 MiB, so memory holds
-one piece however long the answers are. Not an mmap of the files: each page fault on a mapped
-file maps a whole folio of the page cache (measured: about 1.7 MB of resident memory per line
-touched on this kernel), so memory would grow with the files; handing the pages back with
-madvise after a few lines costs the system call per line that mapping was to save.
+The responses file takes the lines in request order. The service mostly writes a batch's lines
+shuffled, and one `pread` per line costs about two microseconds, so a file whose lines are asked
+for scattered (a run of lines per _RUN_BYTES of the file or more) and that fits in WHOLE_MAX bytes
+is read whole, once, and its lines are cut from memory. At most WHOLE_MAX bytes of files are held
+at a time: the request order walks one shard at a time (its output and error files, its
+retries'), so a file that no run still to come in a block asks for gives way to the next
+shard's, and one given way is read by run from then on (never read whole twice). Other files
+(bigger ones, or ones asked for in long runs: lines that follow each other in their file are one
+`pread`) are read by run. Either way the lines are handed on in pieces of about 1 MiB, so memory
+holds the files held and one piece, however long the answers are.
+
+Not an mmap of the files: each page fault on a mapped file maps a whole folio of the page cache
+(measured: about 1.7 MB of resident memory per line touched on this kernel), so memory would grow
+with the files; handing the pages back with madvise after a few lines costs the system call per
+line that mapping was to save.
 """
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +29,21 @@ from typing import IO, Any
 from openai_batch.errors import BatchError
 
 _PIECE = 1 << 20  # bytes of lines read and written at a time
+WHOLE_MAX = 64 << 20  # bytes of result files read whole and held at once
+_RUN_BYTES = 1 << 14  # a file read whole once asked for a run per this many of its bytes
 
 
 class SourceFiles:
-    """The result files by number (`paths` is the index's list: it grows as files are added)."""
+    """The result files by number (`paths` is the index's list: it grows as files are added).
+    `whole_max`: bytes of files read whole and held at once (a file bigger is read by run)."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], whole_max: int = WHOLE_MAX) -> None:
         self.paths = paths
+        self.whole_max = whole_max
         self._handles: dict[int, IO[bytes]] = {}
+        self._whole: dict[int, bytes] = {}  # files held whole, least recently asked for first
+        self._let_go: set[int] = set()  # held once and let go: read by run from then on
+        self._runs: dict[int, int] = {}  # runs read by pread so far, per file
 
     def handle(self, source: int) -> IO[bytes]:
         fh = self._handles.get(source)
@@ -43,9 +60,7 @@ class SourceFiles:
 
     def lines(self, sources: Any, offsets: Any, lengths: Any) -> Iterator[bytes]:
         """The lines at (sources, offsets, lengths) (numpy arrays), in that order, each ending
-        in a line feed, as pieces of about _PIECE bytes (or one long line): lines that follow
-        each other in their file (the service mostly writes them in request order) are one
-        pread, and memory holds one piece, however long the answers."""
+        in a line feed, as pieces of about _PIECE bytes (or one long line)."""
         import numpy as np
 
         if not len(sources):
@@ -60,33 +75,92 @@ class SourceFiles:
         if beyond.any():
             raise _changed(self.paths[int(sources[np.argmax(beyond)])])
         before = np.cumsum(lengths, dtype=np.int64) - lengths  # bytes before each line
-        cut = np.ones(len(starts), dtype=bool)  # a new pread: not next in its file, or 1 MiB on
+        cut = np.ones(len(starts), dtype=bool)  # a new run: not next in its file, or 1 MiB on
         cut[1:] = (sources[1:] != sources[:-1]) | (starts[1:] != ends[:-1])
         cut[1:] |= before[1:] // _PIECE != before[:-1] // _PIECE
         first = np.flatnonzero(cut)
         last = np.append(first[1:], len(starts)) - 1
-        at_end = ends[last] == sizes[sources[first]]  # a file's last line may lack its line feed
-        handles = [self.handle(s).fileno() if s in used else -1 for s in range(len(sizes))]
-        rows = zip(sources[first].tolist(), starts[first].tolist(),
-                   (ends[last] - starts[first]).tolist(), at_end.tolist(), strict=True)  # fmt: skip
-        pread = os.pread
-        pending: list[bytes] = []
-        size = 0
-        for source, start, length, eof in rows:
-            piece = pread(handles[source], length, start)
-            if len(piece) != length:
-                raise _changed(self.paths[source])
-            if not piece.endswith(b"\n"):
-                if not eof:  # the file's last line when indexed, and the file has grown since
+        runs = _Runs(sources[first], starts[first], ends[last], sizes, before[first] // _PIECE)
+        left = np.bincount(runs.sources, minlength=len(sizes))  # runs to come, per file
+        whole: list[memoryview | None] = [None] * len(sizes)
+        for piece in runs.pieces():
+            asked = np.bincount(runs.sources[piece], minlength=len(sizes))
+            self._hold(np.flatnonzero(asked).tolist(), left.tolist(), sizes, whole)
+            left -= asked
+            if runs.check(piece, whole, self.paths):
+                yield runs.cut(piece, whole)
+            else:
+                yield self._read(runs, piece, whole)
+
+    def _hold(self, asked: list[int], left: list[int], sizes: Any, whole: list[Any]) -> None:
+        """Files `asked` for by a piece, held whole when worth it (their runs to come, `left`,
+        and those read by run so far: one per _RUN_BYTES of the file) and they fit beside the
+        files held for runs to come; `whole` gets a view of each file held."""
+        held = self._whole
+        for source in sorted(asked, key=lambda s: -left[s]):  # the most runs to come first
+            size = int(sizes[source])
+            if source in held:
+                data = held[source] = held.pop(source)  # the most recently asked for last
+                if len(data) != size:  # grown since it was read whole
                     raise _changed(self.paths[source])
-                piece += b"\n"
-            pending.append(piece)
-            size += length
-            if size >= _PIECE:
-                yield b"".join(pending)
-                pending, size = [], 0
-        if pending:
-            yield b"".join(pending)
+                if whole[source] is None:
+                    whole[source] = memoryview(data)
+                continue
+            worth = (self._runs.get(source, 0) + left[source]) * _RUN_BYTES >= size
+            if source in self._let_go or size > self.whole_max or not worth:
+                continue
+            for other in list(held):  # the least recently asked for first
+                if self.held_bytes + size <= self.whole_max:
+                    break
+                if other >= len(left) or not left[other]:  # no run to come asks for it
+                    self._let_go.add(other)
+                    del held[other]
+                    if other < len(whole):
+                        whole[other] = None
+            if self.held_bytes + size <= self.whole_max:
+                held[source] = self._read_whole(source, size)
+                whole[source] = memoryview(held[source])
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of files held whole now (at most whole_max)."""
+        return sum(len(data) for data in self._whole.values())
+
+    def release(self) -> None:
+        """Let go of the files held whole (the lines are all read)."""
+        self._whole.clear()
+        self._let_go.clear()
+        self._runs.clear()
+
+    def _read_whole(self, source: int, size: int) -> bytes:
+        data = os.pread(self.handle(source).fileno(), size, 0)
+        if len(data) != size:
+            raise _changed(self.paths[source])
+        return data
+
+    def _read(self, runs: _Runs, piece: slice, whole: list[memoryview | None]) -> bytes:
+        """One piece, run by run: cut from a file held whole, else one `pread` per run."""
+        pread = os.pread
+        parts: list[bytes | memoryview] = []
+        rows = zip(runs.sources[piece].tolist(), runs.starts[piece].tolist(),
+                   runs.ends[piece].tolist(), runs.bare[piece].tolist(), strict=True)  # fmt: skip
+        for source, start, end, bare in rows:
+            held = whole[source]
+            if held is not None:
+                part: bytes | memoryview = held[start:end]
+            else:
+                self._runs[source] = self._runs.get(source, 0) + 1
+                part = pread(self.handle(source).fileno(), end - start, start)
+                if len(part) != end - start:
+                    raise _changed(self.paths[source])
+                if not part.endswith(b"\n"):
+                    if end != runs.sizes[source]:  # its last line when indexed, grown since
+                        raise _changed(self.paths[source])
+                    bare = True
+            parts.append(part)
+            if bare:
+                parts.append(b"\n")
+        return b"".join(parts)
 
     def _size(self, source: int) -> int:
         return os.fstat(self.handle(source).fileno()).st_size
@@ -95,6 +169,56 @@ class SourceFiles:
         for fh in self._handles.values():
             fh.close()
         self._handles.clear()
+        self.release()
+
+
+class _Runs:
+    """Runs of lines that follow each other in their file (numpy arrays, in the order asked),
+    grouped into pieces of about _PIECE bytes."""
+
+    def __init__(self, sources: Any, starts: Any, ends: Any, sizes: Any, piece: Any) -> None:
+        import numpy as np
+
+        self.sources, self.starts, self.ends, self.sizes = sources, starts, ends, sizes
+        self.piece = piece
+        self.bare = np.zeros(len(sources), dtype=bool)  # a file's last line without a line feed
+
+    def pieces(self) -> Iterator[slice]:
+        """The runs of each piece, as slices."""
+        import numpy as np
+
+        bounds = np.flatnonzero(self.piece[1:] != self.piece[:-1]) + 1
+        edges = [0, *bounds.tolist(), len(self.piece)]
+        for start, stop in itertools.pairwise(edges):
+            yield slice(start, stop)
+
+    def check(self, piece: slice, whole: list[memoryview | None], paths: list[Path]) -> bool:
+        """Whether every run of the piece is cut from a file held whole and ends in a line
+        feed. A run that ends without one must be its file's last line (it gets one: `bare`);
+        anything else means the file changed."""
+        import numpy as np
+
+        sources, ends = self.sources[piece], self.ends[piece]
+        cut_only = True
+        for source in np.unique(sources).tolist():
+            held = whole[source]
+            if held is None:
+                cut_only = False
+                continue
+            mine = np.flatnonzero(sources == source)
+            bare = np.frombuffer(held, dtype=np.uint8)[ends[mine] - 1] != ord("\n")
+            if bare.any():
+                if (ends[mine[bare]] != len(held)).any():  # its last line when indexed, grown
+                    raise _changed(paths[source])
+                self.bare[piece.start + mine[bare]] = True
+                cut_only = False
+        return cut_only
+
+    def cut(self, piece: slice, whole: list[memoryview | None]) -> bytes:
+        """A piece whose runs all come from files held whole and end in a line feed."""
+        views = map(whole.__getitem__, self.sources[piece].tolist())
+        spans = map(slice, self.starts[piece].tolist(), self.ends[piece].tolist())
+        return b"".join(map(operator.getitem, views, spans))  # type: ignore[arg-type]
 
 
 def _changed(path: Path) -> BatchError:
