@@ -278,6 +278,35 @@ def test_plain_line_on_each_known_difference(name: str, raw: bytes, fast: bool) 
     assert agrees(raw) is fast
 
 
+BIG = [b"18446744073709551616", b"-9223372036854775809", b"1" + b"0" * 400, b"-" + b"9" * 5000]
+EDGE = [b"18446744073709551615", b"-9223372036854775808", b"-0"]
+
+
+def test_an_integer_past_64_bits_reads_the_same_whichever_reader() -> None:
+    """orjson reads an integer past 64 bits as a float; a line it refuses for another reason
+    (a NaN) is read by the json module, told to read integers the same way (it read them
+    exactly: the same token count was a number in one row and a float in another)."""
+    numbers = b"[" + b", ".join(BIG + EDGE) + b"]"
+    plain = answers.parse_line(numbers)
+    with_nan = answers.parse_line(numbers[:-1] + b", NaN]")[:-1]
+    assert [type(v) for v in plain] == [float] * len(BIG) + [int] * len(EDGE)
+    assert plain == with_nan
+    assert plain[len(BIG) :] == [2**64 - 1, -(2**63), 0]
+
+
+@pytest.mark.parametrize("token", BIG[:2])
+def test_a_token_past_64_bits_is_the_same_cell_in_every_row(
+    tmp_path_factory: Any, token: bytes
+) -> None:
+    """Through the index, with and without a NaN elsewhere in the line: the same cells, the
+    spilled answer read back included (it was the exact integer, read back as a float)."""
+    lines = [prompt(token).rstrip(b"\n"), prompt(token + b', "nan": NaN').rstrip(b"\n")]
+    lines[1] = lines[1].replace(b'"id_7"', b'"id_8"')
+    assert general(lines[0])[1] == general(lines[1])[1]
+    assert general(lines[0])[1][4] == ""  # a float is no token count
+    check_index(tmp_path_factory, lines)
+
+
 @pytest.mark.parametrize("limit", [None, 2500], ids=["default limit", "raised limit"])
 def test_lines_nested_up_to_the_recursion_limit(limit: int | None) -> None:
     """The json module (which reads what orjson refuses: here 1e400) runs into the recursion

@@ -68,20 +68,33 @@ MISSING = RowResult("missing")
 def parse_line(raw: bytes | str) -> Any:
     """The JSON value of a line, or raise MalformedResult (not JSON, or nested too deep).
 
-    orjson reads the lines it accepts ~4x faster; what it refuses (NaN, integers over 64
-    bits, lone surrogates, deep nesting) is read by the json module, so the values are the
-    json module's either way."""
+    orjson reads the lines it accepts ~4x faster; what it refuses (NaN, numbers past a
+    double's range, lone surrogates, deep nesting) is read by the json module, which reads
+    an integer as orjson does (_int_as_orjson), so a value never depends on which read it."""
     if _orjson is not None:
         try:
             return _orjson.loads(raw)
         except _orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text, parse_int=_int_as_orjson)
     except RecursionError:
         raise MalformedResult("the line is nested too deeply to read") from None
     except ValueError:
         raise MalformedResult("the line is not JSON") from None
+
+
+def _int_as_orjson(text: str) -> int | float:
+    """An integer literal as orjson reads it: exact within 64 bits (-2**63 to 2**64 - 1), else
+    a float (as orjson 3.13 does; older versions refused the line, and the json module read it
+    exactly). One rule, whichever reader and version: the same token count is never a number
+    in one row and a float in another, nor does a spilled answer change when read back."""
+    if len(text) <= 20:  # "-9223372036854775808", "18446744073709551615"
+        value = int(text)
+        if -(2**63) <= value < 2**64:
+            return value
+    return float(text)  # no digit limit (int() refuses over 4,300 digits)
 
 
 def parse_many(lines: list[bytes]) -> list[Any]:
