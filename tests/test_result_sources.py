@@ -190,3 +190,24 @@ def test_lines_read_in_long_runs_are_not_held_whole(tmp_path: Path) -> None:
         assert b"".join(got) == expected(tmp_path, where)
     finally:
         files.close()
+
+
+def test_files_held_move_up_to_make_room_and_keep_their_bytes(tmp_path: Path) -> None:
+    """A given way in the middle of the files held: B moves to the front (overlapping copy)
+    so that C fits after it; every line still comes back as it is in its file."""
+    contents = [[b"%s%03d" % (name, i) + b"." * 90 for i in range(n)] for name, n in
+                ((b"A", 40), (b"B", 40), (b"C", 50))]  # fmt: skip
+    where = write_files(tmp_path, contents, [False, False, False])
+    rng = random.Random(3)
+    a, b, c = ([w for w in where if w[0] == f] for f in range(3))
+    for lines in (a, b, c):
+        rng.shuffle(lines)
+    mixed = b[20:] + c
+    rng.shuffle(mixed)
+    asked = a + b[:20] + mixed
+    sizes = [(tmp_path / f"f{n}.jsonl").stat().st_size for n in range(3)]
+    files = open_files(tmp_path, 3, sizes[1] + sizes[2] + 100)  # never A beside both
+    try:
+        assert read_back(files, asked, 16) == expected(tmp_path, asked)
+    finally:
+        files.close()

@@ -383,8 +383,10 @@ class ResultIndex:
     def raw_lines(self, positions: Any) -> Iterator[bytes]:
         """The raw result lines of the winners at `positions` (numpy int array), in order,
         each ending in a line feed, in pieces of about 1 MiB (SourceFiles.lines)."""
-        chosen = self._built()[positions]
-        return self._files.lines(chosen["source"], chosen["offset"], chosen["length"])
+        table = self._built()  # column by column: a gather of whole records costs 8x
+        return self._files.lines(
+            table["source"][positions], table["offset"][positions], table["length"][positions]
+        )
 
     def release_lines(self) -> None:
         """Let go of the result files raw_lines held whole in memory (they were all read)."""

@@ -20,6 +20,7 @@ line that mapping was to save.
 from __future__ import annotations
 
 import itertools
+import mmap
 import operator
 import os
 from collections.abc import Iterator
@@ -41,7 +42,9 @@ class SourceFiles:
         self.paths = paths
         self.whole_max = whole_max
         self._handles: dict[int, IO[bytes]] = {}
-        self._whole: dict[int, bytes] = {}  # files held whole, least recently asked for first
+        self._arena: mmap.mmap | None = None  # the files held whole, packed from its start
+        self._held: dict[int, tuple[int, int]] = {}  # (start, size) in the arena, least
+        # recently asked for first
         self._let_go: set[int] = set()  # held once and let go: read by run from then on
         self._runs: dict[int, int] = {}  # runs read by pread so far, per file
 
@@ -96,18 +99,16 @@ class SourceFiles:
         """Files `asked` for by a piece, held whole when worth it (their runs to come, `left`,
         and those read by run so far: one per _RUN_BYTES of the file) and they fit beside the
         files held for runs to come; `whole` gets a view of each file held."""
-        held = self._whole
+        held = self._held
         for source in sorted(asked, key=lambda s: -left[s]):  # the most runs to come first
             size = int(sizes[source])
             if source in held:
-                data = held[source] = held.pop(source)  # the most recently asked for last
-                if len(data) != size:  # grown since it was read whole
+                span = held[source] = held.pop(source)  # the most recently asked for last
+                if span[1] != size:  # grown since it was read whole
                     raise _changed(self.paths[source])
-                if whole[source] is None:
-                    whole[source] = memoryview(data)
                 continue
             worth = (self._runs.get(source, 0) + left[source]) * _RUN_BYTES >= size
-            if source in self._let_go or size > self.whole_max or not worth:
+            if source in self._let_go or not 0 < size <= self.whole_max or not worth:
                 continue
             for other in list(held):  # the least recently asked for first
                 if self.held_bytes + size <= self.whole_max:
@@ -118,25 +119,41 @@ class SourceFiles:
                     if other < len(whole):
                         whole[other] = None
             if self.held_bytes + size <= self.whole_max:
-                held[source] = self._read_whole(source, size)
-                whole[source] = memoryview(held[source])
+                self._read_whole(source, size)
+        arena = memoryview(self._arena) if self._arena is not None else None
+        for source, (start, size) in held.items():  # views anew: files may have moved
+            if source < len(whole) and arena is not None:
+                whole[source] = arena[start : start + size]
 
     @property
     def held_bytes(self) -> int:
         """Bytes of files held whole now (at most whole_max)."""
-        return sum(len(data) for data in self._whole.values())
+        return sum(size for _, size in self._held.values())
 
     def release(self) -> None:
-        """Let go of the files held whole (the lines are all read)."""
-        self._whole.clear()
+        """Let go of the files held whole (the lines are all read); the mapping goes with the
+        last view of it."""
+        self._held.clear()
+        self._arena = None
         self._let_go.clear()
         self._runs.clear()
 
-    def _read_whole(self, source: int, size: int) -> bytes:
-        data = os.pread(self.handle(source).fileno(), size, 0)
-        if len(data) != size:
+    def _read_whole(self, source: int, size: int) -> None:
+        """Read the file into the arena after the files held (moved to its front first when
+        the space after them is too small)."""
+        if self._arena is None:
+            self._arena = mmap.mmap(-1, self.whole_max)  # pages made only as they are used
+        arena = memoryview(self._arena)
+        end = max((start + length for start, length in self._held.values()), default=0)
+        if end + size > self.whole_max:
+            end = 0
+            for other, (start, length) in sorted(self._held.items(), key=lambda s: s[1][0]):
+                arena[end : end + length] = arena[start : start + length]  # memmove
+                self._held[other] = (end, length)
+                end += length
+        if os.preadv(self.handle(source).fileno(), [arena[end : end + size]], 0) != size:
             raise _changed(self.paths[source])
-        return data
+        self._held[source] = (end, size)
 
     def _read(self, runs: _Runs, piece: slice, whole: list[memoryview | None]) -> bytes:
         """One piece, run by run: cut from a file held whole, else one `pread` per run."""
