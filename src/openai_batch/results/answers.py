@@ -234,8 +234,9 @@ def plain_chat(record: dict[str, Any]) -> tuple[str, str, int | str, int | str] 
             completion if type(completion) is int else "")  # fmt: skip
 
 
-# A token count as orjson reads it: an int of 64 bits (it reads a larger one as a float, which
-# plain_chat gives as ""); msgspec reads any int exactly, so a larger one fails the decode here.
+# A token count msgspec may read: orjson reads an int exactly up to 2**64 - 1 and a larger one
+# as a float (plain_chat: ""), msgspec any int exactly; its bounds stop at int64, so a count
+# outside them fails the decode here and goes the general way.
 _Tokens = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 
 
@@ -288,8 +289,9 @@ def plain_line(raw: bytes) -> tuple[str, str, str, int | str, int | str] | None:
     unbuilt (about twice as fast as orjson's whole dict); None for every line where that
     could differ from parse_line + plain_chat, which then read it. The differences guarded:
     msgspec skips invalid UTF-8 in a field it does not read (to the others the line is not
-    JSON), reads integers over 64 bits exactly (orjson: as floats) and nests as deep as the
-    recursion limit lets it (orjson: 1024); tests/test_plain_line.py checks the rest."""
+    JSON), reads integers over 64 bits exactly (orjson: as floats) and nests a few frames
+    deeper than the json module (which reads what orjson refuses) before the recursion limit
+    stops it; tests/test_plain_line.py checks the rest."""
     if not raw.isascii():
         try:
             raw.decode("utf-8")
