@@ -6,6 +6,11 @@ power cut) cannot clean up, but its lock dies with it: the next write to the sam
 the leftovers nobody holds. Without `flock` (Windows) only leftovers older than a day go (and
 a file a live writer has open cannot be deleted there anyway).
 
+A new temp file exists for a moment before its writer locks it, and another process's sweep
+may find it then (two commands writing into one folder: `run` twice on one job). So a sweeper
+removes a temp file only while it holds its lock, and a writer that finds its new file locked
+or already removed makes another: neither can lose the other's file.
+
 Not `filelock`: it locks a separate lock file, which a killed writer would leave beside the
 user's outputs as a second leftover; here the lock lives on the temp file itself, so a SIGKILL
 leaves exactly one file, and the next write sweeps it.
@@ -14,6 +19,7 @@ leaves exactly one file, and the next write sweeps it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -30,6 +36,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 UNLOCKED_STALE_SECONDS = 24 * 3600.0
+_CREATE_ATTEMPTS = 100  # new temp files lost to other writers' sweeps before giving up
 _held: dict[str, int] = {}  # temp path -> the descriptor holding its lock
 
 
@@ -40,24 +47,35 @@ def temp_path_for(path: Path) -> Path:
     Ctrl-C waits until the new file is registered: a caller gets it, or it was never made."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(path)
-    with interrupts.deferred():
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
-            _held[name] = fd
-        else:  # pragma: no cover - Windows
-            os.close(fd)
-    return Path(name)
+    for _ in range(_CREATE_ATTEMPTS):
+        with interrupts.deferred():
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            if fcntl is None:  # pragma: no cover - Windows
+                os.close(fd)
+                return Path(name)
+            if _locked_in_place(fd):
+                _held[name] = fd
+                return Path(name)
+            os.close(fd)  # another writer's sweep took it before we locked it: it removes it
+    raise OSError(errno.EAGAIN, "other writers kept removing this command's temp files", name)
+
+
+def _locked_in_place(fd: int) -> bool:
+    """Lock a temp file just made; False when another process's sweep got to it first (it
+    holds the lock to remove the file, or has removed it already)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return os.fstat(fd).st_nlink > 0
 
 
 def sweep_leftovers(path: Path) -> list[Path]:
     """Remove the temp files of `path` that no live writer holds; returns what went."""
     swept = []
     for temp in path.parent.glob(f".{glob_escape(path.name)}.*.part"):
-        if str(temp) not in _held and _abandoned(temp):
-            with contextlib.suppress(OSError):
-                temp.unlink()
-                swept.append(temp)
+        if str(temp) not in _held and _remove_if_abandoned(temp):
+            swept.append(temp)
     return swept
 
 
@@ -67,20 +85,29 @@ def glob_escape(name: str) -> str:
     return escape(name)
 
 
-def _abandoned(temp: Path) -> bool:
-    """Whether no process holds `temp`'s lock (its writer died), or, without locks, it is old."""
+def _remove_if_abandoned(temp: Path) -> bool:
+    """Remove `temp` if no process holds its lock (its writer died), or, without locks, if it is
+    old. The lock is held while the file goes, so a writer that made it a moment ago and locks
+    it next finds it gone (see the module text), never a file it goes on writing into."""
     import time
 
+    if fcntl is None:  # pragma: no cover - Windows
+        with contextlib.suppress(OSError):
+            if time.time() - temp.stat().st_mtime > UNLOCKED_STALE_SECONDS:
+                temp.unlink()
+                return True
+        return False
     try:
-        if fcntl is None:  # pragma: no cover - Windows
-            return time.time() - temp.stat().st_mtime > UNLOCKED_STALE_SECONDS
         fd = os.open(temp, os.O_RDONLY)
     except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not os.path.samestat(os.fstat(fd), os.stat(temp)):
+            return False  # renamed into place meanwhile: the name is another file's now
+        temp.unlink()
     except OSError:
-        return False  # a live writer holds it
+        return False  # a live writer holds it, or it went meanwhile
     finally:
         os.close(fd)
     return True
