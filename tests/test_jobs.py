@@ -6,21 +6,27 @@ strict fake server, which measures what it had in flight (`max_tokens_in_flight`
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fake_openai import FakeOpenAI, estimate_tokens
-from helpers import ROOT, read_csv, read_jsonl, run_cli
+from helpers import (
+    HANG_SECONDS,
+    ROOT,
+    command_group,
+    ctrl_c,
+    kill_group,
+    read_csv,
+    read_jsonl,
+    run_cli,
+    wait_while_running,
+)
 from openai_batch.estimate.sampled import prompt_tokens
 from openai_batch.ledger import jobstore
 from openai_batch.ledger.store import open_ledger
@@ -76,26 +82,6 @@ def quota_for(weights: list[tuple[int, int]], admitted: int) -> int:
     quota = admitted * max(max(w) for w in weights)
     assert quota < (admitted + 1) * min(ours for ours, _ in weights), weights
     return quota
-
-
-def wait_until(condition: Callable[[], bool], what: str, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
-
-
-def cli_process(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
-    """The real command in its own process, pointed at the fake by the environment."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "openai_batch", *(str(a) for a in args)],
-        cwd=cwd,
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def assert_every_row_ok(path: Path, rows: int) -> list[dict[str, str]]:
@@ -436,16 +422,14 @@ def test_killed_mid_job_resumes_without_doing_anything_twice(
         *FAST,
     )
     fake.auto_advance = False  # the first two batches stay in flight: the job is mid-way
-    proc = cli_process(*args, cwd=tmp_path)
-    try:
-        wait_until(lambda: fake.batch_create_count >= 2, "two batches to start")
-        wait_until(
+    with command_group(*args, cwd=tmp_path) as proc:
+        wait_while_running(proc, lambda: fake.batch_create_count >= 2, "two batches to start")
+        wait_while_running(
+            proc,
             lambda: sum(1 for m, p, _ in fake.log if m == "GET" and "/batches/" in p) >= 6,
             "the command to poll",
         )
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
+        kill_group(proc)
     assert proc.returncode == -signal.SIGKILL
     assert fake.upload_count == 7 and fake.batch_create_count == 2
     assert not Path("k.csv").exists()
@@ -479,12 +463,10 @@ def test_killed_at_random_moments_still_ends_with_every_row_once(
         *FAST,
     )
     for target in (1, 3):  # kill once a first and then a third batch has been created
-        proc = cli_process(*args, cwd=tmp_path)
-        try:
-            wait_until(lambda t=target: fake.batch_create_count >= t, f"batch {target}")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=60)
+        with command_group(*args, cwd=tmp_path) as proc:
+            started = lambda t=target: fake.batch_create_count >= t  # noqa: E731
+            wait_while_running(proc, started, f"batch {target}")
+            kill_group(proc)
     code, _, err = run_cli(capsys, *args)
     assert code == 0, err
     assert fake.batch_create_count == 5 and fake.upload_count == 5
@@ -498,17 +480,16 @@ def test_ctrl_c_stops_following_the_job_not_its_batches(
     template, data = make_inputs(tmp_path, 20)
     fake.auto_advance = False
     assert run_cli(capsys, "run", template, data, "--max-requests", "10", *FAST)[0] == 0
-    proc = cli_process(
+    with command_group(
         "get-batch-results", "--job", "messages", "--csv", "x.csv", "--wait", *FAST, cwd=tmp_path
-    )
-    try:
-        wait_until(
+    ) as proc:
+        wait_while_running(
+            proc,
             lambda: sum(1 for m, p, _ in fake.log if m == "GET" and "/batches/" in p) >= 4,
             "the command to poll",
         )
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        ctrl_c(proc)
+        out, err = proc.communicate(timeout=HANG_SECONDS)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Stopped waiting" in err
     assert (
@@ -525,26 +506,29 @@ def test_two_processes_on_one_job_start_each_shard_once(
 ) -> None:
     template, data = make_inputs(tmp_path, 70)
     quota = quota_for(shard_weights(capsys, template, data, 10), 2)
-    procs = [
-        cli_process(
-            "run",
-            template,
-            data,
-            "--max-requests",
-            "10",
-            "--max-enqueued-tokens",
-            quota,
-            "--wait",
-            "--csv",
-            f"p{n}.csv",
-            "--responses",
-            f"p{n}.jsonl",
-            *FAST,
-            cwd=tmp_path,
-        )
-        for n in (1, 2)
-    ]
-    outputs = [p.communicate(timeout=180) for p in procs]
+    with contextlib.ExitStack() as running:  # both killed on the way out, whatever happens
+        procs = [
+            running.enter_context(
+                command_group(
+                    "run",
+                    template,
+                    data,
+                    "--max-requests",
+                    "10",
+                    "--max-enqueued-tokens",
+                    quota,
+                    "--wait",
+                    "--csv",
+                    f"p{n}.csv",
+                    "--responses",
+                    f"p{n}.jsonl",
+                    *FAST,
+                    cwd=tmp_path,
+                )
+            )
+            for n in (1, 2)
+        ]
+        outputs = [p.communicate(timeout=HANG_SECONDS) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert fake.upload_count == 7 and fake.batch_create_count == 7
     assert fake.max_tokens_in_flight <= quota
@@ -609,12 +593,9 @@ def test_done_when_120k_emails_in_six_shards_survive_a_kill(
     )
 
     fake.auto_advance = False
-    proc = cli_process(*args, cwd=tmp_path)
-    try:
-        wait_until(lambda: fake.batch_create_count >= 2, "two shards to start", limit=300)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
+    with command_group(*args, cwd=tmp_path) as proc:
+        wait_while_running(proc, lambda: fake.batch_create_count >= 2, "two shards to start")
+        kill_group(proc)
     fake.auto_advance = True
 
     code, _out, err = run_cli(capsys, *args)

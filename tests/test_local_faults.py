@@ -31,7 +31,16 @@ from typing import Any
 import pytest
 
 from fake_openai import FakeOpenAI
-from helpers import assert_clean_error, cli_json, run_cli
+from helpers import (
+    HANG_SECONDS,
+    assert_clean_error,
+    cli_json,
+    command_group,
+    ctrl_c,
+    kill_group,
+    run_cli,
+    wait_while_running,
+)
 from openai_batch.errors import BatchError
 from openai_batch.ledger.paths import DB_NAME, downloads_dir, home_dir
 from openai_batch.ledger.store import open_ledger
@@ -122,6 +131,14 @@ def cli(
 
 def parts(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob(".*.part"))
+
+
+def _size(path: Path) -> int:
+    """0 for a file gone meanwhile (a part renamed into place)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 # ------------------------------------------------------------------- the ledger
@@ -396,23 +413,17 @@ def test_waiting_for_a_live_lock_says_what_it_waits_for(fake: FakeOpenAI, work: 
     path = request_file(work / "r.jsonl")
     name = _start_lock_name(fake, path)
     _add_lock(name, "other-host:4242", time.time())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "openai_batch", "start-batch", "r.jsonl"],
-        cwd=work, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    ready, _, _ = select.select([proc.stderr], [], [], 30)
-    if not ready:  # it used to wait silently for up to an hour
-        proc.kill()
-        proc.communicate()
-        pytest.fail("no word of what the command waits for")
-    first = proc.stderr.readline()
-    assert "waiting for another openai-batch command, process 4242 on other-host" in first
-    assert "starting a batch for this file" in first and "120 s" in first
-    assert fake.batch_create_count == 0
-    with open_ledger() as led:  # the holder finishes
-        led.db.execute("DELETE FROM locks WHERE name = ?", (name,))
-    _out, err = proc.communicate(timeout=60)
+    with command_group("start-batch", "r.jsonl", cwd=work) as proc:
+        assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], HANG_SECONDS)
+        assert ready, "no word of what the command waits for"  # it used to wait silently for 1 h
+        first = proc.stderr.readline()
+        assert "waiting for another openai-batch command, process 4242 on other-host" in first
+        assert "starting a batch for this file" in first and "120 s" in first
+        assert fake.batch_create_count == 0
+        with open_ledger() as led:  # the holder finishes
+            led.db.execute("DELETE FROM locks WHERE name = ?", (name,))
+        _out, err = proc.communicate(timeout=HANG_SECONDS)
     assert proc.returncode == 0, err
     assert fake.batch_create_count == 1
 
@@ -452,27 +463,22 @@ def test_a_holder_paused_past_its_lock_creates_nothing(fake: FakeOpenAI, work: P
     path = request_file(work / "r.jsonl")
     name = _start_lock_name(fake, path)
     fake.inject("POST", r"/v1/files$", 503, times=1, retry_after=2)  # keeps it in the lock
-    first = subprocess.Popen(
-        [sys.executable, "-m", "openai_batch", "start-batch", "r.jsonl"],
-        cwd=work, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while ("POST", "/v1/files", 503) not in fake.log:  # uploading, the start lock held
-            assert time.monotonic() < deadline and first.poll() is None, "never uploaded"
-            time.sleep(0.01)
-        os.kill(first.pid, signal.SIGSTOP)
-        with open_ledger() as led:
-            row = led.db.execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
-        assert row is not None and f":{first.pid}:" in row[0]
-        with open_ledger() as led:  # its heartbeat stopped 10 minutes ago, as far as others see
-            led.db.execute("UPDATE locks SET acquired_at = acquired_at - 600")
-        second = cli("start-batch", "r.jsonl", cwd=work, timeout=60)
-        assert second.returncode == 0, second.stderr
-        assert "took over the lock" in second.stderr and fake.batch_create_count == 1
-    finally:
-        os.kill(first.pid, signal.SIGCONT)
-    _out, err = first.communicate(timeout=60)
+    with command_group("start-batch", "r.jsonl", cwd=work) as first:
+        try:
+            uploading = lambda: ("POST", "/v1/files", 503) in fake.log  # noqa: E731
+            wait_while_running(first, uploading, "the upload (the start lock held)")
+            os.kill(first.pid, signal.SIGSTOP)
+            with open_ledger() as led:
+                row = led.db.execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
+            assert row is not None and f":{first.pid}:" in row[0]
+            with open_ledger() as led:  # its heartbeat stopped 10 minutes ago, as others see
+                led.db.execute("UPDATE locks SET acquired_at = acquired_at - 600")
+            second = cli("start-batch", "r.jsonl", cwd=work, timeout=HANG_SECONDS)
+            assert second.returncode == 0, second.stderr
+            assert "took over the lock" in second.stderr and fake.batch_create_count == 1
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        _out, err = first.communicate(timeout=HANG_SECONDS)
     assert_clean_error(first.returncode, err, "another openai-batch command took over")
     assert "before creating anything" in err
     assert fake.batch_create_count == 1 and len(fake.batches) == 1
@@ -525,25 +531,15 @@ def test_leftovers_of_killed_writers_are_swept_but_not_live_ones(
     assert parts(downloads) == []
 
 
-def _interrupt_when(proc: subprocess.Popen[str], ready: Callable[[], bool]) -> tuple[str, str]:
-    deadline = time.monotonic() + 60
-    while not ready():
-        assert time.monotonic() < deadline and proc.poll() is None, "never got there"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    return proc.communicate(timeout=60)
-
-
 def test_ctrl_c_outside_polling_says_how_to_go_on(fake: FakeOpenAI, work: Path) -> None:
     request_file(work / "r.jsonl")
     fake.inject("POST", r"/v1/files$", 503, times=None)  # the upload retries, with pauses
     env = {**os.environ, "OPENAI_BATCH_MAX_RETRIES": "8"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "openai_batch", "upload-batch-file", "r.jsonl"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
     posts = lambda: sum(1 for m, p, _ in fake.log if m == "POST")  # noqa: E731
-    _out, err = _interrupt_when(proc, lambda: posts() >= 2)
+    with command_group("upload-batch-file", "r.jsonl", cwd=work, env=env) as proc:
+        wait_while_running(proc, lambda: posts() >= 2, "a retried upload")
+        ctrl_c(proc)
+        _out, err = proc.communicate(timeout=HANG_SECONDS)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "error: interrupted" in err
@@ -561,19 +557,15 @@ def big_table(path: Path, rows: int = 1_500_000) -> Path:
 
 def test_a_make_killed_mid_write_leaves_a_part_the_next_run_sweeps(work: Path) -> None:
     big_table(work / "big.csv")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "openai_batch", "make-batch-file", "t.json", "big.csv",
-         "-o", "r.jsonl"],
-        cwd=work, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not any(p.stat().st_size > 0 for p in work.glob(".r.jsonl.*.part")):
-        assert proc.poll() is None and time.monotonic() < deadline, "never saw it writing"
-        time.sleep(0.01)
-    proc.kill()  # SIGKILL: no clean-up runs
-    proc.wait(timeout=30)
+    with command_group("make-batch-file", "t.json", "big.csv", "-o", "r.jsonl", cwd=work) as proc:
+        writing = lambda: any(_size(p) > 0 for p in work.glob(".r.jsonl.*.part"))  # noqa: E731
+        wait_while_running(proc, writing, "writing")
+        kill_group(proc)  # SIGKILL: no clean-up runs
     assert parts(work) != []
-    assert cli("make-batch-file", "t.json", "d.csv", "-o", "r.jsonl", cwd=work).returncode == 0
+    made = cli(
+        "make-batch-file", "t.json", "d.csv", "-o", "r.jsonl", cwd=work, timeout=HANG_SECONDS
+    )
+    assert made.returncode == 0, made.stderr
     assert parts(work) == []
 
 
@@ -581,21 +573,16 @@ def test_ctrl_c_while_rendering_says_the_same(work: Path) -> None:
     big_table(work / "big.csv")
     previous = work / "r.jsonl"
     previous.write_text("earlier output\n", encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "openai_batch", "make-batch-file", "t.json", "big.csv",
-         "-o", "r.jsonl"],
-        cwd=work, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    # No progress bar on a pipe: rendering has begun once the first output part is on disk.
-    deadline = time.monotonic() + 60
-    while not parts(work):
-        assert proc.poll() is None, "make ended before rendering"
-        assert time.monotonic() < deadline, "make went quiet before rendering"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=60)
-    err = rest.decode()
+    with command_group("make-batch-file", "t.json", "big.csv", "-o", "r.jsonl", cwd=work) as proc:
+        # No progress bar on a pipe: rendering has begun once the first output part is on disk.
+        wait_while_running(proc, lambda: bool(parts(work)), "rendering")
+        # Frozen, whatever the load, while a part is still on disk: the files are not all
+        # written, so the Ctrl-C (pending until the group goes on) lands while they are.
+        os.killpg(proc.pid, signal.SIGSTOP)
+        assert parts(work), "make wrote its files before it could be frozen"
+        ctrl_c(proc)
+        os.killpg(proc.pid, signal.SIGCONT)
+        _, err = proc.communicate(timeout=HANG_SECONDS)
     assert proc.returncode == 130, err[-500:]
     assert "Traceback" not in err and "error: interrupted" in err
     resume = "openai-batch make-batch-file t.json big.csv -o r.jsonl"
