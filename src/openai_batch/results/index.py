@@ -34,7 +34,7 @@ from openai_batch.results.filereader import (
     RECORD,
     FileJob,
     FileRead,
-    id_digest,
+    id_digests,
     id_halves,
 )
 from openai_batch.results.sources import SourceFiles
@@ -328,7 +328,7 @@ class ResultIndex:
         table = self._built()
         if not custom_ids or len(table) == 0:
             return np.full(len(custom_ids), -1, dtype=np.int64)
-        his, los = id_halves([id_digest(c) for c in custom_ids])
+        his, los = id_halves(id_digests(custom_ids))
         at = np.empty(len(his), dtype=np.intp)
         by_hash = np.argsort(his)  # sorted keys: each search starts where the last one ended
         at[by_hash] = np.searchsorted(self._his, his[by_hash])
