@@ -11,7 +11,7 @@ without any result), then runs, each in its own subprocess so peak memory is tha
 - join:  what `get-batch-results --job NAME -o responses.jsonl --csv out.csv` does once the
          files are downloaded (results.ResultIndex; the responses file in request order, in
          a forked child for a big join, while join.write_table joins the data table, with
-         the progress bar on; the request files with failures found);
+         the progress bar on; the request files with failures found on the way);
 - join at a fifth of the rows, to show that peak memory does not grow with the rows;
 - floor: read every output and error file and write the same bytes to one file, then fsync.
 
@@ -125,8 +125,7 @@ def child_join(args: list[str]) -> None:
         except BaseException:
             pending.cancel()
             raise
-        pending.result()
-        results.files_with_failures(index, plan.order_files)
+        pending.result()  # its pass found the request files with failures too
     finally:
         index.close()
 

@@ -151,6 +151,27 @@ def test_a_failing_table_stops_the_child(started: FakeOpenAI) -> None:
     assert leftovers() == []
 
 
+def test_the_childs_pass_names_the_request_files_to_retry(
+    fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    """Three shards, a request of the second failing: the retry hint names that shard alone,
+    found by the child's pass over the request order (the request files are not read again)."""
+    monkeypatch.chdir(tmp_path)
+    Path("t.json").write_text(json.dumps(TEMPLATE), encoding="utf-8")
+    Path("d.csv").write_text("Name\n" + "".join(f"P{i}\n" for i in range(6)), "utf-8")
+    made = ("make-batch-file", "t.json", "d.csv", "-o", "r.jsonl", "--max-requests", "2", "-q")
+    assert run_cli(capsys, *made)[0] == 0
+    for _ in range(3):  # whichever batch holds id_2 fails it
+        fake_api.plan(fail_custom_ids={"id_2"}, error_status=500)
+    shards = [f"r-00{i}.jsonl" for i in (1, 2, 3)]
+    assert run_cli(capsys, "start-batch", *shards, "--parallel", "1")[0] == 0
+    code, err, forks = run_forking("get-batch-results", *shards, *WAIT, "--csv", "out.csv")
+    assert code == 4, err
+    assert [e.split()[0] for e in forks] == ["fork"], forks
+    assert "utils retry-failed r-002.jsonl -o r-002-retry.jsonl" in err
+    assert "r-001.jsonl -o" not in err and "r-003.jsonl -o" not in err
+
+
 def test_no_fork_while_another_thread_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A thread alive at the fork could hold a lock the child then waits on forever: with one,
     the responses file is written in-process (the same bytes)."""

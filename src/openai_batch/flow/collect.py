@@ -164,8 +164,8 @@ def collect(
             raise
         responses = pending.result()
         counted = summary or responses
-        if counted.error or counted.missing:
-            failing = results.files_with_failures(index, plan.order_files)
+        if counted.error or counted.missing:  # found by the responses file's pass
+            failing = responses.failing or []
     finally:
         index.close()
     return Collected(downloads, responses, summary, plan, failing, notes, dict(groups or {}))

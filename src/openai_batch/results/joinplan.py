@@ -32,10 +32,11 @@ class JoinPlan:
     def data(self) -> Path | None:
         return Path(self.table.path) if self.table is not None else None
 
-    def order(self) -> Iterator[str] | None:
+    def order(self) -> results.RequestOrder | None:
+        """The request files' custom_ids in order (None: no request files, natural order)."""
         if not self.order_files:
             return None
-        return (cid for path in self.order_files for cid in results.iter_request_ids(path))
+        return results.RequestOrder(self.order_files)
 
 
 def plan_join(roots: Sequence[RequestFileRecord], given: Outputs, *, join: bool = True) -> JoinPlan:
