@@ -14,12 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import need_seed
 from openai_batch.results import answers
+from openai_batch.results.answerstore import python_rows
 from openai_batch.results.index import ResultIndex
 
 ABSENT = object()  # a key left out of the record
@@ -239,8 +241,8 @@ def check_index(tmp_path_factory: Any, lines: list[bytes]) -> None:
             position = index.position(custom_id)
             assert position is not None
             assert index.result(custom_id).cells() == cells
-            spills, lengths = index.spill_spans([position])
-            assert index.cells_at(spills[0], lengths[0], custom_id, []) == [custom_id, *cells]
+            taken = index.answers_for(np.array([position]), [custom_id])
+            assert python_rows(taken) == [[custom_id, *cells]]
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

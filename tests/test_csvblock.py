@@ -62,6 +62,10 @@ def _per_row(delimiter: str, data: list[list[str]], results: list[list[Any]]) ->
     return buffer.getvalue().split("\n", 1)[1], counter
 
 
+def _columns(results: list[list[Any]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*results, strict=True)]
+
+
 def _has_surrogate(cells: list[Any]) -> bool:
     return any(isinstance(c, str) and any("\ud800" <= ch <= "\udfff" for ch in c) for c in cells)
 
@@ -75,7 +79,7 @@ def test_a_block_is_the_rows_the_per_row_writer_writes(
     want, counter = _per_row(delimiter, data, results)
     writer = _Delimited(io.StringIO(), delimiter, [])
     columns = [pa.array(c, type=pa.string()) for c in data]
-    text = DelimitedBlocks(delimiter, writer.special, True).text(columns, results)
+    text = DelimitedBlocks(delimiter, writer.special, True).text(columns, _columns(results))
     if any(_has_surrogate(r) for r in results):
         assert text is None  # only the per-row writer can say what it did with them
         return
@@ -91,7 +95,7 @@ def test_a_block_is_the_rows_the_per_row_writer_writes(
 def test_a_block_without_formula_checks_counts_none() -> None:
     writer = _Delimited(io.StringIO(), ",", [])
     results = [["id_0", "ok", "=1+1", "", "", 1, 2, ""]]
-    text = DelimitedBlocks(",", writer.special, False).text([], results)
+    text = DelimitedBlocks(",", writer.special, False).text([], _columns(results))
     assert text is not None and text.formulas == 0
     assert bytes(text.data) == b"id_0,ok,=1+1,,,1,2,\n"
 

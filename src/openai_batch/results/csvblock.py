@@ -48,12 +48,16 @@ class DelimitedBlocks:
         self._special_bytes = [bytes([b]) for b in special.encode("ascii")]  # ASCII, as in UTF-8
         self._check = check_formulas
 
-    def text(self, data: Sequence[pa.Array], results: list[list[Any]]) -> BlockText | None:
+    def text(
+        self, data: Sequence[pa.Array], results: Sequence[pa.Array | Sequence[Any]]
+    ) -> BlockText | None:
         """The lines of rows made of `data` (string columns, one item per row) followed by
-        `results` (each row's result cells), or None when only the per-row writer can."""
-        rows = len(results)
-        columns = [*data, *zip(*results, strict=True)]  # tuples: one per column
-        if not rows or not columns:
+        the `results` columns (custom_id, status, ...: Arrow string arrays without nulls, as
+        the index's answers come, or any cells, as JSON key columns come), or None when only
+        the per-row writer can."""
+        columns = [*data, *results]
+        rows = len(columns[0]) if columns else 0
+        if not rows or not results:
             return None
         block = BlockText(b"", rows)
         texts = []
@@ -61,13 +65,13 @@ class DelimitedBlocks:
             for number, values in enumerate(columns):
                 result_column = number - len(data)
                 if isinstance(values, pa.Array):
-                    if values.null_count:
+                    if values.null_count or values.type != pa.string():
                         return None
                     text, plain = values, True
                 else:
                     text, plain = _text(values)
                 if result_column == 1:
-                    block.statuses.update(values)
+                    block.statuses.update(_counts(values))
                 elif result_column >= 2 and self._check:
                     block.formulas += _formulas(text) if plain else _formulas_of(values)
                 texts.append(self._quoted(text))
@@ -90,6 +94,14 @@ class DelimitedBlocks:
             column = pc.replace_substring(column, '"', '""')
         quoted = pc.binary_join_element_wise('"', column, '"', "")
         return quoted if pc.all(quote).as_py() else pc.if_else(quote, quoted, column)
+
+
+def _counts(values: pa.Array | Sequence[Any]) -> Counter[str]:
+    """How many cells hold each value (the status column)."""
+    if isinstance(values, pa.Array):
+        counts = pc.value_counts(values).to_pylist()
+        return Counter({item["values"]: item["counts"] for item in counts})
+    return Counter(values)
 
 
 def _text(values: Sequence[Any]) -> tuple[pa.Array, bool]:

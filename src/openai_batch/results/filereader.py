@@ -3,11 +3,13 @@
 Each line is parsed once and understood: the common line, a successful one-choice chat answer,
 by answers.plain_line (msgspec decodes only the fields it needs); every other line is parsed whole
 (orjson; the json module for what it refuses) and read by answers.plain_chat or answers.extract.
-Its answer goes to the spill file as a small JSON array (custom_id, then the table's result
-cells), and the line becomes one fixed-size record (the custom_id's XXH3, where the raw line is,
-where its spilled answer is, success, batch rank, request-file group). The records of a file and
-what was counted in it (lines, unreadable and malformed lines, JSON answer keys) come back as a
-FileRead, which ResultIndex keeps: so files can be read in any process
+Its answer's cells (custom_id, then the table's result cells) are gathered as columns, a part of
+the file (bounded by rows and by characters) written to the spill file as one Arrow blob
+(results/answerstore.py), and the line becomes one fixed-size record (the custom_id's XXH3,
+where the raw line is, which blob and row hold its answer and how big it is, success, batch
+rank, request-file group). The records of a file and what was counted in it (lines, unreadable
+and malformed lines, JSON answer keys) come back as a FileRead, which ResultIndex keeps: so
+files can be read in any process
 (results/parallelread.py) and kept in the order they were added.
 """
 
@@ -20,21 +22,20 @@ from typing import IO, Any
 
 from xxhash import xxh3_128_digest
 
-from openai_batch.results import answers
+from openai_batch.results import answers, answerstore
 from openai_batch.results.answers import MISSING, RowResult
 
 MAX_TRACKED_KEYS = 10_000  # distinct JSON answer keys counted (see join.json_columns)
-_SPILL_BUFFER = 1 << 20
 _READ_BUFFER = 1 << 20  # bytes read at a time (the default 8 KiB: 128 times the read calls)
-_PART_ROWS = 1 << 16  # lines gathered as Python lists before they become numpy records
 RECORD = [
     ("hi", "<u8"),
     ("lo", "<u8"),
     ("source", "<u2"),
     ("offset", "<u8"),
     ("length", "<u4"),
-    ("spill", "<u8"),
-    ("spill_length", "<u4"),
+    ("blob", "<u4"),  # the answer: row `row` of blob `blob` in the spill file (answerstore)
+    ("row", "<u2"),
+    ("size", "<u4"),  # the answer's bytes (the table reads a few MB of answers at a time)
     ("rank", "<u2"),
     ("group", "<u2"),
     ("ok", "u1"),
@@ -53,9 +54,11 @@ class FileJob:
 
 @dataclass
 class FileRead:
-    """A file's records (their spill offsets from where its answers were written) and counts."""
+    """A file's records and counts, and where its answers were written: its blobs' (offset,
+    length) in the spill file; a record's blob number counts from the file's first blob."""
 
     parts: list[Any] = field(default_factory=list)
+    blobs: list[tuple[int, int]] = field(default_factory=list)
     spill_end: int = 0  # the spill offset after this file's answers
     lines: int = 0
     unreadable: int = 0  # lines without a custom_id: nothing to join them to
@@ -93,30 +96,37 @@ def id_halves(digests: list[bytes]) -> tuple[Any, Any]:
 
 
 class _Part:
-    """The records of up to _PART_ROWS lines of one file, gathered as plain lists (one
-    append per field per line: cheaper than a tuple per line turned into numpy)."""
+    """Up to PART_ROWS lines of one file: their records' fields and their answers' cells,
+    gathered as plain lists (one append per field per line: cheaper than a tuple per line)."""
 
     def __init__(self) -> None:
         self.digests: list[bytes] = []
         self.starts: list[int] = []
         self.lengths: list[int] = []
-        self.spill_lengths: list[int] = []
         self.oks = bytearray()
+        self.ids: list[str] = []
+        self.contents: list[str] = []
+        self.finishes: list[str] = []
+        self.prompts: list[Any] = []  # int or ""
+        self.completions: list[Any] = []
+        self.extras: dict[int, tuple[str, str]] = {}  # row -> (refusal, error), where any
+        self.chars = 0  # of the answers so far (the blob's size, about)
 
-    def records(self, job: FileJob, spill_start: int) -> Any:
-        """The records, their spilled answers laid end to end from `spill_start`."""
+    def full(self) -> bool:
+        return len(self.starts) >= answerstore.PART_ROWS or self.chars >= answerstore.BLOB_CHARS
+
+    def records(self, job: FileJob, blob: int, sizes: Any) -> Any:
+        """The records; their answers are rows 0.. of blob number `blob` (of the file's)."""
         import numpy as np
 
         records = np.zeros(len(self.starts), dtype=RECORD)
-        if not self.starts:
-            return records
         records["hi"], records["lo"] = id_halves(self.digests)
         records["source"] = job.source
         records["offset"] = self.starts
         records["length"] = self.lengths
-        spill_lengths = np.array(self.spill_lengths, dtype=np.uint64)
-        records["spill"] = spill_start + np.cumsum(spill_lengths) - spill_lengths
-        records["spill_length"] = spill_lengths
+        records["blob"] = blob
+        records["row"] = np.arange(len(self.starts), dtype=np.uint16)
+        records["size"] = np.minimum(sizes, 0xFFFFFFFF)
         records["rank"] = job.rank
         records["group"] = job.group
         records["ok"] = np.frombuffer(bytes(self.oks), dtype=np.uint8)
@@ -124,17 +134,15 @@ class _Part:
 
 
 def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
-    """Read `job`'s file; its answers are written to `spill`, which is at offset `spill_at`.
+    """Read `job`'s file; its answers are written to `spill`, which is at offset `spill_at`,
+    as blobs (results/answerstore.py) that FileRead.blobs lists.
 
     A line that is JSON but no known answer shape (or too deep to read) still belongs to its
     custom_id: it is indexed as a failure, and its row says `malformed_result`."""
     read = FileRead(spill_end=spill_at)
     part = _Part()
-    pending: list[bytes] = []
-    pending_size = 0
     offset = 0
-    loads, spill_line, plain_chat = answers.fast_loads, answers.spill_line, answers.plain_chat
-    plain_line = answers.plain_line
+    loads, plain_chat, plain_line = answers.fast_loads, answers.plain_chat, answers.plain_line
     digest = xxh3_128_digest  # id_digest, inline: called once per line
     with open(job.path, "rb", buffering=_READ_BUFFER) as fh:
         for raw in fh:
@@ -148,12 +156,11 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
                 plain = None if chat is None else (custom_id, *chat)  # type: ignore[assignment]
             if plain is not None:  # the common line: no RowResult
                 custom_id, content, finish, prompt, completion = plain
-                encoded = spill_line([custom_id, "ok", content, finish, "", prompt, completion, ""])
                 if content[:1] == "{" or content[:1].isspace():
                     fields = answers.json_object(content)
                     if fields:
                         read.count_keys(fields)
-                ok = True
+                part.oks.append(1)
             else:
                 if not raw.strip():
                     continue
@@ -162,33 +169,41 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
                     read.lines += 1
                     read.unreadable += 1
                     continue
-                encoded = spill_line([custom_id, *result.cells()])
-                ok = result.status == "ok"
+                content, finish = result.content, result.finish_reason
+                prompt, completion = result.cells()[4:6]
+                if result.refusal or result.error:
+                    part.extras[len(part.ids)] = (result.refusal, result.error)
+                    part.chars += len(result.refusal) + len(result.error)
+                part.oks.append(result.status == "ok")
             read.lines += 1
             part.digests.append(digest(custom_id.encode("utf-8", "surrogatepass")))  # type: ignore[union-attr]
             part.starts.append(start)
             part.lengths.append(length)
-            part.spill_lengths.append(len(encoded))
-            part.oks.append(ok)
-            pending.append(encoded)
-            pending_size += len(encoded)
-            if pending_size >= _SPILL_BUFFER:
-                spill.write(b"".join(pending))
-                pending, pending_size = [], 0
-            if len(part.starts) >= _PART_ROWS:  # bounded lists, whatever the file's size
-                _keep(read, part, job)
+            part.ids.append(custom_id)  # type: ignore[arg-type]
+            part.contents.append(content)
+            part.finishes.append(finish)
+            part.prompts.append(prompt)
+            part.completions.append(completion)
+            part.chars += len(content)
+            if part.full():  # bounded lists and blobs, whatever the file's size
+                _keep(read, part, job, spill)
                 part = _Part()
-    spill.write(b"".join(pending))
-    _keep(read, part, job)
+    _keep(read, part, job, spill)
     return read
 
 
-def _keep(read: FileRead, part: _Part, job: FileJob) -> None:
-    """The part's records as a numpy array; the spill offsets continue the file's."""
-    records = part.records(job, read.spill_end)
-    if len(records):
-        read.spill_end = int(records["spill"][-1]) + int(records["spill_length"][-1])
-        read.parts.append(records)
+def _keep(read: FileRead, part: _Part, job: FileJob, spill: IO[bytes]) -> None:
+    """The part's answers written to the spill as one blob; its records as a numpy array."""
+    if not part.ids:
+        return
+    blob, sizes = answerstore.encode(
+        part.ids, bytes(part.oks), part.contents, part.finishes,
+        part.prompts, part.completions, part.extras,
+    )  # fmt: skip
+    spill.write(blob)
+    read.parts.append(part.records(job, len(read.blobs), sizes))
+    read.blobs.append((read.spill_end, len(blob)))
+    read.spill_end += len(blob)
 
 
 def _general(raw: bytes, record: Any, read: FileRead) -> tuple[str | None, RowResult]:

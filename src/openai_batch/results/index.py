@@ -1,13 +1,14 @@
 """Where each custom_id's winning result is, across the downloaded files of several batches.
 
 Memory holds no string per result: each line becomes one fixed-size record in numpy arrays
-(the custom_id's 128-bit XXH3, where the raw line is, where its understood answer is in a spill
-file, success, batch rank and request-file group: 47 bytes), so a million results take ~50 MB
-and long answers take none. The answers themselves, read once (results/filereader.py; a big
-join's files by two processes, results/parallelread.py), go to the spill file (beside the
-downloads) as small JSON arrays; the join reads them back instead of
-parsing every result line again. Every answer read back is checked against the custom_id asked
-for, so even a hash collision could never put an answer on the wrong row.
+(the custom_id's 128-bit XXH3, where the raw line is, which blob and row of the spill file hold
+its understood answer and its size, success, batch rank and request-file group: 45 bytes), so a
+million results take ~50 MB and long answers take none. The answers themselves, read once
+(results/filereader.py; a big join's files by two processes, results/parallelread.py), go to
+the spill file (beside the downloads) as Arrow columns (results/answerstore.py); the join takes
+them back a block at a time instead of parsing every result line again. Every answer read back
+is checked against the custom_id asked for (a whole column at once), so even a hash collision
+could never put an answer on the wrong row.
 
 Merge rules (unchanged): within a group (one request file and its retries) a success beats an
 error and otherwise the later batch wins; the same custom_id from two groups is a conflict.
@@ -15,13 +16,10 @@ error and otherwise the later batch wins; the same custom_id from two groups is 
 
 from __future__ import annotations
 
-import itertools
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any
 
 from xxhash import xxh3_128_intdigest
 
@@ -29,6 +27,7 @@ from openai_batch.errors import BatchError
 from openai_batch.requestfile.customids import natural_key
 from openai_batch.results import answers, parallelread
 from openai_batch.results.answers import MISSING, RowResult
+from openai_batch.results.answerstore import AnswerStore, python_column
 from openai_batch.results.filereader import (
     MAX_TRACKED_KEYS,
     RECORD,
@@ -40,21 +39,7 @@ from openai_batch.results.filereader import (
 from openai_batch.results.sources import SourceFiles
 
 _MAX_SMALL = 0xFFFF  # sources, ranks and groups are stored in 16 bits
-
-
-class Hit(NamedTuple):
-    """Where one custom_id's winning result is."""
-
-    position: int
-    source: int
-    offset: int
-    length: int
-    spill: int
-    spill_length: int
-    ok: int
-
-
-_HIT_FIELDS = ("source", "offset", "length", "spill", "spill_length", "ok")
+_WALK_ROWS = 1 << 16  # custom_ids made Python strings at a time, walking them all
 
 
 @dataclass
@@ -136,7 +121,7 @@ class ResultIndex:
         # their hashes' high halves as one contiguous array: numpy's searchsorted copies a
         # strided column (47 bytes apart) to search it, 8 MB per million results per lookup
         self._his: Any = None
-        self._spill: IO[bytes] | None = None
+        self._answers = AnswerStore()  # the spill file
         self._spill_size = 0
         self._files = SourceFiles(self.sources)
 
@@ -157,7 +142,7 @@ class ResultIndex:
         if not files:
             return 0
         jobs = [self._job(Path(path), rank, group) for path, rank, group in files]
-        spill = self._spill_file(jobs[0].path.parent)
+        spill = self._answers.file(jobs[0].path.parent)
         reads = parallelread.read_all(jobs, spill, self._spill_size)
         for read in reads:
             self._keep(read)
@@ -177,6 +162,9 @@ class ResultIndex:
 
     def _keep(self, read: FileRead) -> None:
         """A file's records and counts, as if it had been read here."""
+        first = self._answers.add(read.blobs)  # its blobs' numbers count from here
+        for records in read.parts:
+            records["blob"] += first
         self._parts.extend(read.parts)
         self._spill_size = max(self._spill_size, read.spill_end)  # a child's files end later
         self.unreadable += read.unreadable
@@ -194,14 +182,6 @@ class ResultIndex:
             self.group_names.append(group)
         return self.group_names.index(group)
 
-    def _spill_file(self, folder: Path) -> IO[bytes]:
-        if self._spill is None:
-            try:
-                self._spill = tempfile.TemporaryFile(prefix=".results-index.", dir=folder)  # noqa: SIM115
-            except OSError:
-                self._spill = tempfile.TemporaryFile(prefix="openai-batch-results.")  # noqa: SIM115
-        return self._spill
-
     # -- the merge ----------------------------------------------------------------------
     def _built(self) -> Any:
         """The winners sorted by hash; conflicts and duplicates found on the way (once)."""
@@ -209,8 +189,7 @@ class ResultIndex:
             return self._table
         import numpy as np
 
-        if self._spill is not None:
-            self._spill.flush()  # reads go by os.pread, around the file object's buffer
+        self._answers.ready()
         every = self._gathered()
         if len(every) == 0:
             self._table = self._his = every
@@ -260,9 +239,9 @@ class ResultIndex:
         order = np.lexsort((repeated["rank"], repeated["group"], repeated["lo"], repeated["hi"]))
         repeat = _same_neighbours(repeated, order, ("hi", "lo", "group", "rank"))
         self.duplicate_count = int(repeat.sum())
-        for i in np.flatnonzero(repeat).tolist():
-            entry = repeated[order[i + 1]]
-            custom_id = self._spilled(entry)[0]
+        entries = repeated[order[np.flatnonzero(repeat) + 1]]
+        ids = self._ids_of(entries)  # each blob read once, not once per repeat
+        for entry, custom_id in zip(entries, ids, strict=True):
             if custom_id in self.duplicates:
                 count, path = self.duplicates[custom_id]
                 self.duplicates[custom_id] = (count + 1, path)
@@ -307,16 +286,6 @@ class ResultIndex:
             i += 1
         return None
 
-    def hits(self, custom_ids: list[str]) -> list[Hit | None]:
-        """Where the results of many custom_ids are (one numpy search and one gather for all:
-        per-row numpy indexing would cost more than the join itself)."""
-        found = self.found(custom_ids)
-        have = found >= 0
-        chosen = self._built()[found[have]]
-        columns = [chosen[name].tolist() for name in _HIT_FIELDS]
-        rows = zip(found[have].tolist(), *columns, strict=True)
-        return [Hit(*next(rows)) if h else None for h in have.tolist()]
-
     def positions(self, custom_ids: list[str]) -> list[int | None]:
         """position() of many custom_ids at once (one numpy search)."""
         return [None if p < 0 else p for p in self.found(custom_ids).tolist()]
@@ -359,26 +328,9 @@ class ResultIndex:
         position = self.position(custom_id)
         return None if position is None else self.ok_at(position)
 
-    def raw_line_of(self, hit: Hit) -> bytes:
-        return self._files.line(hit.source, hit.offset, hit.length)
-
-    def result_of(self, hit: Hit, custom_id: str) -> RowResult:
-        """The row result at `hit`, which must belong to `custom_id`."""
-        return self._row(self._spilled_at(hit.spill, hit.spill_length), custom_id)
-
-    def cells_of(self, hit: Hit, custom_id: str, keys: list[str]) -> list[Any]:
-        """The table cells of the result at `hit` (see cells_at)."""
-        return self.cells_at(hit.spill, hit.spill_length, custom_id, keys)
-
-    def spill_spans(self, positions: Any) -> tuple[list[int], list[int]]:
-        """Where the answers of the winners at `positions` are in the spill file (offsets,
-        lengths), for cells_at."""
-        chosen = self._built()[positions]
-        return chosen["spill"].tolist(), chosen["spill_length"].tolist()
-
-    def spill_lengths(self, positions: Any) -> Any:
-        """The lengths of the spilled answers of the winners at `positions` (numpy)."""
-        return self._built()["spill_length"][positions]
+    def answer_sizes(self, positions: Any) -> Any:
+        """The sizes in bytes of the answers of the winners at `positions` (numpy)."""
+        return self._built()["size"][positions]
 
     def raw_lines(self, positions: Any) -> Iterator[bytes]:
         """The raw result lines of the winners at `positions` (numpy int array), in order,
@@ -392,35 +344,41 @@ class ResultIndex:
         """Let go of the result files raw_lines held whole in memory (they were all read)."""
         self._files.release()
 
-    def cells_at(self, spill: int, spill_length: int, custom_id: str, keys: list[str]) -> list[Any]:
-        """The table cells of the result spilled at (spill, spill_length): custom_id, status,
-        content, finish_reason, refusal, prompt_tokens, completion_tokens, error, then one per
-        JSON key in `keys` (the spilled record is already these cells: no RowResult on the hot
-        path)."""
-        return self._cells(self._spilled_at(spill, spill_length), custom_id, keys)
+    def answers_for(self, found: Any, custom_ids: list[str]) -> Any:
+        """The answers (an Arrow table of answerstore.COLUMNS) of the winners at `found`
+        (numpy ints; -1: no result, a row of nulls), which must belong to `custom_ids`: the
+        custom_ids read back are compared with them all at once."""
+        import numpy as np
 
-    def cells_many(self, positions: Any, custom_ids: list[str], keys: list[str]) -> list[Any]:
-        """cells_at of the winners at `positions` (numpy ints), `custom_ids` theirs: one
-        `pread` each, the custom_ids compared all at once."""
-        if not custom_ids:
-            return []
-        assert self._spill is not None
+        present = found >= 0
         table = self._built()
-        fd, pread = self._spill.fileno(), os.pread
-        offsets, lengths = table["spill"][positions].tolist(), table["spill_length"][positions]
-        pieces = list(map(pread, itertools.repeat(fd), lengths.tolist(), offsets))
-        rows = answers.parse_many(pieces)
-        if keys or [cells[0] for cells in rows] != custom_ids:
-            return [self._cells(c, i, keys) for c, i in zip(rows, custom_ids, strict=True)]
-        return rows
+        if present.any():
+            at = np.where(present, found, 0)
+            blobs, rows = table["blob"][at], table["row"][at]
+        else:  # nothing to read (perhaps no results at all)
+            blobs = rows = np.zeros(len(found), dtype=np.int64)
+        taken = self._answers.take(blobs, rows, present)
+        self._same_ids(taken.column("custom_id"), custom_ids, present)
+        return taken
 
-    def _cells(self, cells: list[Any], custom_id: str, keys: list[str]) -> list[Any]:
-        if cells[0] != custom_id:
-            self._row(cells, custom_id)  # raises: a hash collision is never a wrong row
-        if keys:
-            fields = (answers.json_object(cells[2]) if cells[1] == "ok" else None) or {}
-            cells.extend(answers.cell_text(fields[k]) if k in fields else "" for k in keys)
-        return cells
+    def _same_ids(self, column: Any, custom_ids: list[str], present: Any) -> None:
+        """Raise when a custom_id read back is not the one asked for (a hash collision)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if column.type == pa.string():
+            try:
+                asked = pa.array(custom_ids, type=pa.string())
+            except UnicodeEncodeError:  # a lone surrogate: compared in Python below
+                pass
+            else:
+                if pc.all(pc.equal(column, asked)).as_py() is not False:  # nulls: no result
+                    return
+        for stored, asked_id, here in zip(
+            python_column(column, "custom_id"), custom_ids, present.tolist(), strict=True
+        ):
+            if here and stored != asked_id:
+                self._row([stored, *[""] * 7], asked_id)
 
     def raw_line_at(self, position: int) -> bytes:
         entry = self._built()[position]
@@ -473,10 +431,21 @@ class ResultIndex:
         return str(self._spilled(self._built()[position])[0])
 
     def custom_ids(self) -> Iterator[str]:
-        """Every custom_id with a result, in hash order (read back from the spill file)."""
+        """Every custom_id with a result, in hash order (read back from the spill file, each
+        blob once: the custom_ids alone, as Arrow text, are held while they are walked)."""
         table = self._built()
-        for i in range(len(table)):
-            yield self._spilled(table[i])[0]
+        ids = self._answers.take(table["blob"], table["row"], columns=("custom_id",)).column(0)
+        for start in range(0, len(ids), _WALK_ROWS):
+            yield from python_column(ids.slice(start, _WALK_ROWS), "custom_id")
+
+    def custom_ids_at(self, positions: Any) -> list[str]:
+        """The custom_ids of the winners at `positions` (numpy ints), each blob read once."""
+        return self._ids_of(self._built()[positions])
+
+    def _ids_of(self, entries: Any) -> list[str]:
+        """The custom_ids of these records (numpy), each blob read once."""
+        taken = self._answers.take(entries["blob"], entries["row"], columns=("custom_id",))
+        return python_column(taken.column(0), "custom_id")
 
     def counts(self) -> dict[str, int]:
         table = self._built()
@@ -502,18 +471,12 @@ class ResultIndex:
 
     # -- files --------------------------------------------------------------------------
     def _spilled(self, entry: Any) -> list[Any]:
-        assert self._spill is not None
-        return self._spilled_at(int(entry["spill"]), int(entry["spill_length"]))
-
-    def _spilled_at(self, offset: int, length: int) -> list[Any]:
-        assert self._spill is not None
-        return answers.parse_line(os.pread(self._spill.fileno(), length, offset))  # type: ignore[no-any-return]
+        """One record's answer cells (custom_id first) as Python values."""
+        return self._answers.row(int(entry["blob"]), int(entry["row"]))
 
     def close(self) -> None:
         self._files.close()
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
+        self._answers.close()
 
     def __enter__(self) -> ResultIndex:
         return self

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.requestfile.fallback import Fallback
-from openai_batch.results import answers
+from openai_batch.results import answers, answerstore
 from openai_batch.results.answers import cell_text
 from openai_batch.results.csvblock import BlockText, DelimitedBlocks
 from openai_batch.results.joinplan import DataRows, KeptRows
@@ -145,15 +145,6 @@ def json_columns(key_counts: dict[str, int], answers_with_keys: int,
             + "; every answer is whole in `content`"
         )
     return JsonColumns(keys, {}, note)
-
-
-def _result_cells(result: answers.RowResult, custom_id: str, keys: list[str]) -> list[Any]:
-    fields = result.fields or {}
-    return [
-        custom_id,
-        *result.cells(),
-        *(cell_text(fields[k]) if k in fields else "" for k in keys),
-    ]
 
 
 class _Counter:
@@ -332,39 +323,28 @@ class _Rows:
         for start, end in _parts(self._index, found):
             part = found[start:end]
             kept = part != _DROPPED
-            results = self._results(ids[start:end], part)
+            asked = ids[start:end]
+            if not kept.all():
+                asked = [c for c, k in zip(asked, kept.tolist(), strict=True) if k]
+                part = part[kept]
+            taken = self._index.answers_for(part, asked)
             data = None if frame is None else _kept_rows(frame, start, end, kept)
-            if self._blocks is not None and self._block(data, results):
+            if self._blocks is not None and self._block(data, taken, asked):
                 continue
             counter, writer = self._counter, self._writer
+            results = _python_results(taken, asked, self._keys)
             for cells, result in zip(_rows(data, len(results)), results, strict=True):
                 counter.add_result(result)
                 writer.write([*cells, *result])
 
-    def _results(self, ids: list[str], found: Any) -> list[list[Any]]:
-        """The result cells of each row not left out, in order."""
-        import numpy as np
-
-        have = found >= 0
-        if have.all():
-            return self._index.cells_many(found, ids, self._keys)
-        answered = iter(
-            self._index.cells_many(
-                found[have], [ids[n] for n in np.flatnonzero(have).tolist()], self._keys
-            )
-        )
-        keys = self._keys
-        return [
-            next(answered) if at >= 0 else _result_cells(answers.MISSING, custom_id, keys)
-            for custom_id, at in zip(ids, found.tolist(), strict=True)
-            if at != _DROPPED
-        ]
-
-    def _block(self, data: pd.DataFrame | None, results: list[list[Any]]) -> bool:
+    def _block(self, data: pd.DataFrame | None, taken: Any, asked: list[str]) -> bool:
         """Write the rows as one block of text; False when the per-row writer must."""
         assert self._blocks is not None
         columns = [] if data is None else _arrow_columns(data)
-        if columns is None:
+        if columns is None or not answerstore.is_plain(taken):
+            return False
+        results = _arrow_results(taken, asked, self._keys)
+        if results is None:
             return False
         text = self._blocks.text(columns, results)
         if text is None:
@@ -374,6 +354,53 @@ class _Rows:
         return True
 
 
+def _arrow_results(taken: Any, asked: list[str], keys: list[str]) -> list[Any] | None:
+    """The result columns of a block as Arrow text (JSON key columns as Python cells): rows
+    without an answer get MISSING's cells; tokens as their decimal text. None when a
+    custom_id is no UTF-8 text (a lone surrogate: the per-row writer says what it did)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns: list[Any] = []
+    for name in answerstore.COLUMNS:
+        column = taken.column(name).combine_chunks()
+        if name == "custom_id" and column.null_count:  # rows without an answer: the ids asked
+            try:
+                column = pa.array(asked, type=pa.string())
+            except UnicodeEncodeError:
+                return None
+        elif name in answerstore.TOKENS:
+            column = pc.fill_null(pc.cast(column, pa.string()), "")
+        elif column.null_count:
+            column = pc.fill_null(column, "missing" if name == "status" else "")
+        columns.append(column)
+    if keys:
+        columns.extend(_key_columns(columns[1].to_pylist(), columns[2].to_pylist(), keys))
+    return columns
+
+
+def _python_results(taken: Any, asked: list[str], keys: list[str]) -> list[list[Any]]:
+    """Each row's result cells as Python values (the per-row writer's): custom_id, status,
+    content, finish_reason, refusal, tokens (int or ""), error, then one per JSON key."""
+    columns = [answerstore.python_column(taken.column(n), n) for n in answerstore.COLUMNS]
+    columns[0] = asked  # equal where there is an answer (answers_for checked)
+    statuses = columns[1] = ["missing" if v is None else v for v in columns[1]]
+    for n in (2, 3, 4, 7):
+        columns[n] = ["" if v is None else v for v in columns[n]]
+    if keys:
+        columns.extend(_key_columns(statuses, columns[2], keys))
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+def _key_columns(statuses: list[str], contents: list[str], keys: list[str]) -> list[list[str]]:
+    """One column per JSON key: the key's value in each successful answer's JSON object."""
+    rows = []
+    for status, content in zip(statuses, contents, strict=True):
+        fields = (answers.json_object(content) if status == "ok" else None) or {}
+        rows.append([cell_text(fields[k]) if k in fields else "" for k in keys])
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in keys]
+
+
 def _parts(index: ResultIndex, found: Any) -> list[tuple[int, int]]:
     """Row ranges of a block whose answers add up to at most ANSWER_BYTES each (one row at
     least): long answers (1 MB embeddings) never gather thousands at a time."""
@@ -381,7 +408,7 @@ def _parts(index: ResultIndex, found: Any) -> list[tuple[int, int]]:
 
     sizes = np.zeros(len(found), dtype=np.int64)
     have = found >= 0
-    sizes[have] = index.spill_lengths(found[have])
+    sizes[have] = index.answer_sizes(found[have])
     ends = np.cumsum(sizes)
     if not len(found) or ends[-1] <= ANSWER_BYTES:
         return [(0, len(found))]

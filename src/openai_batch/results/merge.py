@@ -129,7 +129,8 @@ def _write_responses(
             block_ok = int(ok_flags[have].sum())
             ok += block_ok
             error += len(have) - block_ok
-        left = [(index.custom_id_at(int(p)), int(p)) for p in (~written).nonzero()[0]]
+        rest = (~written).nonzero()[0]
+        left = list(zip(index.custom_ids_at(rest), rest.tolist(), strict=True))
         left.sort(key=lambda pair: natural_key(pair[0]))
         extra = len(left)
         for _custom_id, position in left:

@@ -6,8 +6,8 @@ leave one output and one error file each. With enough bytes to read (PARALLEL_MI
 more than one file, a forked child reads about half of them (by size) while this process reads
 the others. The child writes its answers to a spill file of its own and sends its records and
 counts (filereader.FileRead) through a pipe; its spill is then appended to the index's spill
-(copy_file_range: the kernel copies, no Python per line) and its records' spill offsets moved
-by where it landed. The reads come back in the order the files were given, so the index keeps
+(copy_file_range: the kernel copies, no Python per line) and its blobs' offsets moved by
+where it landed. The reads come back in the order the files were given, so the index keeps
 them exactly as if it had read them one by one: same records, same counts, same key order.
 
 The fork is taken only when it is safe (background.fork_is_safe: Linux, no other thread), as
@@ -73,8 +73,7 @@ def read_all(jobs: list[FileJob], spill: IO[bytes], spill_at: int) -> list[FileR
         end = _append(child_spill, spill, base)
         spill.seek(end)  # later files continue after the child's answers
         for job, read in zip(theirs, theirs_read, strict=True):
-            for records in read.parts:
-                records["spill"] += base
+            read.blobs = [(offset + base, length) for offset, length in read.blobs]
             read.spill_end += base
             reads[job] = read
     return [reads[job] for job in jobs]
