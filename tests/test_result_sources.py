@@ -211,3 +211,24 @@ def test_files_held_move_up_to_make_room_and_keep_their_bytes(tmp_path: Path) ->
         assert read_back(files, asked, 16) == expected(tmp_path, asked)
     finally:
         files.close()
+
+
+def test_without_room_to_map_the_files_every_line_is_read_by_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process limited in address space (ulimit -v) cannot map 64 MB: the lines are read one
+    run at a time instead, never an error."""
+    import mmap
+
+    def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(12, "Cannot allocate memory")
+
+    per_file = shuffled_files(tmp_path, 2, 300, 200)
+    asked = per_file[0] + per_file[1]
+    monkeypatch.setattr(mmap, "mmap", refused)
+    files = open_files(tmp_path, 2, WHOLE_MAX)
+    try:
+        assert read_back(files, asked, 100) == expected(tmp_path, asked)
+        assert files.held_bytes == 0
+    finally:
+        files.close()

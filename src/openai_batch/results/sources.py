@@ -142,7 +142,11 @@ class SourceFiles:
         """Read the file into the arena after the files held (moved to its front first when
         the space after them is too small)."""
         if self._arena is None:
-            self._arena = mmap.mmap(-1, self.whole_max)  # pages made only as they are used
+            try:
+                self._arena = mmap.mmap(-1, self.whole_max)  # pages made only as they are used
+            except OSError:  # no address space to spare (a ulimit): every file read by run
+                self.whole_max = 0
+                return
         arena = memoryview(self._arena)
         end = max((start + length for start, length in self._held.values()), default=0)
         if end + size > self.whole_max:
