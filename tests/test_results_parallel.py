@@ -117,10 +117,12 @@ def same_index(folder: str) -> None:
         expected = everything(one, Path(folder), "one.jsonl")
     assert forks == []
     assert parallelread.fork_is_safe()
+    open_files = len(os.listdir("/proc/self/fd"))
     with ResultIndex() as two:
         assert two.add_files(files) == sum(1 for p, _, _ in files for _ in p.open("rb"))
         assert len(forks) == 1
         assert everything(two, Path(folder), "two.jsonl") == expected
+    assert len(os.listdir("/proc/self/fd")) == open_files  # the child's spill closed with it
     assert expected["conflicts"] and expected["duplicates"] and expected["counts"][:2] == (2, 1)
     assert no_children()
 

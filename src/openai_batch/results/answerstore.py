@@ -109,8 +109,10 @@ class AnswerStore:
 
     def __init__(self) -> None:
         self._file: IO[bytes] | None = None
+        self._others: list[IO[bytes]] = []  # a second reader's spill files, kept as written
         self._offsets: list[int] = []
         self._lengths: list[int] = []
+        self._homes: list[int] = []  # per blob: 0 in self._file, n in self._others[n - 1]
         self._cache: OrderedDict[int, pa.RecordBatch] = OrderedDict()
         self._cached = 0
         self.reads = 0  # blobs read from the file (a blob in the cache is not read again)
@@ -124,12 +126,19 @@ class AnswerStore:
                 self._file = tempfile.TemporaryFile(prefix="openai-batch-results.")  # noqa: SIM115
         return self._file
 
-    def add(self, spans: Sequence[tuple[int, int]]) -> int:
-        """Blobs written at (offset, length) each; the number of the first of them."""
+    def add(self, spans: Sequence[tuple[int, int]], file: IO[bytes] | None = None) -> int:
+        """Blobs written at (offset, length) each, in the spill file or in `file` (a second
+        reader's spill, closed with this store); the number of the first of them."""
+        home = 0
+        if file is not None:
+            if not any(other is file for other in self._others):
+                self._others.append(file)
+            home = next(n for n, other in enumerate(self._others, start=1) if other is file)
         first = len(self._offsets)
         for offset, length in spans:
             self._offsets.append(offset)
             self._lengths.append(length)
+            self._homes.append(home)
         return first
 
     def ready(self) -> None:
@@ -180,10 +189,12 @@ class AnswerStore:
         if batch is not None:
             self._cache.move_to_end(number)
             return batch
-        assert self._file is not None
+        home = self._homes[number]
+        spill = self._file if home == 0 else self._others[home - 1]
+        assert spill is not None
         length = self._lengths[number]
         try:
-            data = os.pread(self._file.fileno(), length, self._offsets[number])
+            data = os.pread(spill.fileno(), length, self._offsets[number])
             if len(data) != length:
                 raise _DAMAGED
             batch = pa.ipc.open_stream(data).read_next_batch()
@@ -200,6 +211,9 @@ class AnswerStore:
     def close(self) -> None:
         self._cache.clear()
         self._cached = 0
+        for other in self._others:
+            other.close()
+        self._others = []
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -60,6 +60,9 @@ class FileRead:
     parts: list[Any] = field(default_factory=list)
     blobs: list[tuple[int, int]] = field(default_factory=list)
     spill_end: int = 0  # the spill offset after this file's answers
+    # where its blobs are when not in the index's spill file: the second reader's own spill,
+    # kept as it was written (set by results/parallelread.py once the child is done)
+    spill_file: IO[bytes] | None = None
     lines: int = 0
     unreadable: int = 0  # lines without a custom_id: nothing to join them to
     malformed: int = 0  # lines with a custom_id but no readable answer (that row's error)

@@ -164,11 +164,12 @@ class ResultIndex:
 
     def _keep(self, read: FileRead) -> None:
         """A file's records and counts, as if it had been read here."""
-        first = self._answers.add(read.blobs)  # its blobs' numbers count from here
+        first = self._answers.add(read.blobs, read.spill_file)  # its blobs count from here
         for records in read.parts:
             records["blob"] += first
         self._parts.extend(read.parts)
-        self._spill_size = max(self._spill_size, read.spill_end)  # a child's files end later
+        if read.spill_file is None:  # a second reader's answers are in a file of its own
+            self._spill_size = max(self._spill_size, read.spill_end)
         self.unreadable += read.unreadable
         self.malformed += read.malformed
         self.json_answers += read.json_answers
