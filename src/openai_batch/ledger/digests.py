@@ -29,11 +29,15 @@ def new_digest() -> Any:
 
 
 def digest_of(path: Path) -> str:
-    """The digest of a file's bytes, read in blocks (files may be larger than memory)."""
+    """The digest of a file's bytes, read in blocks (files may be larger than memory) into one
+    buffer: a new bytes object per block cost a third more CPU (its allocation, page faults and
+    copy), and the join checks every request file this way before it starts."""
     hasher = new_digest()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(BLOCK), b""):
-            hasher.update(block)
+    buffer = bytearray(BLOCK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh:
+        while size := fh.readinto(buffer):
+            hasher.update(view[:size])
     return str(hasher.hexdigest())
 
 
