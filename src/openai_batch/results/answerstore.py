@@ -57,7 +57,7 @@ def encode(
     prompts: list[Any],
     completions: list[Any],
     extras: dict[int, tuple[str, str]],
-) -> tuple[bytes, Any]:
+) -> tuple[pa.Buffer, Any]:
     """One part's answers as an Arrow IPC stream, and each row's size in bytes (numpy).
 
     `oks`: a byte per row, 1 for a success (status `ok`, else `error`); tokens are int or "";
@@ -65,12 +65,16 @@ def encode(
     import numpy as np
 
     rows = len(ids)
-    refusals, errors = [""] * rows, [""] * rows
-    for row, (refusal, error) in extras.items():
-        refusals[row], errors[row] = refusal, error
     ok = pa.array(np.frombuffer(oks, dtype=np.uint8).astype(bool), type=pa.bool_())
     status = pc.if_else(ok, "ok", "error")
-    texts = [_text(values) for values in (ids, contents, finishes, refusals, errors)]
+    texts = [_text(values) for values in (ids, contents, finishes)]
+    if extras:
+        refusals, errors = [""] * rows, [""] * rows
+        for row, (refusal, error) in extras.items():
+            refusals[row], errors[row] = refusal, error
+        texts.extend((_text(refusals), _text(errors)))
+    else:  # the usual part: no refusal, no error
+        texts.extend((pa.repeat("", rows), pa.repeat("", rows)))
     arrays = [texts[0], status, texts[1], texts[2], texts[3],
               _tokens(prompts), _tokens(completions), texts[4]]  # fmt: skip
     batch = pa.RecordBatch.from_arrays(arrays, names=list(COLUMNS))
@@ -80,7 +84,7 @@ def encode(
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    return sink.getvalue().to_pybytes(), sizes
+    return sink.getvalue(), sizes
 
 
 def _text(values: list[str]) -> pa.Array:

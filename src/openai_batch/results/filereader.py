@@ -103,7 +103,6 @@ class _Part:
     gathered as plain lists (one append per field per line: cheaper than a tuple per line)."""
 
     def __init__(self) -> None:
-        self.digests: list[bytes] = []
         self.starts: list[int] = []
         self.lengths: list[int] = []
         self.oks = bytearray()
@@ -113,17 +112,13 @@ class _Part:
         self.prompts: list[Any] = []  # int or ""
         self.completions: list[Any] = []
         self.extras: dict[int, tuple[str, str]] = {}  # row -> (refusal, error), where any
-        self.chars = 0  # of the answers so far (the blob's size, about)
-
-    def full(self) -> bool:
-        return len(self.starts) >= answerstore.PART_ROWS or self.chars >= answerstore.BLOB_CHARS
 
     def records(self, job: FileJob, blob: int, sizes: Any) -> Any:
         """The records; their answers are rows 0.. of blob number `blob` (of the file's)."""
         import numpy as np
 
         records = np.zeros(len(self.starts), dtype=RECORD)
-        records["hi"], records["lo"] = id_halves(self.digests)
+        records["hi"], records["lo"] = id_halves(id_digests(self.ids))
         records["source"] = job.source
         records["offset"] = self.starts
         records["length"] = self.lengths
@@ -144,9 +139,9 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
     custom_id: it is indexed as a failure, and its row says `malformed_result`."""
     read = FileRead(spill_end=spill_at)
     part = _Part()
+    rows_left, chars_left = answerstore.PART_ROWS, answerstore.BLOB_CHARS
     offset = 0
     loads, plain_chat, plain_line = answers.fast_loads, answers.plain_chat, answers.plain_line
-    digest = xxh3_128_digest  # id_digest, inline: called once per line
     with open(job.path, "rb", buffering=_READ_BUFFER) as fh:
         for raw in fh:
             length = len(raw)
@@ -176,10 +171,9 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
                 prompt, completion = result.cells()[4:6]
                 if result.refusal or result.error:
                     part.extras[len(part.ids)] = (result.refusal, result.error)
-                    part.chars += len(result.refusal) + len(result.error)
+                    chars_left -= len(result.refusal) + len(result.error)
                 part.oks.append(result.status == "ok")
             read.lines += 1
-            part.digests.append(digest(custom_id.encode("utf-8", "surrogatepass")))  # type: ignore[union-attr]
             part.starts.append(start)
             part.lengths.append(length)
             part.ids.append(custom_id)  # type: ignore[arg-type]
@@ -187,10 +181,12 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
             part.finishes.append(finish)
             part.prompts.append(prompt)
             part.completions.append(completion)
-            part.chars += len(content)
-            if part.full():  # bounded lists and blobs, whatever the file's size
+            chars_left -= len(content)
+            rows_left -= 1
+            if rows_left == 0 or chars_left <= 0:  # bounded lists and blobs, whatever the file
                 _keep(read, part, job, spill)
                 part = _Part()
+                rows_left, chars_left = answerstore.PART_ROWS, answerstore.BLOB_CHARS
     _keep(read, part, job, spill)
     return read
 
