@@ -209,3 +209,29 @@ def test_a_taken_block_keeps_the_order_asked_and_nulls_where_absent(tmp_path: Pa
         assert ids == [*asked[:-1], None]
         assert len(index._answers._offsets) > 1
         assert np.array_equal(found >= 0, [True] * 5 + [False])
+
+
+def test_blocks_whose_blobs_outgrow_the_cache_read_only_the_overflow_again(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Blocks of one shard each touch all its blobs. When they outgrow the cache, the blobs
+    kept are the ones the next block asks for first: a block reads the overflow again, not
+    every blob (least-recently-used would drop each blob just before it is asked for)."""
+    monkeypatch.setattr(answerstore, "BLOB_CHARS", 1)  # a blob per answer
+    out = tmp_path / "o.jsonl"
+    _long_answers(out, 12, 100_000)
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        store = index._answers
+        blob_size = max(store._lengths)
+        monkeypatch.setattr(answerstore, "CACHE_BYTES", 8 * blob_size)  # 8 of the 12 blobs
+        ids = [f"id_{i}" for i in range(12)]
+        for block in range(4):
+            before = store.reads
+            taken = index.answers_for(index.found(ids), ids)
+            assert taken.column("custom_id").to_pylist() == ids
+            assert store.reads - before == (12 if block == 0 else 12 - 7)
+        assert store._cached <= 8 * blob_size
+        later = [f"id_{i}" for i in (11, 10)]  # another block of rows: the cache moves on
+        index.answers_for(index.found(later), later)
+        assert set(store._used) == set(store._cache)

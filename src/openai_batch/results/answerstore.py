@@ -42,7 +42,7 @@ COLUMNS = (
 TOKENS = frozenset({"prompt_tokens", "completion_tokens"})
 PART_ROWS = 1 << 16  # rows of a blob (a record's row number is 16 bits)
 BLOB_CHARS = 4 << 20  # characters of answers in a blob: a part ends once it has this many
-CACHE_BYTES = 32 << 20  # blobs kept read (a shard's answers, for a table in request order)
+CACHE_BYTES = 24 << 20  # blobs kept read (a shard's answers, for a table in request order)
 _DAMAGED = BatchError(
     "the results index's spill file cannot be read back (was it removed or the disk full?)",
     hint="run the command again (the downloads are kept)",
@@ -117,8 +117,10 @@ class AnswerStore:
         self._offsets: list[int] = []
         self._lengths: list[int] = []
         self._homes: list[int] = []  # per blob: 0 in self._file, n in self._others[n - 1]
-        self._cache: OrderedDict[int, pa.RecordBatch] = OrderedDict()
+        self._cache: OrderedDict[int, pa.RecordBatch] = OrderedDict()  # least recently used first
         self._cached = 0
+        self._round = 0  # take() calls so far
+        self._used: dict[int, int] = {}  # blob -> the take() that last used it
         self.reads = 0  # blobs read from the file (a blob in the cache is not read again)
 
     def file(self, folder: Path) -> IO[bytes]:
@@ -158,6 +160,7 @@ class AnswerStore:
         is read once; rows of one blob are taken together."""
         import numpy as np
 
+        self._round += 1
         blobs, rows = np.asarray(blobs, dtype=np.int64), np.asarray(rows, dtype=np.int64)
         count = len(blobs)
         where = None if present is None or present.all() else np.flatnonzero(present)
@@ -189,6 +192,7 @@ class AnswerStore:
 
     def _blob(self, number: int) -> pa.RecordBatch:
         """Blob `number`, from the cache or read (os.pread: no seek, no buffer)."""
+        self._used[number] = self._round
         batch = self._cache.get(number)
         if batch is not None:
             self._cache.move_to_end(number)
@@ -208,12 +212,24 @@ class AnswerStore:
         self._cache[number] = batch
         self._cached += length
         while self._cached > CACHE_BYTES and len(self._cache) > 1:
-            oldest, _ = self._cache.popitem(last=False)
-            self._cached -= self._lengths[oldest]
+            self._evict(number)
         return batch
+
+    def _evict(self, keep: int) -> None:
+        """Drop the blob least recently used, unless this take() used every blob kept: its
+        blobs (a shard's, each block touching all of them) outgrow the cache, and dropping the
+        least recent would drop each just before the next block asks for it again; then the
+        most recent other than `keep` goes, so the next block finds all but the overflow."""
+        victim = next(iter(self._cache))
+        if self._used.get(victim) == self._round:
+            victim = next(n for n in reversed(self._cache) if n != keep)
+        del self._cache[victim]
+        del self._used[victim]
+        self._cached -= self._lengths[victim]
 
     def close(self) -> None:
         self._cache.clear()
+        self._used.clear()
         self._cached = 0
         for other in self._others:
             other.close()
