@@ -235,3 +235,16 @@ def test_blocks_whose_blobs_outgrow_the_cache_read_only_the_overflow_again(
         later = [f"id_{i}" for i in (11, 10)]  # another block of rows: the cache moves on
         index.answers_for(index.found(later), later)
         assert set(store._used) == set(store._cache)
+
+
+def test_a_join_allocates_arrow_memory_with_malloc(tmp_path: Path) -> None:
+    """mimalloc, pyarrow's default, kept ~40 MB more resident through a 1M-row join
+    (benchmarks/bench_results.py): the join switches Arrow to the system allocator."""
+    import pyarrow as pa
+
+    out = tmp_path / "o.jsonl"
+    _long_answers(out, 2, 5)
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        assert pa.default_memory_pool().backend_name == "system"
+        assert index.result("id_1").content == "1:yyyyy"
