@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
+from helpers import HANG_SECONDS, command_group, ctrl_c, wait_while_running
 from openai_batch.cli import main
 from openai_batch.errors import BatchError
 from openai_batch.estimate.options import EstimateOptions
@@ -130,3 +133,72 @@ def test_the_summary_says_when_it_checked_a_sample(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "make-batch-file", template, small, "-o", tmp_path / "b.jsonl")
     assert code == 0
     assert "Checked" not in out and "Estimate: 20 requests · " in out and "~" not in out
+
+
+# Ctrl-C while the child is stuck (stopped, swapping): make used to wait for its answer for ever.
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc")
+def test_ctrl_c_does_not_wait_for_a_stuck_review_child(tmp_path: Path) -> None:
+    template, data = _make(tmp_path, rows=60_000)  # over CHILD_PROCESS_BYTES: a review child
+    assert data.stat().st_size >= review.CHILD_PROCESS_BYTES
+    with command_group("make-batch-file", template, data, "-o", "r.jsonl", cwd=tmp_path) as proc:
+        wait_while_running(proc, lambda: bool(_children(proc.pid)), "the review child")
+        (child,) = _children(proc.pid)
+        os.kill(child, signal.SIGSTOP)  # stuck: it will never answer
+        # the first part is made once the first block rendered and its check was asked
+        wait_while_running(proc, lambda: any(tmp_path.glob(".r.jsonl.*.part")), "rendering")
+        ctrl_c(proc)
+        _, err = proc.communicate(timeout=HANG_SECONDS)  # it used to hang here for ever
+    assert proc.returncode == 130, err[-500:]
+    assert "Traceback" not in err and "error: interrupted" in err
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_an_abandoned_child_answers_no_one(tmp_path: Path) -> None:
+    """A question in flight to a stuck child ends at once when the child is abandoned, and is
+    not worked out in this process instead (nobody wants the answer)."""
+    import threading
+
+    line = json.dumps(
+        {"custom_id": "id_0", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}}
+    )  # fmt: skip
+    child = review.ReviewProcess.start("o200k_base")
+    assert child is not None
+    os.kill(child._proc.pid, signal.SIGSTOP)
+    outcome: list[BaseException | str | None] = []
+
+    def ask() -> None:
+        try:
+            outcome.append(child.check_first_line(line, "/v1/chat/completions", None))
+        except BaseException as exc:  # what the asking thread ends with
+            outcome.append(exc)
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    try:
+        asking.join(0.5)
+        assert asking.is_alive()  # waiting for the stuck child
+        child.abandon()
+        asking.join(HANG_SECONDS)
+        assert not asking.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], review.Abandoned)
+    finally:
+        child.abandon()
+        asking.join(HANG_SECONDS)
+        child.close()
+    assert child._proc.returncode is not None  # no process left behind

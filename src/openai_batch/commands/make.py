@@ -72,8 +72,12 @@ def make_batch_file(
             review = pool.submit(
                 review_files, files, child=child, options=render.estimate_options()
             )
-            problem = remember_made(result)  # ledger: lets get-batch-results find the rows
-            if problem:
-                console.warn(problem)
-            made_view.report(result, json_output, review=review.result())
+            try:
+                problem = remember_made(result)  # ledger: lets get-batch-results find the rows
+                if problem:
+                    console.warn(problem)
+                made_view.report(result, json_output, review=review.result())
+            except BaseException:  # Ctrl-C: the pool's exit must not wait for the child
+                warm.abandon()
+                raise
     return 0

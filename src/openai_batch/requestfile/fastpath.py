@@ -121,6 +121,8 @@ def make_fast(
         writer.abort()
         raise Fallback from None
     except BaseException:
+        if first is not None and opts.checker is not None:
+            opts.checker.abandon()  # its answer is not wanted: first.wait() must not wait for it
         writer.abort()
         raise
     finally:

@@ -70,11 +70,24 @@ class Warmup:
         if self.thread is not None:
             self.thread.join()
 
+    def abandon(self) -> None:
+        """The command is ending on an error or Ctrl-C: stop the child without waiting for an
+        answer in flight (see `ReviewProcess.abandon`)."""
+        if self.child is not None:
+            self.child.abandon()
+
     def __enter__(self) -> Warmup:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None:
+            self.abandon()
         self.close()
+
+
+class Abandoned(Exception):
+    """The child was stopped (`ReviewProcess.abandon`) before it answered: nobody waits for
+    the answer any more, so it is not worked out here either."""
 
 
 def _load_quietly(encoding: str) -> None:
@@ -114,6 +127,7 @@ class ReviewProcess:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
         self._lock = threading.Lock()
+        self._abandoned = False
 
     @classmethod
     def start(cls, encoding: str) -> ReviewProcess | None:
@@ -131,6 +145,8 @@ class ReviewProcess:
         from openai_batch.requestfile.firstline import check_first_line
 
         ok, model = self._ask("first", line, endpoint)
+        if not ok and self._abandoned:
+            raise Abandoned
         return model if ok else check_first_line(line, endpoint, template)
 
     def review(
@@ -138,6 +154,8 @@ class ReviewProcess:
     ) -> Any:
         """`review_files(files, k, options=options)` from the child, or None."""
         ok, review = self._ask("review", list(files), k, options)
+        if not ok and self._abandoned:
+            raise Abandoned
         return review if ok else None
 
     def _ask(self, *message: Any) -> tuple[bool, Any]:
@@ -156,6 +174,14 @@ class ReviewProcess:
         """Stop the child."""
         with self._lock:
             self._stop()
+
+    def abandon(self) -> None:
+        """Kill the child now, without the lock a question in flight holds: on Ctrl-C (or an
+        error) the command must not wait for its answer, least of all from a child that is
+        stuck (stopped, swapping). The question fails with `Abandoned`."""
+        self._abandoned = True
+        with contextlib.suppress(OSError):
+            self._proc.kill()
 
     def _stop(self) -> None:
         # The child only reads files and answers; it has nothing to finish. Letting it exit on
