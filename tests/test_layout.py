@@ -9,12 +9,16 @@ below with its reason.
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.metadata
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "openai_batch"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "openai_batch"
 MAX_LINES = 600
 
 # modules that may touch sys.stdout / sys.stderr outside commands/, ui/ and cli.py, and why
@@ -305,3 +309,67 @@ def test_the_cycle_check_sees_a_delayed_import(tmp_path: Path) -> None:
     graph = _import_graph(package)
     assert graph["pkg.a"] == {"pkg.sub.b"} and graph["pkg.d"] == {"pkg.a"}
     assert _cycles(graph) == [["pkg.a", "pkg.sub.b", "pkg.sub.c"]]
+
+
+def _distribution(name: str) -> str:
+    """A distribution's name as pip compares it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _required() -> set[str]:
+    """The distributions pyproject.toml requires (not the optional ones)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    specs = project["dependencies"]
+    return {_distribution(re.match(r"[A-Za-z0-9._-]+", spec).group()) for spec in specs}  # type: ignore[union-attr]
+
+
+@functools.cache
+def _owners() -> dict[str, frozenset[str]]:
+    """Each importable top-level name and the distributions that install it."""
+    found = importlib.metadata.packages_distributions().items()
+    return {top: frozenset(map(_distribution, owners)) for top, owners in found}
+
+
+def _guarded_imports(tree: ast.Module, required: set[str]) -> list[str]:
+    """Imports of a required distribution under `except ImportError`: a fallback for a
+    dependency that is always there is dead code, and its comment a promise nobody keeps."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        caught = {ast.unparse(handler.type) for handler in node.handlers if handler.type}
+        if not caught & {"ImportError", "ModuleNotFoundError"}:
+            continue
+        for statement in node.body:
+            for name in _imported(statement):
+                top = name.split(".")[0]
+                if _owners().get(top, frozenset()) & required:
+                    found.append(f"{statement.lineno}: {top}")
+    return sorted(set(found))
+
+
+def test_a_required_dependency_is_imported_plainly() -> None:
+    required = _required()
+    offenders = []
+    for path in _modules():
+        offenders += [f"{_rel(path)}:{use}" for use in _guarded_imports(_tree(path), required)]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("try:\n    import orjson as o\nexcept ImportError:\n    o = None", ["2: orjson"]),
+        (
+            "try:\n    from msgspec import json\nexcept ModuleNotFoundError:\n    pass",
+            ["2: msgspec"],
+        ),
+        (
+            "try:\n    import fcntl\nexcept ImportError:\n    fcntl = None",
+            [],
+        ),  # the standard library
+        ("try:\n    import orjson\nexcept ValueError:\n    pass", []),
+    ],
+)
+def test_the_dependency_check_sees_what_it_looks_for(source: str, expected: list[str]) -> None:
+    assert _guarded_imports(ast.parse(source), _required()) == expected

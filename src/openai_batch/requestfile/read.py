@@ -16,13 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson as _orjson  # a dependency (pyproject.toml): reads a clean line ~3x faster
+
 from openai_batch.requestfile.kinds import json_problem
 from openai_batch.table import surrogates
-
-try:  # a dependency; a venv made before it was added still works, only slower
-    import orjson as _orjson
-except ImportError:  # pragma: no cover
-    _orjson = None  # type: ignore[assignment]
 
 EMPTY = "empty line"
 BOM = "the file starts with a byte-order mark (BOM)"
@@ -81,7 +78,7 @@ def parse_line(raw: bytes, number: int = 0) -> RequestLine:
     body = raw[3:] if bom else raw
     if not body.strip():
         return RequestLine(number, raw, problem=EMPTY, bom=bom)
-    if _orjson is not None and not bom:
+    if not bom:
         # orjson reads only clean lines (UTF-8, JSON, no lone surrogate, no NaN, no integer
         # over 64 bits), ~3x faster; anything it refuses is read below, so each problem is
         # worded as the json module finds it, and the values are the same either way
