@@ -17,7 +17,7 @@ from pathlib import Path
 from openai_batch.requestfile.limits import FileLimits
 
 # What validation imports beside openai-batch's own code (Python's version is in cache.key).
-DEPENDENCIES = ("openai", "pydantic", "pydantic-core", "typing-extensions", "orjson")
+DEPENDENCIES = ("openai", "pydantic", "pydantic-core", "typing-extensions", "msgspec")
 
 
 def check_stamp(limits: FileLimits) -> str:
