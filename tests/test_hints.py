@@ -153,3 +153,67 @@ def test_hints_that_name_commands_as_data_read_as_before(
     for args, hint in expected.items():
         code, _out, err = run_cli(capsys, *args)
         assert code != 0 and err.endswith(f"\n  hint: {hint}\n"), (args, err)
+
+
+def test_retry_failed_and_resolve_name_their_commands_as_data(
+    fake_api: FakeOpenAI, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch
+) -> None:
+    """results/retry and flow/resolve spelled their suggestions with ui/hints' text builders,
+    so a program reading `BatchError.commands` found none there; a person reads the same words."""
+    import openai
+
+    from openai_batch.errors import BatchError, Command
+    from openai_batch.flow import resolve
+    from openai_batch.ledger.store import open_ledger
+    from openai_batch.results import retry
+    from openai_batch.service.connection import connect
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("n\na\n", encoding="utf-8")
+    template = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<n>>"}]}'
+    (tmp_path / "t.json").write_text(template, encoding="utf-8")
+    assert run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "my req.jsonl")[0] == 0
+    made = tmp_path / "my req.jsonl"
+    client = openai.OpenAI()  # a batch the ledger never heard of
+    uploaded = client.files.create(file=made.open("rb"), purpose="batch")
+    unknown = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    ).id
+    naming = ("--requests", "batch-requests.jsonl", "-o", "retry.jsonl")
+    with open_ledger() as ledger:
+        conn = connect()
+        root = ledger.request_file(path=made)
+        assert root is not None
+        cases = [
+            (
+                lambda: retry.from_results_files(ledger, [Path("my res.jsonl")], None),
+                Command("utils", "retry-failed", "my res.jsonl", *naming),
+                "name it: openai-batch utils retry-failed 'my res.jsonl' --requests "
+                "batch-requests.jsonl -o retry.jsonl (or give the batch id instead)",
+            ),
+            (
+                lambda: retry.from_batches(conn, ledger, unknown, None),
+                Command("utils", "retry-failed", unknown, *naming),
+                f"name it: openai-batch utils retry-failed {unknown} --requests "
+                "batch-requests.jsonl -o retry.jsonl",
+            ),
+            (
+                lambda: retry.from_batches(conn, ledger, "my req.jsonl", made),
+                Command("utils", "retry-failed", "my req.jsonl", "-o", "retry.jsonl"),
+                "openai-batch utils retry-failed 'my req.jsonl' -o retry.jsonl",
+            ),
+            (
+                lambda: retry.from_batches(conn, ledger, "my req.jsonl", None),
+                Command("start-batch", root.path),
+                f"start one first: {shlex.join(['openai-batch', 'start-batch', root.path])}",
+            ),
+            (
+                lambda: resolve.resolve(conn, ledger, ["my req.jsonl"]),
+                Command("start-batch", "my req.jsonl"),
+                "start one with `openai-batch start-batch 'my req.jsonl'`",
+            ),
+        ]
+        for call, command, hint in cases:
+            with pytest.raises(BatchError) as caught:
+                call()
+            assert (caught.value.commands, caught.value.hint) == ((command,), hint)

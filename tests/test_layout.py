@@ -2,8 +2,9 @@
 
 Modules stay small; only commands/, ui/ and cli.py talk to the terminal; only ledger/ opens
 SQLite; command modules do not lean on each other (shared option types live in
-commands/options.py); only ui/commandline.py spells a suggested command. Every exception is listed
-below with its reason.
+commands/options.py); only ui/commandline.py spells a suggested command, and library code names
+one as errors.Command data, never through ui/hints' text; a dependency pyproject.toml requires
+is imported plainly. Every exception is listed below with its reason.
 """
 
 from __future__ import annotations
@@ -124,6 +125,20 @@ def test_only_the_ledger_imports_sqlite3() -> None:
             continue
         for node in ast.walk(_tree(path)):
             if "sqlite3" in (name.split(".")[0] for name in _imported(node)):
+                offenders.append(f"{rel}:{node.lineno}")  # type: ignore[attr-defined]
+    assert offenders == []
+
+
+def test_only_commands_ui_and_cli_import_the_hint_text_builders() -> None:
+    """ui/hints spells suggestions as text for what commands/ and ui/ print; library code puts
+    `errors.Command` data in a BatchError's hint, which a program can read back."""
+    offenders = []
+    for path in _modules():
+        rel = _rel(path)
+        if _may_print(rel):
+            continue
+        for node in ast.walk(_tree(path)):
+            if "openai_batch.ui.hints" in _imported(node):
                 offenders.append(f"{rel}:{node.lineno}")  # type: ignore[attr-defined]
     assert offenders == []
 

@@ -16,7 +16,7 @@ from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.store import BatchRecord, Ledger, RequestFileRecord
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.service.connection import Connection
-from openai_batch.ui import console, hints
+from openai_batch.ui import console
 
 
 @dataclass
@@ -95,7 +95,7 @@ def _no_batch_hint(ledger: Ledger, service: str, path: Path) -> Hint:
         ids = [b.batch_id for b in earlier[-3:]]
         again = Command("get-batch-results", *ids)
         return (f"{path} changed since its batches were started; give their ids instead: ", again)
-    return f"start one with `{hints.start_again(path)}`"
+    return ("start one with `", Command("start-batch", path), "`")
 
 
 def attach_roots(ledger: Ledger, service: str, resolved: Resolved) -> None:

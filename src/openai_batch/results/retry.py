@@ -38,7 +38,7 @@ from openai_batch.results.answers import failure_reason
 from openai_batch.service import shape as batchshape
 from openai_batch.service.batch_calls import is_final, retrieve_batch
 from openai_batch.service.connection import Connection
-from openai_batch.ui import console, hints
+from openai_batch.ui import console
 from openai_batch.ui.commandline import option
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def from_results_files(
     if requests is None:
         raise BatchError(
             "a results file does not say which request file it answers",
-            hint=f"name it: {hints.retry_naming_requests(paths)} (or give the batch id instead)",
+            hint=("name it: ", _naming_requests(paths), " (or give the batch id instead)"),
         )
     _require_file(requests, "--requests")
     index = results.ResultIndex()
@@ -168,7 +168,7 @@ def from_batches(
         if requests is not None:
             raise BatchError(
                 "--requests goes with a batch id or a results file, not a request file",
-                hint=hints.retry_command(target, "retry.jsonl"),
+                hint=Command("utils", "retry-failed", target, "-o", "retry.jsonl"),
             )
         root = _root_of_request_file(ledger, Path(target))
     family = [root.digest, *(r.digest for r in ledger.request_files_derived_from(root.digest))]
@@ -176,7 +176,7 @@ def from_batches(
     if not records:
         raise BatchError(
             f"no batch was started from {root.path} on {conn.describe()}",
-            hint=f"start one first: {hints.start_again(root.path)}",
+            hint=("start one first: ", Command("start-batch", root.path)),
         )
     batches = _final_batches(conn, ledger, [r.batch_id for r in records], warn)
     lines_from = _original_lines(root, requests)
@@ -199,7 +199,7 @@ def _root_of_batch(
     if requests is None:
         raise BatchError(
             f"the ledger does not know the request file batch {batch_id} was started from",
-            hint=f"name it: {hints.retry_naming_requests([batch_id])}",
+            hint=("name it: ", _naming_requests([batch_id])),
         )
     _require_file(requests, "--requests")
     batch = retrieve_batch(conn, batch_id)
@@ -213,6 +213,12 @@ def _root_of_batch(
     root = _record_plain(ledger, requests, info)
     session.record(batch, digest=info.digest)  # get-batch-results finds it
     return root
+
+
+def _naming_requests(targets: Sequence[str | Path]) -> Command:
+    """retry-failed for results whose request file the ledger does not know: name it."""
+    naming = ("--requests", "batch-requests.jsonl", "-o", "retry.jsonl")
+    return Command("utils", "retry-failed", *targets, *naming)
 
 
 def _root_of_request_file(ledger: Ledger, path: Path) -> RequestFileRecord:

@@ -46,21 +46,6 @@ def retry_command(target: str | Path, output: str | Path) -> str:
     return command(["utils", "retry-failed", str(target), "-o", str(output)])
 
 
-def retry_naming_requests(targets: Sequence[str | Path]) -> str:
-    """retry-failed for results whose request file the ledger does not know: name it."""
-    return command(
-        [
-            "utils",
-            "retry-failed",
-            *targets,
-            "--requests",
-            "batch-requests.jsonl",
-            "-o",
-            "retry.jsonl",
-        ]
-    )
-
-
 def retry_commands(
     order_files: Sequence[Path], failing_files: Sequence[Path], last_batch: str
 ) -> list[str]:
