@@ -106,14 +106,7 @@ class RenderArgs:
             limits=limits,
             id_column=self.id_column,
             id_prefix=self.id_prefix,
-            table=TableOptions(
-                self.sheet,
-                self.delimiter,
-                self.encoding,
-                self.limit,
-                self.keep_spaces,
-                self.ragged_rows,
-            ),
+            table=TableOptions.of(self),
             progress=None if quiet else rendering_bar,
         )
 

@@ -75,12 +75,7 @@ def record_made(ledger: Ledger, made: MakeResult) -> None:
     run = uuid.uuid4().hex
     table = TableSpec(
         path=str(data.resolve()),
-        sheet=opts.table.sheet,
-        delimiter=opts.table.delimiter,
-        encoding=opts.table.encoding,
-        limit=opts.table.limit,
-        keep_spaces=opts.table.keep_spaces,
-        ragged_rows=opts.table.ragged_rows,
+        **opts.table.named(),
         id_column=opts.id_column,
         id_prefix=opts.id_prefix,
         size=stat.st_size,

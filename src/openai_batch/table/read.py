@@ -13,7 +13,7 @@ import io
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,16 @@ class TableOptions:
     limit: int | None = None
     keep_spaces: bool = False  # read `a, b` as " b" even when every field is written that way
     ragged_rows: bool = False  # rows with fewer/more fields than the header: pad/cut, not refuse
+
+    @classmethod
+    def of(cls, source: object) -> TableOptions:
+        """The options `source` holds in fields of the same names (make-batch-file's arguments,
+        a recorded TableSpec): copied here only, so no new option is left behind on the way."""
+        return cls(**{field.name: getattr(source, field.name) for field in fields(cls)})
+
+    def named(self) -> dict[str, Any]:
+        """Each option by its name, to give a TableSpec (`TableSpec(path, **options.named())`)."""
+        return asdict(self)
 
 
 @dataclass

@@ -36,14 +36,7 @@ class TableSpec:
 
     def read_options(self) -> TableOptions:
         """The options to open the table with, exactly as when the requests were made."""
-        return TableOptions(
-            self.sheet,
-            self.delimiter,
-            self.encoding,
-            self.limit,
-            self.keep_spaces,
-            self.ragged_rows,
-        )
+        return TableOptions.of(self)
 
     def with_ids(self, id_column: str | None, id_prefix: str | None) -> TableSpec:
         """This spec with the custom_id rule the user gave now (None keeps the recorded one)."""
