@@ -304,3 +304,32 @@ def test_a_worker_killed_mid_check_is_an_error_not_a_hang(tmp_path: Path) -> Non
     assert done.returncode == 1, done.stderr
     assert "a worker process checking the request files stopped" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_passes_under_stamps_long_unused_or_too_old_are_dropped(tmp_path: Path) -> None:
+    """The ledger keeps passes only under the few stamps used last (each build, and each
+    service's limits, checks under a stamp of its own; an upgraded install never matches its
+    old ones again) and for a limited time, so the table does not grow forever. Dropping a pass
+    costs only a check of that file again."""
+    from openai_batch.ledger import checkedfiles
+
+    count = checkedfiles.KEPT_STAMPS + 2  # stamp-0 ... stamp-5, recorded in that order
+    files = [request_file(tmp_path / f"r{i}.jsonl", rows=i + 1) for i in range(count)]
+    stamps = [f"stamp-{i}" for i in range(count)]
+    for path, stamp in zip(files, stamps, strict=True):
+        remember(path, stamp)
+    again = request_file(tmp_path / "again.jsonl", rows=9)
+    remember(again, stamps[0])  # stamp-0 used again: among the last used, its old pass gone
+
+    def kept() -> list[bool]:
+        with open_ledger() as ledger:
+            pairs = [*zip(files, stamps, strict=True), (again, stamps[0])]
+            return [ledger.checked_file(digest_of(p), s) is not None for p, s in pairs]
+
+    assert kept() == [False, False, False, True, True, True, True]
+    with open_ledger() as ledger, ledger.transaction() as db:  # stamp-3's pass grew old
+        age = checkedfiles.KEPT_SECONDS + 60
+        db.execute("UPDATE checked_files SET checked_at = checked_at - ? WHERE stamp = ?",
+                   (age, stamps[3]))  # fmt: skip
+    remember(files[0], stamps[0])
+    assert kept() == [True, False, False, False, True, True, True]

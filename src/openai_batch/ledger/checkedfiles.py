@@ -4,6 +4,11 @@ A verdict is kept per content digest and per check stamp (`validate/verdicts.py`
 of openai-batch, its dependencies and the service's limits), so only the same bytes checked by
 the same code against the same limits are let through again unread; anything else, a file
 edited by hand included, is checked again.
+
+Passes are kept only under the few stamps used last and for a limited time: every build (an
+upgrade, an edited checkout) and every service's limits check under a stamp of their own, and
+an old build's stamp is never matched again, so the table would otherwise only grow. Dropping
+a pass is always safe: that file is checked again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from openai_batch.ledger.connection import LedgerBase
+
+# the stamps whose passes are kept (by their last recorded pass): a few builds or services used
+# by turns keep theirs
+KEPT_STAMPS = 4
+KEPT_SECONDS = 90 * 24 * 3600  # no pass is kept longer
 
 
 @dataclass(frozen=True)
@@ -31,13 +41,22 @@ class CheckedFiles(LedgerBase):
     """The ledger's checked_files table."""
 
     def record_checked_file(self, checked: CheckedFile) -> None:
+        """Remember a pass, and drop those of stamps long unused or too old (one scan of a
+        table kept small: about a millisecond per 1,000 passes, beside a check of a whole file).
+        """
+        now = time.time()
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO checked_files (digest, stamp, requests, endpoint, "
                 "model, warnings, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (checked.digest, checked.stamp, checked.requests, checked.endpoint,
-                 checked.model, checked.warnings, time.time()),
+                 checked.model, checked.warnings, now),
             )  # fmt: skip
+            db.execute(
+                "DELETE FROM checked_files WHERE checked_at < ? OR stamp NOT IN (SELECT stamp "
+                "FROM checked_files GROUP BY stamp ORDER BY MAX(checked_at) DESC LIMIT ?)",
+                (now - KEPT_SECONDS, KEPT_STAMPS),
+            )
 
     def checked_file(self, digest: str, stamp: str) -> CheckedFile | None:
         row = self.db.execute(
