@@ -824,3 +824,40 @@ def test_the_program_exits_with_the_command_code_and_everything_written(tmp_path
         [*cmd, "nope.json", tmp_path / "nope.csv"], capture_output=True, text=True
     )
     assert proc.returncode == 1 and proc.stderr.startswith("error: data file not found")
+
+
+# -- an integer longer than Python reads (int()'s 4,300 digits) in a template or a cell -------
+
+
+def test_a_template_holding_an_integer_too_long_to_read_is_a_clean_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a traceback (json.loads raises a ValueError that is no JSONDecodeError)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("q\nhi\n", encoding="utf-8")
+    body = (
+        '{"model": "gpt-4o-mini", "seed": SEED, "messages": [{"role": "user", "content": "<<q>>"}]}'
+    )
+    (tmp_path / "t.json").write_text(body.replace("SEED", "7" * 5000), encoding="utf-8")
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv")
+    assert_clean_error(code, err, "t.json holds an integer of over 4,300 digits")
+    assert not (tmp_path / "batch-requests.jsonl").exists()
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["write", "--preview"])
+def test_a_cell_holding_an_integer_too_long_to_read_is_a_clean_error(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    preview: bool,
+) -> None:
+    """A cell in a number's place renders as that number: one of 5,000 digits stopped
+    make-batch-file (and its --preview) with a traceback."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text(f"n,q\n{'1' * 5000},hi\n", encoding="utf-8")
+    body = '{"model": "gpt-4o-mini", "max_tokens": <<n>>, "messages": []}'
+    (tmp_path / "t.json").write_text(body, encoding="utf-8")
+    args = ["--preview", "1"] if preview else []
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", *args)
+    assert_clean_error(code, err, "holds an integer of over 4,300 digits, too long to read")
+    assert not (tmp_path / "batch-requests.jsonl").exists()

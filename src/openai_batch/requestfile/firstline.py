@@ -4,11 +4,11 @@ every one. Checked before the rest render, by the general renderer and the fast 
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError, Command
 from openai_batch.requestfile.endpoints import MODERATIONS
+from openai_batch.requestfile.read import parse_line
 
 if TYPE_CHECKING:
     from openai_batch.template.prompt import Template
@@ -16,10 +16,7 @@ if TYPE_CHECKING:
 
 def check_first_line(line: str, endpoint: str, template: Template) -> str | None:
     """The first rendered request must be JSON with a model; returns that model."""
-    try:
-        request = json.loads(line)
-    except json.JSONDecodeError as exc:  # pragma: no cover - valid by construction
-        raise BatchError(f"the first rendered request is not valid JSON: {exc}") from None
+    request = rendered_request(line, 1)
     model = request["body"].get("model")
     if endpoint != MODERATIONS and (not isinstance(model, str) or not model.strip()):
         where = template.source or "the template"
@@ -29,6 +26,20 @@ def check_first_line(line: str, endpoint: str, template: Template) -> str | None
         )
     _check_request(request, template)
     return model if isinstance(model, str) else None
+
+
+def rendered_request(line: str, row: int) -> dict[str, Any]:
+    """A rendered line as the request files' reader reads it. It is JSON by construction, but
+    a cell put where a JSON value goes is written as it is, and one Python cannot read (an
+    integer of 5,000 digits) stopped make-batch-file with a traceback."""
+    read = parse_line(line.encode("utf-8"))
+    if read.request is None:
+        raise BatchError(
+            f"row {row}: the rendered request {read.problem or 'is not a JSON object'}",
+            hint="a placeholder where a JSON value goes (outside quotes) writes its cell as it "
+            "is: check that column's values",
+        )
+    return read.request
 
 
 def _check_request(request: dict[str, Any], template: Template) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from openai_batch.errors import BatchError, Command
 from openai_batch.local import output_guard
 from openai_batch.requestfile.fastpath import render_fast
-from openai_batch.requestfile.firstline import check_first_line
+from openai_batch.requestfile.firstline import check_first_line, rendered_request
 from openai_batch.requestfile.options import MakeOptions, check_options
 from openai_batch.requestfile.shards import MakeResult, ShardWriter
 from openai_batch.table.read import Table, open_table
@@ -215,8 +215,8 @@ def preview(
     for chunk in table.chunks(chunk_rows=max(1, min(n, 10_000))):
         chunk = chunk.iloc[: n - len(out)]
         ids = maker.ids(chunk, start)
-        for line in render_chunk(template, chunk, ids, start, opts.endpoint):
-            out.append(json.loads(line))
+        for offset, line in enumerate(render_chunk(template, chunk, ids, start, opts.endpoint)):
+            out.append(rendered_request(line, start + offset + 1))
         if start == 0 and out:
             check_first_line(json.dumps(out[0]), opts.endpoint, template)
         start += len(chunk)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,12 @@ def compile_template(
         tree = json.loads(sanitized)
     except json.JSONDecodeError as exc:
         raise _json_error(name, text, exc, syntax) from None
+    except ValueError:  # the one other: an integer longer than int() reads (a traceback)
+        digits = sys.get_int_max_str_digits()
+        raise BatchError(
+            f"{name} holds an integer of over {digits:,} digits, too long to read.",
+            hint="no request field takes one: write it shorter.",
+        ) from None
     if not isinstance(tree, dict):
         raise BatchError(
             f"{name} must be a JSON object (a request body), not {type(tree).__name__}."
