@@ -22,6 +22,8 @@ import orjson as _orjson
 from msgspec import UNSET, DecodeError, Meta, Struct, UnsetType
 from msgspec.json import Decoder
 
+from openai_batch.jsondepth import too_deep
+
 MALFORMED = "malformed_result"
 
 # The errors that reading an unexpected shape can raise; RecursionError is the deep nesting.
@@ -75,6 +77,8 @@ def parse_line(raw: bytes | str) -> Any:
         pass
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if too_deep(text):  # never near the recursion limit (jsondepth.py says why)
+            raise RecursionError
         return json.loads(text, parse_int=_int_as_orjson)
     except RecursionError:
         raise MalformedResult("the line is nested too deeply to read") from None
@@ -461,6 +465,8 @@ def json_object(content: str) -> dict[str, Any] | None:
     """The content as a JSON object (structured outputs), else None."""
     text = content.strip()
     if not text.startswith("{"):
+        return None
+    if too_deep(text):
         return None
     try:
         value = json.loads(text)

@@ -1,0 +1,27 @@
+"""How deep a JSON text nests, found without recursing: the json module reads nesting by C
+recursion, and near the interpreter's limit any finalizer the garbage collector runs meanwhile
+fails with a RecursionError nobody can catch (printed, or a failed test under pytest). So a
+text is handed to the json module only when its nesting is well inside that limit."""
+
+from __future__ import annotations
+
+import re
+
+MAX_DEPTH = 512  # arrays and objects inside each other that the json module is given
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def too_deep(text: str) -> bool:
+    """Whether `text` opens more than MAX_DEPTH arrays or objects inside each other (brackets
+    inside strings do not count). Counting the brackets first keeps the common text cheap."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for char in _STRINGS.sub("", text):
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
