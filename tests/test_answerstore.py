@@ -139,7 +139,7 @@ def test_long_answers_make_small_blobs(tmp_path: Path) -> None:
     with open(tmp_path / "spill", "w+b") as spill:
         read = read_file(FileJob(out, 0, 0, 0), spill, 0)
     assert len(read.blobs) >= 20 * (1 << 20) // answerstore.BLOB_CHARS
-    assert max(length for _, length in read.blobs) < answerstore.BLOB_CHARS + (2 << 20)
+    assert max(length for _, length, _ in read.blobs) < answerstore.BLOB_CHARS + (2 << 20)
     assert sum(len(part) for part in read.parts) == 20
 
 
@@ -244,7 +244,53 @@ def test_a_join_allocates_arrow_memory_with_malloc(tmp_path: Path) -> None:
 
     out = tmp_path / "o.jsonl"
     _long_answers(out, 2, 5)
+    before = pa.default_memory_pool().backend_name
     with ResultIndex() as index:
         index.add_file(out, 0)
         assert pa.default_memory_pool().backend_name == "system"
         assert index.result("id_1").content == "1:yyyyy"
+    assert pa.default_memory_pool().backend_name == before  # the process's own pool again
+
+
+def _spill_fds(folder: Path) -> list[int]:
+    """This process's open spill files: temp files beside the downloads, already unlinked."""
+    import os
+
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)) and target.endswith("(deleted)"):
+            found.append(int(name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the spill file by /proc")
+@pytest.mark.parametrize("damage", ["flip", "garbage"])
+def test_a_damaged_spill_is_an_error_never_a_crash_or_a_changed_cell(tmp_path: Path, damage):
+    """Arrow trusts the offsets inside the bytes it reads: a flipped bit in a blob crashed the
+    process (SIGSEGV) or changed a cell silently. Each blob is checked against the XXH3 of what
+    was written. Damage anywhere in the spill file, one place at a time."""
+    import os
+
+    out = tmp_path / "o.jsonl"
+    _long_answers(out, 300, 40)
+    ids = [f"id_{i}" for i in range(300)]
+    with ResultIndex() as index:
+        index.add_file(out, 0)
+        (fd,) = _spill_fds(tmp_path)
+        size = os.fstat(fd).st_size
+    assert size > 1000
+    for at in range(0, size, size // 23):
+        with ResultIndex() as index:
+            index.add_file(out, 0)
+            (fd,) = _spill_fds(tmp_path)
+            if damage == "flip":
+                os.pwrite(fd, bytes([os.pread(fd, 1, at)[0] ^ 0x10]), at)
+            else:
+                os.pwrite(fd, b"\xa5" * 64, min(at, size - 64))
+            with pytest.raises(BatchError, match="spill file cannot be read back"):
+                write_table(index, TableTarget(tmp_path / "t.csv", "csv"), order=iter(ids))
+        assert not (tmp_path / "t.csv").exists()

@@ -488,14 +488,6 @@ def dump_bytes(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-def spill_line(value: Any) -> bytes:
-    """dump_bytes(value) and a line feed: one line of the index's spill file."""
-    try:
-        return _orjson.dumps(value, option=_orjson.OPT_APPEND_NEWLINE)
-    except TypeError:  # lone surrogates, integers over 64 bits
-        return dump_bytes(value) + b"\n"
-
-
 def cell_text(value: Any) -> str:
     """A JSON value as a CSV cell: strings as they are, everything else as JSON."""
     if value is None:

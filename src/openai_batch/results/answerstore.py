@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from xxhash import xxh3_64_intdigest
 
 from openai_batch.errors import BatchError
 
@@ -43,10 +44,14 @@ TOKENS = frozenset({"prompt_tokens", "completion_tokens"})
 PART_ROWS = 1 << 16  # rows of a blob (a record's row number is 16 bits)
 BLOB_CHARS = 4 << 20  # characters of answers in a blob: a part ends once it has this many
 CACHE_BYTES = 24 << 20  # blobs kept read (a shard's answers, for a table in request order)
-_DAMAGED = BatchError(
-    "the results index's spill file cannot be read back (was it removed or the disk full?)",
-    hint="run the command again (the downloads are kept)",
-)
+
+
+def _damaged() -> BatchError:
+    """A blob that cannot be read back as written: an error, never a crash or a changed cell."""
+    return BatchError(
+        "the results index's spill file cannot be read back (removed, changed, or the disk full?)",
+        hint="run the command again (the downloads are kept)",
+    )
 
 
 def encode(
@@ -116,36 +121,39 @@ class AnswerStore:
         self._others: list[IO[bytes]] = []  # a second reader's spill files, kept as written
         self._offsets: list[int] = []
         self._lengths: list[int] = []
+        self._digests: list[int] = []  # XXH3-64 of each blob as written
         self._homes: list[int] = []  # per blob: 0 in self._file, n in self._others[n - 1]
         self._cache: OrderedDict[int, pa.RecordBatch] = OrderedDict()  # least recently used first
         self._cached = 0
         self._round = 0  # take() calls so far
         self._used: dict[int, int] = {}  # blob -> the take() that last used it
         self.reads = 0  # blobs read from the file (a blob in the cache is not read again)
+        self._pool_before: pa.MemoryPool | None = None  # Arrow's default before file(), if changed
 
     def file(self, folder: Path) -> IO[bytes]:
         """The spill file, beside the downloads (else in the temp folder); made once, when
         the reading starts (so Arrow's memory is the system's from then on, see below)."""
         if self._file is None:
-            system_memory()
+            self._pool_before = system_memory()
             try:
                 self._file = tempfile.TemporaryFile(prefix=".results-index.", dir=folder)  # noqa: SIM115
             except OSError:
                 self._file = tempfile.TemporaryFile(prefix="openai-batch-results.")  # noqa: SIM115
         return self._file
 
-    def add(self, spans: Sequence[tuple[int, int]], file: IO[bytes] | None = None) -> int:
-        """Blobs written at (offset, length) each, in the spill file or in `file` (a second
-        reader's spill, closed with this store); the number of the first of them."""
+    def add(self, spans: Sequence[tuple[int, int, int]], file: IO[bytes] | None = None) -> int:
+        """Blobs written at (offset, length, XXH3-64 of their bytes) each, in the spill file or
+        in `file` (a second reader's spill, closed with this store); the number of the first."""
         home = 0
         if file is not None:
             if not any(other is file for other in self._others):
                 self._others.append(file)
             home = next(n for n, other in enumerate(self._others, start=1) if other is file)
         first = len(self._offsets)
-        for offset, length in spans:
+        for offset, length, digest in spans:
             self._offsets.append(offset)
             self._lengths.append(length)
+            self._digests.append(digest)
             self._homes.append(home)
         return first
 
@@ -205,11 +213,13 @@ class AnswerStore:
         length = self._lengths[number]
         try:
             data = os.pread(spill.fileno(), length, self._offsets[number])
-            if len(data) != length:
-                raise _DAMAGED
+            # Arrow trusts the offsets in the bytes it reads: damaged bytes could crash the
+            # process or change a cell, so they are compared with what was written first
+            if len(data) != length or xxh3_64_intdigest(data) != self._digests[number]:
+                raise _damaged()
             batch = pa.ipc.open_stream(data).read_next_batch()
         except (OSError, pa.ArrowException, StopIteration):
-            raise _DAMAGED from None
+            raise _damaged() from None
         self.reads += 1
         self._cache[number] = batch
         self._cached += length
@@ -239,15 +249,21 @@ class AnswerStore:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._pool_before is not None:  # a library user's process gets its own pool back
+            pa.set_memory_pool(self._pool_before)
+            self._pool_before = None
 
 
-def system_memory() -> None:
+def system_memory() -> pa.MemoryPool | None:
     """Arrow allocates with the C library's malloc from here on (pyarrow's default, mimalloc,
     kept about 40 MB more resident through a 1M-row join: blocks of answers taken, turned
     into text and freed, over and over; the same CPU time). Buffers made before are freed by
-    the pool that made them."""
-    if pa.default_memory_pool().backend_name != "system":
-        pa.set_memory_pool(pa.system_memory_pool())
+    the pool that made them. Returns the pool it replaced (None: it was the system's)."""
+    before = pa.default_memory_pool()
+    if before.backend_name == "system":
+        return None
+    pa.set_memory_pool(pa.system_memory_pool())
+    return before
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:

@@ -20,7 +20,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 
-from xxhash import xxh3_128_digest
+from xxhash import xxh3_64_intdigest, xxh3_128_digest
 
 from openai_batch.results import answers, answerstore
 from openai_batch.results.answers import MISSING, RowResult
@@ -55,10 +55,11 @@ class FileJob:
 @dataclass
 class FileRead:
     """A file's records and counts, and where its answers were written: its blobs' (offset,
-    length) in the spill file; a record's blob number counts from the file's first blob."""
+    length, XXH3-64 of the bytes) in the spill file; a record's blob number counts from the
+    file's first blob."""
 
     parts: list[Any] = field(default_factory=list)
-    blobs: list[tuple[int, int]] = field(default_factory=list)
+    blobs: list[tuple[int, int, int]] = field(default_factory=list)
     spill_end: int = 0  # the spill offset after this file's answers
     # where its blobs are when not in the index's spill file: the second reader's own spill,
     # kept as it was written (set by results/parallelread.py once the child is done)
@@ -201,7 +202,7 @@ def _keep(read: FileRead, part: _Part, job: FileJob, spill: IO[bytes]) -> None:
     )  # fmt: skip
     spill.write(blob)
     read.parts.append(part.records(job, len(read.blobs), sizes))
-    read.blobs.append((read.spill_end, len(blob)))
+    read.blobs.append((read.spill_end, len(blob), xxh3_64_intdigest(blob)))
     read.spill_end += len(blob)
 
 

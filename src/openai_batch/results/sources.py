@@ -143,7 +143,8 @@ class SourceFiles:
         the space after them is too small)."""
         if self._arena is None:
             try:
-                self._arena = mmap.mmap(-1, self.whole_max)  # pages made only as they are used
+                # private: a fork while it lives never shares its pages; pages made only as used
+                self._arena = mmap.mmap(-1, self.whole_max, flags=mmap.MAP_PRIVATE)
             except OSError:  # no address space to spare (a ulimit): every file read by run
                 self.whole_max = 0
                 return
