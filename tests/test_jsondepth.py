@@ -12,6 +12,7 @@ import pytest
 
 from openai_batch import jsondepth
 from openai_batch.jsondepth import MAX_DEPTH, too_deep
+from openai_batch.requestfile import read
 from openai_batch.results import answers
 
 
@@ -49,6 +50,8 @@ def test_a_deep_line_runs_no_finalizer_near_the_recursion_limit(unraisable):
             with pytest.raises(answers.MalformedResult, match="nested too deeply"):
                 answers.parse_line(b"[" * 100_000 + b"]" * 100_000)
             assert answers.json_object("{" + '"a":{' * 5000 + "}" * 5001) is None
+            deep_request = b'{"body": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+            assert read.parse_line_general(deep_request, 2).problem == "nested too deeply to read"
     finally:
         gc.set_threshold(*old)
         gc.collect()
@@ -69,6 +72,8 @@ def test_the_depth_counts_nesting_not_brackets():
     assert not too_deep(flat)
     in_strings = '["' + "[" * (3 * MAX_DEPTH) + '", "\\"' + "{" * (3 * MAX_DEPTH) + '"]'
     assert not too_deep(in_strings)
+    assert too_deep(b"[" * (MAX_DEPTH + 1))
+    assert not too_deep(in_strings.encode())
 
 
 def test_the_limit_is_well_inside_the_interpreters():

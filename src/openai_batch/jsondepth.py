@@ -11,10 +11,14 @@ MAX_DEPTH = 512  # arrays and objects inside each other that the json module is 
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
-def too_deep(text: str) -> bool:
+def too_deep(text: str | bytes) -> bool:
     """Whether `text` opens more than MAX_DEPTH arrays or objects inside each other (brackets
     inside strings do not count). Counting the brackets first keeps the common text cheap."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
+    if isinstance(text, bytes):
+        if text.count(b"[") + text.count(b"{") <= MAX_DEPTH:
+            return False
+        text = text.decode("utf-8", "replace")
+    elif text.count("[") + text.count("{") <= MAX_DEPTH:
         return False
     depth = 0
     for char in _STRINGS.sub("", text):

@@ -21,6 +21,7 @@ from typing import Any
 from msgspec import DecodeError
 from msgspec.json import Decoder
 
+from openai_batch.jsondepth import too_deep
 from openai_batch.requestfile.kinds import json_problem
 from openai_batch.table import surrogates
 
@@ -109,6 +110,8 @@ def parse_line_general(raw: bytes, number: int = 0) -> RequestLine:
     except UnicodeDecodeError as exc:
         problem = f"not UTF-8 text (byte {exc.start + 1})"
         return RequestLine(number, raw, problem=problem, bom=bom)
+    if too_deep(text):  # never near the recursion limit (jsondepth.py says why)
+        return RequestLine(number, raw, problem="nested too deeply to read", bom=bom)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
