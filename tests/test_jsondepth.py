@@ -78,3 +78,25 @@ def test_the_depth_counts_nesting_not_brackets():
 
 def test_the_limit_is_well_inside_the_interpreters():
     assert sys.getrecursionlimit() > jsondepth.MAX_DEPTH * 1.5
+
+
+def test_an_unfinished_string_is_read_once_not_again_from_every_quote():
+    """A line cut short inside a string (an interrupted copy; an answer cut at max_tokens)
+    made the string pattern fail at the open quote and start again from every later escaped
+    quote: 5.6 s for a 50 KB line, minutes for a megabyte. SIGALRM turns a hang into a failure
+    (a bound a hundred times the time it takes, not a measurement)."""
+    import signal
+
+    def hang(*_):
+        raise TimeoutError("too_deep scans an unfinished string again from every quote")
+
+    text = "[" * 600 + '"' + '\\"' * 200_000
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(10)
+    try:
+        assert too_deep(text)
+        assert not too_deep("[" * 300 + '"' + "[" * 600 + '\\"' * 200_000)
+        assert too_deep(text.encode())
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
