@@ -108,13 +108,18 @@ def in_fresh_process(scenario: str, *args: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def same_index(folder: str) -> None:
-    forks = counting_forks()
-    files = result_files(Path(folder))
+def one_by_one(files: list[tuple[Path, int, str]], folder: Path) -> dict[str, Any]:
+    """everything() of an index given the files one add_file at a time (no fork)."""
     with ResultIndex() as one:
         for path, rank, group in files:
             one.add_file(path, rank, group)
-        expected = everything(one, Path(folder), "one.jsonl")
+        return everything(one, folder, "one.jsonl")
+
+
+def same_index(folder: str) -> None:
+    forks = counting_forks()
+    files = result_files(Path(folder))
+    expected = one_by_one(files, Path(folder))
     assert forks == []
     assert parallelread.fork_is_safe()
     open_files = len(os.listdir("/proc/self/fd"))
@@ -130,10 +135,7 @@ def same_index(folder: str) -> None:
 def spill_continues(folder: str) -> None:
     forks = counting_forks()
     files = result_files(Path(folder))
-    with ResultIndex() as one:
-        for path, rank, group in files:
-            one.add_file(path, rank, group)
-        expected = everything(one, Path(folder), "one.jsonl")
+    expected = one_by_one(files, Path(folder))
     with ResultIndex() as two:
         two.add_files(files[:3])
         two.add_file(*files[3])

@@ -41,17 +41,8 @@ if TYPE_CHECKING:
 
     from openai_batch.results.index import ResultIndex
 
-RESULT_COLUMNS = (
-    "custom_id",
-    "status",
-    "content",
-    "finish_reason",
-    "refusal",
-    "prompt_tokens",
-    "completion_tokens",
-    "error",
-)
-TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
+RESULT_COLUMNS = answerstore.COLUMNS  # the spilled answers are the table's result cells
+TOKEN_COLUMNS = tuple(name for name in RESULT_COLUMNS if name in answerstore.TOKENS)
 MAX_JSON_COLUMNS = 100
 COMMON_SHARE = 0.1  # a key becomes a column when at least this share of JSON answers has it
 _DROPPED = -2  # a data row not in these request files (keep_row said no)
