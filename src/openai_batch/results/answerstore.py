@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from xxhash import xxh3_64_intdigest
 
 from openai_batch.errors import BatchError
+from openai_batch.results import arrowpool
 
 COLUMNS = (
     "custom_id",
@@ -128,13 +129,15 @@ class AnswerStore:
         self._round = 0  # take() calls so far
         self._used: dict[int, int] = {}  # blob -> the take() that last used it
         self.reads = 0  # blobs read from the file (a blob in the cache is not read again)
-        self._pool_before: pa.MemoryPool | None = None  # Arrow's default before file(), if changed
+        self._holding = False  # this store holds Arrow's system pool (results/arrowpool.py)
 
     def file(self, folder: Path) -> IO[bytes]:
         """The spill file, beside the downloads (else in the temp folder); made once, when
-        the reading starts (so Arrow's memory is the system's from then on, see below)."""
+        the reading starts (so Arrow's memory is the system's from then on, until close())."""
         if self._file is None:
-            self._pool_before = system_memory()
+            if not self._holding:
+                arrowpool.hold()
+                self._holding = True
             try:
                 self._file = tempfile.TemporaryFile(prefix=".results-index.", dir=folder)  # noqa: SIM115
             except OSError:
@@ -249,21 +252,9 @@ class AnswerStore:
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self._pool_before is not None:  # a library user's process gets its own pool back
-            pa.set_memory_pool(self._pool_before)
-            self._pool_before = None
-
-
-def system_memory() -> pa.MemoryPool | None:
-    """Arrow allocates with the C library's malloc from here on (pyarrow's default, mimalloc,
-    kept about 40 MB more resident through a 1M-row join: blocks of answers taken, turned
-    into text and freed, over and over; the same CPU time). Buffers made before are freed by
-    the pool that made them. Returns the pool it replaced (None: it was the system's)."""
-    before = pa.default_memory_pool()
-    if before.backend_name == "system":
-        return None
-    pa.set_memory_pool(pa.system_memory_pool())
-    return before
+        if self._holding:  # the last index open gives the process its own pool back
+            self._holding = False
+            arrowpool.release()
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:
