@@ -143,3 +143,49 @@ def test_estimate_skips_a_line_holding_an_integer_too_long_to_read(
     code, out, err = run_cli(capsys, "utils", "estimate", path)
     assert code == 0 and "Traceback" not in err, err
     assert "1 line not JSON objects, skipped" in err and "1 request" in out
+
+
+def test_make_batch_file_names_a_later_row_holding_an_integer_too_long_to_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row 1 is checked before the rest render; a later row is found by the review, which said
+    "a request line must be a JSON object, not a string" of it: `utils validate`'s words now."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text(f"n\n5\n{'7' * 5000}\n6\n", encoding="utf-8")
+    body = {**REQUEST["body"], "max_tokens": 0}
+    (tmp_path / "t.json").write_text(json.dumps(body).replace("0", "<<n>>"), encoding="utf-8")
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "r.jsonl")
+    assert code == 0 and "Traceback" not in err, err
+    assert f"error in line 2: r.jsonl: {read.LONG_INTEGER}" in err
+    assert "JSON object" not in err
+    code, out, _err = run_cli(capsys, "utils", "validate", "r.jsonl")
+    assert code == 1 and f"line 2: {read.LONG_INTEGER}" in out
+
+
+def test_the_review_and_validate_say_the_same_of_every_line_with_no_value(tmp_path: Path) -> None:
+    """One rule (validate.check.line_problems) for what a line without a value is."""
+    from openai_batch.jsondepth import MAX_DEPTH
+    from openai_batch.requestfile.review import review_files
+    from openai_batch.validate.check import validate_file
+
+    good = request_with(b"5")
+    lines = [
+        b"\xef\xbb\xbf" + good,  # a BOM on line 1
+        good.replace(b'"id_0"', b'"id_1"'),
+        request_with(b"1" * 5000).replace(b'"id_0"', b'"id_2"'),
+        b"\xff" + good,  # not UTF-8
+        good[:40] + b"\n",  # cut short
+        b"[" * (MAX_DEPTH + 10) + b"\n",
+        request_with(b'"\\ud800"').replace(b'"id_0"', b'"id_3"'),  # a lone surrogate
+        b"\n",  # empty
+        b'"text"\n',
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b"".join(lines))
+    review = review_files([(path, len(lines))])
+    said = {(p.line, p.severity, p.message) for p in review.problems}
+    validated = {(p.line, p.severity, p.message) for p in validate_file(path).problems}
+    assert said == {problem for problem in validated if problem[0] > 0}
+    messages = {message for _line, _severity, message in said}
+    assert {read.BOM, read.LONG_INTEGER, "nested too deeply to read", read.EMPTY} <= messages
+    assert len(said) >= 8  # one or more for each line but the second

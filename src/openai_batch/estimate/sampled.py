@@ -19,8 +19,8 @@ def prompt_tokens(path: Path, requests: int, *, sample: int = TOKEN_SAMPLE) -> i
     """Estimated prompt tokens of a request file of `requests` lines."""
     lines = sample_lines([(Path(path), requests)], k=sample)
     est = estimate_lines(
-        # a line that is not a request (text, for check_line to name) has no tokens to count
-        (request for _, _, request in lines if isinstance(request, dict)),
+        # a line that is not a request (the review names it) has no tokens to count
+        (line.request for _, line in lines if line.request is not None),
         scale_to=requests if len(lines) < requests else None,
     )
     return int(est.prompt_tokens)

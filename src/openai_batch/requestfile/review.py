@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.requestfile.endpoints import CHAT
-from openai_batch.requestfile.read import parse_line
+from openai_batch.requestfile.read import RequestLine, parse_line
 
 if TYPE_CHECKING:
     from openai_batch.estimate.options import EstimateOptions
@@ -239,41 +239,36 @@ class Review:
 
 def sample_lines(
     files: Sequence[tuple[Path, int]], k: int = SAMPLE, seed: int = 0
-) -> list[tuple[Path, int, dict[str, Any]]]:
-    """(file, line number, request) for every line when there are at most k, else k random ones.
+) -> list[tuple[Path, RequestLine]]:
+    """(file, line as read) for every line when there are at most k, else k random ones (a
+    line's number is 0 where it is not known).
 
     Large files are sampled by seeking to random byte offsets, so this reads about k lines
     whatever the file size; the first line of each file is always included.
     """
     total = sum(count for _, count in files)
-    out: list[tuple[Path, int, dict[str, Any]]] = []
+    out: list[tuple[Path, RequestLine]] = []
     for path, count in files:
         if total <= k:
             with open(path, "rb") as fh:
-                out += [(path, n, _parse(line)) for n, line in enumerate(fh, start=1)]
+                out += [(path, parse_line(line, n)) for n, line in enumerate(fh, start=1)]
             continue
         share = max(1, round(k * count / total))
         out += _seek_sample(path, share, random.Random(seed))
     return out
 
 
-def _seek_sample(path: Path, k: int, rng: random.Random) -> list[tuple[Path, int, dict[str, Any]]]:
+def _seek_sample(path: Path, k: int, rng: random.Random) -> list[tuple[Path, RequestLine]]:
     size = path.stat().st_size
-    picked: list[tuple[Path, int, dict[str, Any]]] = []
+    picked: list[tuple[Path, RequestLine]] = []
     with open(path, "rb") as fh:
-        picked.append((path, 1, _parse(fh.readline())))
+        picked.append((path, parse_line(fh.readline(), 1)))
         for _ in range(k - 1):
             fh.seek(rng.randrange(size))
             fh.readline()  # finish the line we landed in; take the next whole one
             line = fh.readline() or _first_line(fh)
-            picked.append((path, 0, _parse(line)))  # 0: line number unknown
+            picked.append((path, parse_line(line)))  # number 0: not known
     return picked
-
-
-def _parse(line: bytes) -> Any:
-    """The request on a line; what is not JSON comes back as text for check_line to report."""
-    parsed = parse_line(line)
-    return parsed.value if parsed.has_value else line.decode("utf-8", "replace")
 
 
 def _first_line(fh: Any) -> bytes:
@@ -300,12 +295,13 @@ def review_files(
     total = sum(count for _, count in files)
     sample = sample_lines(files, k)
     problems = []
-    for path, line_no, request in sample:
-        for problem in validate.check_line(request, line_no):
+    for path, line in sample:
+        # the reader's words for a line with no value (validate_file's, one rule)
+        for problem in validate.line_problems(line):
             problem.path = f"{path.name}: {problem.path}" if problem.path else path.name
             problems.append(problem)
     est = estimate.estimate_lines(
-        (request for _, _, request in sample if isinstance(request, dict)),
+        (line.request for _, line in sample if line.request is not None),
         options,
         scale_to=total if len(sample) < total else None,
     )

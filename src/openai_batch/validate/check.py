@@ -164,6 +164,34 @@ def _kind(value: Any) -> str:
     )
 
 
+def line_problems(
+    line: RequestLine, limits: Limits = OPENAI, service: str | None = None
+) -> list[Problem]:
+    """Problems in one line of a request file, on its own: why it has no value (not UTF-8, not
+    JSON, too deep, an integer too long to read, a lone surrogate: the reader's words, never
+    "not a JSON object" for a line that is one), else check_line's. Every reader of request
+    files says a line's problems by this (`utils validate`, make-batch-file's review).
+
+    `service`: as for check_line (`_other_service(limits)`, worked out once per file)."""
+    line_no = line.number
+    problems = []
+    if line.bom:
+        problems.append(Problem(line_no, "", BOM))
+    if line.problem:
+        severity = WARNING if line.is_warning else ERROR
+        problems.append(Problem(line_no, line.where, line.problem, severity))
+    if not line.has_value:
+        return problems
+    obj = line.value
+    if limits.unversioned_urls and isinstance(obj, dict) and "url" in obj:
+        obj["url"] = limits.canonical_url(obj["url"])  # Azure: "/chat/completions"
+    problems += check_line(obj, line_no, service)
+    refused = limits.endpoint_problem(obj.get("url")) if isinstance(obj, dict) else None
+    if refused:
+        problems.append(Problem(line_no, "url", refused))
+    return problems
+
+
 # -- files ----------------------------------------------------------------------------------------
 
 
@@ -185,23 +213,13 @@ def validate_file(
     service = _other_service(limits)
     for line in read_lines(path) if lines is None else lines:
         line_no = line.number
-        if line.bom:
-            problems.append(Problem(line_no, "", BOM))
-        if line.problem:
-            severity = WARNING if line.is_warning else ERROR
-            problems.append(Problem(line_no, line.where, line.problem, severity))
+        problems += line_problems(line, limits, service)
         if not line.has_value:
             continue
         obj = line.value
         report.requests += 1
         if report.requests == limits.requests + 1:
             over_limit_line = line_no
-        if limits.unversioned_urls and isinstance(obj, dict) and "url" in obj:
-            obj["url"] = limits.canonical_url(obj["url"])  # Azure: "/chat/completions"
-        problems += check_line(obj, line_no, service)
-        refused = limits.endpoint_problem(obj.get("url")) if isinstance(obj, dict) else None
-        if refused:
-            problems.append(Problem(line_no, "url", refused))
         if not isinstance(obj, dict):
             continue
         _check_unique(obj.get("custom_id"), line_no, first_seen, problems)
