@@ -36,6 +36,7 @@ from openai_batch.results.filereader import (
     id_digests,
     id_halves,
 )
+from openai_batch.results.hashsearch import HashSearch
 from openai_batch.results.sources import SourceFiles
 
 _MAX_SMALL = 0xFFFF  # sources, ranks and groups are stored in 16 bits
@@ -123,6 +124,7 @@ class ResultIndex:
         self._his: Any = None
         # sorted place in _his -> position in _table, or None where the table is in that order
         self._slots: Any = None
+        self._search: HashSearch | None = None  # where a hash goes in _his (found())
         self._answers = AnswerStore()  # the spill file
         self._spill_size = 0
         self._files = SourceFiles(self.sources)
@@ -206,6 +208,7 @@ class ResultIndex:
             # through the merge order (moving them cost ~0.1 s of one core per million)
             small = np.uint32 if len(order) <= np.iinfo(np.uint32).max else np.intp
             self._table, self._his, self._slots = every, his, order.astype(small)
+            self._search = HashSearch(his)  # before a forked writer: shared, not built twice
             return every
         runs = order[tied]
         repeated = np.append(same, False) | np.append(False, same)
@@ -222,6 +225,7 @@ class ResultIndex:
             column[: len(order)] = np.take(column, order)  # take: 3x faster than column[order]
         self._table = every[: len(order)]
         self._his = his
+        self._search = HashSearch(his)
         return self._table
 
     def _gathered(self) -> Any:
@@ -307,9 +311,8 @@ class ResultIndex:
         if not custom_ids or len(table) == 0:
             return np.full(len(custom_ids), -1, dtype=np.int64)
         his, los = id_halves(id_digests(custom_ids))
-        at = np.empty(len(his), dtype=np.intp)
-        by_hash = np.argsort(his)  # sorted keys: each search starts where the last one ended
-        at[by_hash] = np.searchsorted(self._his, his[by_hash])
+        assert self._search is not None
+        at = self._search.left(his)  # np.searchsorted(self._his, his), a bucket table first
         inside = np.minimum(at, len(table) - 1)
         same_high = (at < len(table)) & (self._his[inside] == his)
         if self._slots is not None:
