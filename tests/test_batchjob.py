@@ -544,6 +544,18 @@ def test_unreadable_result_lines_are_reasons_not_crashes(tmp_path):
     assert items[2].raw["line"] == 3
 
 
+def test_an_answer_nested_thousands_deep_is_its_lines_reason(tmp_path):
+    """The line is shallow (the answer is a string) but the answer is JSON nested 100,000 deep:
+    after pydantic refused it, the json module's look at it raised a RecursionError out of
+    parse_lines."""
+    deep = "[" * 100_000 + "]" * 100_000
+    good = ok_line("id_0", chat_body(label("spam")))
+    path = write_lines(tmp_path / "o.jsonl", [good, ok_line("id_1", chat_body(deep))])
+    items = list(BatchJob.parse_lines(path, SinglePrediction))
+    assert [i.ok for i in items] == [True, False]
+    assert "recursion limit" in (items[1].error or "")
+
+
 def test_qa_tutorial_parse_of_an_empty_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open("./output.jsonl", "w") as f:

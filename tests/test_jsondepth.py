@@ -6,12 +6,15 @@ test failed so in about one full run in five)."""
 from __future__ import annotations
 
 import gc
+import json
 import sys
+from pathlib import Path
 
 import pytest
 
+from helpers import assert_clean_error, run_cli
 from openai_batch import jsondepth
-from openai_batch.jsondepth import MAX_DEPTH, too_deep
+from openai_batch.jsondepth import MAX_DEPTH, too_deep, too_deep_at
 from openai_batch.requestfile import read
 from openai_batch.results import answers
 
@@ -100,3 +103,84 @@ def test_an_unfinished_string_is_read_once_not_again_from_every_quote():
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_too_deep_at_is_where_the_first_level_past_the_limit_opens() -> None:
+    assert too_deep_at("[" * MAX_DEPTH + "]" * MAX_DEPTH) is None
+    assert too_deep_at("[" * (MAX_DEPTH + 1)) == MAX_DEPTH
+    text = ' {"a": "[[{", "b": ' + '{"k": [' * 300  # brackets in strings do not count
+    assert too_deep_at(text) == text.index("[", text.index('{"k"') + 7 * 255)
+    assert too_deep_at('"\\"[' + "[" * MAX_DEPTH) is None  # an escaped quote ends no string
+    for sample in ("[]" * 2000, "[" * 600, '{"x": ' * 513, '"' + "[" * 900):
+        assert (too_deep_at(sample) is not None) == too_deep(sample)
+
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "<<q>>"}]}
+
+
+def _template(path: Path, deep: str, lines_before: int = 0) -> Path:
+    """A template whose "tools" parameters hold `deep` (raw JSON), on its own line."""
+    head = json.dumps(CHAT)[:-1] + "," + "\n" * lines_before
+    tool = '"tools": [{"type": "function", "function": {"name": "f", "parameters": '
+    path.write_text(head + "\n" + tool + '{"type": "object", "x": ' + deep + "}}}]}", "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH - 4, 100_000], ids=["513 in all", "100,000"])
+def test_make_batch_file_names_the_place_a_template_nests_too_deeply(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, levels: int
+) -> None:
+    """body, tools, a tool, function, parameters and `levels` lists: past MAX_DEPTH. It was the
+    CLI's generic "the input is nested too deeply" (a RecursionError), naming nothing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("q\nhi\n", encoding="utf-8")
+    _template(tmp_path / "t.json", "[" * levels + "]" * levels, lines_before=2)
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv")
+    column = len('"tools": [{"type": "function", "function": {"name": "f", "parameters": ')
+    column += len('{"type": "object", "x": ') + (MAX_DEPTH - 5) + 1
+    assert_clean_error(code, err, f"t.json is nested too deeply at line 4, column {column}: ")
+    assert f"more than {MAX_DEPTH} lists or objects" in err
+    assert not (tmp_path / "batch-requests.jsonl").exists()
+
+
+def test_a_template_as_deep_as_the_limit_makes_its_requests(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAX_DEPTH levels are read, compiled and rendered (the compiler walked a list in two
+    frames a level: about 480 lists deep ran out of stack)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("q\nhi\nho\n", encoding="utf-8")
+    levels = MAX_DEPTH - 5
+    _template(tmp_path / "t.json", "[" * levels + "]" * levels)
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.csv", "-o", "r.jsonl")
+    assert code == 0 and "Traceback" not in err, err
+    lines = (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and "[" * levels + "]" * levels in lines[1]
+    code, out, err = run_cli(capsys, "utils", "validate", "r.jsonl")
+    assert code == 0, out + err
+
+
+def test_a_request_file_nested_thousands_deep_on_its_first_line_names_the_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What kind of file it is was read with the json module unguarded: the first line's
+    RecursionError became the CLI's generic "the input is nested too deeply", naming no line."""
+    monkeypatch.chdir(tmp_path)
+    request = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": CHAT}
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "r.jsonl").write_text(json.dumps(request)[:-1] + f', "x": {deep}}}\n', "utf-8")
+    code, out, err = run_cli(capsys, "utils", "validate", "r.jsonl")
+    assert code == 1 and "Traceback" not in err
+    assert "line 1: nested too deeply to read" in out
+
+
+def test_a_jsonl_data_table_nested_thousands_deep_names_its_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.json").write_text(json.dumps(CHAT), encoding="utf-8")
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "d.jsonl").write_text(f'{{"q": "a"}}\n{{"q": {deep}}}\n', encoding="utf-8")
+    code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.jsonl")
+    assert_clean_error(code, err, "d.jsonl, line 2: nested too deeply to read")
+    assert not (tmp_path / "batch-requests.jsonl").exists()

@@ -348,12 +348,16 @@ def test_templates_and_request_lines_nested_thousands_deep(capsys: Capsys, work:
     deep = "[" * 100_000 + "]" * 100_000
     (work / "deep.json").write_text(TEMPLATE[:-1] + f', "x": {deep}}}', encoding="utf-8")
     code, _, err = run_cli(capsys, "make-batch-file", "deep.json", "d.csv", "-o", "x.jsonl")
-    assert_clean_error(code, err, "nested too deeply")
+    assert_clean_error(code, err, "deep.json is nested too deeply at line 1, column ")
     line = request_file(work / "r.jsonl", 1).read_text(encoding="utf-8").rstrip()
     (work / "r.jsonl").write_text(line[:-1] + f', "x": {deep}}}\n', encoding="utf-8")
-    for args in (("utils", "validate"), ("utils", "estimate"), ("upload-batch-file",)):
-        code, _, err = run_cli(capsys, *args, "r.jsonl")
-        assert_clean_error(code, err, "nested too deeply")
+    for args in (("utils", "validate"), ("upload-batch-file",)):
+        code, out, err = run_cli(capsys, *args, "r.jsonl")
+        assert code == 1 and "Traceback" not in err
+        assert "line 1: nested too deeply to read" in out + err
+    # the estimate skips a line that is not a request, as it skips any other, and says so
+    code, _, err = run_cli(capsys, "utils", "estimate", "r.jsonl")
+    assert code == 0 and "line 1 was skipped: nested too deeply to read" in err
     assert not (work / "x.jsonl").exists()
 
 

@@ -142,7 +142,7 @@ def test_estimate_skips_a_line_holding_an_integer_too_long_to_read(
     path.write_bytes(path.read_bytes() + request_with(b"5"))
     code, out, err = run_cli(capsys, "utils", "estimate", path)
     assert code == 0 and "Traceback" not in err, err
-    assert "1 line not JSON objects, skipped" in err and "1 request" in out
+    assert f"line 1 was skipped: {read.LONG_INTEGER}" in err and "1 request" in out
 
 
 def test_make_batch_file_names_a_later_row_holding_an_integer_too_long_to_read(

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from openai_batch.errors import BatchError
+from openai_batch.jsondepth import too_deep
 from openai_batch.local import files
 from openai_batch.requestfile.endpoints import CHAT
 from openai_batch.requestfile.limits import OPENAI, FileLimits
@@ -292,8 +293,9 @@ def _validate(model: type[T], text: str) -> T:
     try:
         return model.model_validate_json(text)
     except ValidationError as exc:
-        try:
-            json.loads(text)
+        try:  # (pydantic says itself of a text too deep for the json module: jsondepth.py)
+            if not too_deep(text):
+                json.loads(text)
         except ValueError:
             raise ValueError(f"the answer is not JSON: {text[:80]!r}") from None
         first = exc.errors()[0]

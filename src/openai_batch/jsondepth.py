@@ -11,6 +11,7 @@ MAX_DEPTH = 512  # arrays and objects inside each other that the json module is 
 # a string, or one never closed up to the end (the json module refuses that text anyway):
 # always a match from a quote, so no quote is scanned twice (linear on any text)
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
+_BRACKETS = re.compile(_STRINGS.pattern + r"|[\[\]{}]", re.DOTALL)  # a string, or a bracket
 
 
 def too_deep(text: str | bytes) -> bool:
@@ -31,3 +32,18 @@ def too_deep(text: str | bytes) -> bool:
         elif char in "]}":
             depth -= 1
     return False
+
+
+def too_deep_at(text: str) -> int | None:
+    """Where in `text` the first array or object past MAX_DEPTH opens (its index), or None:
+    for an error that names the place (`too_deep` is the cheap question; ask this after)."""
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        char = match.group()
+        if char in ("[", "{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return match.start()
+        elif char in ("]", "}"):
+            depth -= 1
+    return None

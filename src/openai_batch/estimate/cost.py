@@ -284,8 +284,10 @@ def _get(price: prices.Price | None, attr: str) -> float | None:
 
 
 def _read_lines(path: Path, notes: list[str]) -> Iterator[tuple[int, dict]]:
-    """(line number, request) of a request file; lines that are not requests are skipped."""
+    """(line number, request) of a request file; lines that are not requests are skipped,
+    each said in the reader's words (one: where and why; more: how many, and the first)."""
     bad = 0
+    first = (0, "")  # the first skipped line: its number, and why
     for line in read_lines(path):
         if line.empty:
             continue
@@ -295,10 +297,14 @@ def _read_lines(path: Path, notes: list[str]) -> Iterator[tuple[int, dict]]:
             notes.append(f"{path.name}: line {line.number} was skipped: {CUT_SHORT}")
         else:
             bad += 1
-    if bad:
+            first = first if first[0] else (line.number, line.problem or "not a JSON object")
+    validate = command(["utils", "validate"])
+    if bad == 1:
+        notes.append(f"{path.name}: line {first[0]} was skipped: {first[1]} (run `{validate}`)")
+    elif bad:
         notes.append(
-            f"{path.name}: {plural(bad, 'line')} not JSON objects, skipped "
-            f"(run `{command(['utils', 'validate'])}`)"
+            f"{path.name}: {bad:,} lines that are not requests were skipped (line {first[0]}: "
+            f"{first[1]}; run `{validate}`)"
         )
 
 

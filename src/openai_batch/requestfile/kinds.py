@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from openai_batch.errors import BatchError, Command
+from openai_batch.jsondepth import too_deep
 
 _TABLE_SUFFIXES = frozenset(
     {".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm", ".xls", ".parquet", ".pq"}
@@ -113,6 +114,10 @@ def _template_text(text: str) -> bool:
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object `text` is, else None (a text nested too deep is not read: the json module
+    would recurse near the interpreter's limit; the line's reader, or the template's, names it)."""
+    if too_deep(text):
+        return None
     try:
         value = json.loads(text)
     except ValueError:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openai_batch.errors import BatchError
+from openai_batch.jsondepth import MAX_DEPTH, too_deep
 from openai_batch.table import csv_rows, surrogates
 
 if TYPE_CHECKING:
@@ -502,6 +503,11 @@ def _jsonl_records(path: Path, encoding: str | None) -> Iterator[tuple[int, dict
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
+                if too_deep(line):  # the json module would recurse near the limit (jsondepth)
+                    raise BatchError(
+                        f"{path}, line {number}: nested too deeply to read (more than "
+                        f"{MAX_DEPTH} lists or objects inside each other)."
+                    )
                 try:
                     record = json.loads(line, parse_float=_Raw, parse_int=_Raw)
                 except json.JSONDecodeError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from openai_batch.errors import BatchError
+from openai_batch.jsondepth import MAX_DEPTH, too_deep, too_deep_at
 from openai_batch.table import surrogates
 from openai_batch.template.marks import Marks
 from openai_batch.template.prompt import CR, BareSlot, Expr, StringSlot, Template, Token
@@ -48,6 +49,8 @@ def compile_template(
     syntax = choose_syntax(text, columns)
     marks = Marks.absent_from(text)
     tokens, sanitized = _scan(text, syntax, name, marks)
+    if too_deep(sanitized):  # the json module would recurse near the interpreter's limit
+        raise _too_deep(name, text)
     try:
         tree = json.loads(sanitized)
     except json.JSONDecodeError as exc:
@@ -165,6 +168,22 @@ def _json_error(name: str, text: str, exc: json.JSONDecodeError, syntax: Syntax)
     )
 
 
+def _too_deep(name: str, text: str) -> BatchError:
+    """A template nested past jsondepth.MAX_DEPTH, at the place it goes past (found in the
+    text as written: a bare placeholder's own braces open and close within it)."""
+    at = too_deep_at(text)
+    where = ""
+    if at is not None:
+        line = text.count("\n", 0, at) + 1
+        where = f" at line {line}, column {at - text.rfind(chr(10), 0, at):,}"
+    return BatchError(
+        f"{name} is nested too deeply{where}: more than {MAX_DEPTH} lists or objects inside "
+        "each other.",
+        hint="no request body is this deep; the template is almost certainly damaged: check it "
+        "there.",
+    )
+
+
 class _Builder:
     """Walks the parsed JSON, turning strings with placeholders into slots."""
 
@@ -198,8 +217,11 @@ class _Builder:
                     )
                 out[key] = self.walk(value, f"{path}.{key}", node)
             return out
-        if isinstance(node, list):
-            return [self.walk(v, f"{path}[{i}]", None) for i, v in enumerate(node)]
+        if isinstance(node, list):  # a loop, not a comprehension: one frame a level (512 deep)
+            items = []
+            for i, v in enumerate(node):
+                items.append(self.walk(v, f"{path}[{i}]", None))
+            return items
         if isinstance(node, str):
             return self._string(node, path, parent)
         return node
