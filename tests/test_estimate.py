@@ -465,7 +465,8 @@ def test_lines_that_are_not_json_are_skipped_with_a_warning(tmp_path):
     path.write_text(json.dumps(line("a", chat_body(max_tokens=5))) + "\n{oops\n")
     est = estimate.estimate_file(path)
     assert est.requests == 1
-    assert any("not JSON" in w and "validate" in w for w in est.warnings)
+    # the line and why, in the reader's words (it was "1 line not JSON objects, skipped")
+    assert any("line 2 was skipped: not valid JSON" in w and "validate" in w for w in est.warnings)
 
 
 def test_per_request_lines_are_the_files_own_line_numbers(tmp_path):
