@@ -327,9 +327,99 @@ def test_passes_under_stamps_long_unused_or_too_old_are_dropped(tmp_path: Path) 
             return [ledger.checked_file(digest_of(p), s) is not None for p, s in pairs]
 
     assert kept() == [False, False, False, True, True, True, True]
-    with open_ledger() as ledger, ledger.transaction() as db:  # stamp-3's pass grew old
+    with open_ledger() as ledger, ledger.transaction() as db:  # stamp-3's pass long unused
         age = checkedfiles.KEPT_SECONDS + 60
-        db.execute("UPDATE checked_files SET checked_at = checked_at - ? WHERE stamp = ?",
-                   (age, stamps[3]))  # fmt: skip
+        db.execute("UPDATE checked_files SET checked_at = checked_at - ?, used_at = used_at - ? "
+                   "WHERE stamp = ?", (age, age, stamps[3]))  # fmt: skip
     remember(files[0], stamps[0])
     assert kept() == [True, False, False, False, True, True, True]
+
+
+DAY = 24 * 3600
+
+
+def _days_go_by(days: float) -> None:
+    """Every pass recorded and used `days` earlier than it was (each time the table holds)."""
+    with open_ledger() as ledger, ledger.transaction() as db:
+        columns = {row["name"] for row in db.execute("PRAGMA table_info(checked_files)")}
+        for column in sorted(columns & {"checked_at", "used_at"}):
+            db.execute(f"UPDATE checked_files SET {column} = {column} - ?", (days * DAY,))
+
+
+def _kept(path: Path, stamp: str) -> bool:
+    """Whether the ledger holds a pass for `path` under `stamp` (looked at, not used)."""
+    with open_ledger() as ledger:
+        row = ledger.db.execute(
+            "SELECT 1 FROM checked_files WHERE digest = ? AND stamp = ?", (digest_of(path), stamp)
+        ).fetchone()
+    return row is not None
+
+
+def test_a_pass_used_again_and_again_outlives_the_days_since_it_was_recorded(
+    fake_api: FakeOpenAI, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Passes were kept 90 days from when they were recorded: a file started again and again in
+    a long project was read again once its pass was 90 days old. They are kept 90 days from
+    their last use."""
+    from openai_batch.ledger import checkedfiles
+
+    bad = request_file(tmp_path / "bad.jsonl", temperature=5)  # only the ledger lets it through
+    stamp = check_stamp(select(None).limits)
+    remember(bad, stamp)
+    _days_go_by(checkedfiles.KEPT_SECONDS / DAY - 1)  # recorded 89 days ago
+    code, _out, err = run_cli(capsys, "upload-batch-file", bad)  # the pass is used
+    assert code == 0 and fake_api.upload_count == 1, err
+    _days_go_by(2)  # recorded 91 days ago, last used 2 days ago
+    remember(request_file(tmp_path / "other.jsonl", rows=5), stamp)  # a record drops old passes
+    assert _kept(bad, stamp)
+    _days_go_by(checkedfiles.KEPT_SECONDS / DAY)  # now unused for 92 days
+    remember(request_file(tmp_path / "third.jsonl", rows=6), stamp)
+    assert not _kept(bad, stamp)
+
+
+def test_a_stamp_whose_pass_was_used_lately_is_among_the_stamps_kept(tmp_path: Path) -> None:
+    from openai_batch.ledger import checkedfiles
+
+    count = checkedfiles.KEPT_STAMPS + 1
+    files = [request_file(tmp_path / f"r{i}.jsonl", rows=i + 1) for i in range(count)]
+    stamps = [f"stamp-{i}" for i in range(count)]
+    for path, stamp in zip(files[:-1], stamps[:-1], strict=True):
+        remember(path, stamp)
+    with open_ledger() as ledger:  # stamp-0, recorded first, is used last
+        assert ledger.checked_file(digest_of(files[0]), stamps[0]) is not None
+    remember(files[-1], stamps[-1])  # one stamp too many: the one used longest ago goes
+    assert [_kept(p, s) for p, s in zip(files, stamps, strict=True)] == [
+        True, False, True, True, True
+    ]  # fmt: skip
+
+
+def test_a_ledger_from_before_last_use_was_kept_upgrades_with_its_passes(tmp_path: Path) -> None:
+    """A ledger of schema 2 (passes with when they were recorded only): each pass counts as
+    used when it was recorded, and is matched and dropped by that from then on."""
+    import time
+
+    from openai_batch.ledger import checkedfiles
+    from openai_batch.ledger import schema as ledger_schema
+
+    recent, old = request_file(tmp_path / "recent.jsonl"), request_file(tmp_path / "old.jsonl", 2)
+    stamp = check_stamp(OPENAI)
+    now = time.time()
+    with pytest.MonkeyPatch.context() as schema_2:  # this test's temp home stays set
+        schema_2.setattr(ledger_schema, "MIGRATIONS", ledger_schema.MIGRATIONS[:2])
+        with open_ledger() as ledger, ledger.transaction() as db:
+            assert ledger.schema_version() == 2
+            old_at = now - checkedfiles.KEPT_SECONDS - DAY
+            for path, at in ((recent, now - 10 * DAY), (old, old_at)):
+                db.execute(
+                    "INSERT INTO checked_files (digest, stamp, requests, endpoint, model, "
+                    "warnings, checked_at) VALUES (?, ?, 3, '/v1/chat/completions', "
+                    "'gpt-4o-mini', 0, ?)",
+                    (digest_of(path), stamp, at),
+                )
+    with open_ledger() as ledger:
+        assert ledger.schema_version() == ledger_schema.MIGRATIONS[-1][0] >= 3
+        rows = ledger.db.execute("SELECT checked_at, used_at FROM checked_files").fetchall()
+        assert len(rows) == 2 and all(row[0] == row[1] for row in rows)
+        assert ledger.checked_file(digest_of(recent), stamp) is not None
+    remember(request_file(tmp_path / "new.jsonl", rows=4), stamp)
+    assert _kept(recent, stamp) and not _kept(old, stamp)

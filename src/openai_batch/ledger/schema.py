@@ -154,6 +154,17 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        "passes kept by when they were last used",
+        [
+            # when a pass was last recorded or matched: passes are kept by it (checkedfiles.py),
+            # so a file started again and again keeps its pass; an old pass counts from when
+            # it was recorded
+            "ALTER TABLE checked_files ADD COLUMN used_at REAL NOT NULL DEFAULT 0",
+            "UPDATE checked_files SET used_at = checked_at",
+        ],
+    ),
 ]
 
 
