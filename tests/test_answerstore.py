@@ -1,7 +1,9 @@
 """The answers spilled as Arrow blobs (results/answerstore.py) come back as they were: the table
 the join writes from them is, in every format, what the per-row writer writes of each line's
 row_result; blobs stay small with long answers; reading is bounded and blob by blob; and an
-answer read back for another custom_id (a hash collision) is an error, never a wrong row."""
+answer read back for another custom_id (a hash collision) is an error, never a wrong row. A
+block's answers taken from many blobs are each line's own, in the order asked (random files cut
+into blobs of random size, asked in a random order with repeats and ids without a result)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from openai_batch.errors import BatchError
 from openai_batch.results import answers, answerstore
+from openai_batch.results.answerstore import python_rows
 from openai_batch.results.filereader import FileJob, read_file
 from openai_batch.results.join import (
     TOKEN_COLUMNS,
@@ -80,14 +83,16 @@ def lines(draw: Any) -> list[dict[str, Any]]:
     return made
 
 
-def _expected(index: ResultIndex, target: TableTarget, raw: list[bytes]) -> None:
-    """The table as the per-row writer writes each line's row_result, in IDS order."""
+def _expected(
+    index: ResultIndex, target: TableTarget, raw: list[bytes], order: list[str] = IDS
+) -> None:
+    """The table as the per-row writer writes each line's row_result, in `order`."""
     plan = json_columns(index.json_key_counts, index.json_answers, None)
     columns = result_column_names((), plan.keys)
     types = _named(dict.fromkeys(TOKEN_COLUMNS, "int"), columns, 0, plan.keys)
     by_id = {answers.parse_line(line)["custom_id"]: answers.row_result(line) for line in raw}
     with TableWriter(target, columns, types) as writer:
-        for custom_id in IDS:
+        for custom_id in order:
             result = by_id.get(custom_id, answers.MISSING)
             fields = result.fields or {}
             keys = [answers.cell_text(fields[k]) if k in fields else "" for k in plan.keys]
@@ -294,3 +299,69 @@ def test_a_damaged_spill_is_an_error_never_a_crash_or_a_changed_cell(tmp_path: P
             with pytest.raises(BatchError, match="spill file cannot be read back"):
                 write_table(index, TableTarget(tmp_path / "t.csv", "csv"), order=iter(ids))
         assert not (tmp_path / "t.csv").exists()
+
+
+# -- a block's answers from many blobs ---------------------------------------------------
+
+POOL = [f"id_{i}" for i in range(30)] + ['id_,"x', "id_\ud800"]
+ABSENT = [None, None, None, None, None, "", "", None]  # a row without an answer
+
+
+@st.composite
+def result_files(draw: Any) -> tuple[list[bytes], list[str], int]:
+    """Result lines (shuffled, as the service returns them), the custom_ids asked (repeats
+    and ids without a result among them) and the characters a blob holds."""
+    ids = draw(st.lists(st.sampled_from(POOL), unique=True, min_size=1, max_size=len(POOL)))
+    raw = []
+    for custom_id in ids:
+        kind = draw(st.sampled_from(["chat", "chat", "chat", "refusal", "error"]))
+        line: dict[str, Any] = {"custom_id": custom_id, "error": None}
+        if kind == "error":
+            error = {"code": "x", "message": draw(CONTENT)}
+            line["response"] = {"status_code": 500, "body": {"error": error}}
+        else:
+            refusal = draw(CONTENT) if kind == "refusal" else None
+            line["response"] = _chat(None if refusal else draw(CONTENT), draw(USAGE), refusal)
+        raw.append(json.dumps(line).encode("utf-8", "surrogatepass") + b"\n")
+    asked = draw(st.lists(st.sampled_from([*ids, "id_nope", "id_999"]), max_size=60))
+    return raw, asked, draw(st.integers(1, 400))
+
+
+def _index(folder: Path, raw: list[bytes], blob_chars: int) -> ResultIndex:
+    out = folder / "out.jsonl"
+    out.write_bytes(b"".join(raw))
+    before = answerstore.BLOB_CHARS
+    answerstore.BLOB_CHARS = blob_chars  # small blobs: a block touches many
+    try:
+        index = ResultIndex()
+        index.add_file(out, 0)
+        len(index)
+    finally:
+        answerstore.BLOB_CHARS = before
+    return index
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(made=result_files())
+def test_a_block_from_many_blobs_is_each_lines_answer_in_the_order_asked(made: Any) -> None:
+    raw, asked, blob_chars = made
+    by_id = {answers.parse_line(line)["custom_id"]: answers.row_result(line) for line in raw}
+    with tempfile.TemporaryDirectory() as folder, _index(Path(folder), raw, blob_chars) as index:
+        taken = index.answers_for(index.found(asked), asked)
+        want = [
+            [custom_id, *by_id[custom_id].cells()] if custom_id in by_id else ABSENT
+            for custom_id in asked
+        ]
+        assert python_rows(taken) == want
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(made=result_files(), kind=st.sampled_from(["csv", "parquet"]))
+def test_a_table_from_many_blobs_is_what_the_per_row_writer_writes(made: Any, kind: str) -> None:
+    raw, asked, blob_chars = made
+    order = list(dict.fromkeys([*asked, *POOL]))  # every custom_id once, in a random order
+    with tempfile.TemporaryDirectory() as folder, _index(Path(folder), raw, blob_chars) as index:
+        got, want = Path(folder) / f"got.{kind}", Path(folder) / f"want.{kind}"
+        write_table(index, TableTarget(got, kind), order=order)
+        _expected(index, TableTarget(want, kind), raw, order)
+        assert _content(got, kind) == _content(want, kind)

@@ -170,7 +170,9 @@ class AnswerStore:
     ) -> pa.Table:
         """The answers at (blobs[i], rows[i]) in that order (numpy ints) as a table of
         `columns`; where `present` (numpy bools) is False, a row of nulls. Each blob touched
-        is read once; rows of one blob are taken together."""
+        is read once; rows of one blob are taken together, in the order they lie in it (a
+        block's rows are scattered over a blob: read in order, a fifth cheaper), then put in
+        the order asked by one more take."""
         import numpy as np
 
         self._round += 1
@@ -179,7 +181,10 @@ class AnswerStore:
         where = None if present is None or present.all() else np.flatnonzero(present)
         if where is not None:
             blobs, rows = blobs[where], rows[where]
-        order = np.argsort(blobs, kind="stable")
+        if len(blobs) and blobs.min() == blobs.max():  # one blob: one take, in the order asked
+            batch = self._blob(int(blobs[0])).select(list(columns))
+            return pa.Table.from_batches([batch.take(_indices(rows, count, where, present))])
+        order = np.argsort((blobs << 16) | rows)  # by blob, then row (a row is 16 bits)
         chosen = blobs[order]
         starts = np.flatnonzero(np.append(True, chosen[1:] != chosen[:-1])).tolist()
         ends = [*starts[1:], len(chosen)] if len(chosen) else []
@@ -187,17 +192,11 @@ class AnswerStore:
         for start, end in zip(starts[: len(ends)], ends, strict=True):
             batch = self._blob(int(chosen[start])).select(list(columns))
             pieces.append(batch.take(pa.array(rows[order[start:end]], type=pa.int64())))
-        if len(pieces) == 1 and where is None:
-            return pa.Table.from_batches(pieces)  # one blob: taken in the order asked
         table = pa.Table.from_batches(_unified(pieces)) if pieces else _empty(columns)
         # one more take puts the rows (taken blob by blob) in the order asked, nulls between
-        back = np.zeros(count, dtype=np.int64)
         slots = np.empty(len(order), dtype=np.int64)
         slots[order] = np.arange(len(order))
-        if where is None:
-            return table.take(slots)
-        back[where] = slots
-        return table.take(pa.array(back, mask=~present))
+        return table.take(_indices(slots, count, where, present))
 
     def row(self, blob: int, row: int) -> list[Any]:
         """One answer's cells as Python values (custom_id first; tokens int or "")."""
@@ -255,6 +254,18 @@ class AnswerStore:
         if self._holding:  # the last index open gives the process its own pool back
             self._holding = False
             arrowpool.release()
+
+
+def _indices(rows: Any, count: int, where: Any, present: Any) -> pa.Array:
+    """`rows` (numpy ints) as take() indices, with a null where `present` is False (the
+    places `where` it is True get `rows`, in order) when some are."""
+    import numpy as np
+
+    if where is None:
+        return pa.array(rows, type=pa.int64())
+    back = np.zeros(count, dtype=np.int64)
+    back[where] = rows
+    return pa.array(back, mask=~present, type=pa.int64())
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:
