@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 from fake_openai import chat_completion_body
 from openai_batch.errors import BatchError
+from openai_batch.results import csvblock
 from openai_batch.results.csvblock import DelimitedBlocks
 from openai_batch.results.join import _Counter, write_table
 from openai_batch.results.joinplan import KeptRows
 from openai_batch.results.merge import ResultIndex
-from openai_batch.results.tablewriter import TableTarget, _Delimited
+from openai_batch.results.tablewriter import TableTarget, _Delimited, looks_like_formula
 
 # Characters that decide quoting and formulas, and a few that are merely unusual.
 SPECIAL = ',"\n\r\t #=+-@.eE0123456789\x00 é\u2028\U0001f600\u0661'
@@ -90,6 +91,18 @@ def test_a_block_is_the_rows_the_per_row_writer_writes(
         k: v for k, v in counter.counts.items() if v
     }
     assert text.formulas == counter.formulas
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=st.lists(TEXT, max_size=12), start=st.integers(0, 12), count=st.integers(0, 12))
+def test_formula_cells_of_any_slice_are_counted_by_the_per_row_rule(
+    cells: list[str], start: int, count: int
+) -> None:
+    """Counted from each cell's first byte in the column's buffers: a slice (an offset into
+    them), empty cells (whose first byte is the next cell's) and empty cells last."""
+    column = pa.array(cells, type=pa.string()).slice(start, count)
+    want = sum(1 for c in column.to_pylist() if c and looks_like_formula(c))
+    assert csvblock._formulas(column) == want
 
 
 def test_a_block_without_formula_checks_counts_none() -> None:
