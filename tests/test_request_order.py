@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openai_batch.results import merge
+from openai_batch.results import merge, requestids
 from openai_batch.results.merge import RequestOrder, ResultIndex, write_responses
 
 Outcome = str  # "ok", "error" or "missing"
@@ -77,6 +77,39 @@ def test_the_files_to_retry_are_found_on_the_way(
         summary = write_responses(index, tmp_path / "responses.jsonl", RequestOrder(paths))
     assert summary.failing == expected
     assert (tmp_path / "responses.jsonl").read_bytes().count(b"\n") == summary.lines
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    files=request_files(), read=st.integers(1, 300), size=st.integers(0, 7),
+    pad=st.integers(0, 120),
+)  # fmt: skip
+def test_the_order_a_block_at_a_time_is_the_order_one_id_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: list[list[tuple[str, Outcome]]],
+    read: int, size: int, pad: int,
+) -> None:  # fmt: skip
+    """RequestOrder.blocks (lists of `size` ids, or as read) holds the ids the files list in
+    order, wherever the bytes read (`read` at a time) and the blocks end; the files' starts
+    (RequestOrder.mark's) are the same either way."""
+    monkeypatch.setattr(requestids, "BLOCK", read)
+    paths, ids, starts = [], [], []
+    for n, rows in enumerate(files):
+        path = tmp_path / f"r-{n}.jsonl"
+        path.write_text("".join(request(cid + " " * pad) for cid, _ in rows), encoding="utf-8")
+        paths.append(path)
+        starts.append(len(ids))
+        ids.extend(cid + " " * pad for cid, _ in rows)
+    order = RequestOrder(paths)
+    blocks = list(order.blocks(size))
+    assert [custom_id for block in blocks for custom_id in block] == ids
+    assert all(blocks) and (not size or all(len(b) == size for b in blocks[:-1]))
+    assert order._starts == starts
+    assert list(order) == ids and order._starts == starts
+    assert list(merge.batched(RequestOrder(paths), size or 1)) == list(
+        merge.batched(iter(ids), size or 1)
+    )
 
 
 def test_without_request_files_no_files_are_named(tmp_path: Path) -> None:

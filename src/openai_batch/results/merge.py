@@ -25,7 +25,10 @@ from openai_batch.requestfile.customids import natural_key
 from openai_batch.results import answers
 from openai_batch.results.answers import MISSING, RowResult, extract, is_success  # noqa: F401 - the library's names
 from openai_batch.results.index import Conflict, ResultIndex  # noqa: F401 - the library's names
-from openai_batch.results.requestids import iter_request_ids
+from openai_batch.results.requestids import (
+    iter_request_ids,  # noqa: F401 - the library's names
+    request_id_blocks,
+)
 from openai_batch.ui import console
 
 LOOKUP_BLOCK = 4096
@@ -48,13 +51,28 @@ class RequestOrder:
         self._failing: set[int] = set()
 
     def __iter__(self) -> Iterator[str]:
+        for block in self.blocks():
+            yield from block
+
+    def blocks(self, size: int = 0) -> Iterator[list[str]]:
+        """The ids in order, `size` at a time (the last block fewer), or with no size as
+        they are read (a list per block of bytes): no generator step per id."""
         self._starts = []
         at = 0
+        pending: list[str] = []
         for path in self.paths:
             self._starts.append(at)
-            for custom_id in iter_request_ids(path):
-                yield custom_id
-                at += 1
+            for ids in request_id_blocks(path):
+                at += len(ids)
+                if not size:
+                    yield ids
+                    continue
+                pending.extend(ids)
+                while len(pending) >= size:
+                    yield pending[:size]
+                    del pending[:size]
+        if pending:
+            yield pending
 
     def mark(self, first: int, failed: Any) -> None:
         """The ids at `first` + the true places of `failed` (numpy bools, ids read already)
@@ -144,7 +162,14 @@ def _write_responses(
 
 
 def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Lists of up to `size` items (lookups go a block at a time)."""
+    """Lists of up to `size` items (lookups go a block at a time); a RequestOrder's are
+    made of the lists its files are read in."""
+    if isinstance(items, RequestOrder):
+        return items.blocks(size)
+    return _batched(items, size)
+
+
+def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
     iterator = iter(items)
     while block := list(itertools.islice(iterator, size)):
         yield block
