@@ -103,6 +103,17 @@ def _tied_slots(his: Any) -> Any:
     return np.flatnonzero(np.append(tie, False) | np.append(False, tie))
 
 
+def id_text(custom_ids: list[str]) -> Any:
+    """The custom_ids as an Arrow string array, or None when one is no UTF-8 text (a lone
+    surrogate): made once per block of the table, for the check and for its column."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(custom_ids, type=pa.string())
+    except UnicodeEncodeError:
+        return None
+
+
 class ResultIndex:
     """Add files with add_file; then look results up by custom_id (the index is built on the
     first lookup). Close it to remove the spill file."""
@@ -358,10 +369,11 @@ class ResultIndex:
         """Let go of the result files raw_lines held whole in memory (they were all read)."""
         self._files.release()
 
-    def answers_for(self, found: Any, custom_ids: list[str]) -> Any:
+    def answers_for(self, found: Any, custom_ids: list[str], text: Any = None) -> Any:
         """The answers (an Arrow table of answerstore.COLUMNS) of the winners at `found`
         (numpy ints; -1: no result, a row of nulls), which must belong to `custom_ids`: the
-        custom_ids read back are compared with them all at once."""
+        custom_ids read back are compared with them all at once (`text`: the same custom_ids
+        as an Arrow string array, when the caller has made it: id_text)."""
         import numpy as np
 
         present = found >= 0
@@ -372,22 +384,19 @@ class ResultIndex:
         else:  # nothing to read (perhaps no results at all)
             blobs = rows = np.zeros(len(found), dtype=np.int64)
         taken = self._answers.take(blobs, rows, present)
-        self._same_ids(taken.column("custom_id"), custom_ids, present)
+        self._same_ids(taken.column("custom_id"), custom_ids, present, text)
         return taken
 
-    def _same_ids(self, column: Any, custom_ids: list[str], present: Any) -> None:
+    def _same_ids(self, column: Any, custom_ids: list[str], present: Any, text: Any) -> None:
         """Raise when a custom_id read back is not the one asked for (a hash collision)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         if column.type == pa.string():
-            try:
-                asked = pa.array(custom_ids, type=pa.string())
-            except UnicodeEncodeError:  # a lone surrogate: compared in Python below
-                pass
-            else:
-                if pc.all(pc.equal(column, asked)).as_py() is not False:  # nulls: no result
-                    return
+            asked = text if text is not None else id_text(custom_ids)
+            # None: a lone surrogate, compared in Python below
+            if asked is not None and pc.all(pc.equal(column, asked)).as_py() is not False:
+                return  # (nulls: no result)
         for stored, asked_id, here in zip(
             python_column(column, "custom_id"), custom_ids, present.tolist(), strict=True
         ):

@@ -25,6 +25,7 @@ from openai_batch.requestfile.fallback import Fallback
 from openai_batch.results import answers, answerstore
 from openai_batch.results.answers import cell_text
 from openai_batch.results.csvblock import BlockText, DelimitedBlocks
+from openai_batch.results.index import id_text
 from openai_batch.results.joinplan import DataRows, KeptRows
 from openai_batch.results.merge import LOOKUP_BLOCK, batched
 from openai_batch.results.tablewriter import (
@@ -318,9 +319,10 @@ class _Rows:
             if not kept.all():
                 asked = [c for c, k in zip(asked, kept.tolist(), strict=True) if k]
                 part = part[kept]
-            taken = self._index.answers_for(part, asked)
+            text = id_text(asked)
+            taken = self._index.answers_for(part, asked, text)
             data = None if frame is None else _kept_rows(frame, start, end, kept)
-            if self._blocks is not None and self._block(data, taken, asked):
+            if self._blocks is not None and self._block(data, taken, text):
                 continue
             counter, writer = self._counter, self._writer
             results = _python_results(taken, asked, self._keys)
@@ -328,8 +330,9 @@ class _Rows:
                 counter.add_result(result)
                 writer.write([*cells, *result])
 
-    def _block(self, data: pd.DataFrame | None, taken: Any, asked: list[str]) -> bool:
-        """Write the rows as one block of text; False when the per-row writer must."""
+    def _block(self, data: pd.DataFrame | None, taken: Any, asked: Any) -> bool:
+        """Write the rows as one block of text; False when the per-row writer must
+        (`asked`: the custom_ids as Arrow text, None when they cannot be)."""
         assert self._blocks is not None
         columns = [] if data is None else _arrow_columns(data)
         if columns is None or not answerstore.is_plain(taken):
@@ -345,10 +348,11 @@ class _Rows:
         return True
 
 
-def _arrow_results(taken: Any, asked: list[str], keys: list[str]) -> list[Any] | None:
+def _arrow_results(taken: Any, asked: Any, keys: list[str]) -> list[Any] | None:
     """The result columns of a block as Arrow text (JSON key columns as Python cells): rows
     without an answer get MISSING's cells; tokens as their decimal text. None when a
-    custom_id is no UTF-8 text (a lone surrogate: the per-row writer says what it did)."""
+    custom_id is no UTF-8 text (`asked` None, a lone surrogate: the per-row writer says what
+    it did)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -356,10 +360,9 @@ def _arrow_results(taken: Any, asked: list[str], keys: list[str]) -> list[Any] |
     for name in answerstore.COLUMNS:
         column = taken.column(name).combine_chunks()
         if name == "custom_id" and column.null_count:  # rows without an answer: the ids asked
-            try:
-                column = pa.array(asked, type=pa.string())
-            except UnicodeEncodeError:
+            if asked is None:
                 return None
+            column = asked
         elif name in answerstore.TOKENS:
             column = pc.fill_null(pc.cast(column, pa.string()), "")
         elif column.null_count:
