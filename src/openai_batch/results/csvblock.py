@@ -104,8 +104,10 @@ class DelimitedBlocks:
         quote = pc.match_substring_regex(column, self._special)
         if b'"' in chars:
             column = pc.replace_substring(column, '"', '""')
-        quoted = pc.binary_join_element_wise('"', column, '"', "")
-        return quoted if pc.all(quote).as_py() else pc.if_else(quote, quoted, column)
+        if pc.all(quote).as_py():
+            return pc.binary_join_element_wise('"', column, '"', "")
+        mark = pc.if_else(quote, '"', "")  # a quote or nothing, per cell: one copy of the column
+        return pc.binary_join_element_wise(mark, column, mark, "")
 
 
 def _counts(values: pa.Array | Sequence[Any]) -> Counter[str]:
