@@ -365,3 +365,20 @@ def test_a_table_from_many_blobs_is_what_the_per_row_writer_writes(made: Any, ki
         write_table(index, TableTarget(got, kind), order=order)
         _expected(index, TableTarget(want, kind), raw, order)
         assert _content(got, kind) == _content(want, kind)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.one_of(st.integers(0, 5), st.integers(0, 2**32 - 1)), st.integers(0, 65535)),
+        max_size=40,
+    )
+)
+def test_a_blocks_rows_are_read_by_blob_then_row(pairs: list[tuple[int, int]]) -> None:
+    """The order blobs' rows are taken in (radix sorts of 16-bit keys where the blobs span
+    fewer than 65,536, one sort of 64-bit keys where they span more): by blob, then row."""
+    blobs = np.array([b for b, _ in pairs], dtype=np.int64)
+    rows = np.array([r for _, r in pairs], dtype=np.int64)
+    order = answerstore._by_blob_and_row(blobs, rows)
+    assert sorted(order.tolist()) == list(range(len(pairs)))
+    assert [pairs[n] for n in order.tolist()] == sorted(pairs)

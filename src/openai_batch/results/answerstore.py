@@ -184,7 +184,7 @@ class AnswerStore:
         if len(blobs) and blobs.min() == blobs.max():  # one blob: one take, in the order asked
             batch = self._blob(int(blobs[0])).select(list(columns))
             return pa.Table.from_batches([batch.take(_indices(rows, count, where, present))])
-        order = np.argsort((blobs << 16) | rows)  # by blob, then row (a row is 16 bits)
+        order = _by_blob_and_row(blobs, rows)
         chosen = blobs[order]
         starts = np.flatnonzero(np.append(True, chosen[1:] != chosen[:-1])).tolist()
         ends = [*starts[1:], len(chosen)] if len(chosen) else []
@@ -254,6 +254,22 @@ class AnswerStore:
         if self._holding:  # the last index open gives the process its own pool back
             self._holding = False
             arrowpool.release()
+
+
+def _by_blob_and_row(blobs: Any, rows: Any) -> Any:
+    """The order of (blob, row) pairs (numpy ints), by blob, then row: two stable sorts of
+    16-bit keys (numpy sorts them by radix: a quarter of the time of one sort of 64-bit
+    keys), rows first, then the blobs counted from the block's first, where they span fewer
+    than 65,536 blobs (a block's few nearly always do)."""
+    import numpy as np
+
+    if not len(blobs):
+        return np.empty(0, dtype=np.intp)
+    first = blobs.min()
+    if blobs.max() - first >= 1 << 16:
+        return np.argsort((blobs << 16) | rows)  # a row is 16 bits
+    by_row = np.argsort(rows.astype(np.uint16), kind="stable")
+    return by_row[np.argsort((blobs - first).astype(np.uint16)[by_row], kind="stable")]
 
 
 def _indices(rows: Any, count: int, where: Any, present: Any) -> pa.Array:
