@@ -342,14 +342,20 @@ def _index(folder: Path, raw: list[bytes], blob_chars: int) -> ResultIndex:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(made=result_files())
-def test_a_block_from_many_blobs_is_each_lines_answer_in_the_order_asked(made: Any) -> None:
+@given(made=result_files(), filled=st.booleans())
+def test_a_block_from_many_blobs_is_each_lines_answer_in_the_order_asked(
+    made: Any, filled: bool
+) -> None:
+    """Rows without an answer: nulls, or (`filled`, as the table takes them) the text the
+    caller gives for each column, the custom_id and token counts still null."""
     raw, asked, blob_chars = made
     by_id = {answers.parse_line(line)["custom_id"]: answers.row_result(line) for line in raw}
+    absent = {"status": "missing", "content": "", "refusal": "-", "error": ""}
+    without = [None, "missing", "", None, "-", "", "", ""] if filled else ABSENT
     with tempfile.TemporaryDirectory() as folder, _index(Path(folder), raw, blob_chars) as index:
-        taken = index.answers_for(index.found(asked), asked)
+        taken = index.answers_for(index.found(asked), asked, absent=absent if filled else None)
         want = [
-            [custom_id, *by_id[custom_id].cells()] if custom_id in by_id else ABSENT
+            [custom_id, *by_id[custom_id].cells()] if custom_id in by_id else without
             for custom_id in asked
         ]
         assert python_rows(taken) == want

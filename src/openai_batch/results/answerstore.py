@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -166,13 +166,19 @@ class AnswerStore:
             self._file.flush()
 
     def take(
-        self, blobs: Any, rows: Any, present: Any = None, columns: Sequence[str] = COLUMNS
+        self,
+        blobs: Any,
+        rows: Any,
+        present: Any = None,
+        columns: Sequence[str] = COLUMNS,
+        absent: Mapping[str, str] | None = None,
     ) -> pa.Table:
         """The answers at (blobs[i], rows[i]) in that order (numpy ints) as a table of
-        `columns`; where `present` (numpy bools) is False, a row of nulls. Each blob touched
-        is read once; rows of one blob are taken together, in the order they lie in it (a
-        block's rows are scattered over a blob: read in order, a fifth cheaper), then put in
-        the order asked by one more take."""
+        `columns`; where `present` (numpy bools) is False, a row of nulls, or of `absent`'s
+        text in the columns it names (taken from a row of its own: no column is filled in
+        afterwards, a copy of each). Each blob touched is read once; rows of one blob are
+        taken together, in the order they lie in it (a block's rows are scattered over a
+        blob: read in order, a fifth cheaper), then put in the order asked by one more take."""
         import numpy as np
 
         self._round += 1
@@ -181,8 +187,9 @@ class AnswerStore:
         where = None if present is None or present.all() else np.flatnonzero(present)
         if where is not None:
             blobs, rows = blobs[where], rows[where]
-        if len(blobs) and blobs.min() == blobs.max():  # one blob: one take, in the order asked
-            batch = self._blob(int(blobs[0])).select(list(columns))
+        filler = None if where is None or not absent else _filler(tuple(columns), absent)
+        if filler is None and len(blobs) and blobs.min() == blobs.max():
+            batch = self._blob(int(blobs[0])).select(list(columns))  # one take, as asked
             return pa.Table.from_batches([batch.take(_indices(rows, count, where, present))])
         order = _by_blob_and_row(blobs, rows)
         chosen = blobs[order]
@@ -192,10 +199,16 @@ class AnswerStore:
         for start, end in zip(starts[: len(ends)], ends, strict=True):
             batch = self._blob(int(chosen[start])).select(list(columns))
             pieces.append(batch.take(pa.array(rows[order[start:end]], type=pa.int64())))
+        if filler is not None:
+            pieces.append(filler)  # row len(order): every absent row's
         table = pa.Table.from_batches(_unified(pieces)) if pieces else _empty(columns)
         # one more take puts the rows (taken blob by blob) in the order asked, nulls between
         slots = np.empty(len(order), dtype=np.int64)
         slots[order] = np.arange(len(order))
+        if filler is not None:
+            back = np.full(count, len(order), dtype=np.int64)
+            back[where] = slots
+            return table.take(pa.array(back))
         return table.take(_indices(slots, count, where, present))
 
     def row(self, blob: int, row: int) -> list[Any]:
@@ -254,6 +267,23 @@ class AnswerStore:
         if self._holding:  # the last index open gives the process its own pool back
             self._holding = False
             arrowpool.release()
+
+
+def _filler(columns: tuple[str, ...], absent: Mapping[str, str]) -> pa.RecordBatch:
+    """One row of `columns`: `absent`'s text where it names the column, else null."""
+    key = (columns, tuple(sorted(absent.items())))
+    filler = _FILLERS.get(key)
+    if filler is None:
+        arrays = [
+            pa.array([None if name in TOKENS else absent.get(name)],
+                     type=pa.int64() if name in TOKENS else pa.string())
+            for name in columns
+        ]  # fmt: skip
+        filler = _FILLERS[key] = pa.RecordBatch.from_arrays(arrays, names=list(columns))
+    return filler
+
+
+_FILLERS: dict[tuple[Any, ...], pa.RecordBatch] = {}  # made once per columns and text
 
 
 def _by_blob_and_row(blobs: Any, rows: Any) -> Any:

@@ -16,7 +16,7 @@ error and otherwise the later batch wins; the same custom_id from two groups is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,11 +369,18 @@ class ResultIndex:
         """Let go of the result files raw_lines held whole in memory (they were all read)."""
         self._files.release()
 
-    def answers_for(self, found: Any, custom_ids: list[str], text: Any = None) -> Any:
+    def answers_for(
+        self,
+        found: Any,
+        custom_ids: list[str],
+        text: Any = None,
+        absent: Mapping[str, str] | None = None,
+    ) -> Any:
         """The answers (an Arrow table of answerstore.COLUMNS) of the winners at `found`
-        (numpy ints; -1: no result, a row of nulls), which must belong to `custom_ids`: the
-        custom_ids read back are compared with them all at once (`text`: the same custom_ids
-        as an Arrow string array, when the caller has made it: id_text)."""
+        (numpy ints; -1: no result, a row of nulls, or of `absent`'s text in the columns it
+        names), which must belong to `custom_ids`: the custom_ids read back are compared with
+        them all at once (`text`: the same custom_ids as an Arrow string array, when the
+        caller has made it: id_text)."""
         import numpy as np
 
         present = found >= 0
@@ -383,7 +390,7 @@ class ResultIndex:
             blobs, rows = table["blob"][at], table["row"][at]
         else:  # nothing to read (perhaps no results at all)
             blobs = rows = np.zeros(len(found), dtype=np.int64)
-        taken = self._answers.take(blobs, rows, present)
+        taken = self._answers.take(blobs, rows, present, absent=absent)
         self._same_ids(taken.column("custom_id"), custom_ids, present, text)
         return taken
 

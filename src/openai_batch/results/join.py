@@ -49,6 +49,13 @@ COMMON_SHARE = 0.1  # a key becomes a column when at least this share of JSON an
 _DROPPED = -2  # a data row not in these request files (keep_row said no)
 ANSWER_BYTES = 4 << 20  # spilled answers read at once (a block of rows, fewer when long)
 _SCHEMA_TYPES = {"integer": "int", "number": "float", "boolean": "bool"}
+# the text cells of a row without a result (MISSING's), taken with the answers: its custom_id
+# is the one asked and its token counts are empty, as they are in the answers without one
+_ABSENT = {
+    name: cell
+    for name, cell in zip(RESULT_COLUMNS[1:], answers.MISSING.cells(), strict=True)
+    if name not in answerstore.TOKENS
+}
 
 
 @dataclass
@@ -320,7 +327,7 @@ class _Rows:
                 asked = [c for c, k in zip(asked, kept.tolist(), strict=True) if k]
                 part = part[kept]
             text = id_text(asked)
-            taken = self._index.answers_for(part, asked, text)
+            taken = self._index.answers_for(part, asked, text, _ABSENT)
             data = None if frame is None else _kept_rows(frame, start, end, kept)
             if self._blocks is not None and self._block(data, taken, text):
                 continue
