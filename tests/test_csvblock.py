@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fake_openai import chat_completion_body
@@ -103,6 +104,25 @@ def test_formula_cells_of_any_slice_are_counted_by_the_per_row_rule(
     column = pa.array(cells, type=pa.string()).slice(start, count)
     want = sum(1 for c in column.to_pylist() if c and looks_like_formula(c))
     assert csvblock._formulas(column) == want
+
+
+NUMBER = st.one_of(
+    st.integers(0, 400), st.integers(65530, 65540), st.integers(-3, 3),
+    st.integers(-(2**63), 2**63 - 1), st.none(),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(numbers=st.lists(NUMBER, max_size=12), start=st.integers(0, 12))
+@example(numbers=[65536, None, 7], start=0)  # the first number past the table, and a null
+@example(numbers=[65535, None, 0], start=0)
+@example(numbers=[None, None], start=0)
+def test_token_counts_read_as_arrow_casts_them(numbers: list[int | None], start: int) -> None:
+    """Counts looked up in a table of their text where every one is small, else cast: the
+    text Arrow's cast gives, "" for a null, in any slice."""
+    column = pa.array(numbers, type=pa.int64()).slice(start)
+    want = pc.fill_null(pc.cast(column, pa.string()), "")
+    assert csvblock.decimal_text(column).to_pylist() == want.to_pylist()
 
 
 def test_a_block_without_formula_checks_counts_none() -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from openai_batch.requestfile.fallback import Fallback
 from openai_batch.results import answers, answerstore
 from openai_batch.results.answers import cell_text
-from openai_batch.results.csvblock import BlockText, DelimitedBlocks
+from openai_batch.results.csvblock import BlockText, DelimitedBlocks, decimal_text
 from openai_batch.results.index import id_text
 from openai_batch.results.joinplan import DataRows, KeptRows
 from openai_batch.results.merge import LOOKUP_BLOCK, batched
@@ -360,7 +360,6 @@ def _arrow_results(taken: Any, asked: Any, keys: list[str]) -> list[Any] | None:
     without an answer get MISSING's cells; tokens as their decimal text. None when a
     custom_id is no UTF-8 text (`asked` None, a lone surrogate: the per-row writer says what
     it did)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     columns: list[Any] = []
@@ -371,7 +370,7 @@ def _arrow_results(taken: Any, asked: Any, keys: list[str]) -> list[Any] | None:
                 return None
             column = asked
         elif name in answerstore.TOKENS:
-            column = pc.fill_null(pc.cast(column, pa.string()), "")
+            column = decimal_text(column)
         elif column.null_count:
             column = pc.fill_null(column, "missing" if name == "status" else "")
         columns.append(column)
