@@ -88,7 +88,9 @@ default (`fake.default_responder`) is deterministic:
   - /v1/embeddings: one unit vector per input (`embedding_dimensions`, default 16, or the
     request's `dimensions`), derived from a hash of the input; base64 when asked.
   - /v1/completions, /v1/moderations and the image/video endpoints: plausible minimal bodies.
-Helpers for custom responders: `chat_completion_body(...)`, `error_body(status, ...)`.
+Helpers for custom responders: `chat_completion_body(...)`, `error_body(status, ...)`. On the
+sync endpoints a responder may return the body as bytes, sent as they are (JSON nested deeper
+than json.dumps writes, or not JSON at all).
 `fake.use_recorded_responses(path)` answers from a real Batch output file by custom_id: those
 lines are written VERBATIM (same ids, request_ids, bodies) into the output/error file; custom_ids
 not in the recording fall back to the responder.
@@ -847,7 +849,9 @@ class _Reply:
 
 
 def _json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Reply:
-    return _Reply(status, json.dumps(payload).encode(), headers=dict(headers or {}))
+    """`payload` as JSON; bytes are sent as they are (a reply no json.dumps could write)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return _Reply(status, body, headers=dict(headers or {}))
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,14 +9,18 @@ import gc
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from helpers import assert_clean_error, run_cli
+from fake_openai import FakeOpenAI, chat_completion_body, chat_request_line, jsonl_bytes
+from helpers import assert_clean_error, read_jsonl, run_cli
 from openai_batch import jsondepth
+from openai_batch.flow.chat_complete import run_requests
 from openai_batch.jsondepth import MAX_DEPTH, too_deep, too_deep_at
 from openai_batch.requestfile import read
 from openai_batch.results import answers
+from openai_batch.service.chat_runner import BODY_DEPTH
 
 
 def _down(n: int) -> int:
@@ -184,3 +188,184 @@ def test_a_jsonl_data_table_nested_thousands_deep_names_its_line(
     code, _out, err = run_cli(capsys, "make-batch-file", "t.json", "d.jsonl")
     assert_clean_error(code, err, "d.jsonl, line 2: nested too deeply to read")
     assert not (tmp_path / "batch-requests.jsonl").exists()
+
+
+# --- the results' order: a request file's custom_ids (results/requestids) ---------------------
+
+WAIT = ("--wait", "--poll-interval", "0")
+
+
+def _with_x(line: dict[str, Any], deep: str) -> str:
+    """`line` as JSON with an "x" of `deep` (raw JSON) put before its custom_id, so that only a
+    whole reading of the line finds the id."""
+    rest = {k: v for k, v in line.items() if k != "custom_id"}
+    return json.dumps(rest)[:-1] + f', "x": {deep}, "custom_id": "{line["custom_id"]}"}}'
+
+
+@pytest.mark.parametrize(
+    "levels", [MAX_DEPTH - 1, MAX_DEPTH, 100_000], ids=["512 in all", "513", "100,000"]
+)
+def test_get_batch_results_names_a_request_line_too_deep_to_find_its_custom_id(
+    fake_api: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    levels: int,
+) -> None:
+    """--requests orders the results. A line whose custom_id follows its body was read whole
+    for it by the json module unguarded: a RecursionError, the CLI's generic message. Not in
+    natural order, so a line left out would show (its answer would go last)."""
+    monkeypatch.chdir(tmp_path)
+    lines = [chat_request_line(custom_id) for custom_id in ("c", "b", "a")]
+    client = fake_api.client()
+    upload = client.files.create(file=("r.jsonl", jsonl_bytes(lines)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    fake_api.finish(batch.id)
+    deep = _with_x(lines[1], "[" * levels + "]" * levels)
+    Path("r.jsonl").write_text("\n".join([json.dumps(lines[0]), deep, json.dumps(lines[2])]) + "\n")
+    code, _out, err = run_cli(capsys, "get-batch-results", batch.id, "--requests", "r.jsonl", *WAIT)
+    if levels < MAX_DEPTH:  # the line and MAX_DEPTH - 1 lists: read
+        assert code == 0, err
+        assert [r["custom_id"] for r in read_jsonl(Path("batch-responses.jsonl"))] == [
+            "c",
+            "b",
+            "a",
+        ]
+        return
+    assert_clean_error(
+        code, err, f"r.jsonl, line 2: nested too deeply to read (more than {MAX_DEPTH} lists",
+        "so its custom_id cannot be found", "hint: `openai-batch utils validate r.jsonl`",
+    )  # fmt: skip
+    assert not Path("batch-responses.jsonl").exists()
+
+
+# --- utils chat-complete: a server's reply, and its own output read back on resume ---------------
+
+CHAT_LINE = "/v1/chat/completions"
+
+
+def _chat_requests(path: Path, n: int) -> Path:
+    path.write_text("".join(json.dumps(chat_request_line(f"id_{i}")) + "\n" for i in range(n)))
+    return path
+
+
+def _reply(levels: int) -> bytes:
+    """A chat answer with an "x" nested `levels` deep in all (the body is one), and a NaN: the
+    json module, not orjson, reads the line it is written into (answers.parse_line)."""
+    body = json.dumps(chat_completion_body("gpt-4o-mini", "hi"))[:-1]
+    return f'{body}, "nan": NaN, "x": {"[" * (levels - 1)}{"]" * (levels - 1)}}}'.encode()
+
+
+@pytest.mark.parametrize("levels", [BODY_DEPTH, BODY_DEPTH + 1, 100_000])
+def test_chat_complete_writes_a_reply_too_deep_to_read_as_its_failure(
+    fake_api: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    levels: int,
+) -> None:
+    """A server's answer was read by the json module unguarded: 100,000 levels stopped the run
+    with a RecursionError. A body is written two levels down in its result line, so one
+    BODY_DEPTH deep makes a line MAX_DEPTH deep, which the resume reads back (with the json
+    module: the NaN); one level more is that request's failure, asked again on resume."""
+    monkeypatch.chdir(tmp_path)
+    ok_reply = fake_api.default_responder
+
+    def deep_second(line: dict[str, Any]) -> tuple[int, Any]:
+        if line["body"]["messages"][0]["content"] == "question":
+            return 200, _reply(levels)
+        return ok_reply(line)
+
+    fake_api.responder = deep_second
+    path = tmp_path / "r.jsonl"
+    lines = [chat_request_line("id_0"), chat_request_line("id_1", "question")]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, _out, err = run_cli(capsys, "utils", "chat-complete", path, "-q", "-o", "out.jsonl")
+    assert "Traceback" not in err
+    written = {line["custom_id"]: line for line in read_jsonl(Path("out.jsonl"))}
+    if levels <= BODY_DEPTH:
+        assert code == 0, err
+        assert written["id_1"]["response"]["body"]["choices"][0]["message"]["content"] == "hi"
+        assert not too_deep(Path("out.jsonl").read_text().splitlines()[1])
+    else:
+        assert code == 4, err
+        assert written["id_1"]["response"] is None
+        assert written["id_1"]["error"] == {
+            "code": "invalid_response",
+            "message": "the server's answer is nested too deeply to read (more than "
+            f"{BODY_DEPTH} lists or objects inside each other)",
+        }
+    fake_api.responder = ok_reply
+    calls = len(fake_api.log)
+    code, out, err = run_cli(capsys, "utils", "chat-complete", path, "-o", "out.jsonl", "--json")
+    assert code == 0, err
+    asked = [p for _m, p, _s in fake_api.log[calls:] if p == CHAT_LINE]
+    assert (json.loads(out)["already_done"], len(asked)) == (
+        (2, 0) if levels <= BODY_DEPTH else (1, 1)
+    )
+
+
+def test_chat_complete_names_a_deep_error_reply_in_its_failure(
+    fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 400 whose body is nested 100,000 deep: the request's failure says so."""
+    monkeypatch.chdir(tmp_path)
+    fake_api.responder = lambda line: (400, b"[" * 100_000 + b"]" * 100_000)
+    path = _chat_requests(tmp_path / "r.jsonl", 1)
+    summary = run_requests(path, "out.jsonl", progress=False)
+    assert summary.failed == 1
+    (line,) = read_jsonl(Path("out.jsonl"))
+    assert line["response"]["status_code"] == 400
+    assert "nested too deeply to read" in line["response"]["body"]["error"]["message"]
+    assert "nested too deeply to read" in summary.failures["id_0"]
+
+
+def _result(custom_id: str, extra: str = "") -> str:
+    body = json.dumps(chat_completion_body("gpt-4o-mini", "hi"))[:-1] + extra + "}"
+    return (
+        f'{{"id": "batch_req_1", "custom_id": "{custom_id}", "response": {{"status_code": 200, '
+        f'"request_id": "r", "body": {body}}}, "error": null}}\n'
+    )
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["whole", "last line, no newline"])
+def test_chat_complete_names_an_output_line_too_deep_to_read_on_resume(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: bool
+) -> None:
+    """Resuming reads the output file back: its lines were read by the json module unguarded
+    (a RecursionError, the CLI's generic message). A deep line is none chat-complete writes
+    (BODY_DEPTH), so it is refused by its line, even as the last one without its newline
+    (where a line cut short by a crash is dropped)."""
+    monkeypatch.chdir(tmp_path)
+    path = _chat_requests(tmp_path / "r.jsonl", 2)
+    deep = "[" * 100_000 + "]" * 100_000
+    text = _result("id_0") + _result("id_1", f', "x": {deep}')
+    Path("out.jsonl").write_text(text[:-1] if cut else text, encoding="utf-8")
+    before = Path("out.jsonl").read_bytes()
+    code, _out, err = run_cli(
+        capsys, "utils", "chat-complete", path, "-o", "out.jsonl", "--base-url", "http://x/v1"
+    )
+    assert_clean_error(
+        code, err, "out.jsonl:2 is not a results line (the line is nested too deeply to read)"
+    )
+    assert Path("out.jsonl").read_bytes() == before
+
+
+def test_chat_complete_resumes_from_a_line_as_deep_as_the_limit(
+    fake_api: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A line MAX_DEPTH deep that orjson refuses (NaN) is read by the json module: answered."""
+    monkeypatch.chdir(tmp_path)
+    path = _chat_requests(tmp_path / "r.jsonl", 2)
+    x = "[" * (MAX_DEPTH - 4) + "]" * (MAX_DEPTH - 4)  # in the body, in response, in the line
+    Path("out.jsonl").write_text(_result("id_0") + _result("id_1", f', "n": NaN, "x": {x}'))
+    assert not too_deep(Path("out.jsonl").read_text())
+    code, out, err = run_cli(capsys, "utils", "chat-complete", path, "-o", "out.jsonl", "--json")
+    assert code == 0, err
+    assert json.loads(out)["already_done"] == 2
+    assert not [p for _m, p, _s in fake_api.log if p == CHAT_LINE]

@@ -8,26 +8,29 @@ from __future__ import annotations
 import re
 
 MAX_DEPTH = 512  # arrays and objects inside each other that the json module is given
+# why a text past MAX_DEPTH has no value, as an error or a line's reason says it
+TOO_DEEP = f"nested too deeply to read (more than {MAX_DEPTH} lists or objects inside each other)"
 # a string, or one never closed up to the end (the json module refuses that text anyway):
 # always a match from a quote, so no quote is scanned twice (linear on any text)
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
 _BRACKETS = re.compile(_STRINGS.pattern + r"|[\[\]{}]", re.DOTALL)  # a string, or a bracket
 
 
-def too_deep(text: str | bytes) -> bool:
-    """Whether `text` opens more than MAX_DEPTH arrays or objects inside each other (brackets
-    inside strings do not count). Counting the brackets first keeps the common text cheap."""
+def too_deep(text: str | bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether `text` opens more than `limit` arrays or objects inside each other (brackets
+    inside strings do not count). Counting the brackets first keeps the common text cheap.
+    A smaller `limit`: for a value that will be written inside others."""
     if isinstance(text, bytes):
-        if text.count(b"[") + text.count(b"{") <= MAX_DEPTH:
+        if text.count(b"[") + text.count(b"{") <= limit:
             return False
         text = text.decode("utf-8", "replace")
-    elif text.count("[") + text.count("{") <= MAX_DEPTH:
+    elif text.count("[") + text.count("{") <= limit:
         return False
     depth = 0
     for char in _STRINGS.sub("", text):
         if char in "[{":
             depth += 1
-            if depth > MAX_DEPTH:
+            if depth > limit:
                 return True
         elif char in "]}":
             depth -= 1

@@ -29,7 +29,6 @@ nothing is written for the requests that were not answered.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -38,10 +37,12 @@ from typing import Any
 
 from openai_batch import settings
 from openai_batch.errors import ApiError, BatchError
+from openai_batch.jsondepth import too_deep
 from openai_batch.local import files
 from openai_batch.requestfile.endpoints import ENDPOINTS, versioned
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.read import BOM, RequestLine, read_lines
+from openai_batch.results import answers
 from openai_batch.results.answers import is_success
 from openai_batch.service import chat_runner, connection
 from openai_batch.service.chat_runner import Request, RunSummary
@@ -135,13 +136,15 @@ def load_answered(output: Path, known_ids: set[str], *, retry_failed: bool = Tru
         if not chunk.strip():
             dirty = True
             continue
-        if not chunk.endswith(b"\n"):  # the last line, cut short, or only missing its newline
-            dirty = True
-            try:
-                json.loads(chunk)
-            except ValueError:
+        whole = chunk.endswith(b"\n")  # else the last line, cut short or missing its newline
+        dirty = dirty or not whole
+        try:
+            record = answers.parse_line(chunk)  # as the join reads it; never too deep (jsondepth)
+        except answers.MalformedResult as exc:
+            if not whole and not too_deep(chunk):  # cut short by a crash: asked again
                 continue
-        custom_id, ok = _answer_status(output, number, chunk, known_ids)
+            raise _not_results(output, number, f" ({exc})") from None
+        custom_id, ok = _answer_status(output, number, record, known_ids)
         if custom_id in done or (not ok and retry_failed):
             dirty = True
             continue
@@ -160,15 +163,17 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield from fh
 
 
-def _answer_status(output: Path, number: int, chunk: bytes, known: set[str]) -> tuple[str, bool]:
-    try:
-        record = json.loads(chunk)
-        custom_id = record["custom_id"]
-    except (ValueError, KeyError, TypeError):
-        raise BatchError(
-            f"{output}:{number} is not a results line",
-            hint="choose another output file with -o; this one is not from chat-complete",
-        ) from None
+def _not_results(output: Path, number: int, why: str = "") -> BatchError:
+    return BatchError(
+        f"{output}:{number} is not a results line{why}",
+        hint="choose another output file with -o; this one is not from chat-complete",
+    )
+
+
+def _answer_status(output: Path, number: int, record: Any, known: set[str]) -> tuple[str, bool]:
+    custom_id = record.get("custom_id") if isinstance(record, dict) else None
+    if not isinstance(custom_id, str):
+        raise _not_results(output, number)
     if custom_id not in known:
         raise BatchError(
             f"{output} has an answer for custom_id {custom_id!r}, which is not in the request file",

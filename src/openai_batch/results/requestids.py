@@ -19,10 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from openai_batch.errors import BatchError, Command
+from openai_batch.jsondepth import TOO_DEEP, too_deep
+
 BLOCK = 1 << 20  # bytes read at a time
 _ID_AT_START = re.compile(rb'^\{\s*"custom_id"\s*:\s*("(?:[^"\\]|\\.)*")')
 _OURS = b'{"custom_id": "'  # how every line of our own request files starts
 _WIDTH = 48  # bytes after the prefix looked at for the closing quote (a UUID is 36)
+
+
+class NestedTooDeeply(ValueError):
+    """A line whose custom_id only a whole reading finds, nested past jsondepth.MAX_DEPTH."""
 
 
 def iter_request_ids(path: Path, block: int | None = None) -> Iterator[str]:
@@ -33,7 +40,9 @@ def iter_request_ids(path: Path, block: int | None = None) -> Iterator[str]:
 
 def request_id_blocks(path: Path, block: int | None = None) -> Iterator[list[str]]:
     """iter_request_ids a list at a time: the ids of the lines that end in each `block` of
-    bytes read (BLOCK unless given; a million ids one generator step at a time cost more)."""
+    bytes read (BLOCK unless given; a million ids one generator step at a time cost more).
+    A line nested too deeply to read for its custom_id is an error naming the line: leaving
+    it out would put the answers after it out of the file's order."""
     import numpy as np
 
     block = block or BLOCK
@@ -42,25 +51,47 @@ def request_id_blocks(path: Path, block: int | None = None) -> Iterator[list[str
     # per read cost a third of the time in page faults, and left the heap fragmented
     buffer = bytearray(block)
     feeds = np.empty(block, dtype=bool)
-    with open(path, "rb", buffering=0) as fh:
-        carry: list[bytes] = []  # the start of a line that goes on in the next block
-        while size := fh.readinto(buffer):
-            first = buffer.find(b"\n", 0, size)
-            if first < 0:
-                carry.append(bytes(buffer[:size]))
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            carry: list[bytes] = []  # the start of a line that goes on in the next block
+            while size := fh.readinto(buffer):
+                first = buffer.find(b"\n", 0, size)
+                if first < 0:
+                    carry.append(bytes(buffer[:size]))
+                    continue
+                custom_id = line_id(b"".join([*carry, buffer[: first + 1]]))
+                last = buffer.rfind(b"\n", 0, size)
+                ids = _block_ids(buffer, first + 1, last + 1, feeds)
+                if custom_id is not None:
+                    ids.insert(0, custom_id)
+                if ids:
+                    yield ids
+                carry = [bytes(buffer[last + 1 : size])]
+            if any(carry):
+                custom_id = line_id(b"".join(carry))
+                if custom_id is not None:
+                    yield [custom_id]
+    except NestedTooDeeply:
+        raise _too_deep(path) from None
+
+
+def _too_deep(path: Path) -> BatchError:
+    """The error for a request file with a line too deep to find its custom_id in, naming the
+    first such line (found again: only this error pays for counting lines)."""
+    where = ""
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line_id(line)
+            except NestedTooDeeply:
+                where = f", line {number}"
+                break
+            except ValueError:  # not UTF-8: not the line looked for
                 continue
-            custom_id = line_id(b"".join([*carry, buffer[: first + 1]]))
-            last = buffer.rfind(b"\n", 0, size)
-            ids = _block_ids(buffer, first + 1, last + 1, feeds)
-            if custom_id is not None:
-                ids.insert(0, custom_id)
-            if ids:
-                yield ids
-            carry = [bytes(buffer[last + 1 : size])]
-        if any(carry):
-            custom_id = line_id(b"".join(carry))
-            if custom_id is not None:
-                yield [custom_id]
+    return BatchError(
+        f"{path}{where}: {TOO_DEEP}, so its custom_id cannot be found",
+        hint=("`", Command("utils", "validate", path), "` names every line it cannot read"),
+    )
 
 
 def line_id(line: bytes) -> str | None:
@@ -74,7 +105,8 @@ def line_id(line: bytes) -> str | None:
 
 
 def id_of_line(line: bytes) -> str | None:
-    """The general reading of one line's custom_id: any JSON object's, None without one."""
+    """The general reading of one line's custom_id: any JSON object's, None without one;
+    NestedTooDeeply when only the json module could find it and the line is too deep for it."""
     if not line.strip():
         return None
     match = _ID_AT_START.match(line)
@@ -83,6 +115,8 @@ def id_of_line(line: bytes) -> str | None:
         if b"\\" in quoted:
             return json.loads(quoted)  # type: ignore[no-any-return]
         return quoted[1:-1].decode("utf-8")
+    if too_deep(line):  # the json module would recurse near the interpreter's limit (jsondepth)
+        raise NestedTooDeeply(TOO_DEEP)
     try:
         custom_id = json.loads(line).get("custom_id")
     except (ValueError, AttributeError):

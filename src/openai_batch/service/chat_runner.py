@@ -26,12 +26,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from openai_batch.jsondepth import MAX_DEPTH, too_deep
 from openai_batch.service.pacing import Limits, Pacer, RateLimitedTooLong
 from openai_batch.service.redaction import redact
 
 FSYNC_EVERY_LINES = 100
 FSYNC_EVERY_SECONDS = 2.0
 STATUS_EVERY_SECONDS = 0.5
+# a reply's body is written two levels down in its result line (response, body): at most this
+# deep, so that every reader of results, the json module's too, reads the line (jsondepth)
+BODY_DEPTH = MAX_DEPTH - 2
 
 
 @dataclass
@@ -136,16 +140,25 @@ def _redacted(value: Any, secrets: tuple[str, ...]) -> Any:
     return value
 
 
-def _success(custom_id: str, response: Any, secrets: tuple[str, ...]) -> Outcome:
+def _json_body(response: Any) -> tuple[Any, str]:
+    """A reply's JSON value and "", else None and why it has none: too deep (BODY_DEPTH),
+    never handed to the json module, which recurses near the interpreter's limit; not JSON."""
+    if too_deep(response.content, BODY_DEPTH):
+        too = f"more than {BODY_DEPTH} lists or objects inside each other"
+        return None, f"the server's answer is nested too deeply to read ({too})"
     try:
-        body = response.json()
+        return response.json(), ""
     except ValueError:
-        body = None
+        return None, ""
+
+
+def _success(custom_id: str, response: Any, secrets: tuple[str, ...]) -> Outcome:
+    body, why = _json_body(response)
     if not isinstance(body, dict):
         snippet = redact((response.text or "")[:200], *secrets)
         error = {
             "code": "invalid_response",
-            "message": f"the server's answer is not JSON: {snippet}",
+            "message": why or f"the server's answer is not JSON: {snippet}",
         }
         return Outcome(custom_id, result_line(custom_id, None, error), False, "invalid_response")
     request_id = response.headers.get("x-request-id")
@@ -155,12 +168,9 @@ def _success(custom_id: str, response: Any, secrets: tuple[str, ...]) -> Outcome
 
 def _failure(custom_id: str, exc: Any, secrets: tuple[str, ...]) -> Outcome:
     """A final HTTP error, written like a line of the Batch API's error file (redacted)."""
-    try:
-        body = exc.response.json()
-    except ValueError:
-        body = None
+    body, why = _json_body(exc.response)
     if not (isinstance(body, dict) and "error" in body):
-        text = (exc.response.text or "").strip()[:2000] or f"HTTP {exc.status_code}"
+        text = why or (exc.response.text or "").strip()[:2000] or f"HTTP {exc.status_code}"
         body = {"error": {"message": text, "type": "server_error", "param": None, "code": None}}
     body = _redacted(body, secrets)
     error = body.get("error")
