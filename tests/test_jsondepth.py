@@ -244,6 +244,7 @@ def test_get_batch_results_names_a_request_line_too_deep_to_find_its_custom_id(
 # --- utils chat-complete: a server's reply, and its own output read back on resume ---------------
 
 CHAT_LINE = "/v1/chat/completions"
+CHAT_REQUEST = chat_request_line("id_0")
 
 
 def _chat_requests(path: Path, n: int) -> Path:
@@ -369,3 +370,42 @@ def test_chat_complete_resumes_from_a_line_as_deep_as_the_limit(
     assert code == 0, err
     assert json.loads(out)["already_done"] == 2
     assert not [p for _m, p, _s in fake_api.log if p == CHAT_LINE]
+
+
+# --- the API's replies to the SDK (service/reach.FailFastClient) ---------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_server_reply_nested_too_deeply_is_named_not_read(
+    fake_api: FakeOpenAI, capsys: pytest.CaptureFixture[str], status: int
+) -> None:
+    """The SDK read every reply with the json module unguarded: a reply 100,000 deep was the
+    CLI's generic "the input is nested too deeply" (a template or request line, said its hint);
+    a 500 so deep was read by the SDK near the recursion limit for its error message."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    fake_api.inject("GET", r"/v1/batches$", status, body=deep, times=None)
+    code, _out, err = run_cli(capsys, "list-batches")
+    assert_clean_error(
+        code, err, "answered GET /v1/batches with JSON nested too deeply to read while listing "
+        f"batches (more than {MAX_DEPTH} lists", "OpenAI-compatible server",
+    )  # fmt: skip
+    assert len([p for _m, p, _s in fake_api.log if p == "/v1/batches"]) == 1  # not retried
+
+
+def test_a_server_reply_as_deep_as_the_limit_is_read(
+    fake_api: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = fake_api.client()
+    upload = client.files.create(file=("r.jsonl", jsonl_bytes([CHAT_REQUEST])), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    listed = json.loads(client.batches.with_raw_response.list().text)
+    listed["data"][0]["x"] = None  # the list, its data, a batch, and x: MAX_DEPTH in all
+    x = "[" * (MAX_DEPTH - 3) + "]" * (MAX_DEPTH - 3)
+    text = json.dumps(listed).replace('"x": null', f'"x": {x}')
+    assert not too_deep(text) and too_deep(text, MAX_DEPTH - 1)
+    fake_api.inject("GET", r"/v1/batches$", 200, body=text.encode(), times=None)
+    code, out, err = run_cli(capsys, "list-batches")
+    assert code == 0, err
+    assert batch.id in out

@@ -15,6 +15,7 @@ from typing import Any
 
 from openai_batch import settings
 from openai_batch.errors import ApiError, Command
+from openai_batch.jsondepth import MAX_DEPTH
 from openai_batch.service import profiles as service_profiles
 from openai_batch.service.connection import KEYS_PAGE, OPENAI_BASE_URL, Connection
 from openai_batch.service.redaction import public_url, redact
@@ -34,7 +35,7 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
     import httpx2
     import openai
 
-    from openai_batch.service.reach import unreachable_reason
+    from openai_batch.service.reach import TooDeepReply, unreachable_reason
 
     where = conn.describe() if conn else "the API"
     key_var = conn.key_variable if conn else "OPENAI_API_KEY"
@@ -97,6 +98,13 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
         return ApiError(
             f"could not reach {where} while {what}: {redact(str(cause) or type(cause).__name__)}",
             hint="check the network (and OPENAI_BASE_URL if set), then run the same command again",
+        )
+    if isinstance(exc, TooDeepReply):
+        return ApiError(
+            f"{where} answered {exc.route} with JSON nested too deeply to read while {what} "
+            f"(more than {MAX_DEPTH} lists or objects inside each other)",
+            hint="this is no answer of OpenAI's API: check that the base URL names an "
+            "OpenAI-compatible server, and run the same command again",
         )
     if isinstance(exc, openai.APIResponseValidationError):
         return ApiError(

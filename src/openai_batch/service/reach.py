@@ -17,6 +17,8 @@ from typing import Any
 import httpx2
 import openai
 
+from openai_batch.jsondepth import TOO_DEEP, too_deep
+
 # Routes every OpenAI-compatible server has when it offers the feature at all: a 404 there is
 # never an unknown id.
 _COLLECTIONS = (
@@ -32,6 +34,16 @@ _COLLECTIONS = (
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, socket.EAI_NONAME}
 if hasattr(socket, "EAI_NODATA"):  # not on every platform
     _UNREACHABLE_ERRNOS.add(socket.EAI_NODATA)
+
+
+class TooDeepReply(openai.APIResponseValidationError):
+    """A reply nested past jsondepth.MAX_DEPTH, never handed to the SDK, whose json module
+    would recurse near the interpreter's limit (a RecursionError: the CLI's generic message,
+    naming no server). An OpenAIError: the SDK passes it on, neither retried nor wrapped."""
+
+    def __init__(self, response: httpx2.Response) -> None:
+        self.route = f"{response.request.method} {response.request.url.path}"
+        super().__init__(response, None, message=f"the reply to {self.route} is {TOO_DEEP}")
 
 
 class Unreachable(openai.APIConnectionError):
@@ -56,6 +68,9 @@ class FailFastClient(openai.DefaultHttpxClient):
             raise Unreachable(reason, request) from exc
         if response.status_code == 501 and "x-should-retry" not in response.headers:
             response.headers["x-should-retry"] = "false"  # the SDK obeys this header
+        if not kwargs.get("stream") and too_deep(response.content):  # read whole: an API object
+            response.close()
+            raise TooDeepReply(response)
         return response
 
 
