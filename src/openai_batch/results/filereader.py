@@ -1,7 +1,8 @@
 """One downloaded output or error file read into index records and spilled answers.
 
 Each line is parsed once and understood: the common line, a successful one-choice chat answer,
-by answers.plain_line (msgspec decodes only the fields it needs); every other line is parsed whole
+by answers.plain_line (msgspec decodes only the fields it needs), a successful Responses API
+answer alike by results/responsesline.py; every other line is parsed whole
 (orjson; the json module for what it refuses) and read by answers.plain_chat or answers.extract.
 Its answer's cells (custom_id, then the table's result cells) are gathered as columns, a part of
 the file (bounded by rows and by characters) written to the spill file as one Arrow blob
@@ -22,9 +23,12 @@ from typing import IO, Any
 
 from xxhash import xxh3_64_intdigest, xxh3_128_digest
 
-from openai_batch.results import answers, answerstore
+from openai_batch.results import answers, answerstore, responsesline
 from openai_batch.results.answers import MISSING, RowResult
 
+# other lines looked at for a Responses answer before a file without one (an error file, a
+# chat file's refusals) is no longer: the look costs 6% of such a line's reading
+_LOOKS = 32
 MAX_TRACKED_KEYS = 10_000  # distinct JSON answer keys counted (see join.json_columns)
 _READ_BUFFER = 1 << 20  # bytes read at a time (the default 8 KiB: 128 times the read calls)
 RECORD = [
@@ -143,11 +147,16 @@ def read_file(job: FileJob, spill: IO[bytes], spill_at: int) -> FileRead:
     rows_left, chars_left = answerstore.PART_ROWS, answerstore.BLOB_CHARS
     offset = 0
     loads, plain_chat, plain_line = answers.fast_loads, answers.plain_chat, answers.plain_line
+    responses_line = responsesline.responses_line
+    looks = _LOOKS  # lines left to look at for a Responses answer while none is found
     with open(job.path, "rb", buffering=_READ_BUFFER) as fh:
         for raw in fh:
             length = len(raw)
             start, offset = offset, offset + length
             plain = plain_line(raw)  # the common line, decoded typed (msgspec), no dict
+            if plain is None and looks:  # a Responses API answer, typed alike
+                plain = responses_line(raw) if b'"output"' in raw else None
+                looks = _LOOKS if plain is not None else looks - 1
             if plain is None:  # parsed whole; None: not JSON to orjson (or blank)
                 record = loads(raw)
                 custom_id = record.get("custom_id") if type(record) is dict else None
