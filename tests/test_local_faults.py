@@ -291,6 +291,28 @@ def test_a_file_size_limit_while_writing_keeps_what_was_there(work: Path) -> Non
     assert parts(work) == []
 
 
+def test_a_file_size_limit_while_the_table_is_written_keeps_the_earlier_table(
+    fake: FakeOpenAI, work: Path
+) -> None:
+    """The table's blocks of text are written by a thread (local/writer.py): a write that
+    fails there is the command's one clean error all the same, and the table it would have
+    replaced is kept."""
+    (work / "d.csv").write_text(
+        "q\n" + "".join(f"row {i} {'x' * 2000}\n" for i in range(2000)), "utf-8"
+    )  # a table of ~5 MB; the download and the responses file ~2.7 MB each
+    made = cli("make-batch-file", "t.json", "d.csv", "-o", "r.jsonl", "-q", cwd=work)
+    assert made.returncode == 0, made.stderr
+    started = cli("start-batch", "r.jsonl", cwd=work)
+    assert started.returncode == 0, started.stderr
+    table = work / "t.csv"
+    table.write_text("earlier table\n", encoding="utf-8")
+    proc = cli("get-batch-results", "r.jsonl", "--wait", "--poll-interval", "0", "--csv", table,
+               cwd=work, limits={resource.RLIMIT_FSIZE: 4 << 20})  # fmt: skip
+    assert_clean_error(proc.returncode, proc.stderr, "file size limit", "ulimit -f")
+    assert table.read_text(encoding="utf-8") == "earlier table\n"
+    assert parts(work) == []
+
+
 def test_local_errors_name_the_cause_and_the_way_out() -> None:
     """Faults a test cannot cause cheaply (a full disk, a read-only mount), as the OS says them."""
     import errno

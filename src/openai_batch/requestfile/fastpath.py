@@ -23,7 +23,6 @@ This module drives the path and writes the shards; `fastread.py` reads the table
 from __future__ import annotations
 
 import functools
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from openai_batch import settings
 from openai_batch.errors import BatchError
 from openai_batch.local import files, interrupts
+from openai_batch.local.writer import OrderedWriter
 from openai_batch.requestfile.fallback import Fallback
 from openai_batch.requestfile.fastlines import IdChecker, LineRenderer, array_offsets
 from openai_batch.requestfile.fastread import blocks as read_blocks
@@ -189,7 +189,7 @@ class BlockShardWriter(ShardWriter):
 
     def __init__(self, output: Path, max_requests: int, max_bytes: int) -> None:
         super().__init__(output, max_requests, max_bytes)
-        self._writer = _Worker("batch-writer")
+        self._writer = OrderedWriter("batch-writer", _QUEUE_BLOCKS)
 
     def add_block(self, lines: pa.StringArray, first_row: int) -> None:
         import numpy as np
@@ -237,42 +237,6 @@ class BlockShardWriter(ShardWriter):
     def abort(self) -> None:
         self._writer.stop(discard=True)
         super().abort()
-
-
-class _Worker:
-    """A thread running jobs in order; its first failure is raised in the submitting thread."""
-
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.Queue[Callable[[], object] | None] = queue.Queue(maxsize=_QUEUE_BLOCKS)
-        self._failure: BaseException | None = None
-        self._discard = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Callable[[], object]) -> None:
-        self._raise()
-        self._jobs.put(job)
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self._failure is None and not self._discard:
-                try:
-                    job()
-                except BaseException as exc:
-                    self._failure = exc
-
-    def stop(self, discard: bool = False) -> None:
-        """Wait for the queued jobs (or skip them when discarding); raise a failure."""
-        self._discard = discard
-        if self._thread.is_alive():
-            self._jobs.put(None)
-            self._thread.join()
-        if not discard:
-            self._raise()
-
-    def _raise(self) -> None:
-        if self._failure is not None:
-            raise self._failure
 
 
 def _write_all(handle: Any, chunk: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +20,7 @@ from typing import IO, Any
 
 from openai_batch.errors import BatchError
 from openai_batch.local import files
+from openai_batch.local.writer import OrderedWriter
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet", ".xlsx": "xlsx"}
 EXCEL_MAX_ROWS = 1_048_576  # rows of a worksheet, the header row included
@@ -185,6 +187,7 @@ class _Delimited(_Impl):
 
     def __init__(self, fh: IO[str], delimiter: str, columns: list[str]) -> None:
         self._fh = fh
+        self._thread: OrderedWriter | None = None  # writing the blocks of text (write_text)
         self.delimiter = delimiter
         self.special = "".join(dict.fromkeys((*_quoted_characters(delimiter), "\r")))
         # One regex search per cell (C speed), not one `in` test per special character.
@@ -192,15 +195,33 @@ class _Delimited(_Impl):
         csv.writer(fh, delimiter=delimiter, lineterminator="\n").writerow(columns)
 
     def write(self, cells: Sequence[Any]) -> None:
+        self._written()
         out = self._texts(cells)
         if len(out) == 1 and not out[0]:
             out[0] = '""'  # a lone empty field, as csv writes it
         self._fh.write(self.delimiter.join(out) + "\n")
 
     def write_text(self, text: bytes | memoryview) -> None:
-        """Lines already encoded: after the text written so far, straight to the bytes."""
-        self._fh.flush()
-        self._fh.buffer.write(text)  # type: ignore[attr-defined]
+        """Lines already encoded: after the text written so far, straight to the bytes, by a
+        writer thread (the next block is built meanwhile)."""
+        if self._thread is None:
+            self._fh.flush()  # the header and any rows written one by one go first
+            self._thread = OrderedWriter("table-writer", depth=1)
+        self._thread.submit(functools.partial(self._fh.buffer.write, text))  # type: ignore[attr-defined]
+
+    def _written(self) -> None:
+        """Wait for the blocks handed to the writer thread (a row written here comes after)."""
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            thread.stop()
+
+    def close(self) -> None:
+        self._written()
+
+    def abort(self) -> None:
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            thread.stop(discard=True)
 
     def _texts(self, cells: Sequence[Any]) -> list[str]:
         needs_quotes = self._needs_quotes
