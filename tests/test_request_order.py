@@ -76,7 +76,12 @@ def test_the_files_to_retry_are_found_on_the_way(
         index.add_file(answers, 0)
         summary = write_responses(index, tmp_path / "responses.jsonl", RequestOrder(paths))
     assert summary.failing == expected
-    assert (tmp_path / "responses.jsonl").read_bytes().count(b"\n") == summary.lines
+    written = (tmp_path / "responses.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(written) == summary.lines
+    # each result once, where its custom_id is first listed (repeats within a block too)
+    listed = [cid for rows in files for cid, _ in rows]
+    want = [cid for cid in dict.fromkeys(listed) if outcome[cid] != "missing"]
+    assert [json.loads(line)["custom_id"] for line in written] == want
 
 
 @settings(

@@ -129,7 +129,7 @@ def _write_responses(
     with files.atomic_write(dest, "wb") as fh:
         ids = order if order is not None else index.natural_order()
         tracked = order if isinstance(order, RequestOrder) else None
-        listed = 0
+        listed = done = 0  # ids listed, results written
         for block in batched(ids, RESPONSES_BLOCK):
             found = index.found(block)
             if tracked is not None:  # which request files need a retry, on the way
@@ -139,10 +139,13 @@ def _write_responses(
                 listed += len(block)
             have = found[found >= 0]
             missing += len(found) - len(have)
-            _, first = np.unique(have, return_index=True)  # a custom_id repeated in the block
-            have = have[np.sort(first)]
-            have = have[~written[have]]  # or written by an earlier block
+            have = have[~written[have]]  # not written by an earlier block
             written[have] = True
+            now = int(np.count_nonzero(written))  # a count at memory speed: no sort per block
+            if now - done != len(have):  # a custom_id repeated in the block: its first only
+                _, first = np.unique(have, return_index=True)
+                have = have[np.sort(first)]
+            done = now
             fh.writelines(index.raw_lines(have))
             block_ok = int(ok_flags[have].sum())
             ok += block_ok
