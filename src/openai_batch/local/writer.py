@@ -4,6 +4,10 @@ written (a file write releases the GIL): make-batch-file's shards and the join's
 At most `depth` jobs wait (memory holds a few blocks, however fast they are made). The first
 failure (a full disk, a folder gone) is raised in the submitting thread, at the next submit or
 at `stop`; jobs after it are skipped, so nothing is written past a failed write.
+
+Ctrl-C is held off while the submitting thread is inside the queue (local/interrupts.py): a
+KeyboardInterrupt raised between a lock's acquire and the `try` that releases it would leave
+the queue's lock held, and the abort that follows would wait on it for ever.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+
+from openai_batch.local import interrupts
 
 
 class OrderedWriter:
@@ -25,7 +31,8 @@ class OrderedWriter:
 
     def submit(self, job: Callable[[], object]) -> None:
         self._raise()
-        self._jobs.put(job)
+        with interrupts.deferred():
+            self._jobs.put(job)
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -39,7 +46,8 @@ class OrderedWriter:
         """Wait for the queued jobs (or skip them when discarding); raise a failure."""
         self._discard = discard
         if self._thread.is_alive():
-            self._jobs.put(None)
+            with interrupts.deferred():
+                self._jobs.put(None)
             self._thread.join()
         if not discard:
             self._raise()
