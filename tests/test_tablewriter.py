@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -223,41 +225,29 @@ def test_a_jsonl_row_is_what_json_dumps_writes(cells: list[Any], kinds: list[str
     assert buffer.getvalue() == json.dumps(row, ensure_ascii=False) + "\n"
 
 
-def test_rows_written_one_by_one_between_blocks_keep_their_place(tmp_path: Path) -> None:
-    """Blocks of text go to the file through a writer thread; a part that only the per-row
-    writer can write (an answer with a lone surrogate) waits for the blocks before it, and the
-    blocks after it come after it: every row in data order."""
-    from openai_batch.requestfile.make import iter_identified_chunks
-    from openai_batch.results.join import ANSWER_BYTES
+class _SlowFile(io.BytesIO):
+    """A file whose writes from the writer thread take a while (a slow disk)."""
 
-    size = ANSWER_BYTES * 3 // 4  # one answer a part: each part its own write
-    rows = 9
-    contents = [f"{i}:" + chr(ord("a") + i) * size for i in range(rows)]
-    odd = {3, 4, 7}  # the per-row writer's parts, between the blocks'
-    data = tmp_path / "d.csv"
-    data.write_text("Name\n" + "".join(f"n{i}\n" for i in range(rows)), encoding="utf-8")
-    out = tmp_path / "o.jsonl"
-    with open(out, "w", encoding="utf-8") as fh:
-        for i, content in enumerate(contents):
-            text = json.dumps(content)[:-1] + ("\\ud800" if i in odd else "") + '"'
-            body = {"object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": "<>"}}]}  # fmt: skip
-            line = json.dumps({"custom_id": f"id_{i}", "response": {"status_code": 200,
-                              "body": body}})  # fmt: skip
-            fh.write(line.replace('"<>"', text) + "\n")
-    target = TableTarget(tmp_path / "t.csv", "csv")
-    with ResultIndex() as index:
-        index.add_file(out, 0)
-        summary = write_table(index, target, chunks=iter_identified_chunks(data))
-    assert summary.rows == rows
-    limit = csv.field_size_limit()
-    csv.field_size_limit(ANSWER_BYTES)
-    try:
-        with open(target.path, encoding="utf-8", newline="") as fh:
-            table = list(csv.DictReader(fh))
-    finally:
-        csv.field_size_limit(limit)
-    assert [row["Name"] for row in table] == [f"n{i}" for i in range(rows)]
-    assert [row["custom_id"] for row in table] == [f"id_{i}" for i in range(rows)]
-    for i, row in enumerate(table):
-        assert row["content"] == contents[i] + ("\ufffd" if i in odd else ""), i
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.05)
+        return super().write(data)
+
+
+def test_a_row_written_after_blocks_follows_them_however_slow_the_disk() -> None:
+    """Blocks of text go to the file through a writer thread (local/writer.py); a row the
+    per-row writer writes (an answer Arrow cannot hold) waits for the blocks before it, and
+    the blocks after it come after it."""
+    raw = _SlowFile()
+    fh = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=False)
+    table = _Delimited(fh, ",", ["a"])
+    for n in range(3):
+        table.write_text(f"block{n}\n".encode())
+        table.write([f"row{n}" + "x" * (n * 10_000)])  # short rows stay in the text buffer
+    table.write_text(b"last\n")
+    table.close()
+    fh.flush()
+    assert raw.getvalue().decode().split("\n")[:-1] == [
+        "a", "block0", "row0", "block1", "row1" + "x" * 10_000, "block2",
+        "row2" + "x" * 20_000, "last",
+    ]  # fmt: skip

@@ -124,12 +124,14 @@ def _write_responses(
     import numpy as np
 
     written = index.new_mask()  # per result: already written (a repeated custom_id is skipped)
+    place_type = np.min_scalar_type(RESPONSES_BLOCK)
+    places = np.zeros(len(written), dtype=place_type)  # per result: its place in its block
     ok_flags = index.ok_flags()
     ok = error = missing = 0
     with files.atomic_write(dest, "wb") as fh:
         ids = order if order is not None else index.natural_order()
         tracked = order if isinstance(order, RequestOrder) else None
-        listed = done = 0  # ids listed, results written
+        listed = 0  # ids listed
         for block in batched(ids, RESPONSES_BLOCK):
             found = index.found(block)
             if tracked is not None:  # which request files need a retry, on the way
@@ -141,11 +143,13 @@ def _write_responses(
             missing += len(found) - len(have)
             have = have[~written[have]]  # not written by an earlier block
             written[have] = True
-            now = int(np.count_nonzero(written))  # a count at memory speed: no sort per block
-            if now - done != len(have):  # a custom_id repeated in the block: its first only
+            # a custom_id repeated in the block keeps the place of its last listing: then (and
+            # only then: a sort per block, or a count of every flag, costs more) its first only
+            listing = np.arange(len(have), dtype=place_type)
+            places[have] = listing
+            if (places[have] != listing).any():
                 _, first = np.unique(have, return_index=True)
                 have = have[np.sort(first)]
-            done = now
             fh.writelines(index.raw_lines(have))
             block_ok = int(ok_flags[have].sum())
             ok += block_ok
