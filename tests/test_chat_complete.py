@@ -277,7 +277,7 @@ def test_client_errors_are_not_retried(fake_api, tmp_path, capsys):
     code, out, err = run_cli(capsys, "utils", "chat-complete", path)
     assert code == 4
     assert "2 of 3 requests answered" in out and "1 failed" in out
-    assert "id_1: HTTP 400: Invalid value for 'messages'." in err
+    assert "'id_1': HTTP 400: \"Invalid value for 'messages'.\"" in err
     assert sorted(chat_calls(fake_api)) == [200, 200, 400]
     line = by_id(default_output_path(path))["id_1"]
     assert line["response"]["status_code"] == 400

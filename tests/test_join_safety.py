@@ -73,7 +73,7 @@ def test_files_from_two_tables_start_as_separate_batches_and_never_merge(
         code, _, err = run_cli(
             capsys, "get-batch-results", "ra.jsonl", "rb.jsonl", "--csv", "out.csv", *extra, *WAIT
         )
-        assert_clean_error(code, err, "ra.jsonl and rb.jsonl", "id_0, id_1", "separately")
+        assert_clean_error(code, err, "ra.jsonl and rb.jsonl", "'id_0', 'id_1'", "separately")
         assert "get-batch-results ra.jsonl -o ra-responses.jsonl" in err
         assert not Path("batch-responses.jsonl").exists() and not Path("out.csv").exists()
 
@@ -161,7 +161,7 @@ def test_batches_started_elsewhere_merge_only_when_the_request_file_is_named(
         fake.finish(batch.id)
         ids.append(batch.id)
     code, _, err = run_cli(capsys, "get-batch-results", *ids, *WAIT)
-    assert_clean_error(code, err, "same custom_ids (id_1)", "--requests FILE", ids[0], ids[1])
+    assert_clean_error(code, err, "same custom_ids ('id_1')", "--requests FILE", ids[0], ids[1])
     assert not Path("batch-responses.jsonl").exists()
     code, _, err = run_cli(capsys, "get-batch-results", *ids, "--requests", "r.jsonl", *WAIT)
     assert code == 0, err

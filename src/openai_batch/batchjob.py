@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, quoted
 from openai_batch.jsondepth import too_deep
 from openai_batch.local import files
 from openai_batch.requestfile.endpoints import CHAT
@@ -297,7 +297,7 @@ def _validate(model: type[T], text: str) -> T:
             if not too_deep(text):
                 json.loads(text)
         except ValueError:
-            raise ValueError(f"the answer is not JSON: {text[:80]!r}") from None
+            raise ValueError(f"the answer is not JSON: {quoted(text)}") from None
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         field = f"field {where!r}: " if where else ""

@@ -3,7 +3,7 @@
 The CLI prints its message (never a traceback) and exits non-zero; library callers catch it.
 A hint may suggest commands: library code names them as data (`Command`), and only
 `ui/commandline.command` (which `ui/hints` re-exports) spells them, quoted for a shell, whoever
-reads the error.
+reads the error. A message quotes user data or a server's words with `quoted`: one line, bounded.
 """
 
 from __future__ import annotations
@@ -85,3 +85,40 @@ class ResultsConflict(BatchError):
         super().__init__(message, hint)
         self.gets = gets
         self.unplaced = unplaced
+
+
+QUOTE_WIDTH = 80  # characters a quoted value may take in a message, quotes and escapes included
+
+
+def quoted(value: object, width: int = QUOTE_WIDTH) -> str:
+    """`value` quoted for a one-line message, however long or strange: repr-style (anything not
+    text as its repr), so a newline or control character is escaped and cannot break the line;
+    past `width` characters a readable head, an ellipsis and the full length:
+    `'xxxx…' (200,000 characters)`. Every message that quotes a cell, a column name, a
+    custom_id, a request line's value or a server's words goes through it."""
+    if not isinstance(value, str):  # a number, a list: as Python shows it, cut the same way
+        text = repr(value)
+        return text if len(text) <= width else f"{text[:width]}… ({len(text):,} characters)"
+    text = value
+    if len(text) <= width:
+        whole = repr(text)
+        if len(whole) <= width + 2:
+            return whole
+    head, room = [], width
+    for char in text[:width]:  # an escape (\x1b, \n) takes more room than its character
+        room -= len(repr(char)) - 2
+        if room < 0:
+            break
+        head.append(char)
+    shown = repr("".join(head))
+    while len(shown) > width + 2:  # a quote escaped as the whole's repr chose its quotes
+        head.pop()
+        shown = repr("".join(head))
+    return f"{shown[:-1]}…{shown[-1]} ({len(text):,} characters)"
+
+
+def quoted_list(values: Sequence[object], most: int = 20) -> str:
+    """`'a', 'b', 'c'`, each value `quoted`, and past `most` of them `and 1,234 more`: a
+    table's columns in a hint stay readable when it has thousands, or one of 200 KB."""
+    shown = ", ".join(quoted(v) for v in values[:most])
+    return shown if len(values) <= most else f"{shown} and {len(values) - most:,} more"

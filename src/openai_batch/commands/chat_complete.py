@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from cyclopts import Parameter
 
+from openai_batch.errors import quoted
 from openai_batch.flow.chat_complete import (
     DEFAULT_CONCURRENCY,
     DEFAULT_GIVE_UP_AFTER,
@@ -177,7 +178,7 @@ def report(summary: RunSummary, json_output: bool, table: Any = None) -> None:
             "each of those requests was sent again"
         )
     for custom_id, reason in list(summary.failures.items())[:5]:
-        console.note(f"  {custom_id}: {reason}")
+        console.note(f"  {quoted(custom_id)}: {reason}")
     if summary.failed > 5:
         console.note(f"  ... and {summary.failed - 5} more")
     if summary.interrupted:

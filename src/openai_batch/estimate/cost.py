@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openai_batch.errors import quoted
 from openai_batch.estimate import prices
 from openai_batch.estimate.counting import Notes, PromptCounter, output_ceiling, prompt_tokens
 from openai_batch.estimate.options import EstimateOptions
@@ -254,7 +255,7 @@ def _price(est: Estimate, opts: EstimateOptions, notes: Notes) -> None:
         if t.price_input is None or (needs_output and t.price_output is None):
             known = False
             notes.warn(
-                f"no batch price known for model {name or '(none)'!r}: cost not computed; "
+                f"no batch price known for model {quoted(name or '(none)')}: cost not computed; "
                 "give --price-input and --price-output (USD per 1M tokens)"
             )
             continue

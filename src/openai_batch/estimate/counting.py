@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from openai_batch.errors import quoted
 from openai_batch.estimate import images_tokens, prices, tokens
 from openai_batch.requestfile.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 
@@ -53,7 +54,7 @@ class PromptCounter:
         self.notes = notes
         self.encoding, known = tokens.encoding_name_for_model(model)
         if not known and model:
-            notes.assume(f"model {model!r} is not known: counted with {self.encoding}")
+            notes.assume(f"model {quoted(model)} is not known: counted with {self.encoding}")
         self.image_rule, known_rule = images_tokens.rule_for_model(model)
         self.image_rule_known = known_rule
 
@@ -72,7 +73,7 @@ class PromptCounter:
     def image(self, url: Any, detail: Any) -> int:
         rule = self.image_rule
         if not self.image_rule_known:
-            self.notes.assume(f"images for model {self.model!r} counted with the gpt-4o rule")
+            self.notes.assume(f"images for model {quoted(self.model)} counted with the gpt-4o rule")
         detail = detail if detail in ("low", "high", "auto") else "auto"
         if not isinstance(url, str) or not url:
             return images_tokens.max_image_tokens(rule, detail)
@@ -210,7 +211,7 @@ def output_ceiling(url: str, body: dict, model: str, notes: Notes) -> tuple[int,
     for key in ("max_tokens", "max_completion_tokens", "max_output_tokens", "n"):
         if key in body and body[key] is not None and _positive_int(body[key]) is None:
             notes.warn(
-                f"{key} {body[key]!r} is not a positive whole number: the API rejects such "
+                f"{key} {quoted(body[key])} is not a positive whole number: the API rejects such "
                 "requests (run utils validate); it is ignored here"
             )
     limit: int | None
@@ -230,7 +231,7 @@ def output_ceiling(url: str, body: dict, model: str, notes: Notes) -> tuple[int,
         limit = prices.max_output_tokens(model)
         if limit is None:
             notes.warn(
-                f"requests without max_tokens for model {model!r}, whose output limit is not "
+                f"requests without max_tokens for model {quoted(model)}, whose output limit is not "
                 "known: their output ceiling is not counted"
             )
             return 0, choices

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from openai_batch import settings
-from openai_batch.errors import ApiError, BatchError
+from openai_batch.errors import ApiError, BatchError, quoted
 from openai_batch.jsondepth import too_deep
 from openai_batch.local import files
 from openai_batch.requestfile.endpoints import ENDPOINTS, versioned
@@ -74,7 +74,7 @@ def scan_requests(path: Path) -> list[str]:
     for request in iter_requests(path):
         if request.custom_id in seen:
             raise BatchError(
-                f"{path}:{request.line}: custom_id {request.custom_id!r} repeats line "
+                f"{path}:{request.line}: custom_id {quoted(request.custom_id)} repeats line "
                 f"{seen[request.custom_id]}",
                 hint="every custom_id must be unique, or answers cannot be matched to rows",
             )
@@ -106,10 +106,11 @@ def _parse_request(path: Path, line: RequestLine) -> Request:
     if not isinstance(custom_id, str) or not custom_id:
         raise BatchError(f"{where}: missing custom_id")
     if data.get("method", "POST") != "POST":
-        raise BatchError(f"{where}: method must be POST, not {data.get('method')!r}")
+        raise BatchError(f"{where}: method must be POST, not {quoted(data.get('method'))}")
     if url not in SUPPORTED_URLS:
         raise BatchError(
-            f"{where}: unsupported url {url!r}", hint=f"use one of {', '.join(SUPPORTED_URLS)}"
+            f"{where}: unsupported url {quoted(url)}",
+            hint=f"use one of {', '.join(SUPPORTED_URLS)}",
         )
     if not isinstance(body, dict):
         raise BatchError(f"{where}: body must be a JSON object")
@@ -176,7 +177,8 @@ def _answer_status(output: Path, number: int, record: Any, known: set[str]) -> t
         raise _not_results(output, number)
     if custom_id not in known:
         raise BatchError(
-            f"{output} has an answer for custom_id {custom_id!r}, which is not in the request file",
+            f"{output} has an answer for custom_id {quoted(custom_id)}, which is not in the "
+            "request file",
             hint="it holds results of another request file; choose another output with -o",
         )
     return custom_id, is_success(record)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openai_batch.errors import BatchError, ResultsConflict
+from openai_batch.errors import BatchError, ResultsConflict, quoted_list
 from openai_batch.flow.downloads import Downloaded, download_all
 from openai_batch.ledger.locks import Notify
 from openai_batch.ledger.store import RequestFileRecord
@@ -72,7 +72,8 @@ def _conflict_error(index: results.ResultIndex, labels: Mapping[str, str]) -> Re
     """Two request files answer the same custom_ids: say which, and how to get each apart."""
     conflict = next(iter(index.conflicts.values()))
     first, second = (_shown_label(labels.get(g, g)) for g in conflict.groups)
-    ids = ", ".join(sorted(conflict.examples, key=results.natural_key))
+    examples: list[str] = sorted(conflict.examples, key=results.natural_key)
+    ids = quoted_list(examples)
     more = f" and {conflict.count - len(conflict.examples):,} more" if conflict.count > 3 else ""
     involved = dict.fromkeys(g for key in index.conflicts for g in key)
     gets: list[tuple[str, str]] = []

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openai_batch.errors import BatchError, Command
+from openai_batch.errors import BatchError, Command, quoted
 from openai_batch.ledger import jobstore
 from openai_batch.ledger.jobrecords import Job, JobInputs, ShardSpec
 from openai_batch.ledger.paths import abs_path
@@ -150,7 +150,7 @@ def check_disjoint_ids(paths: Sequence[Path]) -> None:
             first = seen.setdefault(custom_id, path)
             if first != path:
                 raise BatchError(
-                    f"{first} and {path} both have custom_id {custom_id!r}: as one job their "
+                    f"{first} and {path} both have custom_id {quoted(custom_id)}: as one job their "
                     "results would be merged, and answers joined to the wrong rows",
                     hint="start them as separate batches (without --job and "
                     "--max-enqueued-tokens), or make them with different --id-prefix",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, quoted
 from openai_batch.flow.session import UNRECOGNISED_PREFIX, Session
 from openai_batch.ledger.digests import digest_of
 from openai_batch.ledger.locks import Notify
@@ -183,7 +183,7 @@ def parse_metadata(pairs: Sequence[str], description: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise BatchError(f"--metadata {pair!r} is not KEY=VALUE")
+            raise BatchError(f"--metadata {quoted(pair)} is not KEY=VALUE")
         metadata[key] = value
     if len(metadata) > METADATA_MAX_PAIRS:
         raise BatchError(
@@ -192,10 +192,10 @@ def parse_metadata(pairs: Sequence[str], description: str) -> dict[str, str]:
         )
     for key, value in metadata.items():
         if len(key) > METADATA_MAX_KEY:
-            raise BatchError(f"metadata key {key[:20]!r}... is over {METADATA_MAX_KEY} characters")
+            raise BatchError(f"metadata key {quoted(key)} is over {METADATA_MAX_KEY} characters")
         if len(value) > METADATA_MAX_VALUE:
             raise BatchError(
-                f"metadata value for {key!r} is {len(value)} characters; the API allows "
+                f"metadata value for {quoted(key)} is {len(value)} characters; the API allows "
                 f"{METADATA_MAX_VALUE}"
             )
     return metadata

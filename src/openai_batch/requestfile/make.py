@@ -13,7 +13,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import BatchError, Command
+from openai_batch.errors import BatchError, Command, quoted, quoted_list
 from openai_batch.local import output_guard
 from openai_batch.requestfile.fastpath import render_fast
 from openai_batch.requestfile.firstline import check_first_line, rendered_request
@@ -40,10 +40,10 @@ class IdMaker:
         if id_column is not None and id_column not in table.columns:
             close = difflib.get_close_matches(id_column, table.columns, n=1, cutoff=0.5)
             raise BatchError(
-                f"--id-column {id_column!r} is not a column of {table.path}.",
-                hint=(f"did you mean {close[0]!r}? " if close else "")
+                f"--id-column {quoted(id_column)} is not a column of {table.path}.",
+                hint=(f"did you mean {quoted(close[0])}? " if close else "")
                 + "columns: "
-                + ", ".join(repr(c) for c in table.columns),
+                + quoted_list(table.columns),
             )
         self.column = id_column
         self.prefix = prefix
@@ -58,13 +58,13 @@ class IdMaker:
             row = start + offset
             if value == "":
                 raise BatchError(
-                    f"row {row + 1}: the id column {self.column!r} is empty.",
+                    f"row {row + 1}: the id column {quoted(self.column)} is empty.",
                     hint="every row needs its own id; or leave out --id-column for id_0, id_1, ...",
                 )
             if value in seen:
                 raise BatchError(
-                    f"rows {seen[value] + 1} and {row + 1} have the same id {value!r} "
-                    f"in column {self.column!r}; custom_ids must be unique.",
+                    f"rows {seen[value] + 1} and {row + 1} have the same id {quoted(value)} "
+                    f"in column {quoted(self.column)}; custom_ids must be unique.",
                     hint="fix the duplicates, or leave out --id-column for id_0, id_1, ...",
                 )
             seen[value] = row

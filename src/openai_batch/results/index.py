@@ -23,7 +23,7 @@ from typing import Any
 
 from xxhash import xxh3_128_intdigest
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, quoted
 from openai_batch.requestfile.customids import natural_key
 from openai_batch.results import answers, parallelread
 from openai_batch.results.answers import MISSING, RowResult
@@ -427,7 +427,7 @@ class ResultIndex:
     def _row(self, spilled: list[Any], custom_id: str) -> RowResult:
         if spilled[0] != custom_id:  # two custom_ids with one 128-bit hash: never guess
             raise BatchError(
-                f"custom_ids {custom_id!r} and {spilled[0]!r} share an index hash",
+                f"custom_ids {quoted(custom_id)} and {quoted(spilled[0])} share an index hash",
                 hint="please report this; get these results with their batch ids one at a time",
             )
         status, content, finish, refusal, prompt, completion, error = spilled[1:]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openai_batch.errors import quoted
 from openai_batch.requestfile.fallback import Fallback
 from openai_batch.results import answers, answerstore
 from openai_batch.results.answers import cell_text
@@ -504,7 +505,8 @@ def writer_notes(written: TableWriter) -> list[str]:
         )
     for column, count in written.untyped.items():
         notes.append(
-            f"{count:,} value(s) of column {column!r} did not fit its type and are null in "
+            f"{count:,} value(s) of column {quoted(column)} did not fit its type and are "
+            f"null in "
             f"{written.target.path.name}; the responses file and a .csv or .jsonl table keep them"
         )
     return notes

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import BatchError, Command
+from openai_batch.errors import BatchError, Command, quoted
 from openai_batch.flow import collect, resolve
 from openai_batch.flow.downloads import download_results
 from openai_batch.flow.session import Session
@@ -353,7 +353,8 @@ def write_retry_file(ledger: Ledger, source: Source, output: Path) -> RetryRepor
                 custom_id = _custom_id(line, source.requests)
                 if custom_id in seen:
                     raise BatchError(
-                        f"{source.requests}:{line.number}: custom_id {custom_id!r} appears twice",
+                        f"{source.requests}:{line.number}: custom_id "
+                        f"{quoted(custom_id)} appears twice",
                         hint="a request file the API accepted has unique custom_ids; check it",
                     )
                 seen.add(custom_id)
@@ -409,7 +410,7 @@ def _check_results_belong(source: Source, seen: set[str]) -> None:
     if stray:
         raise BatchError(
             f"{console.plural(len(stray), 'result')} with custom_ids not in {source.requests} "
-            f"(e.g. {stray[0]!r}): these results do not answer that request file",
+            f"(e.g. {quoted(stray[0])}): these results do not answer that request file",
             hint="give the request file these results came from with --requests",
         )
 

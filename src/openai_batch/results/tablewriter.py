@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, quoted
 from openai_batch.local import files
 from openai_batch.local.writer import OrderedWriter
 
@@ -360,8 +360,8 @@ class _Excel(_Impl):
             if len(text) > EXCEL_MAX_CELL:
                 raise BatchError(
                     f"{self._owner.target.path}: row {self._rows - 1:,}, column "
-                    f"{self._owner.columns[number]!r} holds {len(text):,} characters; an Excel "
-                    f"cell holds at most {EXCEL_MAX_CELL:,} (nothing was written)",
+                    f"{quoted(self._owner.columns[number])} holds {len(text):,} characters; an "
+                    f"Excel cell holds at most {EXCEL_MAX_CELL:,} (nothing was written)",
                     hint="write it as .csv, .parquet or .jsonl instead, which keep every character",
                 )
             if _XML_ILLEGAL.search(text):

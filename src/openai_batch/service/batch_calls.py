@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import ApiError, BatchError, Command, Hint
+from openai_batch.errors import ApiError, BatchError, Command, Hint, quoted
 from openai_batch.service import ids
 from openai_batch.service import shape as batchshape
 from openai_batch.service.connection import Connection
-from openai_batch.service.failures import calling, require_openai_batches, reraise_missing_route
+from openai_batch.service.failures import (
+    SERVER_WORDS,
+    calling,
+    require_openai_batches,
+    reraise_missing_route,
+)
 from openai_batch.service.redaction import redact
 from openai_batch.service.strict import report_differences
 
@@ -50,7 +55,7 @@ def create_batch(
         )
     batch = normalize(answer, conn, "batch")
     if not batch.id:
-        text = redact(str(batchshape.raw_data(answer)))[:300]
+        text = quoted(redact(str(batchshape.raw_data(answer))), SERVER_WORDS)
         raise UnrecognisedBatch(
             f"{conn.describe()} answered the batch create without a batch id: it may have "
             f"started one that this tool cannot follow (answer: {text})",

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from openai_batch.errors import quoted
 from openai_batch.jsondepth import MAX_DEPTH, too_deep
 from openai_batch.service.pacing import Limits, Pacer, RateLimitedTooLong
 from openai_batch.service.redaction import redact
@@ -155,7 +156,7 @@ def _json_body(response: Any) -> tuple[Any, str]:
 def _success(custom_id: str, response: Any, secrets: tuple[str, ...]) -> Outcome:
     body, why = _json_body(response)
     if not isinstance(body, dict):
-        snippet = redact((response.text or "")[:200], *secrets)
+        snippet = quoted(redact(response.text or "", *secrets), 200)
         error = {
             "code": "invalid_response",
             "message": why or f"the server's answer is not JSON: {snippet}",
@@ -176,7 +177,7 @@ def _failure(custom_id: str, exc: Any, secrets: tuple[str, ...]) -> Outcome:
     error = body.get("error")
     message = error.get("message") if isinstance(error, dict) else error
     response = {"status_code": exc.status_code, "request_id": exc.request_id, "body": body}
-    reason = f"HTTP {exc.status_code}: {message or ''}"[:200]
+    reason = f"HTTP {exc.status_code}: {quoted(message or '', 200)}"
     return Outcome(custom_id, result_line(custom_id, response), False, reason)
 
 

@@ -14,20 +14,30 @@ from collections.abc import Iterator
 from typing import Any
 
 from openai_batch import settings
-from openai_batch.errors import ApiError, Command
+from openai_batch.errors import ApiError, Command, quoted
 from openai_batch.jsondepth import MAX_DEPTH
 from openai_batch.service import profiles as service_profiles
 from openai_batch.service.connection import KEYS_PAGE, OPENAI_BASE_URL, Connection
 from openai_batch.service.redaction import public_url, redact
 
+# characters of a server's own words quoted in an error: its message, or a body it sent instead
+# (an HTML page of 200 KB from a proxy is not read out whole)
+SERVER_WORDS = 300
 
-def _server_message(exc: Any) -> str:
+
+def _server_words(exc: Any) -> str:
+    """What the server said (its error's message, else the SDK's text), redacted."""
     body = getattr(exc, "body", None)
     message = None
     if isinstance(body, dict):
         inner = body.get("error") if isinstance(body.get("error"), dict) else body
         message = inner.get("message") if isinstance(inner, dict) else None
     return redact(str(message or getattr(exc, "message", None) or exc))
+
+
+def _server_message(exc: Any) -> str:
+    """What the server said, as an error quotes it: one line, bounded."""
+    return quoted(_server_words(exc), SERVER_WORDS)
 
 
 def translate(exc: BaseException, what: str, conn: Connection | None = None) -> ApiError:
@@ -96,7 +106,8 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
     if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError | OSError):
         cause = exc.__cause__ or exc
         return ApiError(
-            f"could not reach {where} while {what}: {redact(str(cause) or type(cause).__name__)}",
+            f"could not reach {where} while {what}: "
+            f"{quoted(redact(str(cause) or type(cause).__name__), SERVER_WORDS)}",
             hint="check the network (and OPENAI_BASE_URL if set), then run the same command again",
         )
     if isinstance(exc, TooDeepReply):
@@ -112,7 +123,7 @@ def translate(exc: BaseException, what: str, conn: Connection | None = None) -> 
             hint="unset OPENAI_BATCH_STRICT, or check that OPENAI_BASE_URL is an OpenAI-compatible "
             "server",
         )
-    return ApiError(f"{what} failed: {redact(str(exc))}")
+    return ApiError(f"{what} failed: {quoted(redact(str(exc)), SERVER_WORDS)}")
 
 
 class TokenLimitRefused(ApiError):
@@ -171,12 +182,12 @@ def _azure_error(exc: Any, what: str, conn: Connection) -> ApiError | None:
             hint=f"copy KEY 1 or KEY 2 of this resource from {portal}; the key belongs to the "
             "resource named in AZURE_OPENAI_ENDPOINT",
         )
-    message = _server_message(exc)
+    message = _server_words(exc)
     version = settings.text(settings.API_VERSION)
     if "api version" in message.lower() or "api-version" in message.lower():
         return ApiError(
             f"Azure OpenAI does not know api-version {version!r} "
-            f"({exc.status_code}) while {what}: {message}",
+            f"({exc.status_code}) while {what}: {quoted(message, SERVER_WORDS)}",
             hint="set OPENAI_API_VERSION to a version with batch support, e.g. 2024-10-21, "
             "or use the v1 route: OPENAI_BASE_URL=<endpoint>/openai/v1 without "
             "AZURE_OPENAI_ENDPOINT",

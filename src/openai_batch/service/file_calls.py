@@ -11,11 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import ApiError, Command
+from openai_batch.errors import ApiError, Command, quoted
 from openai_batch.local import files
 from openai_batch.service import ids
 from openai_batch.service.connection import Connection
 from openai_batch.service.failures import (
+    SERVER_WORDS,
     calling,
     require_openai_batches,
     reraise_missing_route,
@@ -147,7 +148,7 @@ def download_file(
         except (openai.APIConnectionError, httpx2.TransportError) as exc:
             files.discard(temp)
             if attempt == attempts:
-                cause = redact(str(exc) or type(exc).__name__)
+                cause = quoted(redact(str(exc) or type(exc).__name__), SERVER_WORDS)
                 raise ApiError(
                     f"the download of file {file_id} broke off {attempts} times ({cause})",
                     hint="nothing partial was kept; run the same command again",

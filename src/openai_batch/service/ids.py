@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from openai_batch.errors import ApiError
+from openai_batch.errors import ApiError, quoted
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}")
 
@@ -28,9 +28,8 @@ def is_safe(value: str) -> bool:
 def check(value: str, what: str) -> str:
     """`value` when it has an id's shape, else an ApiError naming `what` (e.g. "output_file_id")."""
     if not is_safe(value):
-        shown = repr(value) if len(str(value)) <= 80 else repr(str(value)[:80]) + "..."
         raise ApiError(
-            f"the service sent {what} {shown}, which is not an id",
+            f"the service sent {what} {quoted(value)}, which is not an id",
             hint="ids are letters, digits, '_', '-' and '.'; nothing was written for it. Check "
             "that OPENAI_BASE_URL points at a service you trust",
         )

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from openai_batch.errors import quoted
+
 if TYPE_CHECKING:
     from openai.types import Batch
 
@@ -86,7 +88,7 @@ def status_text(batch: Batch) -> str:
     """`in_progress`, or `unknown (service says 'QUEUED_X')` / `unknown (no status)`."""
     said = service_status(batch)
     if batch.status == UNKNOWN:
-        return f"unknown (service says {said!r})" if said else "unknown (no status)"
+        return f"unknown (service says {quoted(said)})" if said else "unknown (no status)"
     return batch.status
 
 

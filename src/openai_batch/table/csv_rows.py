@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, quoted
 from openai_batch.ui.console import plural
 
 RAGGED_HINT = (
@@ -219,11 +219,10 @@ def _ragged_error(fmt: CsvFormat, ragged: list[Any]) -> BatchError:
     if first.number is None:  # read in parallel: find the row by reading in order
         first = _first_ragged_in_order(fmt) or first
     row = f"row {first.number - 1}" if first.number is not None else "a row"
-    text = first.text if len(first.text) <= 60 else first.text[:57] + "..."
     more = f" ({len(ragged):,} rows in all)" if len(ragged) > 1 else ""
     return BatchError(
         f"{fmt.path}, {row}: {plural(first.actual_columns, 'field')} where the header has "
-        f"{first.expected_columns}: {text!r}{more}.",
+        f"{first.expected_columns}: {quoted(first.text)}{more}.",
         hint=RAGGED_HINT,
     )
 

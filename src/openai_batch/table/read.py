@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, quoted, quoted_list
 from openai_batch.jsondepth import MAX_DEPTH, too_deep
 from openai_batch.table import csv_rows, surrogates
 
@@ -271,7 +271,8 @@ def _check_columns(table: Table) -> None:
     for index, name in enumerate(table.columns, start=1):
         if name in seen:
             raise BatchError(
-                f"{table.path}: column {name!r} appears twice (columns {seen[name]} and {index}).",
+                f"{table.path}: column {quoted(name)} appears twice "
+                f"(columns {seen[name]} and {index}).",
                 hint="give every column a distinct header.",
             )
         seen[name] = index
@@ -414,7 +415,7 @@ def _open_sheet(path: Path, sheet_name: str | None) -> tuple[Any, Any]:
     if sheet_name is None:
         return workbook, workbook.worksheets[0]
     if sheet_name not in workbook.sheetnames:
-        names = ", ".join(repr(n) for n in workbook.sheetnames)
+        names = quoted_list(workbook.sheetnames)
         workbook.close()
         raise BatchError(f"{path} has no sheet {sheet_name!r}.", hint=f"its sheets are: {names}.")
     return workbook, workbook[sheet_name]
@@ -481,7 +482,7 @@ def arrow_text(array: Any, name: str = "") -> Any:
             return pc.cast(array, pa.string())
         except pa.ArrowInvalid:
             raise BatchError(
-                f"column {name!r} holds binary data that is not UTF-8 text.",
+                f"column {quoted(name)} holds binary data that is not UTF-8 text.",
                 hint="convert it to text (or leave it out of the table).",
             ) from None
     try:
@@ -527,7 +528,7 @@ def _refuse_surrogates(path: Path, number: int, record: dict[str, Any]) -> None:
     for column, value in record.items():
         if surrogates.find({column: value}) is not None:
             raise BatchError(
-                f"{path}, line {number}: column {column!r} holds a lone UTF-16 surrogate, "
+                f"{path}, line {number}: column {quoted(column)} holds a lone UTF-16 surrogate, "
                 "which is not text: no request can carry it.",
                 hint=surrogates.HINT,
             )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, quoted, quoted_list
 from openai_batch.jsondepth import MAX_DEPTH, too_deep, too_deep_at
 from openai_batch.table import surrogates
 from openai_batch.template.marks import Marks
@@ -315,9 +315,9 @@ class _Builder:
         known = {c for c in self.columns if c.isidentifier()} | {"row", CR} | set(self.env.globals)
         for unknown in sorted(names - known):
             if token is not None:
-                raise self._unknown(token, f"{unknown!r} is not a column", name=unknown)
+                raise self._unknown(token, f"{quoted(unknown)} is not a column", name=unknown)
             raise BatchError(
-                f"{self.name}: {where} uses {unknown!r}, which is not a column.",
+                f"{self.name}: {where} uses {quoted(unknown)}, which is not a column.",
                 hint=self._columns_hint(unknown),
             )
 
@@ -333,14 +333,14 @@ class _Builder:
         if not close:
             lowered = {c.lower(): c for c in self.columns}
             close = [lowered[wanted.lower()]] if wanted.lower() in lowered else []
-        columns = ", ".join(repr(c) for c in self.columns)
+        columns = quoted_list(self.columns)
         hint = f"the data's columns are: {columns}."
         spaced = [c for c in self.columns if c != wanted and c.strip() == wanted.strip()]
         if spaced:  # `ID, Age` in a file whose rows are not all written that way
             return (
-                f"the header says {spaced[0]!r}, with spaces around the name: take them out of "
-                "the header (make-batch-file drops the space after each comma by itself only "
-                "when every row is written that way). " + hint
+                f"the header says {quoted(spaced[0])}, with spaces around the name: take them "
+                "out of the header (make-batch-file drops the space after each comma by itself "
+                "only when every row is written that way). " + hint
             )
         if close:
             o, c = self.syntax.var

@@ -22,7 +22,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
-from openai_batch.errors import BatchError
+from openai_batch.errors import BatchError, quoted
 from openai_batch.template.sandbox import (
     NotPlainError,
     TemplateLimitError,
@@ -231,9 +231,9 @@ class Template:
         except Exception as exc:
             raise _row_error(exc, slot.expr.label) from None
         if rendered is None:
-            column = f"column {slot.expr.column!r}" if slot.expr.column else slot.expr.label
+            column = f"column {quoted(slot.expr.column)}" if slot.expr.column else slot.expr.label
             raise RenderError(
-                f"{column} is {str(value)!r}, which is not a number, true, false or null, "
+                f"{column} is {quoted(value)}, which is not a number, true, false or null, "
                 f"but {slot.expr.label} stands where a JSON value goes ({slot.path}).",
                 hint="fix the cell, or put the placeholder inside quotes to use it as text.",
             )

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from openai_batch.errors import quoted
 from openai_batch.validate.sdk_types import clean_path
 
 _LABEL = "§"  # marks a union member in pydantic's error locations
@@ -322,7 +323,7 @@ def _problem(loc: tuple[Any, ...], err: dict[str, Any]) -> SpecProblem:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         suffix = (str(ctx.get("discriminator", "")).strip("'"),)
     if kind == "union_tag_invalid":
-        text = f"{ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
+        text = f"{quoted(ctx.get('tag'))} is not one of {ctx.get('expected_tags')}"
     elif kind in ("missing", "union_tag_not_found"):
         text = "required field missing"
     elif kind == "extra_forbidden":
@@ -334,9 +335,9 @@ def _problem(loc: tuple[Any, ...], err: dict[str, Any]) -> SpecProblem:
         bound = ctx.get("min_length")
         text = f"at least {_count(bound, noun, kind)}, got {_length(value)}"
     elif kind == "out_of_range":
-        text = f"{err['msg']}, got {value!r}"
+        text = f"{err['msg']}, got {quoted(value)}"
     elif kind == "literal_error":
-        text = f"{value!r} is not one of {ctx.get('expected')}"
+        text = f"{quoted(value)} is not one of {ctx.get('expected')}"
     elif kind == "string_pattern_mismatch":
         text = f"must match the pattern {ctx.get('pattern')}"
     else:

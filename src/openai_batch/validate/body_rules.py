@@ -18,6 +18,7 @@ import math
 import re
 from typing import Any
 
+from openai_batch.errors import quoted
 from openai_batch.requestfile.endpoints import CHAT, EMBEDDINGS, RESPONSES
 from openai_batch.requestfile.limits import MAX_EMBEDDING_ARRAY
 from openai_batch.requestfile.problems import ERROR, WARNING, Problem, format_path
@@ -85,7 +86,7 @@ def _range_checks(body: dict, url: str, line_no: int) -> list[Problem]:
         if not isinstance(value, int | float) or isinstance(value, bool) or low <= value <= high:
             continue
         bounds = f"at least {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
-        problems.append(Problem(line_no, f"body.{key}", f"must be {bounds}, got {value!r}"))
+        problems.append(Problem(line_no, f"body.{key}", f"must be {bounds}, got {quoted(value)}"))
     bias = body.get("logit_bias")
     if isinstance(bias, dict):
         low, high = LOGIT_BIAS
@@ -95,7 +96,7 @@ def _range_checks(body: dict, url: str, line_no: int) -> list[Problem]:
                     Problem(
                         line_no,
                         f"body.logit_bias.{token}",
-                        f"must be from {low} to {high}, got {value!r}",
+                        f"must be from {low} to {high}, got {quoted(value)}",
                     )
                 )
     return problems

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from openai_batch.errors import quoted
 from openai_batch.estimate.models import resolve
 from openai_batch.requestfile.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 from openai_batch.requestfile.problems import ERROR, WARNING
@@ -125,7 +126,7 @@ def check(body: dict[str, Any], url: str) -> list[Finding]:
         return [
             Finding(
                 ("model",),
-                f"unknown model {model!r}: what it can do is not checked (the table of model "
+                f"unknown model {quoted(model)}: what it can do is not checked (the table of model "
                 f"capabilities is dated {CAPABILITIES_AS_OF}; check the name)",
                 WARNING,
             )

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openai_batch.errors import quoted
 from openai_batch.requestfile.endpoints import EMBEDDINGS
 from openai_batch.requestfile.kinds import check_request_path
 from openai_batch.requestfile.limits import OPENAI
@@ -129,14 +130,14 @@ def check_line(obj: Any, line_no: int, service: str | None = None) -> list[Probl
     if "custom_id" in obj and (not isinstance(custom_id, str) or not custom_id.strip()):
         problems.append(Problem(line_no, "custom_id", "must be a non-empty string"))
     if "method" in obj and obj["method"] != "POST":
-        problems.append(Problem(line_no, "method", f'must be "POST", not {obj["method"]!r}'))
+        problems.append(Problem(line_no, "method", f'must be "POST", not {quoted(obj["method"])}'))
     url = obj.get("url")
     if "url" in obj and url not in batch_endpoints():
         problems.append(
             Problem(
                 line_no,
                 "url",
-                f"{url!r} is not a Batch API endpoint ({', '.join(batch_endpoints())})",
+                f"{quoted(url)} is not a Batch API endpoint ({', '.join(batch_endpoints())})",
             )
         )
     body = obj.get("body")
@@ -246,7 +247,7 @@ def _check_unique(
             Problem(
                 line_no,
                 "custom_id",
-                f"duplicate custom_id {custom_id!r} (first on line {first_seen[custom_id]})",
+                f"duplicate custom_id {quoted(custom_id)} (first on line {first_seen[custom_id]})",
             )
         )
     else:
@@ -262,7 +263,9 @@ def _only_one(
     common = max(seen, key=lambda k: len(seen[k]))
     for value, lines in seen.items():
         if value != common:
-            message = f"{what} {value!r} differs from {common!r}: a batch uses one {what}"
+            message = (
+                f"{what} {quoted(value)} differs from {quoted(common)}: a batch uses one {what}"
+            )
             problems += [Problem(line, path, message) for line in lines]
     return common
 

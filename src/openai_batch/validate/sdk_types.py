@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typing_extensions as te
 
+from openai_batch.errors import quoted
 from openai_batch.requestfile.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 from openai_batch.requestfile.problems import ERROR, WARNING
 
@@ -536,7 +537,7 @@ def _friendly(path: tuple, err: dict) -> tuple[str, str, tuple]:
             return "should be an object", ERROR, ()
         for key in _TAG_KEYS:
             if key in value and key in expected:
-                return f"{value[key]!r} is not one of {expected[key]}", ERROR, (key,)
+                return f"{quoted(value[key])} is not one of {expected[key]}", ERROR, (key,)
         wanted = " or ".join(f"{k} {v}" for k, v in expected.items())
         return f"needs {wanted}", ERROR, ()
     return err["msg"].replace("Input should be", "should be"), ERROR, ()
