@@ -216,3 +216,19 @@ def test_a_lone_carriage_return_is_found_across_blocks(data: bytes, block: int) 
         fmt = CsvFormat(path, ",", None, False, None)
         lone = any(data[i + 1 : i + 2] != b"\n" for i, c in enumerate(data) if c == 0x0D)
         assert _has_lone_cr(fmt, block) == lone
+
+
+@pytest.mark.parametrize("how", RENDERERS)
+def test_cells_longer_than_the_csv_modules_default_limit_are_read(
+    tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Python's csv module stops at 131,072 characters a cell unless told otherwise: a long
+    email in one cell (a carriage return in it sends the file through the csv module) and a
+    header name as long were refused with "field larger than field limit"."""
+    long_cell = "a\rb " + "x" * 200_000
+    long_name = "n" * 140_000
+    data = tmp_path / "d.csv"
+    data.write_text(f'text,{long_name}\n"{long_cell}",1\nshort,2\n', encoding="utf-8", newline="")
+    code, err, out = make(capsys, monkeypatch, tmp_path, PLAIN, data, how)
+    assert code == 0, err
+    assert contents(out) == [("id_0", long_cell), ("id_1", "short")]

@@ -262,12 +262,24 @@ def rows(fmt: CsvFormat, columns: int) -> Iterator[list[str]]:
         yield record[:columns]
 
 
+FIELD_LIMIT = 2**31 - 1  # the most the `csv` module takes on every platform (a C long)
+
+
+def allow_long_fields() -> None:
+    """Let the `csv` module read a cell of any length (its default stops at 131,072
+    characters: a long email or document in one cell made the file unreadable). The limit is
+    the process's: raised, never lowered."""
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
+
+
 def _records(fmt: CsvFormat) -> Iterator[list[str]]:
     """Every data record as the `csv` module reads it: the header and truly empty lines
     skipped."""
     opener: Any = gzip.open if fmt.path.suffix.lower() == ".gz" else open
     raw = opener(fmt.path, "rb")
     text = io.TextIOWrapper(raw, encoding=fmt.encoding or "utf-8-sig", newline="")
+    allow_long_fields()
     with text:
         reader = csv.reader(
             text,

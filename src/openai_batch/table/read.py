@@ -302,6 +302,7 @@ def _open_csv(path: Path, kind: str, options: TableOptions) -> Table:
     if delimiter is None:
         delimiter = "\t" if kind == "tsv" else _sniff_delimiter(sample)
     _check_delimiter(delimiter)
+    csv_rows.allow_long_fields()
     try:
         header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter), [])
     except csv.Error as exc:
