@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,10 @@ SUITE = json.loads((Path(__file__).parent / "data" / "jsontestsuite-parsing.json
 CASES = {name: text.encode("latin-1") for name, text in SUITE["files"].items()}
 
 
-def agrees(raw: bytes) -> bool:
-    """Whether plain_line took the line; asserts it read it as the general path does."""
-    fast = answers.plain_line(raw)
+def agrees(raw: bytes, read: Callable[[bytes], Any] = answers.plain_line) -> bool:
+    """Whether `read` (a typed fast reader: plain_line, responsesline.responses_line) took the
+    line; asserts it read it as the general path does."""
+    fast = read(raw)
     if fast is None:
         return False
     custom_id, content, finish, prompt, completion = fast
@@ -110,15 +111,23 @@ STARTS = st.sampled_from([b"", b"", b" ", b"\xef\xbb\xbf", b"\x0b"])
 def edited_lines(draw: st.DrawFn) -> bytes:
     """A result line (mostly of the common shape) with keys added at random places: repeated
     known keys with other values, escaped key names, skipped keys holding odd JSON."""
-    value = pairs(draw(st.integers(0, 99).flatmap(records)))
+    value = with_keys(draw, draw(st.integers(0, 99).flatmap(records)), KEYS, FRAGMENTS)
+    return draw(STARTS) + write(value, draw(SPACES)) + draw(ENDS)
+
+
+def with_keys(
+    draw: st.DrawFn, record: Any, keys: st.SearchStrategy[Any], values: st.SearchStrategy[Any]
+) -> Pairs:
+    """The record as Pairs with up to three of `keys` holding `values` put in its objects."""
+    value = pairs(record)
     found = list(objects(value))
     for _ in range(draw(st.integers(0, 3))):
         if not found:
             break
         target = draw(st.sampled_from(found))
         where = draw(st.integers(0, len(target)))
-        target.insert(where, (draw(KEYS), draw(FRAGMENTS)))
-    return draw(STARTS) + write(value, draw(SPACES)) + draw(ENDS)
+        target.insert(where, (draw(keys), draw(values)))
+    return value  # type: ignore[no-any-return]
 
 
 @settings(

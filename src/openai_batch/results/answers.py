@@ -304,6 +304,7 @@ def plain_line(raw: bytes) -> PlainCells | None:
     usage = body.usage
     if usage is None:
         return line.custom_id, choice.message.content, choice.finish_reason, "", ""
+    # token_cells' rule, written out: a call per line costs ~0.15 us, 0.15 CPU s per million
     prompt = usage.prompt_tokens
     if prompt is UNSET:
         prompt = usage.input_tokens
@@ -313,6 +314,20 @@ def plain_line(raw: bytes) -> PlainCells | None:
     return (line.custom_id, choice.message.content, choice.finish_reason,
             "" if prompt is None else prompt,
             "" if completion is None else completion)  # fmt: skip
+
+
+def token_cells(usage: Usage | None) -> tuple[int | str, int | str]:
+    """The token cells of a typed usage as plain_chat and _usage give them ("" for none):
+    input_tokens only where prompt_tokens is absent (UNSET), not where it is null."""
+    if usage is None:
+        return "", ""
+    prompt = usage.prompt_tokens
+    if prompt is UNSET:
+        prompt = usage.input_tokens
+    completion = usage.completion_tokens
+    if completion is UNSET:
+        completion = usage.output_tokens
+    return "" if prompt is None else prompt, "" if completion is None else completion
 
 
 def _extract(record: dict[str, Any]) -> RowResult:

@@ -83,7 +83,7 @@ def responses_line(raw: bytes) -> PlainCells | None:
     details = body.incomplete_details
     if details is not None and details.reason:
         reason = f"{reason}: {details.reason}"
-    return (line.custom_id, "".join(texts), reason, *token_cells(body.usage))
+    return (line.custom_id, "".join(texts), reason, *answers.token_cells(body.usage))
 
 
 def typed(decoder: Decoder[Any], raw: bytes) -> Any:
@@ -103,16 +103,3 @@ def typed(decoder: Decoder[Any], raw: bytes) -> Any:
         return decoder.decode(raw)
     except (DecodeError, ValueError, RecursionError):  # not JSON, or not this shape
         return None
-
-
-def token_cells(usage: Usage | None) -> tuple[int | str, int | str]:
-    """The token cells of a typed usage as plain_chat and _usage give them ("" for none)."""
-    if usage is None:
-        return "", ""
-    prompt = usage.prompt_tokens
-    if prompt is UNSET:
-        prompt = usage.input_tokens
-    completion = usage.completion_tokens
-    if completion is UNSET:
-        completion = usage.output_tokens
-    return "" if prompt is None else prompt, "" if completion is None else completion
